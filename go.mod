@@ -1,0 +1,3 @@
+module github.com/syncd/syncd
+
+go 1.26
