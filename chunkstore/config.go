@@ -1,0 +1,204 @@
+package chunkstore
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/restic/chunker"
+
+	"github.com/syncd/syncd/chunkstore/backend"
+	"github.com/syncd/syncd/crypto"
+)
+
+// FormatVersion is the repository format this code writes and reads.
+const FormatVersion = 1
+
+// Defaults for new repositories.
+const (
+	DefaultMinChunk = 512 << 10
+	DefaultMaxChunk = 8 << 20
+	DefaultPackSize = 16 << 20
+)
+
+// Config is the repository's "config" object: stored in plain JSON and
+// authenticated with a MAC under a key derived from the index identity, so
+// nobody without that key can change the chunker or swap the recipients.
+type Config struct {
+	Version           int       `json:"version"`
+	ID                string    `json:"id"`
+	Created           time.Time `json:"created"`
+	ChunkerPolynomial string    `json:"chunker_polynomial"`
+	MinChunk          int       `json:"min_chunk_size"`
+	MaxChunk          int       `json:"max_chunk_size"`
+	PackSize          int       `json:"pack_size"`
+	IndexRecipient    string    `json:"index_recipient"`
+	DataRecipients    []string  `json:"data_recipients"`
+	MAC               string    `json:"mac"`
+}
+
+// keyInfo is a "keys/<fingerprint>" object: public information only.
+type keyInfo struct {
+	Role        string `json:"role"` // "index" or "data"
+	Recipient   string `json:"recipient"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+func (c Config) mac(key *crypto.IndexKey) string {
+	c.MAC = ""
+	body, err := json.Marshal(c)
+	if err != nil {
+		panic("marshal config: " + err.Error())
+	}
+	m := hmac.New(sha256.New, key.ConfigMACKey(c.ID))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Polynomial returns the chunker polynomial.
+func (c Config) Polynomial() (chunker.Pol, error) {
+	var p uint64
+	if _, err := fmt.Sscanf(c.ChunkerPolynomial, "0x%x", &p); err != nil {
+		return 0, fmt.Errorf("config: invalid chunker polynomial %q", short(c.ChunkerPolynomial))
+	}
+	pol := chunker.Pol(p)
+	if !pol.Irreducible() {
+		return 0, fmt.Errorf("config: chunker polynomial %q is not irreducible", c.ChunkerPolynomial)
+	}
+	return pol, nil
+}
+
+func (c Config) validate() error {
+	if c.Version != FormatVersion {
+		return fmt.Errorf("config: repository format version %d, this syncd reads version %d", c.Version, FormatVersion)
+	}
+	if _, err := c.Polynomial(); err != nil {
+		return err
+	}
+	if c.MinChunk < 64<<10 || c.MaxChunk < c.MinChunk || c.MaxChunk > 64<<20 {
+		return fmt.Errorf("config: chunk sizes %d..%d out of range", c.MinChunk, c.MaxChunk)
+	}
+	if c.PackSize < 1<<20 || c.PackSize > 512<<20 {
+		return fmt.Errorf("config: pack size %d out of range", c.PackSize)
+	}
+	if len(c.DataRecipients) == 0 {
+		return errors.New("config: no data recipients")
+	}
+	return nil
+}
+
+// InitOptions are the settings of a new repository.
+type InitOptions struct {
+	DataRecipients []string // age public keys for file contents (at least one)
+	PackSize       int      // 0: DefaultPackSize
+	Now            time.Time
+}
+
+// ErrAlreadyInitialized is returned by Init for a repository that exists.
+var ErrAlreadyInitialized = errors.New("repository already initialized")
+
+// Init writes the config and keys of a new repository to be.
+func Init(ctx context.Context, be backend.Backend, key *crypto.IndexKey, opts InitOptions) (Config, error) {
+	if _, err := be.Stat(ctx, configName); err == nil {
+		return Config{}, ErrAlreadyInitialized
+	} else if !errors.Is(err, backend.ErrNotExist) {
+		return Config{}, fmt.Errorf("init: %w", err)
+	}
+	if len(opts.DataRecipients) == 0 {
+		return Config{}, errors.New("init: at least one data recipient (age1…) is required")
+	}
+	for _, r := range opts.DataRecipients {
+		if _, err := crypto.ParseRecipient(r); err != nil {
+			return Config{}, fmt.Errorf("init: %w", err)
+		}
+	}
+	pol, err := chunker.RandomPolynomial()
+	if err != nil {
+		return Config{}, fmt.Errorf("init: %w", err)
+	}
+	if opts.PackSize == 0 {
+		opts.PackSize = DefaultPackSize
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	cfg := Config{
+		Version:           FormatVersion,
+		ID:                RandomID().String(),
+		Created:           opts.Now.UTC().Truncate(time.Second),
+		ChunkerPolynomial: fmt.Sprintf("0x%x", uint64(pol)),
+		MinChunk:          DefaultMinChunk,
+		MaxChunk:          DefaultMaxChunk,
+		PackSize:          opts.PackSize,
+		IndexRecipient:    key.Recipient().String(),
+		DataRecipients:    opts.DataRecipients,
+	}
+	if err := cfg.validate(); err != nil {
+		return Config{}, err
+	}
+	cfg.MAC = cfg.mac(key)
+	keys := []keyInfo{{Role: "index", Recipient: cfg.IndexRecipient}}
+	for _, r := range cfg.DataRecipients {
+		keys = append(keys, keyInfo{Role: "data", Recipient: r})
+	}
+	for _, k := range keys {
+		k.Fingerprint = crypto.Fingerprint(k.Recipient)
+		body, _ := json.MarshalIndent(k, "", "  ")
+		if err := be.Save(ctx, keysPrefix+k.Role+"-"+k.Fingerprint, body); err != nil {
+			return Config{}, fmt.Errorf("init: %w", err)
+		}
+	}
+	body, _ := json.MarshalIndent(cfg, "", "  ")
+	// The config is written last: a repository without it is not initialized.
+	if err := be.Save(ctx, configName, body); err != nil {
+		return Config{}, fmt.Errorf("init: %w", err)
+	}
+	return cfg, nil
+}
+
+// ErrWrongIndexKey is matched by the error for an index key that does not
+// belong to the repository.
+var ErrWrongIndexKey = errors.New("wrong index key")
+
+// LoadConfig reads and authenticates the repository config.
+func LoadConfig(ctx context.Context, be backend.Backend, key *crypto.IndexKey) (Config, error) {
+	body, err := backend.ReadAll(ctx, be, configName)
+	if err != nil {
+		if errors.Is(err, backend.ErrNotExist) {
+			return Config{}, errors.New("no repository here (config object missing); run syncd init first")
+		}
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(body, &cfg); err != nil {
+		return Config{}, fmt.Errorf("config: not a syncd repository config: %v", err)
+	}
+	keyName := "index key"
+	if key.Path() != "" {
+		keyName = "index key " + key.Path()
+	}
+	if got := key.Recipient().String(); got != cfg.IndexRecipient {
+		return Config{}, fmt.Errorf("%s (public key %s…) is not this repository's index key (%s…): %w",
+			keyName, got[:16], prefix(cfg.IndexRecipient, 16), ErrWrongIndexKey)
+	}
+	if !hmac.Equal([]byte(cfg.mac(key)), []byte(cfg.MAC)) {
+		return Config{}, errors.New("config: authentication failed: the config object was modified or belongs to another key")
+	}
+	if err := cfg.validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func prefix(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return strings.Clone(s)
+}

@@ -1,0 +1,221 @@
+package chunkstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/syncd/syncd/chunkstore/backend"
+)
+
+// Location says where a blob is stored.
+type Location struct {
+	Pack     ID
+	PackSize int64 // encrypted size of the pack object
+	Type     BlobType
+	Offset   uint32 // in the pack's plaintext
+	Length   uint32 // stored length (compressed or raw)
+	Raw      uint32 // plaintext length of the blob
+	Zstd     bool   // stored as a zstd frame
+}
+
+// Index maps blob IDs to their locations. It is safe for concurrent use.
+type Index struct {
+	mu sync.RWMutex
+	m  map[ID]Location
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index { return &Index{m: make(map[ID]Location)} }
+
+// Lookup returns the location of blob id.
+func (x *Index) Lookup(id ID) (Location, bool) {
+	x.mu.RLock()
+	l, ok := x.m[id]
+	x.mu.RUnlock()
+	return l, ok
+}
+
+// Has reports whether blob id is in the index.
+func (x *Index) Has(id ID) bool {
+	_, ok := x.Lookup(id)
+	return ok
+}
+
+// Len returns the number of blobs.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.m)
+}
+
+// Each calls fn for every blob, under a read lock: fn must not modify x.
+func (x *Index) Each(fn func(ID, Location)) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for id, l := range x.m {
+		fn(id, l)
+	}
+}
+
+// addPack records the blobs of one pack.
+func (x *Index) addPack(p IndexPack) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, b := range p.Blobs {
+		if _, ok := x.m[b.ID]; ok {
+			continue // a duplicate from a concurrent writer: first wins
+		}
+		x.m[b.ID] = Location{Pack: p.ID, PackSize: p.Size, Type: p.Type, Offset: b.Offset,
+			Length: b.Length, Raw: b.Raw, Zstd: b.Compression == "zstd"}
+	}
+}
+
+// IndexBlob is one blob entry of an index object or pack header.
+type IndexBlob struct {
+	ID          ID     `json:"id"`
+	Offset      uint32 `json:"offset"`
+	Length      uint32 `json:"length"`
+	Raw         uint32 `json:"raw_length"`
+	Compression string `json:"compression,omitempty"` // "zstd" or empty
+}
+
+// IndexPack lists the blobs of one pack.
+type IndexPack struct {
+	ID    ID          `json:"id"`
+	Type  BlobType    `json:"type"`
+	Size  int64       `json:"size"`
+	Blobs []IndexBlob `json:"blobs"`
+}
+
+// indexFile is the content of an "index/<id>" object.
+type indexFile struct {
+	Packs []IndexPack `json:"packs"`
+}
+
+// validate checks an index object from the repository.
+func (f *indexFile) validate() error {
+	for _, p := range f.Packs {
+		if p.Type != DataBlob && p.Type != TreeBlob {
+			return fmt.Errorf("pack %s: unknown type", p.ID.Short())
+		}
+		if p.Size <= 0 {
+			return fmt.Errorf("pack %s: invalid size %d", p.ID.Short(), p.Size)
+		}
+		if err := validateBlobs(p.Blobs, p.Size); err != nil {
+			return fmt.Errorf("pack %s: %w", p.ID.Short(), err)
+		}
+	}
+	return nil
+}
+
+func validateBlobs(blobs []IndexBlob, limit int64) error {
+	for _, b := range blobs {
+		if int64(b.Offset)+int64(b.Length) > limit {
+			return fmt.Errorf("blob %s: extends past the end of the pack", b.ID.Short())
+		}
+		if b.Raw > maxBlobSize || (b.Compression != "" && b.Compression != "zstd") {
+			return fmt.Errorf("blob %s: invalid entry", b.ID.Short())
+		}
+		if b.Compression == "" && b.Raw != b.Length {
+			return fmt.Errorf("blob %s: uncompressed but length %d != %d", b.ID.Short(), b.Length, b.Raw)
+		}
+	}
+	return nil
+}
+
+// maxBlobSize bounds a single blob.
+const maxBlobSize = 64 << 20
+
+// IndexError reports an index object that could not be read.
+type IndexError struct {
+	Name string
+	Err  error
+}
+
+func (e *IndexError) Error() string { return e.Err.Error() }
+func (e *IndexError) Unwrap() error { return e.Err }
+
+// LoadIndex reads every index object into the in-memory index. Objects that
+// cannot be read are skipped and returned as []*IndexError (the rest are
+// loaded); the error is for failures that stop the whole load.
+func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexError, error) {
+	var names []string
+	err := r.be.List(ctx, "index/", func(fi backend.Info) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list index: %w", err)
+	}
+	var mu sync.Mutex
+	var bad []*IndexError
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, name := range names {
+		g.Go(func() error {
+			var f indexFile
+			err := r.readIndexFile(gctx, name, &f)
+			if err != nil {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				mu.Lock()
+				bad = append(bad, &IndexError{Name: name, Err: err})
+				mu.Unlock()
+				return nil
+			}
+			for _, p := range f.Packs {
+				r.idx.addPack(p)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return bad, nil
+}
+
+func (r *Repository) readIndexFile(ctx context.Context, name string, f *indexFile) error {
+	id, err := ParseID(strings.TrimPrefix(name, "index/"))
+	if err != nil {
+		return fmt.Errorf("%s: unexpected object name: %w", name, ErrCorrupt)
+	}
+	if err := r.loadMeta(ctx, name, id, f); err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
+		return fmt.Errorf("%s: %v: %w", name, err, ErrCorrupt)
+	}
+	return nil
+}
+
+// IndexObjects lists the packs each index object names: index name → packs.
+// Unreadable index objects are reported in the error slice.
+func (r *Repository) IndexObjects(ctx context.Context) (map[string][]IndexPack, []*IndexError, error) {
+	out := make(map[string][]IndexPack)
+	var bad []*IndexError
+	err := r.be.List(ctx, "index/", func(fi backend.Info) error {
+		var f indexFile
+		if err := r.readIndexFile(ctx, fi.Name, &f); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			bad = append(bad, &IndexError{Name: fi.Name, Err: err})
+			return nil
+		}
+		out[fi.Name] = f.Packs
+		return nil
+	})
+	return out, bad, err
+}
+
+// saveIndex writes one index object for packs.
+func (r *Repository) saveIndex(ctx context.Context, packs []IndexPack) (ID, error) {
+	return r.saveMeta(ctx, "index", indexFile{Packs: packs})
+}

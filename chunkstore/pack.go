@@ -1,0 +1,276 @@
+package chunkstore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/syncd/syncd/chunkstore/backend"
+	"github.com/syncd/syncd/crypto"
+)
+
+// A pack's plaintext is its blobs back to back, then a JSON header listing
+// them ({"blobs":[IndexBlob…]}), then the header's length as a 4-byte
+// little-endian integer. The whole is one age file.
+
+// packHeader is the JSON header at the end of a pack.
+type packHeader struct {
+	Blobs []IndexBlob `json:"blobs"`
+}
+
+// packWriter builds one pack, encrypting as blobs are added.
+type packWriter struct {
+	typ   BlobType
+	enc   *crypto.Encrypter
+	blobs []IndexBlob
+}
+
+func (r *Repository) newPackWriter(t BlobType) (*packWriter, error) {
+	rcpt := r.metaRecipients
+	if t == DataBlob {
+		rcpt = r.dataRecipients
+	}
+	enc, err := crypto.NewEncrypter(rcpt...)
+	if err != nil {
+		return nil, err
+	}
+	return &packWriter{typ: t, enc: enc}, nil
+}
+
+// add appends a blob: stored is what goes into the pack (compressed or
+// raw), raw is the plaintext length.
+func (p *packWriter) add(id ID, stored []byte, raw int, zstd bool) error {
+	b := IndexBlob{ID: id, Offset: uint32(p.enc.Len()), Length: uint32(len(stored)), Raw: uint32(raw)}
+	if zstd {
+		b.Compression = "zstd"
+	}
+	if _, err := p.enc.Write(stored); err != nil {
+		return err
+	}
+	p.blobs = append(p.blobs, b)
+	return nil
+}
+
+// size is the plaintext size so far.
+func (p *packWriter) size() int64 { return p.enc.Len() }
+
+// finish writes the header and returns the encrypted pack.
+func (p *packWriter) finish() ([]byte, []IndexBlob, error) {
+	hdr, err := json.Marshal(packHeader{Blobs: p.blobs})
+	if err != nil {
+		return nil, nil, err
+	}
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(hdr)))
+	if _, err := p.enc.Write(hdr); err != nil {
+		return nil, nil, err
+	}
+	out, err := p.enc.Finish()
+	return out, p.blobs, err
+}
+
+// Pack gives random access to the plaintext of a stored pack. It is safe
+// for concurrent use.
+type Pack struct {
+	r    *Repository
+	name string
+	pt   io.ReaderAt
+	size int64 // plaintext size
+}
+
+// OpenPack opens pack id of type t, whose encrypted size is size. When
+// whole is set the pack is read in one request (for reading most of it);
+// otherwise only the parts that reads touch are fetched.
+func (r *Repository) OpenPack(ctx context.Context, t BlobType, id ID, size int64, whole bool) (*Pack, error) {
+	name := ObjectName(t, id)
+	ids := r.identitiesFor(t)
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%s: reading file contents needs the data identity (--identity): %w", name, crypto.ErrNoKey)
+	}
+	var src io.ReaderAt
+	if whole {
+		data, err := backend.ReadAll(ctx, r.be, name)
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(data)) != size {
+			return nil, fmt.Errorf("%s: size %d, the index says %d: %w", name, len(data), size, ErrCorrupt)
+		}
+		if Hash(data) != id {
+			return nil, fmt.Errorf("%s: content does not match its name: %w", name, ErrCorrupt)
+		}
+		src = bytesReaderAt(data)
+	} else {
+		src = &rangeReader{ctx: ctx, be: r.be, name: name, size: size}
+	}
+	pt, n, err := crypto.OpenReaderAt(src, size, ids...)
+	if err != nil {
+		if errors.Is(err, crypto.ErrNoKey) {
+			if t == DataBlob {
+				return nil, fmt.Errorf("%s: the data identity does not open this pack: %w", name, err)
+			}
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if errors.Is(err, backend.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %v: %w", name, err, ErrCorrupt)
+	}
+	return &Pack{r: r, name: name, pt: pt, size: n}, nil
+}
+
+// Name returns the pack's object name.
+func (p *Pack) Name() string { return p.name }
+
+// Header reads the blob list stored at the end of the pack.
+func (p *Pack) Header() ([]IndexBlob, error) {
+	if p.size < 4 {
+		return nil, fmt.Errorf("%s: too short for a header: %w", p.name, ErrCorrupt)
+	}
+	var n [4]byte
+	if _, err := p.pt.ReadAt(n[:], p.size-4); err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", p.name, err, ErrCorrupt)
+	}
+	hl := int64(binary.LittleEndian.Uint32(n[:]))
+	if hl > p.size-4 || hl > maxObjectSize {
+		return nil, fmt.Errorf("%s: header length %d out of range: %w", p.name, hl, ErrCorrupt)
+	}
+	buf := make([]byte, hl)
+	if _, err := p.pt.ReadAt(buf, p.size-4-hl); err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", p.name, err, ErrCorrupt)
+	}
+	var h packHeader
+	if err := json.Unmarshal(buf, &h); err != nil {
+		return nil, fmt.Errorf("%s: header: %v: %w", p.name, err, ErrCorrupt)
+	}
+	if err := validateBlobs(h.Blobs, p.size-4-hl); err != nil {
+		return nil, fmt.Errorf("%s: header: %v: %w", p.name, err, ErrCorrupt)
+	}
+	return h.Blobs, nil
+}
+
+// ReadBlob returns the plaintext of the blob at loc, appended to dst, and
+// checks that it hashes to id (h computes the keyed ID; nil skips the check).
+func (p *Pack) ReadBlob(dst []byte, id ID, loc Location, h *crypto.Hasher) ([]byte, error) {
+	if int64(loc.Offset)+int64(loc.Length) > p.size || loc.Raw > maxBlobSize {
+		return nil, fmt.Errorf("%s: blob %s: location out of range: %w", p.name, id.Short(), ErrCorrupt)
+	}
+	stored := make([]byte, loc.Length)
+	if _, err := p.pt.ReadAt(stored, int64(loc.Offset)); err != nil {
+		if errors.Is(err, backend.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: blob %s: %v: %w", p.name, id.Short(), err, ErrCorrupt)
+	}
+	out := stored
+	if loc.Zstd {
+		var err error
+		out, err = p.r.decompress(dst, stored, int(loc.Raw))
+		if err != nil {
+			return nil, fmt.Errorf("%s: blob %s: %v: %w", p.name, id.Short(), err, ErrCorrupt)
+		}
+	} else {
+		out = append(dst, stored...)
+	}
+	plain := out[len(dst):]
+	if len(plain) != int(loc.Raw) {
+		return nil, fmt.Errorf("%s: blob %s: length %d, want %d: %w", p.name, id.Short(), len(plain), loc.Raw, ErrCorrupt)
+	}
+	if h != nil && p.r.BlobID(h, plain) != id {
+		return nil, fmt.Errorf("%s: blob %s: content does not match its ID: %w", p.name, id.Short(), ErrCorrupt)
+	}
+	return out, nil
+}
+
+// bytesReaderAt serves ReadAt from memory.
+type bytesReaderAt []byte
+
+func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off >= int64(len(b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// rangeReader is an io.ReaderAt over ranged reads of a backend object. It
+// fetches at least rangeWindow bytes per request and keeps the last window,
+// because age reads its 64 KiB chunks one at a time.
+type rangeReader struct {
+	ctx  context.Context
+	be   backend.Backend
+	name string
+	size int64
+
+	mu  sync.Mutex
+	off int64
+	buf []byte
+}
+
+const rangeWindow = 1 << 20
+
+func (rr *rangeReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= rr.size {
+		return 0, io.EOF
+	}
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if off < rr.off || off+int64(len(p)) > rr.off+int64(len(rr.buf)) {
+		n := max(int64(len(p)), rangeWindow)
+		n = min(n, rr.size-off)
+		rd, err := rr.be.Open(rr.ctx, rr.name, off, n)
+		if err != nil {
+			return 0, err
+		}
+		buf := make([]byte, n)
+		_, err = io.ReadFull(rd, buf)
+		rd.Close()
+		if err != nil {
+			return 0, fmt.Errorf("read %s at %d: %w", rr.name, off, err)
+		}
+		rr.off, rr.buf = off, buf
+	}
+	n := copy(p, rr.buf[off-rr.off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// CheckDataIdentity tells whether the data identities open the repository's
+// content packs, by decrypting the header of one of them. A repository
+// without content packs passes.
+func (r *Repository) CheckDataIdentity(ctx context.Context) error {
+	if len(r.dataIDs) == 0 {
+		return fmt.Errorf("reading file contents needs the data identity (--identity): %w", crypto.ErrNoKey)
+	}
+	var loc Location
+	found := false
+	r.idx.Each(func(_ ID, l Location) {
+		if !found && l.Type == DataBlob {
+			loc, found = l, true
+		}
+	})
+	if !found {
+		return nil
+	}
+	rd, err := r.be.Open(ctx, ObjectName(DataBlob, loc.Pack), 0, min(loc.PackSize, 8192))
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	prefix, err := io.ReadAll(rd)
+	if err != nil {
+		return err
+	}
+	if err := crypto.CheckHeader(prefix, r.dataIDs...); err != nil {
+		return fmt.Errorf("the data identity does not open this repository's content packs: %w", err)
+	}
+	return nil
+}

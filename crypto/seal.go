@@ -1,0 +1,130 @@
+package crypto
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"filippo.io/age"
+)
+
+// ErrNoKey is matched by errors from opening an object with keys that do
+// not fit it.
+var ErrNoKey = errors.New("no matching key")
+
+// Seal encrypts plaintext to the recipients as a standard age file and
+// appends it to dst.
+func Seal(dst []byte, plaintext []byte, recipients ...age.Recipient) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	w, err := age.Encrypt(buf, recipients...)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	if _, err := w.Write(plaintext); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Open decrypts a whole age file. A file that none of identities opens
+// returns an error matching ErrNoKey.
+func Open(ciphertext []byte, identities ...age.Identity) ([]byte, error) {
+	r, err := age.Decrypt(bytes.NewReader(ciphertext), identities...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	return out, nil
+}
+
+// OpenReaderAt gives random access to the plaintext of the age file in src
+// (of encrypted size size): only the chunks a read touches are fetched and
+// authenticated. It returns the plaintext reader and its size.
+func OpenReaderAt(src io.ReaderAt, size int64, identities ...age.Identity) (io.ReaderAt, int64, error) {
+	r, n, err := age.DecryptReaderAt(src, size, identities...)
+	if err != nil {
+		return nil, 0, classify(err)
+	}
+	return r, n, nil
+}
+
+func classify(err error) error {
+	var nm *age.NoIdentityMatchError
+	if errors.As(err, &nm) {
+		return fmt.Errorf("decrypt: %w", ErrNoKey)
+	}
+	return fmt.Errorf("decrypt: %w", err)
+}
+
+// Encrypter streams plaintext into an age file held in memory.
+type Encrypter struct {
+	buf *bytes.Buffer
+	w   io.WriteCloser
+	n   int64
+}
+
+// NewEncrypter starts an age file to the recipients.
+func NewEncrypter(recipients ...age.Recipient) (*Encrypter, error) {
+	buf := new(bytes.Buffer)
+	w, err := age.Encrypt(buf, recipients...)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return &Encrypter{buf: buf, w: w}, nil
+}
+
+// Write encrypts p. It is not safe for concurrent use.
+func (e *Encrypter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	e.n += int64(n)
+	return n, err
+}
+
+// Len is the number of plaintext bytes written so far.
+func (e *Encrypter) Len() int64 { return e.n }
+
+// Finish completes the age file and returns its bytes.
+func (e *Encrypter) Finish() ([]byte, error) {
+	if err := e.w.Close(); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return e.buf.Bytes(), nil
+}
+
+// Hasher computes keyed chunk IDs: HMAC-SHA256 of the plaintext under the
+// repository's chunk ID key. A Hasher is not safe for concurrent use; make
+// one per goroutine.
+type Hasher struct{ h hash.Hash }
+
+// NewHasher returns a Hasher for key.
+func NewHasher(key []byte) *Hasher { return &Hasher{h: hmac.New(sha256.New, key)} }
+
+// Sum appends the ID of data to dst.
+func (h *Hasher) Sum(dst, data []byte) []byte {
+	h.h.Reset()
+	h.h.Write(data)
+	return h.h.Sum(dst)
+}
+
+// CheckHeader reports whether identities open the age file that starts with
+// prefix (at least its whole header), without reading the rest.
+func CheckHeader(prefix []byte, identities ...age.Identity) error {
+	hdr, err := age.ExtractHeader(bytes.NewReader(prefix))
+	if err != nil {
+		return fmt.Errorf("read header: %w", err)
+	}
+	if _, err := age.DecryptHeader(hdr, identities...); err != nil {
+		return classify(err)
+	}
+	return nil
+}

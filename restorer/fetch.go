@@ -1,0 +1,225 @@
+package restorer
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/syncd/syncd/chunkstore"
+)
+
+// fetch reads every needed pack once and writes its blobs. Packs are read
+// on opts.Workers goroutines, the largest first.
+func (p *planner) fetch() error {
+	jobs := make([]*packJob, 0, len(p.packs))
+	for _, pj := range p.packs {
+		jobs = append(jobs, pj)
+	}
+	slices.SortFunc(jobs, func(a, b *packJob) int { return cmp.Compare(b.needed, a.needed) })
+	g, ctx := errgroup.WithContext(p.ctx)
+	g.SetLimit(p.opts.Workers)
+	for _, pj := range jobs {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return p.fetchPack(pj)
+		})
+	}
+	return g.Wait()
+}
+
+// fetchPack restores the blobs of one pack. A pack that cannot be read
+// fails the files that need it, not the restore.
+func (p *planner) fetchPack(pj *packJob) error {
+	whole := pj.needed*4 > pj.size
+	pack, err := p.repo.OpenPack(p.ctx, chunkstore.DataBlob, pj.id, pj.size, whole)
+	if err != nil {
+		if p.ctx.Err() != nil {
+			return p.ctx.Err()
+		}
+		for _, bj := range pj.blobs {
+			p.failTargets(bj, err)
+		}
+		return nil
+	}
+	blobs := make([]*blobJob, 0, len(pj.blobs))
+	for _, bj := range pj.blobs {
+		blobs = append(blobs, bj)
+	}
+	slices.SortFunc(blobs, func(a, b *blobJob) int { return cmp.Compare(a.loc.Offset, b.loc.Offset) })
+	h := p.repo.NewHasher()
+	var buf []byte
+	for _, bj := range blobs {
+		buf, err = pack.ReadBlob(buf[:0], bj.id, bj.loc, h)
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return p.ctx.Err()
+			}
+			p.failTargets(bj, err)
+			continue
+		}
+		for _, t := range bj.targets {
+			if t.f.failed.Load() {
+				continue
+			}
+			if err := p.writeAt(t.f, buf, t.off); err != nil {
+				p.fail(t.f, err)
+				continue
+			}
+			p.opts.Progress.BytesWritten.Add(int64(len(buf)))
+			if t.f.remaining.Add(-1) == 0 {
+				p.finishFile(t.f)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *planner) writeAt(f *file, data []byte, off int64) error {
+	h, err := p.root.OpenFile(f.tmp, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = h.WriteAt(data, off)
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (p *planner) failTargets(bj *blobJob, err error) {
+	for _, t := range bj.targets {
+		p.fail(t.f, err)
+	}
+}
+
+// fail marks f failed (once) and removes its temporary file.
+func (p *planner) fail(f *file, err error) {
+	if f.failed.Swap(true) {
+		return
+	}
+	p.root.Remove(f.tmp)
+	p.fileError("/"+f.path, err)
+}
+
+// finishFile sets the file's metadata and renames it into place.
+func (p *planner) finishFile(f *file) {
+	if f.failed.Load() {
+		return
+	}
+	if err := p.setMeta(f.tmp, f.node, false); err != nil {
+		p.fail(f, err)
+		return
+	}
+	if err := p.clear(f.path, false); err != nil {
+		p.fail(f, err)
+		return
+	}
+	if err := p.root.Rename(f.tmp, f.path); err != nil {
+		p.fail(f, err)
+		return
+	}
+	f.done.Store(true)
+	p.opts.Progress.FilesDone.Add(1)
+	p.mu.Lock()
+	p.res.Files++
+	p.mu.Unlock()
+}
+
+// setMeta applies mode, ownership (as root) and times of n to rel.
+func (p *planner) setMeta(rel string, n chunkstore.Node, symlink bool) error {
+	if os.Geteuid() == 0 {
+		if err := p.root.Lchown(rel, int(n.UID), int(n.GID)); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if symlink {
+		return p.lutimes(rel, n.ModTime)
+	}
+	if err := p.root.Chmod(rel, fileMode(n.Mode)); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	if err := p.root.Chtimes(rel, n.ModTime, n.ModTime); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+// lutimes sets a symlink's own mtime, through its parent directory's
+// descriptor so that nothing outside the root is touched.
+func (p *planner) lutimes(rel string, mtime time.Time) error {
+	dir, err := p.root.Open(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	ts := unix.NsecToTimespec(mtime.UnixNano())
+	err = unix.UtimesNanoAt(int(dir.Fd()), path.Base(rel), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+	if err != nil {
+		return fmt.Errorf("set symlink times: %w", err)
+	}
+	return nil
+}
+
+func fileMode(bits uint32) os.FileMode {
+	m := os.FileMode(bits & 0o777)
+	if bits&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if bits&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if bits&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	return m
+}
+
+// finishLinks creates the hard links to files restored earlier.
+func (p *planner) finishLinks() {
+	for _, l := range p.later {
+		if !l.src.done.Load() {
+			p.fileError("/"+l.path, fmt.Errorf("hard link to /%s, which was not restored", l.src.path))
+			continue
+		}
+		if err := p.clear(l.path, false); err != nil {
+			p.fileError("/"+l.path, err)
+			continue
+		}
+		if err := p.root.Link(l.src.path, l.path); err != nil {
+			p.fileError("/"+l.path, err)
+			continue
+		}
+		p.res.Hardlinks++
+	}
+}
+
+// finishDirs applies directory metadata, deepest first, after everything
+// inside them is written.
+func (p *planner) finishDirs() {
+	for i := len(p.dirs) - 1; i >= 0; i-- {
+		d := p.dirs[i]
+		if err := p.setMeta(d.path, d.node, false); err != nil {
+			p.fileError("/"+d.path, err)
+		}
+	}
+}
+
+// cleanup removes the temporary files of an aborted restore.
+func (p *planner) cleanup() {
+	for _, f := range p.files {
+		if !f.done.Load() {
+			if err := p.root.Remove(f.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+				p.opts.Logger.Warn("cannot remove temporary file", "path", f.tmp, "err", err)
+			}
+		}
+	}
+}

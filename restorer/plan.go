@@ -1,0 +1,254 @@
+package restorer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"context"
+
+	"github.com/syncd/syncd/chunkstore"
+)
+
+// maxDepth bounds directory nesting, against crafted repositories.
+const maxDepth = 1024
+
+type planner struct {
+	ctx      context.Context
+	repo     *chunkstore.Repository
+	root     *os.Root
+	opts     Options
+	includes map[string]bool // include path → matched
+
+	packs map[chunkstore.ID]*packJob
+	links map[[2]uint64]*file // (device, inode) → first file restored
+	later []linkJob
+	dirs  []dirMeta
+	files []*file
+	tmpN  int
+
+	mu  sync.Mutex
+	res *Result
+}
+
+type file struct {
+	path, tmp string
+	node      chunkstore.Node
+	remaining atomic.Int64
+	failed    atomic.Bool
+	done      atomic.Bool
+}
+
+type linkJob struct {
+	src  *file
+	path string
+}
+
+type dirMeta struct {
+	path string
+	node chunkstore.Node
+}
+
+type packJob struct {
+	id     chunkstore.ID
+	size   int64
+	needed int64
+	blobs  map[chunkstore.ID]*blobJob
+}
+
+type blobJob struct {
+	id      chunkstore.ID
+	loc     chunkstore.Location
+	targets []target
+}
+
+type target struct {
+	f   *file
+	off int64
+}
+
+func (p *planner) fileError(snapPath string, err error) {
+	p.opts.Logger.Warn("file not restored", "path", snapPath, "err", err)
+	p.mu.Lock()
+	p.res.Errors = append(p.res.Errors, FileError{Path: snapPath, Err: err})
+	p.mu.Unlock()
+}
+
+// selected tells whether rel is restored in full (in), and whether it is
+// on the way to an include (descend).
+func (p *planner) selected(rel string) (in, descend bool) {
+	if len(p.includes) == 0 {
+		return true, false
+	}
+	for inc := range p.includes {
+		switch {
+		case inc == "" || rel == inc || strings.HasPrefix(rel, inc+"/"):
+			p.includes[inc] = true
+			in = true
+		case strings.HasPrefix(inc, rel+"/"):
+			descend = true
+		}
+	}
+	return in, descend
+}
+
+// walk plans the restore of tree id at rel (relative to the target).
+func (p *planner) walk(id chunkstore.ID, rel string, depth int) error {
+	return p.walkTree(id, rel, depth, len(p.includes) == 0)
+}
+
+func (p *planner) walkTree(id chunkstore.ID, rel string, depth int, inside bool) error {
+	if depth > maxDepth {
+		return fmt.Errorf("/%s: directories nested deeper than %d", rel, maxDepth)
+	}
+	if err := p.ctx.Err(); err != nil {
+		return err
+	}
+	tree, err := p.repo.LoadTree(p.ctx, id)
+	if err != nil {
+		return fmt.Errorf("/%s: %w", rel, err)
+	}
+	for i := range tree.Nodes {
+		n := tree.Nodes[i]
+		name := n.FileName()
+		r := path.Join(rel, name)
+		full := inside
+		if !inside {
+			in, descend := p.selected(r)
+			if !in && !(descend && n.Type == chunkstore.NodeDir) {
+				continue
+			}
+			full = in
+		}
+		switch n.Type {
+		case chunkstore.NodeDir:
+			if err := p.mkdir(r); err != nil {
+				return err
+			}
+			p.dirs = append(p.dirs, dirMeta{path: r, node: n})
+			p.res.Dirs++
+			if err := p.walkTree(*n.Subtree, r, depth+1, full); err != nil {
+				return err
+			}
+		case chunkstore.NodeSymlink:
+			if err := p.symlink(r, n); err != nil {
+				p.fileError("/"+r, err)
+			}
+		case chunkstore.NodeFile:
+			p.planFile(r, n)
+		}
+	}
+	return nil
+}
+
+// clear removes what stands at rel when it is not a directory we may
+// reuse (only in --overwrite mode can anything stand there).
+func (p *planner) clear(rel string, keepDir bool) error {
+	fi, err := p.root.Lstat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if keepDir && fi.IsDir() {
+		return nil
+	}
+	return p.root.RemoveAll(rel)
+}
+
+func (p *planner) mkdir(rel string) error {
+	err := p.root.Mkdir(rel, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		if err = p.clear(rel, true); err == nil {
+			err = p.root.Mkdir(rel, 0o700)
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create directory /%s: %w", rel, err)
+	}
+	return nil
+}
+
+func (p *planner) symlink(rel string, n chunkstore.Node) error {
+	if err := p.clear(rel, false); err != nil {
+		return err
+	}
+	if err := p.root.Symlink(n.LinkTarget(), rel); err != nil {
+		return err
+	}
+	p.res.Symlinks++
+	return p.setMeta(rel, n, true)
+}
+
+func (p *planner) planFile(rel string, n chunkstore.Node) {
+	if n.Links > 1 && n.Inode != 0 {
+		key := [2]uint64{n.Device, n.Inode}
+		if src, ok := p.links[key]; ok {
+			p.later = append(p.later, linkJob{src: src, path: rel})
+			return
+		}
+	}
+	p.tmpN++
+	f := &file{path: rel, tmp: path.Join(path.Dir(rel), fmt.Sprintf(".syncd-restore-%d", p.tmpN)), node: n}
+	var off int64
+	var targets []*blobJob
+	var offs []int64
+	for _, id := range n.Content {
+		loc, ok := p.repo.Index().Lookup(id)
+		if !ok || loc.Type != chunkstore.DataBlob {
+			p.fileError("/"+rel, fmt.Errorf("data blob %s is not in the index", id.Short()))
+			return
+		}
+		pj := p.packs[loc.Pack]
+		if pj == nil {
+			pj = &packJob{id: loc.Pack, size: loc.PackSize, blobs: make(map[chunkstore.ID]*blobJob)}
+			p.packs[loc.Pack] = pj
+		}
+		bj := pj.blobs[id]
+		if bj == nil {
+			bj = &blobJob{id: id, loc: loc}
+			pj.blobs[id] = bj
+			pj.needed += int64(loc.Length)
+		}
+		targets = append(targets, bj)
+		offs = append(offs, off)
+		off += int64(loc.Raw)
+	}
+	if uint64(off) != n.Size {
+		p.fileError("/"+rel, fmt.Errorf("content adds up to %d bytes, the tree says %d", off, n.Size))
+		return
+	}
+	if err := p.clear(f.tmp, false); err != nil {
+		p.fileError("/"+rel, err)
+		return
+	}
+	h, err := p.root.OpenFile(f.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		err = h.Truncate(off)
+		if cerr := h.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		p.fileError("/"+rel, err)
+		return
+	}
+	for i, bj := range targets {
+		bj.targets = append(bj.targets, target{f: f, off: offs[i]})
+	}
+	f.remaining.Store(int64(len(targets)))
+	p.files = append(p.files, f)
+	p.res.Bytes += off
+	if n.Links > 1 && n.Inode != 0 {
+		p.links[[2]uint64{n.Device, n.Inode}] = f
+	}
+	if len(targets) == 0 {
+		p.finishFile(f)
+	}
+}
