@@ -82,7 +82,7 @@ func Check(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Rep
 		return nil, err
 	}
 	for _, e := range badIdx {
-		rep.badObjects[e.Name] = e.Err.Error()
+		rep.badObjects[e.Name] = strings.TrimPrefix(e.Err.Error(), e.Name+": ")
 	}
 	rep.Blobs = repo.Index().Len()
 
@@ -127,7 +127,7 @@ func Check(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Rep
 		return nil, err
 	}
 	for _, e := range badSnaps {
-		rep.badObjects[e.Name] = e.Err.Error()
+		rep.badObjects[e.Name] = strings.TrimPrefix(e.Err.Error(), e.Name+": ")
 	}
 	rep.Snapshots = len(snaps)
 	w := &walker{ctx: ctx, repo: repo, rep: rep}
@@ -251,7 +251,7 @@ func readPacks(ctx context.Context, repo *chunkstore.Repository, want map[string
 			defer mu.Unlock()
 			rep.PacksRead++
 			if err != nil {
-				rep.badObjects[name] = err.Error()
+				rep.badObjects[name] = strings.TrimPrefix(err.Error(), name+": ")
 			}
 			return nil
 		})

@@ -131,7 +131,7 @@ func (p *Pack) Header() ([]IndexBlob, error) {
 		return nil, fmt.Errorf("%s: too short for a header: %w", p.name, ErrCorrupt)
 	}
 	var n [4]byte
-	if _, err := p.pt.ReadAt(n[:], p.size-4); err != nil {
+	if err := readAt(p.pt, n[:], p.size-4); err != nil {
 		return nil, fmt.Errorf("%s: %v: %w", p.name, err, ErrCorrupt)
 	}
 	hl := int64(binary.LittleEndian.Uint32(n[:]))
@@ -139,7 +139,7 @@ func (p *Pack) Header() ([]IndexBlob, error) {
 		return nil, fmt.Errorf("%s: header length %d out of range: %w", p.name, hl, ErrCorrupt)
 	}
 	buf := make([]byte, hl)
-	if _, err := p.pt.ReadAt(buf, p.size-4-hl); err != nil {
+	if err := readAt(p.pt, buf, p.size-4-hl); err != nil {
 		return nil, fmt.Errorf("%s: %v: %w", p.name, err, ErrCorrupt)
 	}
 	var h packHeader
@@ -159,7 +159,7 @@ func (p *Pack) ReadBlob(dst []byte, id ID, loc Location, h *crypto.Hasher) ([]by
 		return nil, fmt.Errorf("%s: blob %s: location out of range: %w", p.name, id.Short(), ErrCorrupt)
 	}
 	stored := make([]byte, loc.Length)
-	if _, err := p.pt.ReadAt(stored, int64(loc.Offset)); err != nil {
+	if err := readAt(p.pt, stored, int64(loc.Offset)); err != nil {
 		if errors.Is(err, backend.ErrNotExist) {
 			return nil, err
 		}
@@ -183,6 +183,18 @@ func (p *Pack) ReadBlob(dst []byte, id ID, loc Location, h *crypto.Hasher) ([]by
 		return nil, fmt.Errorf("%s: blob %s: content does not match its ID: %w", p.name, id.Short(), ErrCorrupt)
 	}
 	return out, nil
+}
+
+// readAt fills b from r at off; io.EOF with a full read is success.
+func readAt(r io.ReaderAt, b []byte, off int64) error {
+	n, err := r.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // bytesReaderAt serves ReadAt from memory.

@@ -65,7 +65,7 @@ func Open(ctx context.Context, be backend.Backend, key *crypto.IndexKey) (*Repos
 		return nil, err
 	}
 	r.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
-		zstd.WithDecoderMaxMemory(maxObjectSize), zstd.WithDecodeAllCapLimit(true))
+		zstd.WithDecoderMaxMemory(maxObjectSize))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,540 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/syncd/syncd/chunkstore/backend"
+	"github.com/syncd/syncd/chunkstore/backendtest"
+	"github.com/syncd/syncd/internal/miniotest"
+)
+
+// Policies as in docs/S3.md, for the bucket named BUCKET.
+const (
+	webNodePolicy = `{"Version": "2012-10-17", "Statement": [
+	  {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::BUCKET"]},
+	  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": ["arn:aws:s3:::BUCKET/*"]}]}`
+	prunePolicy = `{"Version": "2012-10-17", "Statement": [
+	  {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::BUCKET"]},
+	  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], "Resource": ["arn:aws:s3:::BUCKET/*"]}]}`
+)
+
+func policyFor(policy, bucket string) string { return strings.ReplaceAll(policy, "BUCKET", bucket) }
+
+// useEnv points the AWS configuration of this process at endpoint with the
+// given credentials, isolated from the user's own AWS files and variables.
+func useEnv(t *testing.T, endpoint, accessKey, secretKey string) {
+	t.Helper()
+	none := filepath.Join(t.TempDir(), "none")
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL":            endpoint,
+		"AWS_ACCESS_KEY_ID":           accessKey,
+		"AWS_SECRET_ACCESS_KEY":       secretKey,
+		"AWS_REGION":                  miniotest.Region,
+		"SYNCD_S3_PATH_STYLE":         "1",
+		"AWS_SESSION_TOKEN":           "",
+		"AWS_PROFILE":                 "",
+		"AWS_DEFAULT_REGION":          "",
+		"AWS_ENDPOINT_URL_S3":         "",
+		"AWS_CA_BUNDLE":               "",
+		"SYNCD_S3_CA_BUNDLE":          "",
+		"AWS_CONFIG_FILE":             none,
+		"AWS_SHARED_CREDENTIALS_FILE": none,
+		"AWS_EC2_METADATA_DISABLED":   "true",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+// useServer is useEnv with the server's root credentials, checking that
+// Env carries the same settings.
+func useServer(t *testing.T, srv *miniotest.Server) {
+	t.Helper()
+	useEnv(t, srv.Endpoint, srv.AccessKey, srv.SecretKey)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
+
+func random(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustCreate(t *testing.T, cfg Config) *Backend {
+	t.Helper()
+	b, err := Create(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Create(%s): %v", cfg.URL, err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func readRange(t *testing.T, b backend.Backend, name string, off, n int64) []byte {
+	t.Helper()
+	rd, err := b.Open(context.Background(), name, off, n)
+	if err != nil {
+		t.Fatalf("Open(%s, %d, %d): %v", name, off, n, err)
+	}
+	defer rd.Close()
+	got, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatalf("read %s: %v", name, err)
+	}
+	return got
+}
+
+// checkOneLine fails t unless err is a one-line error that matches kind
+// and whose message holds every one of words.
+func checkOneLine(t *testing.T, err, kind error, words ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want one matching %v", kind)
+	}
+	msg := err.Error()
+	if strings.ContainsAny(msg, "\r\n") {
+		t.Errorf("error is not one line: %q", msg)
+	}
+	if !errors.Is(err, kind) {
+		t.Errorf("error %q does not match %v", msg, kind)
+	}
+	for _, w := range words {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not mention %q", msg, w)
+		}
+	}
+}
+
+func TestConformance(t *testing.T) {
+	srv := miniotest.Start(t)
+	useServer(t, srv)
+	var n atomic.Int32
+	backendtest.Run(t, func(t *testing.T) backend.Backend {
+		// A fresh bucket per subtest; a prefix, so keys are mapped.
+		return mustCreate(t, Config{URL: fmt.Sprintf("s3://conformance-%d/repo/one", n.Add(1))})
+	})
+}
+
+func TestPrefixesAreSeparate(t *testing.T) {
+	srv := miniotest.Start(t)
+	useServer(t, srv)
+	ctx := context.Background()
+	a := mustCreate(t, Config{URL: "s3://shared/a"})
+	a2 := mustCreate(t, Config{URL: "s3://shared/a2/"})
+	root := mustCreate(t, Config{URL: "s3://shared"})
+	for _, b := range []*Backend{a, a2} {
+		if err := b.Save(ctx, "data/x", []byte(b.prefix)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(b *Backend, prefix string) []string {
+		var names []string
+		err := b.List(ctx, prefix, func(fi backend.Info) error { names = append(names, fi.Name); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	if got := list(a, ""); fmt.Sprint(got) != "[data/x]" {
+		t.Errorf("s3://shared/a lists %v, want [data/x]", got)
+	}
+	if got := string(readRange(t, a2, "data/x", 0, 0)); got != "a2/" {
+		t.Errorf("s3://shared/a2 data/x holds %q, want a2/", got)
+	}
+	if got := list(root, "a"); fmt.Sprint(got) != "[a/data/x a2/data/x]" {
+		t.Errorf("s3://shared lists %v under a, want [a/data/x a2/data/x]", got)
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	good := []struct{ in, bucket, prefix string }{
+		{"s3://bucket", "bucket", ""},
+		{"s3://bucket/", "bucket", ""},
+		{"s3://my.bucket-1/repo", "my.bucket-1", "repo"},
+		{"s3://bucket/a/b/c/", "bucket", "a/b/c"},
+	}
+	for _, c := range good {
+		b, p, err := ParseURL(c.in)
+		if err != nil || b != c.bucket || p != c.prefix {
+			t.Errorf("ParseURL(%q) = %q, %q, %v; want %q, %q, nil", c.in, b, p, err, c.bucket, c.prefix)
+		}
+	}
+	bad := []struct{ in, want string }{
+		{"", "does not start with s3://"},
+		{"bucket/prefix", "does not start with s3://"},
+		{"https://bucket/prefix", `scheme "https" is not s3`},
+		{"S3://bucket", `scheme "S3" is not s3`},
+		{"s3://", "no bucket name"},
+		{"s3:///prefix", "no bucket name"},
+		{"s3://ab", "3 to 63 characters"},
+		{"s3://" + strings.Repeat("a", 64), "3 to 63 characters"},
+		{"s3://My_Bucket", "only a-z, 0-9"},
+		{"s3://-bucket", "start and end with a letter or digit"},
+		{"s3://bucket./x", "start and end with a letter or digit"},
+		{"s3://a..b", "two dots"},
+		{"s3://bucket/a//b", "empty, . or .. segment"},
+		{"s3://bucket/a/../b", "empty, . or .. segment"},
+		{"s3://bucket/a?x=1", "may not hold ?"},
+	}
+	for _, c := range bad {
+		_, _, err := ParseURL(c.in)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("ParseURL(%q): err = %v, want one line saying %q", c.in, err, c.want)
+		}
+	}
+}
+
+func TestConfigChecks(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{URL: "s3://bucket", PartSize: 1 << 20}, "part size"},
+		{Config{URL: "s3://bucket", UploadConcurrency: -1}, "upload concurrency"},
+		{Config{URL: "s3://bucket", Timeout: -time.Second}, "negative timeout"},
+		{Config{URL: "s3://bucket", CABundle: "/nonexistent/ca.pem"}, "CA bundle"},
+	} {
+		_, err := Open(context.Background(), c.cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Open(%+v): err = %v, want it to mention %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+func TestUnreachableEndpoint(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now: connections are refused
+	useEnv(t, endpoint, "key", "secretsecret")
+
+	start := time.Now()
+	_, err = Open(context.Background(), Config{URL: "s3://bucket"})
+	elapsed := time.Since(start)
+	checkOneLine(t, err, ErrUnreachable, "cannot reach endpoint "+endpoint, "connection refused")
+	if elapsed > 40*time.Second {
+		t.Errorf("Open took %v against a closed port, want < 40s", elapsed)
+	}
+	t.Logf("closed port: %v after %v", err, elapsed.Round(time.Millisecond))
+}
+
+func TestSilentEndpoint(t *testing.T) {
+	// A server that accepts connections and never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { io.Copy(io.Discard, c); c.Close() })
+		}
+	})
+	endpoint := "http://" + l.Addr().String()
+	useEnv(t, endpoint, "key", "secretsecret")
+
+	start := time.Now()
+	_, err = Open(context.Background(), Config{URL: "s3://bucket", Timeout: time.Second})
+	elapsed := time.Since(start)
+	checkOneLine(t, err, ErrUnreachable, "cannot reach endpoint "+endpoint, "timeout")
+	if elapsed > 40*time.Second {
+		t.Errorf("Open took %v against a silent server, want < 40s", elapsed)
+	}
+	t.Logf("silent server: %v after %v", err, elapsed.Round(time.Millisecond))
+}
+
+func TestWrongCredentials(t *testing.T) {
+	srv := miniotest.Start(t)
+	useServer(t, srv)
+	mustCreate(t, Config{URL: "s3://creds"})
+	for _, c := range []struct{ name, key, secret, want string }{
+		{"unknown access key", "nobody", srv.SecretKey, "does not know the access key"},
+		{"wrong secret", srv.AccessKey, "wrong-secret-key", "secret access key does not match"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			useEnv(t, srv.Endpoint, c.key, c.secret)
+			_, err := Open(context.Background(), Config{URL: "s3://creds"})
+			checkOneLine(t, err, ErrAccessDenied, "invalid credentials for bucket creds", c.want)
+		})
+	}
+}
+
+func TestWrongRegion(t *testing.T) {
+	srv := miniotest.Start(t)
+	useServer(t, srv)
+	mustCreate(t, Config{URL: "s3://regional"})
+	t.Setenv("AWS_REGION", "eu-west-1")
+	_, err := Open(context.Background(), Config{URL: "s3://regional"})
+	checkOneLine(t, err, ErrWrongRegion, "wrong region eu-west-1 for bucket regional")
+}
+
+func TestMissingBucketWithoutCreatePermission(t *testing.T) {
+	srv := miniotest.Start(t)
+	// May list, read and write any bucket, but not create one.
+	srv.AddUser(t, "nocreate", "nocreate-secret", policyFor(webNodePolicy, "*"))
+	useEnv(t, srv.Endpoint, "nocreate", "nocreate-secret")
+	ctx := context.Background()
+
+	_, err := Open(ctx, Config{URL: "s3://missing-bucket/repo"})
+	checkOneLine(t, err, ErrBucketNotExist, "bucket missing-bucket does not exist")
+
+	_, err = Create(ctx, Config{URL: "s3://missing-bucket/repo"})
+	checkOneLine(t, err, ErrBucketNotExist, "bucket missing-bucket does not exist", "may not create it")
+
+	// Root may create it, after which the user can use it.
+	useServer(t, srv)
+	mustCreate(t, Config{URL: "s3://missing-bucket/repo"})
+	useEnv(t, srv.Endpoint, "nocreate", "nocreate-secret")
+	b, err := Open(ctx, Config{URL: "s3://missing-bucket/repo"})
+	if err != nil {
+		t.Fatalf("Open after root created the bucket: %v", err)
+	}
+	b.Close()
+}
+
+func TestMultipart(t *testing.T) {
+	srv := miniotest.Start(t)
+	useServer(t, srv)
+	ctx := context.Background()
+	const part = 5 << 20
+	b := mustCreate(t, Config{URL: "s3://multipart/repo", PartSize: part, UploadConcurrency: 3})
+
+	large := random(t, 20<<20+17) // 4 whole parts and 17 bytes
+	small := random(t, part)      // exactly one part: a single PutObject
+	for name, data := range map[string][]byte{"data/large": large, "data/small": small} {
+		if err := b.Save(ctx, name, data); err != nil {
+			t.Fatalf("Save(%s): %v", name, err)
+		}
+	}
+	// S3 gives a multipart object the ETag "<md5 of part md5s>-<parts>".
+	for name, want := range map[string]string{"data/large": `-5"`, "data/small": ""} {
+		head, err := b.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.prefix + name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		etag := aws.ToString(head.ETag)
+		if want != "" && !strings.HasSuffix(etag, want) || want == "" && strings.Contains(etag, "-") {
+			t.Errorf("%s: ETag %s, want a %s upload", name, etag, map[bool]string{true: "5-part", false: "single-part"}[want != ""])
+		}
+	}
+	if got := readRange(t, b, "data/large", 0, 0); !bytes.Equal(got, large) {
+		t.Fatalf("data/large: read %d bytes back, want the %d saved", len(got), len(large))
+	}
+	fi, err := b.Stat(ctx, "data/large")
+	if err != nil || fi.Size != int64(len(large)) {
+		t.Fatalf("Stat(data/large) = %+v, %v; want size %d", fi, err, len(large))
+	}
+	for _, r := range []struct{ off, n int64 }{
+		{0, 1},
+		{part - 10, 20},        // across the first part boundary
+		{3*part - 1, part + 2}, // across two boundaries
+		{4 * part, 0},          // the 17-byte tail
+		{int64(len(large)) - 1, 1},
+	} {
+		want := large[r.off:]
+		if r.n > 0 {
+			want = large[r.off : r.off+r.n]
+		}
+		if got := readRange(t, b, "data/large", r.off, r.n); !bytes.Equal(got, want) {
+			t.Errorf("Open(data/large, %d, %d): got %d bytes, want %d (or different content)", r.off, r.n, len(got), len(want))
+		}
+	}
+}
+
+func TestNoDeletePolicy(t *testing.T) {
+	srv := miniotest.Start(t)
+	useServer(t, srv)
+	ctx := context.Background()
+	mustCreate(t, Config{URL: "s3://backups"})
+	srv.AddUser(t, "webnode", "webnode-secret", policyFor(webNodePolicy, "backups"))
+	srv.AddUser(t, "pruner", "pruner-secret", policyFor(prunePolicy, "backups"))
+
+	useEnv(t, srv.Endpoint, "webnode", "webnode-secret")
+	web, err := Open(ctx, Config{URL: "s3://backups/repo"})
+	if err != nil {
+		t.Fatalf("web node Open: %v", err)
+	}
+	defer web.Close()
+	data := random(t, 1000)
+	if err := web.Save(ctx, "snapshots/one", data); err != nil {
+		t.Fatalf("web node Save: %v", err)
+	}
+	if got := readRange(t, web, "snapshots/one", 0, 0); !bytes.Equal(got, data) {
+		t.Fatal("web node reads back different content")
+	}
+	var names []string
+	if err := web.List(ctx, "snapshots/", func(fi backend.Info) error { names = append(names, fi.Name); return nil }); err != nil {
+		t.Fatalf("web node List: %v", err)
+	}
+	if fmt.Sprint(names) != "[snapshots/one]" {
+		t.Errorf("web node lists %v, want [snapshots/one]", names)
+	}
+	err = web.Remove(ctx, "snapshots/one")
+	checkOneLine(t, err, ErrAccessDenied, "s3: remove snapshots/one", "access denied for bucket backups")
+	if _, err := web.Stat(ctx, "snapshots/one"); err != nil {
+		t.Fatalf("object gone after a denied Remove: %v", err)
+	}
+
+	useEnv(t, srv.Endpoint, "pruner", "pruner-secret")
+	pruner, err := Open(ctx, Config{URL: "s3://backups/repo"})
+	if err != nil {
+		t.Fatalf("pruner Open: %v", err)
+	}
+	defer pruner.Close()
+	if err := pruner.Remove(ctx, "snapshots/one"); err != nil {
+		t.Fatalf("pruner Remove: %v", err)
+	}
+	if _, err := pruner.Stat(ctx, "snapshots/one"); !errors.Is(err, backend.ErrNotExist) {
+		t.Errorf("Stat after the pruner's Remove: %v, want ErrNotExist", err)
+	}
+}
+
+func TestServerRestart(t *testing.T) {
+	srv := miniotest.Start(t)
+	useServer(t, srv)
+	ctx := context.Background()
+	b := mustCreate(t, Config{URL: "s3://restart/repo"})
+	data := random(t, 4096)
+	if err := b.Save(ctx, "index/one", data); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Kill()
+	start := time.Now()
+	_, err := b.Stat(ctx, "index/one")
+	checkOneLine(t, err, ErrUnreachable, "s3: stat index/one: cannot reach endpoint "+srv.Endpoint)
+	if elapsed := time.Since(start); elapsed > 40*time.Second {
+		t.Errorf("Stat against a dead server took %v, want < 40s", elapsed)
+	}
+
+	// The same Backend works again once the server is back, data intact.
+	srv.Restart(t)
+	if got := readRange(t, b, "index/one", 0, 0); !bytes.Equal(got, data) {
+		t.Fatal("index/one differs after the server restarted")
+	}
+}
+
+// stallProxy forwards TCP connections to target; once stall is set, it
+// forwards at most 16 KiB more of the server's answers on each connection
+// (the headers and a little of the body), then nothing.
+type stallProxy struct {
+	addr  string
+	stall atomic.Bool
+}
+
+func newStallProxy(t *testing.T, target string) *stallProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{addr: l.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			wg.Go(func() { io.Copy(s, c) })
+			wg.Go(func() {
+				buf := make([]byte, 1024)
+				budget := 16 << 10
+				for {
+					n, err := s.Read(buf)
+					if n > 0 {
+						if _, err := c.Write(buf[:n]); err != nil {
+							return
+						}
+						if p.stall.Load() {
+							if budget -= n; budget <= 0 {
+								io.Copy(io.Discard, s) // swallow the rest
+								return
+							}
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return p
+}
+
+func TestStalledRead(t *testing.T) {
+	srv := miniotest.Start(t)
+	useServer(t, srv)
+	if err := mustCreate(t, Config{URL: "s3://stall"}).Save(context.Background(), "data/big", random(t, 4<<20)); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy := newStallProxy(t, strings.TrimPrefix(srv.Endpoint, "http://"))
+	t.Setenv("AWS_ENDPOINT_URL", "http://"+proxy.addr)
+	b, err := Open(context.Background(), Config{URL: "s3://stall", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	proxy.stall.Store(true)
+	rd, err := b.Open(context.Background(), "data/big", 0, 0)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer rd.Close()
+	start := time.Now()
+	n, err := io.Copy(io.Discard, rd)
+	elapsed := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "no data from the endpoint for 1s") {
+		t.Fatalf("reading a stalled body: %d bytes, err %v; want a stall error", n, err)
+	}
+	if elapsed > 10*time.Second {
+		t.Errorf("a stalled read took %v to fail, want about 1s", elapsed)
+	}
+}

@@ -1,0 +1,93 @@
+// Command restore is the operator's tool for a syncd repository: list
+// snapshots, browse them, restore all or part of one, verify the
+// repository. See `restore --help`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/internal/cli"
+	"github.com/syncd/syncd/restorer"
+)
+
+func main() {
+	cli.Main("restore", func(ctx context.Context) error {
+		root := restoreCmd()
+		root.AddCommand(snapshotsCmd(), lsCmd(), verifyCmd())
+		cli.Prepare(root)
+		return root.ExecuteContext(ctx)
+	})
+}
+
+func restoreCmd() *cobra.Command {
+	var f cli.RepoFlags
+	var target string
+	var include []string
+	var overwrite bool
+	cmd := &cobra.Command{
+		Use:   "restore SNAPSHOT --repo R --index-key F --identity F --target DIR [--include PATH]… [--overwrite]",
+		Short: "Restore a snapshot of a syncd repository",
+		Long: `restore writes the files of SNAPSHOT (an ID, a unique ID prefix, or "latest")
+under DIR, at their full snapshot paths (DIR/var/www/…). --include limits it to
+paths of the snapshot and everything below them. Each file is written under a
+temporary name and renamed into place when complete and verified. Nothing is
+written outside DIR. A non-empty DIR is refused unless --overwrite.`,
+		Args: cli.Args(1, 1, "one SNAPSHOT (ID, ID prefix or latest)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if target == "" {
+				return cli.Usage("no target given: use --target DIR")
+			}
+			if f.Identity == "" {
+				return cli.Usage("restoring file contents needs the data identity: use --identity FILE or SYNCD_IDENTITY")
+			}
+			ctx := cmd.Context()
+			repo, badIdx, err := f.Open(ctx)
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+			for _, e := range badIdx {
+				fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
+			}
+			sn, err := findSnapshot(ctx, repo, args[0])
+			if err != nil {
+				return err
+			}
+			prog := new(restorer.Progress)
+			tick := cli.StartTicker(func(d time.Duration) string {
+				return fmt.Sprintf("[%s] %d files, %s of %s, %s", d.Truncate(time.Second), prog.FilesDone.Load(),
+					cli.Bytes(prog.BytesWritten.Load()), cli.Bytes(prog.BytesTotal.Load()), cli.Rate(prog.BytesWritten.Load(), d))
+			})
+			start := time.Now()
+			res, err := restorer.Restore(ctx, repo, sn, restorer.Options{
+				Target: target, Include: include, Overwrite: overwrite, Logger: log, Progress: prog,
+			})
+			tick.Stop()
+			if err != nil {
+				return f.KeyError(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "restored snapshot %s to %s: %d files, %d dirs, %d symlinks, %d hard links, %s in %s\n",
+				sn.ID().Short(), target, res.Files, res.Dirs, res.Symlinks, res.Hardlinks, cli.Bytes(res.Bytes),
+				time.Since(start).Round(time.Millisecond))
+			if len(res.Errors) > 0 {
+				for _, e := range res.Errors {
+					fmt.Fprintf(os.Stderr, "not restored: %s\n", e)
+				}
+				return cli.Partial{Msg: fmt.Sprintf("%d file(s) could not be restored", len(res.Errors))}
+			}
+			return nil
+		},
+	}
+	f.Register(cmd, true)
+	cmd.Flags().StringVarP(&target, "target", "t", "", "directory to restore into")
+	cmd.Flags().StringArrayVar(&include, "include", nil, "snapshot path to restore, with everything below it (repeatable)")
+	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "restore into a non-empty target, replacing what is there")
+	return cmd
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/cli"
+)
+
+// snapshotJSON is the --json form of a snapshot.
+type snapshotJSON struct {
+	ID      string           `json:"id"`
+	ShortID string           `json:"short_id"`
+	Time    string           `json:"time"`
+	Host    string           `json:"host"`
+	Paths   []string         `json:"paths"`
+	Tags    []string         `json:"tags"`
+	Tree    string           `json:"tree"`
+	Parent  string           `json:"parent,omitempty"`
+	Partial bool             `json:"partial"`
+	Stats   chunkstore.Stats `json:"stats"`
+}
+
+func toJSON(sn *chunkstore.Snapshot) snapshotJSON {
+	j := snapshotJSON{ID: sn.ID().String(), ShortID: sn.ID().Short(), Time: sn.Time.Format(time.RFC3339),
+		Host: sn.Host, Paths: sn.Paths, Tags: sn.Tags, Tree: sn.Tree.String(), Partial: sn.Partial, Stats: sn.Stats}
+	if j.Tags == nil {
+		j.Tags = []string{}
+	}
+	if sn.Parent != nil {
+		j.Parent = sn.Parent.String()
+	}
+	return j
+}
+
+func snapshotsCmd() *cobra.Command {
+	var f cli.RepoFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "snapshots --repo R --index-key F [--json]",
+		Short: "List the snapshots, oldest first",
+		Args:  cli.Args(0, 0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			repo, _, err := f.Open(ctx)
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			snaps, bad, err := repo.Snapshots(ctx)
+			if err != nil {
+				return err
+			}
+			for _, e := range bad {
+				fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				list := make([]snapshotJSON, 0, len(snaps))
+				for _, sn := range snaps {
+					list = append(list, toJSON(sn))
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(list)
+			}
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTIME\tHOST\tTAGS\tFILES\tSIZE\tPATHS")
+			for _, sn := range snaps {
+				flag := ""
+				if sn.Partial {
+					flag = " (partial)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s%s\n", sn.ID().Short(), sn.Time.Local().Format(time.DateTime),
+					sn.Host, strings.Join(sn.Tags, ","), sn.Stats.Files, cli.Bytes(sn.Stats.Bytes), strings.Join(sn.Paths, " "), flag)
+			}
+			tw.Flush()
+			fmt.Fprintf(out, "%d snapshot(s)\n", len(snaps))
+			return nil
+		},
+	}
+	f.Register(cmd, false)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// findSnapshot resolves an ID, unique ID prefix or "latest".
+func findSnapshot(ctx context.Context, repo *chunkstore.Repository, ref string) (*chunkstore.Snapshot, error) {
+	snaps, bad, err := repo.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range bad {
+		fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
+	}
+	return chunkstore.FindSnapshot(snaps, ref)
+}

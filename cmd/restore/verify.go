@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/checker"
+	"github.com/syncd/syncd/internal/cli"
+)
+
+func verifyCmd() *cobra.Command {
+	var f cli.RepoFlags
+	var readData bool
+	cmd := &cobra.Command{
+		Use:   "verify --repo R --index-key F [--identity F --read-data]",
+		Short: "Check the repository's integrity",
+		Long: `verify checks that every index, snapshot and tree can be read, and that every
+pack a snapshot needs is present with the size the index records. With
+--read-data (and --identity) it also downloads every pack and checks that each
+blob decrypts and hashes to its ID. Each problem is printed on one line with
+the object at fault and the files it affects; any problem exits with 1.`,
+		Args: cli.Args(0, 0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if readData && f.Identity == "" {
+				return cli.Usage("--read-data needs the data identity: use --identity FILE or SYNCD_IDENTITY")
+			}
+			ctx := cmd.Context()
+			repo, _, err := f.Open(ctx)
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			var read atomic.Int64
+			tick := cli.StartTicker(func(d time.Duration) string {
+				return fmt.Sprintf("[%s] %d packs read", d.Truncate(time.Second), read.Load())
+			})
+			rep, err := checker.Check(ctx, repo, checker.Options{ReadData: readData, PacksRead: &read})
+			tick.Stop()
+			if err != nil {
+				return f.KeyError(err)
+			}
+			out := cmd.OutOrStdout()
+			for _, p := range rep.Problems {
+				fmt.Fprintln(out, "error:", p)
+			}
+			fmt.Fprintf(out, "%d snapshots, %d packs (%d read), %d blobs; %d unreferenced packs\n",
+				rep.Snapshots, rep.Packs, rep.PacksRead, rep.Blobs, rep.Unused)
+			if !rep.OK() {
+				return fmt.Errorf("repository %s has %d problem(s)", f.Repo, len(rep.Problems))
+			}
+			fmt.Fprintln(out, "no problems found")
+			return nil
+		},
+	}
+	f.Register(cmd, true)
+	cmd.Flags().BoolVar(&readData, "read-data", false, "download and verify every pack (needs --identity)")
+	return cmd
+}

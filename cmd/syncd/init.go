@@ -1,0 +1,65 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/crypto"
+	"github.com/syncd/syncd/internal/cli"
+)
+
+func initCmd() *cobra.Command {
+	var f cli.RepoFlags
+	var recipients []string
+	cmd := &cobra.Command{
+		Use:   "init --repo R --index-key F --data-recipient age1… [--data-recipient …]",
+		Short: "Create a repository",
+		Long: `init creates a repository. File contents will be encrypted to the data
+recipients (public keys; their private keys stay off the web nodes); indexes,
+trees and snapshots to the index key, which init creates at F when missing.`,
+		Args: cli.Args(0, 0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.IndexKey == "" {
+				return cli.Usage("no index key given: use --index-key or SYNCD_INDEX_KEY")
+			}
+			if len(recipients) == 0 {
+				return cli.Usage("no data recipient given: use --data-recipient age1… (from syncd keygen or age-keygen)")
+			}
+			for _, r := range recipients {
+				if _, err := crypto.ParseRecipient(r); err != nil {
+					return err
+				}
+			}
+			out := cmd.OutOrStdout()
+			if _, err := os.Stat(f.IndexKey); errors.Is(err, os.ErrNotExist) {
+				id, err := crypto.GenerateIdentityFile(f.IndexKey)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "created index key %s (public key %s)\n", f.IndexKey, id.Recipient())
+			}
+			key, err := crypto.LoadIndexKey(f.IndexKey)
+			if err != nil {
+				return err
+			}
+			be, err := cli.Backend(cmd.Context(), f.Repo, true)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			cfg, err := chunkstore.Init(cmd.Context(), be, key, chunkstore.InitOptions{DataRecipients: recipients})
+			if err != nil {
+				return fmt.Errorf("repository %s: %w", f.Repo, err)
+			}
+			fmt.Fprintf(out, "initialized repository %s (id %s)\n", f.Repo, cfg.ID[:16])
+			return nil
+		},
+	}
+	f.Register(cmd, false)
+	cmd.Flags().StringArrayVar(&recipients, "data-recipient", nil, "age public key that file contents are encrypted to (repeatable)")
+	return cmd
+}

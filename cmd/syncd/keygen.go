@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/crypto"
+	"github.com/syncd/syncd/internal/cli"
+)
+
+func keygenCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "keygen FILE",
+		Short: "Create an age identity file (mode 0600) and print its public key",
+		Long: `keygen writes a new X25519 age identity to FILE, in the format of age-keygen,
+with mode 0600, and prints its public key (age1…). It never overwrites a file.
+
+Use it for the index key of the writing nodes, and, on the operator's machine,
+for the data identity whose public key is given to init as --data-recipient.`,
+		Args: cli.Args(1, 1, "one FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := crypto.GenerateIdentityFile(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), id.Recipient())
+			return nil
+		},
+	}
+}

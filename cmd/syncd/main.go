@@ -1,0 +1,26 @@
+// Command syncd is the agent on each web node: it snapshots content folders
+// into an encrypted, deduplicated repository (and, as a daemon, mirrors
+// them to peers). See `syncd --help`.
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/internal/cli"
+)
+
+func main() {
+	cli.Main("syncd", func(ctx context.Context) error {
+		root := &cobra.Command{
+			Use:   "syncd",
+			Short: "Mirror content folders between web nodes and back them up",
+			Long: `syncd mirrors content folders between web nodes and backs them up into an
+encrypted, deduplicated repository (a directory or S3-compatible storage).`,
+		}
+		root.AddCommand(keygenCmd(), initCmd(), snapshotCmd())
+		cli.Prepare(root)
+		return root.ExecuteContext(ctx)
+	})
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/archiver"
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/cli"
+)
+
+func snapshotCmd() *cobra.Command {
+	var f cli.RepoFlags
+	var host, at string
+	var tags []string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "snapshot --repo R --index-key F [--host H] [--tag T]… [--time T] PATH…",
+		Short: "Write a snapshot of PATHs into the repository",
+		Long: `snapshot writes a snapshot of the given files and directories. Files whose
+size, mtime, ctime and inode match the previous snapshot of the same host and
+paths are not read again. Files that cannot be read are listed on stderr and
+the snapshot is marked partial (exit code 3).`,
+		Args: cli.Args(1, -1, "at least one PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			when := time.Now()
+			if at != "" {
+				t, err := time.ParseInLocation(time.DateTime, at, time.Local)
+				if err != nil {
+					return cli.Usage("--time %q: want \"YYYY-MM-DD HH:MM:SS\"", at)
+				}
+				when = t
+			}
+			if host == "" {
+				host, _ = os.Hostname()
+			}
+			repo, badIdx, err := f.Open(ctx)
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			for _, e := range badIdx {
+				log.Warn("index object unreadable; its blobs will be stored again", "object", e.Name, "err", e.Err)
+			}
+			var parent *chunkstore.Snapshot
+			if !force {
+				if parent, err = findParent(cmd, repo, host, args); err != nil {
+					return err
+				}
+			}
+			prog := new(archiver.Progress)
+			tick := cli.StartTicker(func(d time.Duration) string {
+				return fmt.Sprintf("[%s] %d files, %d read, %s read, %s",
+					d.Truncate(time.Second), prog.Files.Load(), prog.FilesRead.Load(),
+					cli.Bytes(prog.BytesRead.Load()), cli.Rate(prog.BytesRead.Load(), d))
+			})
+			start := time.Now()
+			res, err := archiver.Snapshot(ctx, repo, args, archiver.Options{
+				Host: host, Tags: tags, Time: when, Parent: parent, Logger: log, Progress: prog,
+			})
+			tick.Stop()
+			if err != nil {
+				return err
+			}
+			st := res.Snapshot.Stats
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "snapshot %s saved: %d files, %d dirs, %s; read %d files, added %d blobs (%s stored) in %s\n",
+				res.ID.Short(), st.Files, st.Dirs, cli.Bytes(st.Bytes), st.FilesRead, st.BlobsAdded,
+				cli.Bytes(st.BytesAdded), time.Since(start).Round(time.Millisecond))
+			if len(res.Errors) > 0 {
+				for _, e := range res.Errors {
+					fmt.Fprintf(os.Stderr, "skipped: %s\n", e)
+				}
+				return cli.Partial{Msg: fmt.Sprintf("snapshot %s is partial: %d file(s) could not be read", res.ID.Short(), len(res.Errors))}
+			}
+			return nil
+		},
+	}
+	f.Register(cmd, false)
+	cmd.Flags().StringVar(&host, "host", "", "host name recorded in the snapshot (default: this host)")
+	cmd.Flags().StringArrayVar(&tags, "tag", nil, "tag for the snapshot (repeatable)")
+	cmd.Flags().StringVar(&at, "time", "", `snapshot time, "YYYY-MM-DD HH:MM:SS" in local time (default: now)`)
+	cmd.Flags().BoolVar(&force, "force", false, "read every file, ignoring the previous snapshot")
+	return cmd
+}
+
+// findParent returns the newest snapshot of the same host and paths.
+func findParent(cmd *cobra.Command, repo *chunkstore.Repository, host string, paths []string) (*chunkstore.Snapshot, error) {
+	var abs []string
+	for _, p := range paths {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		abs = append(abs, a)
+	}
+	slices.Sort(abs)
+	snaps, _, err := repo.Snapshots(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if snaps[i].Host == host && slices.Equal(snaps[i].Paths, abs) {
+			return snaps[i], nil
+		}
+	}
+	return nil, nil
+}

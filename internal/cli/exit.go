@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Exit codes, the same for every command (documented in --help).
+const (
+	ExitOK      = 0 // success
+	ExitError   = 1 // failed; nothing (more) was written
+	ExitUsage   = 2 // wrong flags or arguments
+	ExitPartial = 3 // done, but some files were skipped (listed on stderr)
+)
+
+// ExitCodesHelp is the paragraph each command's --help ends with.
+const ExitCodesHelp = `Exit codes:
+  0  success
+  1  error (a one-line message on stderr says what and where)
+  2  wrong usage (flags, arguments)
+  3  partial: completed, but some files were skipped or could not be
+     restored; each one is listed on stderr`
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// Usage returns an error that exits with ExitUsage.
+func Usage(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// Partial is returned by a command that completed with skipped files.
+type Partial struct{ Msg string }
+
+func (p Partial) Error() string { return p.Msg }
+
+// Main runs a command's Execute and exits with the code for its error,
+// printing the error as one line prefixed by the program name.
+func Main(prog string, execute func(context.Context) error) {
+	ctx, stop := signalContext()
+	err := execute(ctx)
+	stop()
+	os.Exit(report(prog, err))
+}
+
+func report(prog string, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintf(os.Stderr, "%s: %s\n", prog, msg)
+	var u usageError
+	var p Partial
+	switch {
+	case errors.As(err, &u) || strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "unknown command") ||
+		strings.Contains(msg, "arg(s)") || strings.HasPrefix(msg, "flag needs an argument") ||
+		strings.HasPrefix(msg, "invalid argument"):
+		return ExitUsage
+	case errors.As(err, &p):
+		return ExitPartial
+	}
+	return ExitError
+}

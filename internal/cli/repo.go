@@ -1,0 +1,100 @@
+// Package cli holds what cmd/syncd and cmd/restore share: opening a
+// repository from flags and environment, exit codes, progress output.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/chunkstore/backend"
+	"github.com/syncd/syncd/chunkstore/local"
+	"github.com/syncd/syncd/crypto"
+)
+
+// RepoFlags are the flags that locate a repository and its keys. Each
+// falls back to an environment variable.
+type RepoFlags struct {
+	Repo     string // SYNCD_REPO
+	IndexKey string // SYNCD_INDEX_KEY
+	Identity string // SYNCD_IDENTITY
+
+}
+
+// KeyError names the key file in an error about a key that does not fit.
+func (f *RepoFlags) KeyError(err error) error {
+	if errors.Is(err, crypto.ErrNoKey) && f.Identity != "" {
+		return fmt.Errorf("data identity %s: %w", f.Identity, err)
+	}
+	return err
+}
+
+// Register adds --repo and --index-key (and --identity when withIdentity)
+// to cmd.
+func (f *RepoFlags) Register(cmd *cobra.Command, withIdentity bool) {
+	cmd.Flags().StringVarP(&f.Repo, "repo", "r", os.Getenv("SYNCD_REPO"), "repository: a directory or s3://BUCKET[/PREFIX] (env SYNCD_REPO)")
+	cmd.Flags().StringVar(&f.IndexKey, "index-key", os.Getenv("SYNCD_INDEX_KEY"), "index key file (env SYNCD_INDEX_KEY)")
+	if withIdentity {
+		cmd.Flags().StringVar(&f.Identity, "identity", os.Getenv("SYNCD_IDENTITY"), "data identity file, to read file contents (env SYNCD_IDENTITY)")
+	}
+}
+
+// Backend opens the storage named by url; create makes it when missing.
+func Backend(ctx context.Context, url string, create bool) (backend.Backend, error) {
+	if url == "" {
+		return nil, Usage("no repository given: use --repo or SYNCD_REPO")
+	}
+	if strings.HasPrefix(url, "s3://") {
+		return openS3(ctx, url, create)
+	}
+	if i := strings.Index(url, "://"); i > 0 {
+		return nil, fmt.Errorf("repository %s: unknown scheme %q (want a directory or s3://)", url, url[:i])
+	}
+	if create {
+		return local.Create(url)
+	}
+	be, err := local.Open(url)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("repository %s does not exist; create it with syncd init", url)
+	}
+	return be, err
+}
+
+// Open opens the repository with its index key, and the data identity when
+// one is given, and loads the index. Unreadable index objects are logged
+// by the caller through the returned slice.
+func (f *RepoFlags) Open(ctx context.Context) (*chunkstore.Repository, []*chunkstore.IndexError, error) {
+	if f.IndexKey == "" {
+		return nil, nil, Usage("no index key given: use --index-key or SYNCD_INDEX_KEY")
+	}
+	key, err := crypto.LoadIndexKey(f.IndexKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	be, err := Backend(ctx, f.Repo, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	repo, err := chunkstore.Open(ctx, be, key)
+	if err != nil {
+		be.Close()
+		return nil, nil, fmt.Errorf("repository %s: %w", f.Repo, err)
+	}
+	if f.Identity != "" {
+		ids, err := crypto.LoadIdentities(f.Identity)
+		if err != nil {
+			return nil, nil, err
+		}
+		repo.SetDataIdentities(ids)
+	}
+	bad, err := repo.LoadIndex(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("repository %s: %w", f.Repo, err)
+	}
+	return repo, bad, nil
+}
