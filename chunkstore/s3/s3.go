@@ -16,6 +16,8 @@ package s3
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/big"
@@ -43,7 +45,7 @@ import (
 const (
 	DefaultUploadConcurrency = 2
 	DefaultPartSize          = 8 << 20
-	DefaultTimeout           = time.Minute
+	DefaultTimeout           = 30 * time.Second
 	DefaultRegion            = "us-east-1"
 )
 
@@ -93,7 +95,7 @@ type Config struct {
 
 	// Timeout bounds one HTTP request's wait for the server: for its
 	// response once the request is sent, and for each read of a response
-	// body (default 1 minute). It does not bound a transfer that makes
+	// body (default 30 s). It does not bound a transfer that makes
 	// progress.
 	Timeout time.Duration
 }
@@ -305,7 +307,23 @@ func newRetryer() aws.Retryer {
 		o.MaxBackoff = maxBackoff
 		o.RateLimiter = ratelimit.None
 		o.Backoff = retry.BackoffDelayerFunc(backoff)
+		// Checked first: a certificate the endpoint fails to prove will
+		// not get better on a retry.
+		o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(certError)}, o.Retryables...)
 	})
+}
+
+// certError says not to retry errors verifying the endpoint's certificate,
+// and leaves all others to the standard checks.
+func certError(err error) aws.Ternary {
+	var verify *tls.CertificateVerificationError
+	var host x509.HostnameError
+	var authority x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &verify) || errors.As(err, &host) || errors.As(err, &authority) || errors.As(err, &invalid) {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
 }
 
 // backoff returns a random delay in [0, min(maxBackoff, 250ms·2^attempt)).

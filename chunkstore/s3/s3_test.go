@@ -112,6 +112,7 @@ func checkOneLine(t *testing.T, err, kind error, words ...string) {
 		t.Fatalf("got no error, want one matching %v", kind)
 	}
 	msg := err.Error()
+	t.Logf("error: %s", msg)
 	if strings.ContainsAny(msg, "\r\n") {
 		t.Errorf("error is not one line: %q", msg)
 	}
@@ -218,6 +219,34 @@ func TestConfigChecks(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Open(%+v): err = %v, want it to mention %q", c.cfg, err, c.want)
 		}
+	}
+}
+
+func TestCABundle(t *testing.T) {
+	srv := miniotest.StartWith(t, miniotest.Options{TLS: true})
+	useServer(t, srv)
+	ctx := context.Background()
+
+	start := time.Now()
+	_, err := Open(ctx, Config{URL: "s3://tls"})
+	checkOneLine(t, err, ErrUnreachable, "cannot reach endpoint "+srv.Endpoint, "certificate signed by unknown authority")
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("an untrusted certificate took %v to fail, want no retries", elapsed)
+	}
+
+	data := random(t, 1000)
+	b := mustCreate(t, Config{URL: "s3://tls", CABundle: srv.CAFile})
+	if err := b.Save(ctx, "keys/one", data); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvCABundle, srv.CAFile)
+	b2, err := Open(ctx, Config{URL: "s3://tls"})
+	if err != nil {
+		t.Fatalf("Open with %s set: %v", EnvCABundle, err)
+	}
+	defer b2.Close()
+	if got := readRange(t, b2, "keys/one", 0, 0); !bytes.Equal(got, data) {
+		t.Fatal("keys/one reads back different over TLS")
 	}
 }
 
