@@ -256,33 +256,43 @@ func (rr *rangeReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // CheckDataIdentity tells whether the data identities open the repository's
-// content packs, by decrypting the header of one of them. A repository
-// without content packs passes.
+// content packs, by decrypting the header of one of them. Packs that cannot
+// be read are passed over (verify reports them); a repository without a
+// readable content pack passes.
 func (r *Repository) CheckDataIdentity(ctx context.Context) error {
 	if len(r.dataIDs) == 0 {
 		return fmt.Errorf("reading file contents needs the data identity (--identity): %w", crypto.ErrNoKey)
 	}
-	var loc Location
-	found := false
+	packs := map[ID]int64{}
 	r.idx.Each(func(_ ID, l Location) {
-		if !found && l.Type == DataBlob {
-			loc, found = l, true
+		if l.Type == DataBlob && len(packs) < 8 {
+			packs[l.Pack] = l.PackSize
 		}
 	})
-	if !found {
+	for id, size := range packs {
+		prefix, err := r.readPrefix(ctx, ObjectName(DataBlob, id), min(size, 8192))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		if err := crypto.CheckHeader(prefix, r.dataIDs...); err != nil {
+			if errors.Is(err, crypto.ErrNoKey) {
+				return fmt.Errorf("the data identity does not open this repository's content packs: %w", err)
+			}
+			continue
+		}
 		return nil
 	}
-	rd, err := r.be.Open(ctx, ObjectName(DataBlob, loc.Pack), 0, min(loc.PackSize, 8192))
+	return nil
+}
+
+func (r *Repository) readPrefix(ctx context.Context, name string, n int64) ([]byte, error) {
+	rd, err := r.be.Open(ctx, name, 0, n)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rd.Close()
-	prefix, err := io.ReadAll(rd)
-	if err != nil {
-		return err
-	}
-	if err := crypto.CheckHeader(prefix, r.dataIDs...); err != nil {
-		return fmt.Errorf("the data identity does not open this repository's content packs: %w", err)
-	}
-	return nil
+	return io.ReadAll(rd)
 }
