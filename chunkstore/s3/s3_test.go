@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/syncd/syncd/chunkstore/backend"
 	"github.com/syncd/syncd/chunkstore/backendtest"
@@ -27,10 +28,10 @@ import (
 const (
 	webNodePolicy = `{"Version": "2012-10-17", "Statement": [
 	  {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::BUCKET"]},
-	  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": ["arn:aws:s3:::BUCKET/*"]}]}`
+	  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"], "Resource": ["arn:aws:s3:::BUCKET/*"]}]}`
 	prunePolicy = `{"Version": "2012-10-17", "Statement": [
 	  {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::BUCKET"]},
-	  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], "Resource": ["arn:aws:s3:::BUCKET/*"]}]}`
+	  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:DeleteObject"], "Resource": ["arn:aws:s3:::BUCKET/*"]}]}`
 )
 
 func policyFor(policy, bucket string) string { return strings.ReplaceAll(policy, "BUCKET", bucket) }
@@ -406,7 +407,7 @@ func TestNoDeletePolicy(t *testing.T) {
 	srv.AddUser(t, "pruner", "pruner-secret", policyFor(prunePolicy, "backups"))
 
 	useEnv(t, srv.Endpoint, "webnode", "webnode-secret")
-	web, err := Open(ctx, Config{URL: "s3://backups/repo"})
+	web, err := Open(ctx, Config{URL: "s3://backups/repo", PartSize: MinPartSize})
 	if err != nil {
 		t.Fatalf("web node Open: %v", err)
 	}
@@ -414,6 +415,10 @@ func TestNoDeletePolicy(t *testing.T) {
 	data := random(t, 1000)
 	if err := web.Save(ctx, "snapshots/one", data); err != nil {
 		t.Fatalf("web node Save: %v", err)
+	}
+	// s3:PutObject covers the requests of a multipart upload too.
+	if err := web.Save(ctx, "data/big", random(t, MinPartSize+1)); err != nil {
+		t.Fatalf("web node multipart Save: %v", err)
 	}
 	if got := readRange(t, web, "snapshots/one", 0, 0); !bytes.Equal(got, data) {
 		t.Fatal("web node reads back different content")
@@ -565,5 +570,73 @@ func TestStalledRead(t *testing.T) {
 	}
 	if elapsed > 10*time.Second {
 		t.Errorf("a stalled read took %v to fail, want about 1s", elapsed)
+	}
+}
+
+// TestObjectLock checks what docs/S3.md promises for a bucket with object
+// lock (governance mode, so versioning too): saves work, single-part and
+// multipart; Remove hides an object behind a delete marker; the locked
+// version cannot be deleted; removing the marker brings the object back.
+func TestObjectLock(t *testing.T) {
+	srv := miniotest.Start(t)
+	useServer(t, srv)
+	ctx := context.Background()
+	admin := mustCreate(t, Config{URL: "s3://setup"}).client
+	bucket := aws.String("locked")
+	if _, err := admin.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: bucket, ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := admin.PutObjectLockConfiguration(ctx, &awss3.PutObjectLockConfigurationInput{
+		Bucket: bucket,
+		ObjectLockConfiguration: &types.ObjectLockConfiguration{
+			ObjectLockEnabled: types.ObjectLockEnabledEnabled,
+			Rule: &types.ObjectLockRule{DefaultRetention: &types.DefaultRetention{
+				Mode: types.ObjectLockRetentionModeGovernance, Days: aws.Int32(1),
+			}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := Open(ctx, Config{URL: "s3://locked/repo", PartSize: MinPartSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	small, large := random(t, 1000), random(t, MinPartSize+1)
+	for name, data := range map[string][]byte{"data/small": small, "data/large": large} {
+		if err := b.Save(ctx, name, data); err != nil {
+			t.Fatalf("Save(%s) under object lock: %v", name, err)
+		}
+	}
+
+	if err := b.Remove(ctx, "data/small"); err != nil {
+		t.Fatalf("Remove under object lock: %v", err)
+	}
+	if _, err := b.Stat(ctx, "data/small"); !errors.Is(err, backend.ErrNotExist) {
+		t.Fatalf("Stat after Remove: %v, want ErrNotExist", err)
+	}
+	versions, err := admin.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: bucket, Prefix: aws.String("repo/data/small")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions.Versions) != 1 || len(versions.DeleteMarkers) != 1 {
+		t.Fatalf("after Remove: %d versions and %d delete markers, want 1 and 1", len(versions.Versions), len(versions.DeleteMarkers))
+	}
+	_, err = admin.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: bucket, Key: versions.Versions[0].Key, VersionId: versions.Versions[0].VersionId})
+	// AWS answers AccessDenied, MinIO InvalidRequest "Object is WORM protected".
+	if err == nil || !strings.Contains(err.Error(), "AccessDenied") && !strings.Contains(err.Error(), "WORM protected") {
+		t.Fatalf("deleting a locked version: err = %v, want it refused", err)
+	}
+	_, err = admin.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: bucket, Key: versions.DeleteMarkers[0].Key, VersionId: versions.DeleteMarkers[0].VersionId})
+	if err != nil {
+		t.Fatalf("removing the delete marker: %v", err)
+	}
+	if got := readRange(t, b, "data/small", 0, 0); !bytes.Equal(got, small) {
+		t.Fatal("data/small differs after recovering it")
+	}
+	if got := readRange(t, b, "data/large", 0, 0); !bytes.Equal(got, large) {
+		t.Fatal("data/large (multipart, locked) reads back different")
 	}
 }
