@@ -132,6 +132,12 @@ func (b *Backend) fail(op, name string, err error) error {
 	case code == "RequestTimeTooSkewed":
 		e.Msg = fmt.Sprintf("this host's clock is too far from the server's; fix the time (%s)", label)
 
+	case strings.Contains(err.Error(), "get identity: "):
+		// The SDK found no credentials, or could not fetch them; it has no
+		// error type for that.
+		e.Msg = "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance role"
+		e.kind = ErrAccessDenied
+
 	case errors.As(err, &sendErr):
 		e.Msg = "cannot reach endpoint " + b.describeSend(sendErr)
 		e.kind = ErrUnreachable

@@ -403,6 +403,9 @@ func (b *Backend) Close() error { return nil }
 
 // String returns the repository's URL.
 func (b *Backend) String() string {
+	if b.prefix == "" {
+		return "s3://" + b.bucket
+	}
 	return "s3://" + b.bucket + "/" + strings.TrimSuffix(b.prefix, "/")
 }
 

@@ -316,6 +316,17 @@ func TestWrongCredentials(t *testing.T) {
 	}
 }
 
+func TestNoCredentials(t *testing.T) {
+	srv := miniotest.Start(t)
+	useEnv(t, srv.Endpoint, "", "") // and no config files, no instance metadata
+	start := time.Now()
+	_, err := Open(context.Background(), Config{URL: "s3://bucket"})
+	checkOneLine(t, err, ErrAccessDenied, "no usable AWS credentials", "AWS_ACCESS_KEY_ID")
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("failing for want of credentials took %v", elapsed)
+	}
+}
+
 func TestWrongRegion(t *testing.T) {
 	srv := miniotest.Start(t)
 	useServer(t, srv)
