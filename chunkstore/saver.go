@@ -28,7 +28,6 @@ type Saver struct {
 	close  sync.Once
 	jobs   chan saveJob
 	packs  chan finishedPack
-	upload sync.WaitGroup
 
 	mu      sync.Mutex
 	pending map[ID]struct{}
