@@ -143,6 +143,8 @@ type entry struct {
 	Target  string
 	Sum     string
 	Link    string // the first path of its hard-link group
+	UID     uint32
+	GID     uint32
 }
 
 // scan describes every entry below root, keyed by relative path.
@@ -169,7 +171,7 @@ func scan(t *testing.T, root string) map[string]entry {
 			t.Fatal(err)
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		e := entry{Mode: fi.Mode(), MTimeNs: fi.ModTime().UnixNano()}
+		e := entry{Mode: fi.Mode(), MTimeNs: fi.ModTime().UnixNano(), UID: st.Uid, GID: st.Gid}
 		switch {
 		case fi.Mode().IsRegular():
 			e.Type, e.Size = "file", fi.Size()

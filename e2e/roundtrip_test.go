@@ -54,6 +54,11 @@ func makeAwkward(t *testing.T, root string) {
 	must(os.Chmod(filepath.Join(root, "setgid"), 0o2775))
 	must(os.MkdirAll(filepath.Join(root, "private"), 0o700))
 	write("private/secret", []byte("s"), 0o600)
+	if os.Geteuid() == 0 { // ownership is restored when restoring as root
+		must(os.Lchown(filepath.Join(root, "plain.txt"), 1234, 5678))
+		must(os.Lchown(filepath.Join(root, "links/dangling"), 4321, 8765))
+		must(os.Lchown(filepath.Join(root, "private"), 33, 33))
+	}
 	must(os.Chmod(filepath.Join(root, "dir/sub"), 0o555)) // read-only dir with content
 	// mtimes with nanoseconds, set bottom-up so directories keep theirs
 	when := time.Date(2021, 3, 4, 5, 6, 7, 123456789, time.UTC)
