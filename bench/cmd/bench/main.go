@@ -1,0 +1,209 @@
+// Command bench runs syncd and restic side by side on the same data set, on
+// the same machine, in the same run, and writes a markdown table of medians,
+// ratios and the bars from ../shared/BENCHMARKS.md.
+//
+// Usage (from the repository root; `make bench` does this):
+//
+//	go run ./bench/cmd/bench -bin bin -out docs/BENCHMARKS.md [-pairs 3] [-only REGEX] [-small]
+//
+// The data set is made once by ../shared/bench/mkdata.py and cached under
+// ~/.cache/syncd-bench. Each measurement runs ours then restic (A B A B …)
+// for -pairs pairs, and the table reports the median of each side. Progress
+// goes to stderr; the table goes to stdout and, with -out, into the section
+// of that file between the markers <!-- bench:local:begin --> and
+// <!-- bench:local:end -->, leaving the rest of the file alone.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config holds the command-line flags, resolved to absolute paths.
+type config struct {
+	root, bin, out, data, mkdata, work string
+	pairs                              int
+	only                               *regexp.Regexp
+	small                              bool
+}
+
+func main() {
+	var c config
+	var only string
+	flag.StringVar(&c.bin, "bin", "", "directory holding syncd, restore and restic (default: <repo>/bin)")
+	flag.StringVar(&c.out, "out", "", "markdown file to write or update (default: only print the table)")
+	flag.StringVar(&c.data, "data", "", "cached data set directory (default ~/.cache/syncd-bench/data, or data-small with -small)")
+	flag.StringVar(&c.mkdata, "mkdata", "", "path of mkdata.py (default: <repo>/../shared/bench/mkdata.py)")
+	flag.StringVar(&c.work, "work", "", "scratch space; a fresh subdirectory is made in it and removed at the end (default: $TMPDIR or /tmp)")
+	flag.IntVar(&c.pairs, "pairs", 3, "number of ours/restic pairs per measurement")
+	flag.StringVar(&only, "only", "", "run only the measurements whose id (e.g. local/initial, local/restore) matches this regular expression")
+	flag.BoolVar(&c.small, "small", false, "use a small data set (--sites 1 --uploads 200 --bigmb 32) for a quick check")
+	flag.Parse()
+	if flag.NArg() > 0 || c.pairs < 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if only != "" {
+		re, err := regexp.Compile(only)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -only:", err)
+			os.Exit(2)
+		}
+		c.only = re
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, &c)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// run resolves the defaults, prepares the data set and the tools, runs every
+// backend's measurements and writes the report.
+func run(ctx context.Context, c *config) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	if err := c.resolve(root); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(c.work, "syncd-bench-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		progress("removing %s", work)
+		os.RemoveAll(work)
+	}()
+
+	ds := dataset{Dir: c.data, Mkdata: c.mkdata, Args: mkdataArgs(c.small)}
+	if err := ds.ensure(ctx); err != nil {
+		return err
+	}
+	if err := ds.describe(); err != nil {
+		return err
+	}
+	progress("data set %s: %s", ds.Dir, ds.Summary())
+	progress("warming the page cache (one read of every file)")
+	if err := ds.warm(); err != nil {
+		return err
+	}
+
+	rn, err := newRunner(work)
+	if err != nil {
+		return err
+	}
+	defer rn.close()
+	ours, err := oursTool(ctx, rn, c.bin, filepath.Join(work, "keys"))
+	if err != nil {
+		return err
+	}
+	restic := resticTool(ctx, rn, c.bin, filepath.Join(work, "restic-cache"))
+	env, err := describeEnv(ctx, c, &ds, ours, restic)
+	if err != nil {
+		return err
+	}
+	progress("log of every command: %s (removed at the end)", rn.logPath)
+
+	for _, be := range []Backend{localBackend(filepath.Join(work, "repos"))} {
+		s := &suite{
+			backend: be, ours: ours, restic: restic, run: rn, data: &ds,
+			pairs: c.pairs, only: c.only, work: filepath.Join(work, be.Name),
+		}
+		if !s.any() {
+			continue
+		}
+		if err := s.measure(ctx); err != nil {
+			return err
+		}
+		md := section(env, s)
+		fmt.Println(md)
+		if c.out != "" {
+			if err := updateFile(c.out, be.Name, md); err != nil {
+				return err
+			}
+			progress("wrote section %q of %s", be.Name, c.out)
+		}
+	}
+	return nil
+}
+
+// resolve fills in the defaults that depend on the repository root and makes
+// every path absolute (the tools run with the same working directory, but the
+// snapshot paths must not depend on it).
+func (c *config) resolve(root string) error {
+	c.root = root
+	if c.bin == "" {
+		c.bin = filepath.Join(root, "bin")
+	}
+	if c.mkdata == "" {
+		c.mkdata = filepath.Join(root, "..", "shared", "bench", "mkdata.py")
+	}
+	if c.data == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return err
+		}
+		name := "data"
+		if c.small {
+			name = "data-small"
+		}
+		c.data = filepath.Join(home, ".cache", "syncd-bench", name)
+	}
+	for _, p := range []*string{&c.bin, &c.mkdata, &c.data, &c.out, &c.work} {
+		if *p == "" {
+			continue
+		}
+		a, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = a
+	}
+	for _, name := range []string{"syncd", "restore", "restic"} {
+		if _, err := os.Stat(filepath.Join(c.bin, name)); err != nil {
+			return fmt.Errorf("%v (run `make tools build`)", err)
+		}
+	}
+	if _, err := os.Stat(c.mkdata); err != nil {
+		return fmt.Errorf("mkdata: %v (use -mkdata PATH)", err)
+	}
+	return nil
+}
+
+// repoRoot finds the directory holding this module's go.mod, walking up from
+// the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/syncd/syncd\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from inside the syncd repository (no go.mod of github.com/syncd/syncd above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+// progress prints one timestamped line to stderr.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
