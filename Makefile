@@ -79,5 +79,8 @@ $(BIN)/age: Makefile
 zstd-cli:
 	@command -v zstd >/dev/null || { apt-get update -qq && apt-get install -y -qq zstd >/dev/null; }
 
+# bin/NAME works as well as $(BIN)/NAME on the command line.
+bin/%: $(BIN)/% ;
+
 clean:
 	rm -rf $(BIN)

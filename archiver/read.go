@@ -31,7 +31,7 @@ func (a *arch) reader() {
 	r := &fileReader{
 		a:   a,
 		chk: chunker.NewWithBoundaries(nil, a.repo.Polynomial(), uint(cfg.MinChunk), uint(cfg.MaxChunk)),
-		buf: make([]byte, cfg.MaxChunk),
+		buf: make([]byte, 0, 1<<20),
 		h:   a.repo.NewHasher(),
 	}
 	for job := range a.jobs {

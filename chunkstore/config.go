@@ -150,13 +150,13 @@ func Init(ctx context.Context, be backend.Backend, key *crypto.IndexKey, opts In
 	for _, k := range keys {
 		k.Fingerprint = crypto.Fingerprint(k.Recipient)
 		body, _ := json.MarshalIndent(k, "", "  ")
-		if err := be.Save(ctx, keysPrefix+k.Role+"-"+k.Fingerprint, body); err != nil {
+		if err := backend.SaveBytes(ctx, be, keysPrefix+k.Role+"-"+k.Fingerprint, body); err != nil {
 			return Config{}, fmt.Errorf("init: %w", err)
 		}
 	}
 	body, _ := json.MarshalIndent(cfg, "", "  ")
 	// The config is written last: a repository without it is not initialized.
-	if err := be.Save(ctx, configName, body); err != nil {
+	if err := backend.SaveBytes(ctx, be, configName, body); err != nil {
 		return Config{}, fmt.Errorf("init: %w", err)
 	}
 	return cfg, nil

@@ -22,23 +22,31 @@ type packHeader struct {
 	Blobs []IndexBlob `json:"blobs"`
 }
 
-// packWriter builds one pack, encrypting as blobs are added.
+// packWriter builds one pack, encrypting into a temporary file as blobs
+// are added.
 type packWriter struct {
 	typ   BlobType
+	file  *packFile
 	enc   *crypto.Encrypter
 	blobs []IndexBlob
 }
 
-func (r *Repository) newPackWriter(t BlobType) (*packWriter, error) {
+// newPackWriter starts a pack of type t in a temporary file in dir.
+func (r *Repository) newPackWriter(t BlobType, dir string) (*packWriter, error) {
 	rcpt := r.metaRecipients
 	if t == DataBlob {
 		rcpt = r.dataRecipients
 	}
-	enc, err := crypto.NewEncrypter(rcpt...)
+	file, err := newPackFile(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &packWriter{typ: t, enc: enc}, nil
+	enc, err := crypto.NewEncrypter(file, rcpt...)
+	if err != nil {
+		file.close()
+		return nil, err
+	}
+	return &packWriter{typ: t, file: file, enc: enc}, nil
 }
 
 // add appends a blob: stored is what goes into the pack (compressed or
@@ -58,18 +66,21 @@ func (p *packWriter) add(id ID, stored []byte, raw int, zstd bool) error {
 // size is the plaintext size so far.
 func (p *packWriter) size() int64 { return p.enc.Len() }
 
-// finish writes the header and returns the encrypted pack.
-func (p *packWriter) finish() ([]byte, []IndexBlob, error) {
+// finish writes the header and completes the encrypted pack, returning
+// its object ID (the SHA-256 of the encrypted bytes).
+func (p *packWriter) finish() (ID, error) {
 	hdr, err := json.Marshal(packHeader{Blobs: p.blobs})
 	if err != nil {
-		return nil, nil, err
+		return ID{}, err
 	}
 	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(hdr)))
 	if _, err := p.enc.Write(hdr); err != nil {
-		return nil, nil, err
+		return ID{}, err
 	}
-	out, err := p.enc.Finish()
-	return out, p.blobs, err
+	if err := p.enc.Finish(); err != nil {
+		return ID{}, err
+	}
+	return p.file.done()
 }
 
 // Pack gives random access to the plaintext of a stored pack. It is safe

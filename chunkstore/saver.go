@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -12,15 +13,21 @@ import (
 
 // SaverOptions tunes a Saver.
 type SaverOptions struct {
-	Packers   int // goroutines compressing and encrypting; 0: GOMAXPROCS
-	Uploaders int // concurrent pack uploads; 0: 2
+	Packers   int    // goroutines compressing and encrypting; 0: GOMAXPROCS
+	Uploaders int    // concurrent pack uploads; 0: 2
+	TempDir   string // where packs wait for their upload; "": os.TempDir()
 }
 
 // Saver stores new blobs: it drops the ones the repository already has,
 // compresses, packs, encrypts and uploads the rest, and on Finish writes
-// the index object that makes them visible. Save is safe for concurrent use.
+// the index object that makes them visible. Save and Known are safe for
+// concurrent use.
+//
+// Memory stays small whatever the amount of data: a pack is encrypted into
+// an unlinked temporary file as it is filled, and blob buffers are reused.
 type Saver struct {
 	r      *Repository
+	opts   SaverOptions
 	parent context.Context // for the index write after the group ends
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -33,6 +40,8 @@ type Saver struct {
 	pending map[ID]struct{}
 	written []IndexPack
 
+	blobBufs bufPool
+
 	blobsAdded atomic.Int64
 	bytesAdded atomic.Int64
 }
@@ -41,11 +50,13 @@ type saveJob struct {
 	t    BlobType
 	id   ID
 	data []byte
+	buf  *[]byte // the pooled buffer behind data
 }
 
 type finishedPack struct {
 	t     BlobType
-	data  []byte
+	id    ID
+	file  *packFile
 	blobs []IndexBlob
 }
 
@@ -57,10 +68,13 @@ func (r *Repository) NewSaver(ctx context.Context, opts SaverOptions) *Saver {
 	if opts.Uploaders <= 0 {
 		opts.Uploaders = 2
 	}
+	if opts.TempDir == "" {
+		opts.TempDir = os.TempDir()
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(cctx)
-	s := &Saver{r: r, parent: ctx, ctx: gctx, cancel: cancel, g: g, pending: make(map[ID]struct{}),
-		jobs: make(chan saveJob, 2*opts.Packers), packs: make(chan finishedPack)}
+	s := &Saver{r: r, opts: opts, parent: ctx, ctx: gctx, cancel: cancel, g: g, pending: make(map[ID]struct{}),
+		jobs: make(chan saveJob, opts.Packers), packs: make(chan finishedPack, opts.Uploaders)}
 	var packers sync.WaitGroup
 	for range opts.Packers {
 		packers.Add(1)
@@ -93,7 +107,9 @@ func (s *Saver) Save(t BlobType, id ID, data []byte) (bool, error) {
 	}
 	s.pending[id] = struct{}{}
 	s.mu.Unlock()
-	job := saveJob{t: t, id: id, data: append([]byte(nil), data...)}
+	bp := s.blobBufs.get(len(data))
+	*bp = append((*bp)[:0], data...)
+	job := saveJob{t: t, id: id, data: *bp, buf: bp}
 	select {
 	case s.jobs <- job:
 		return true, nil
@@ -116,20 +132,27 @@ func (s *Saver) Known(id ID) bool {
 // pack is one packer goroutine: it keeps one open pack per blob type.
 func (s *Saver) pack() error {
 	open := map[BlobType]*packWriter{}
+	defer func() { // on error: drop the temporary files
+		for _, pw := range open {
+			pw.file.close()
+		}
+	}()
 	flush := func(t BlobType) error {
 		pw := open[t]
 		if pw == nil {
 			return nil
 		}
 		delete(open, t)
-		data, blobs, err := pw.finish()
+		id, err := pw.finish()
 		if err != nil {
+			pw.file.close()
 			return fmt.Errorf("finish pack: %w", err)
 		}
 		select {
-		case s.packs <- finishedPack{t: t, data: data, blobs: blobs}:
+		case s.packs <- finishedPack{t: t, id: id, file: pw.file, blobs: pw.blobs}:
 			return nil
 		case <-s.ctx.Done():
+			pw.file.close()
 			return context.Cause(s.ctx)
 		}
 	}
@@ -159,7 +182,7 @@ func (s *Saver) pack() error {
 		pw := open[job.t]
 		if pw == nil {
 			var err error
-			if pw, err = s.r.newPackWriter(job.t); err != nil {
+			if pw, err = s.r.newPackWriter(job.t, s.opts.TempDir); err != nil {
 				return err
 			}
 			open[job.t] = pw
@@ -174,6 +197,7 @@ func (s *Saver) pack() error {
 		}
 		s.blobsAdded.Add(1)
 		s.bytesAdded.Add(int64(len(stored)))
+		s.blobBufs.put(job.buf)
 	}
 }
 
@@ -189,11 +213,12 @@ func (s *Saver) uploadLoop() error {
 		if !ok {
 			return nil
 		}
-		id := Hash(p.data)
-		if err := s.r.be.Save(s.ctx, ObjectName(p.t, id), p.data); err != nil {
+		err := s.r.be.Save(s.ctx, ObjectName(p.t, p.id), p.file, p.file.size)
+		p.file.close()
+		if err != nil {
 			return fmt.Errorf("upload pack: %w", err)
 		}
-		ip := IndexPack{ID: id, Type: p.t, Size: int64(len(p.data)), Blobs: p.blobs}
+		ip := IndexPack{ID: p.id, Type: p.t, Size: p.file.size, Blobs: p.blobs}
 		s.r.idx.addPack(ip)
 		s.mu.Lock()
 		for _, b := range p.blobs {
@@ -212,6 +237,7 @@ func (s *Saver) Finish() ([]ID, error) {
 	err := s.g.Wait()
 	s.cancel()
 	if err != nil {
+		s.drain()
 		return nil, err
 	}
 	var ids []ID
@@ -232,7 +258,52 @@ func (s *Saver) Abort() {
 	s.cancel()
 	s.close.Do(func() { close(s.jobs) })
 	s.g.Wait()
+	s.drain()
+}
+
+// drain closes the temporary files of packs that were never uploaded.
+func (s *Saver) drain() {
+	for p := range s.packs {
+		p.file.close()
+	}
 }
 
 // Added returns how many blobs and stored bytes the Saver added so far.
 func (s *Saver) Added() (blobs, bytes int64) { return s.blobsAdded.Load(), s.bytesAdded.Load() }
+
+// bufPool recycles byte buffers in power-of-two size classes, so that a
+// small blob does not hold a large buffer and memory follows the bytes in
+// flight.
+type bufPool struct {
+	classes [28]sync.Pool
+}
+
+func sizeClass(n int) int {
+	c := 12 // 4 KiB at least
+	for 1<<c < n {
+		c++
+	}
+	return c
+}
+
+// get returns a buffer with capacity for n bytes.
+func (p *bufPool) get(n int) *[]byte {
+	c := sizeClass(n)
+	if c >= len(p.classes) {
+		b := make([]byte, 0, n)
+		return &b
+	}
+	if bp, ok := p.classes[c].Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 0, 1<<c)
+	return &b
+}
+
+// put returns a buffer from get.
+func (p *bufPool) put(bp *[]byte) {
+	c := sizeClass(cap(*bp))
+	if c < len(p.classes) && cap(*bp) == 1<<c {
+		p.classes[c].Put(bp)
+	}
+}

@@ -2,14 +2,12 @@ package crypto
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 
 	"filippo.io/age"
+	"github.com/zeebo/blake3"
 )
 
 // ErrNoKey is matched by errors from opening an object with keys that do
@@ -66,21 +64,19 @@ func classify(err error) error {
 	return fmt.Errorf("decrypt: %w", err)
 }
 
-// Encrypter streams plaintext into an age file held in memory.
+// Encrypter streams plaintext into an age file written to an io.Writer.
 type Encrypter struct {
-	buf *bytes.Buffer
-	w   io.WriteCloser
-	n   int64
+	w io.WriteCloser
+	n int64
 }
 
-// NewEncrypter starts an age file to the recipients.
-func NewEncrypter(recipients ...age.Recipient) (*Encrypter, error) {
-	buf := new(bytes.Buffer)
-	w, err := age.Encrypt(buf, recipients...)
+// NewEncrypter starts an age file to the recipients, written to dst.
+func NewEncrypter(dst io.Writer, recipients ...age.Recipient) (*Encrypter, error) {
+	w, err := age.Encrypt(dst, recipients...)
 	if err != nil {
 		return nil, fmt.Errorf("encrypt: %w", err)
 	}
-	return &Encrypter{buf: buf, w: w}, nil
+	return &Encrypter{w: w}, nil
 }
 
 // Write encrypts p. It is not safe for concurrent use.
@@ -93,21 +89,28 @@ func (e *Encrypter) Write(p []byte) (int, error) {
 // Len is the number of plaintext bytes written so far.
 func (e *Encrypter) Len() int64 { return e.n }
 
-// Finish completes the age file and returns its bytes.
-func (e *Encrypter) Finish() ([]byte, error) {
+// Finish writes the last chunk of the age file. It does not close dst.
+func (e *Encrypter) Finish() error {
 	if err := e.w.Close(); err != nil {
-		return nil, fmt.Errorf("encrypt: %w", err)
+		return fmt.Errorf("encrypt: %w", err)
 	}
-	return e.buf.Bytes(), nil
+	return nil
 }
 
-// Hasher computes keyed chunk IDs: HMAC-SHA256 of the plaintext under the
-// repository's chunk ID key. A Hasher is not safe for concurrent use; make
-// one per goroutine.
-type Hasher struct{ h hash.Hash }
+// Hasher computes keyed chunk IDs: keyed BLAKE3 (256 bits) of the
+// plaintext under the repository's 32-byte chunk ID key. (BLAKE3 hashes
+// twice as fast as HMAC-SHA256 here, and every byte backed up is hashed.)
+// A Hasher is not safe for concurrent use; make one per goroutine.
+type Hasher struct{ h *blake3.Hasher }
 
-// NewHasher returns a Hasher for key.
-func NewHasher(key []byte) *Hasher { return &Hasher{h: hmac.New(sha256.New, key)} }
+// NewHasher returns a Hasher for key, which must be 32 bytes.
+func NewHasher(key []byte) *Hasher {
+	h, err := blake3.NewKeyed(key)
+	if err != nil {
+		panic("blake3: " + err.Error()) // only for a key that is not 32 bytes
+	}
+	return &Hasher{h: h}
+}
 
 // Sum appends the ID of data to dst.
 func (h *Hasher) Sum(dst, data []byte) []byte {

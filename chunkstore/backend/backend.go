@@ -7,6 +7,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -25,11 +26,12 @@ type Info struct {
 // Backend stores immutable named objects. All methods are safe for concurrent
 // use.
 type Backend interface {
-	// Save stores data under name. Objects are written once and never
-	// rewritten in place; saving the same name again with the same content
-	// is harmless, so a failed Save may be retried. A reader never sees a
-	// partly written object: it sees none or all of it.
-	Save(ctx context.Context, name string, data []byte) error
+	// Save stores the size bytes of r under name. Objects are written
+	// once and never rewritten in place; saving the same name again with
+	// the same content is harmless, so a failed Save may be retried, and
+	// Save may read r more than once. A reader never sees a partly written
+	// object: it sees none or all of it.
+	Save(ctx context.Context, name string, r io.ReaderAt, size int64) error
 
 	// Open returns a reader of length bytes of the object starting at
 	// offset. A length <= 0 reads to the end. The caller closes the reader.
@@ -48,6 +50,11 @@ type Backend interface {
 
 	// Close releases the backend's resources.
 	Close() error
+}
+
+// SaveBytes stores data under name in b.
+func SaveBytes(ctx context.Context, b Backend, name string, data []byte) error {
+	return b.Save(ctx, name, bytes.NewReader(data), int64(len(data)))
 }
 
 // ReadAll reads the whole object name from b.

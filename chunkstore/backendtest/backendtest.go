@@ -57,7 +57,7 @@ func testRoundTrip(t *testing.T, b backend.Backend) {
 	for _, size := range []int{1, 4096, 6<<20 + 17} {
 		name := fmt.Sprintf("data/%064x", size)
 		want := random(t, size)
-		if err := b.Save(ctx, name, want); err != nil {
+		if err := backend.SaveBytes(ctx, b, name, want); err != nil {
 			t.Fatalf("Save(%s): %v", name, err)
 		}
 		if got := read(t, b, name, 0, 0); !bytes.Equal(got, want) {
@@ -75,7 +75,7 @@ func testRoundTrip(t *testing.T, b backend.Backend) {
 
 func testRanged(t *testing.T, b backend.Backend) {
 	data := random(t, 100_000)
-	if err := b.Save(context.Background(), "data/ranged", data); err != nil {
+	if err := backend.SaveBytes(context.Background(), b, "data/ranged", data); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []struct{ off, n int64 }{{0, 1}, {10, 100}, {99_999, 1}, {50_000, 0}, {12345, 50_000}} {
@@ -114,7 +114,7 @@ func testList(t *testing.T, b backend.Backend) {
 	for i := range 5 {
 		for p := range want {
 			name := fmt.Sprintf("%s%02x%062d", p, i, i)
-			if err := b.Save(ctx, name, random(t, 10+i)); err != nil {
+			if err := backend.SaveBytes(ctx, b, name, random(t, 10+i)); err != nil {
 				t.Fatal(err)
 			}
 			want[p] = append(want[p], name)
@@ -146,7 +146,7 @@ func testList(t *testing.T, b backend.Backend) {
 
 func testRemove(t *testing.T, b backend.Backend) {
 	ctx := context.Background()
-	if err := b.Save(ctx, "data/gone", []byte("x")); err != nil {
+	if err := backend.SaveBytes(ctx, b, "data/gone", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Remove(ctx, "data/gone"); err != nil {
@@ -161,7 +161,7 @@ func testIdempotent(t *testing.T, b backend.Backend) {
 	ctx := context.Background()
 	data := random(t, 1000)
 	for range 2 {
-		if err := b.Save(ctx, "index/same", data); err != nil {
+		if err := backend.SaveBytes(ctx, b, "index/same", data); err != nil {
 			t.Fatalf("Save of the same object twice: %v", err)
 		}
 	}
@@ -180,7 +180,7 @@ func testConcurrent(t *testing.T, b backend.Backend) {
 	}
 	for i := range blobs {
 		wg.Go(func() {
-			if err := b.Save(ctx, fmt.Sprintf("data/c%02d", i), blobs[i]); err != nil {
+			if err := backend.SaveBytes(ctx, b, fmt.Sprintf("data/c%02d", i), blobs[i]); err != nil {
 				errs <- err
 			}
 		})
@@ -198,7 +198,7 @@ func testConcurrent(t *testing.T, b backend.Backend) {
 }
 
 func testEmpty(t *testing.T, b backend.Backend) {
-	if err := b.Save(context.Background(), "keys/empty", nil); err != nil {
+	if err := backend.SaveBytes(context.Background(), b, "keys/empty", nil); err != nil {
 		t.Fatalf("Save of an empty object: %v", err)
 	}
 	if got := read(t, b, "keys/empty", 0, 0); len(got) != 0 {

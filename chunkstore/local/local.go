@@ -62,7 +62,7 @@ func (b *Backend) filename(name string) (string, error) {
 }
 
 // Save implements backend.Backend.
-func (b *Backend) Save(ctx context.Context, name string, data []byte) error {
+func (b *Backend) Save(ctx context.Context, name string, r io.ReaderAt, size int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -86,7 +86,10 @@ func (b *Backend) Save(ctx context.Context, name string, data []byte) error {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
+	if n, err := io.Copy(f, io.NewSectionReader(r, 0, size)); err != nil || n != size {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
 		return fmt.Errorf("save %s: %w", name, err)
 	}
 	if err := f.Sync(); err != nil {

@@ -24,7 +24,7 @@ func TestRejectsEscapingNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"../x", "/etc/passwd", "data/../../x", "", "data/.tmp-x"} {
-		if err := b.Save(context.Background(), name, []byte("x")); err == nil {
+		if err := backend.SaveBytes(context.Background(), b, name, []byte("x")); err == nil {
 			t.Errorf("Save(%q) succeeded, want an error", name)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 
+	"github.com/syncd/syncd/chunkstore/backend"
 	"github.com/syncd/syncd/internal/miniotest"
 )
 
@@ -95,7 +96,7 @@ func TestServerRestart(t *testing.T) {
 	ctx := context.Background()
 	b := mustCreate(t, Config{URL: "s3://restart/repo"})
 	data := random(t, 4096)
-	if err := b.Save(ctx, "index/one", data); err != nil {
+	if err := backend.SaveBytes(ctx, b, "index/one", data); err != nil {
 		t.Fatal(err)
 	}
 
@@ -184,7 +185,7 @@ func newStallProxy(t *testing.T, target string) *stallProxy {
 func TestStalledRead(t *testing.T) {
 	srv := miniotest.Start(t)
 	useServer(t, srv)
-	if err := mustCreate(t, Config{URL: "s3://stall"}).Save(context.Background(), "data/big", random(t, 4<<20)); err != nil {
+	if err := backend.SaveBytes(context.Background(), mustCreate(t, Config{URL: "s3://stall"}), "data/big", random(t, 4<<20)); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,23 +20,23 @@ import (
 // UploadConcurrency at a time, which S3 makes visible only once complete
 // (and which is aborted on failure). Either way a reader sees all of the
 // object or none of it. Each request is retried as configured.
-func (b *Backend) Save(ctx context.Context, name string, data []byte) error {
+func (b *Backend) Save(ctx context.Context, name string, r io.ReaderAt, size int64) error {
 	key, err := b.key(name)
 	if err != nil {
 		return err
 	}
-	if int64(len(data)) <= b.cfg.PartSize {
+	if size <= b.cfg.PartSize {
 		_, err = b.client.PutObject(ctx, &awss3.PutObjectInput{
 			Bucket:        aws.String(b.bucket),
 			Key:           aws.String(key),
-			Body:          bytes.NewReader(data),
-			ContentLength: aws.Int64(int64(len(data))),
+			Body:          io.NewSectionReader(r, 0, size),
+			ContentLength: aws.Int64(size),
 		})
 	} else {
 		_, err = b.uploader.UploadObject(ctx, &transfermanager.UploadObjectInput{
 			Bucket: aws.String(b.bucket),
 			Key:    aws.String(key),
-			Body:   bytes.NewReader(data),
+			Body:   io.NewSectionReader(r, 0, size),
 		})
 	}
 	if err != nil {

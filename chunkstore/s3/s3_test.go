@@ -144,7 +144,7 @@ func TestPrefixesAreSeparate(t *testing.T) {
 	a2 := mustCreate(t, Config{URL: "s3://shared/a2/"})
 	root := mustCreate(t, Config{URL: "s3://shared"})
 	for _, b := range []*Backend{a, a2} {
-		if err := b.Save(ctx, "data/x", []byte(b.prefix)); err != nil {
+		if err := backend.SaveBytes(ctx, b, "data/x", []byte(b.prefix)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -236,7 +236,7 @@ func TestCABundle(t *testing.T) {
 
 	data := random(t, 1000)
 	b := mustCreate(t, Config{URL: "s3://tls", CABundle: srv.CAFile})
-	if err := b.Save(ctx, "keys/one", data); err != nil {
+	if err := backend.SaveBytes(ctx, b, "keys/one", data); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(EnvCABundle, srv.CAFile)
@@ -304,7 +304,7 @@ func TestMultipart(t *testing.T) {
 	large := random(t, 20<<20+17) // 4 whole parts and 17 bytes
 	small := random(t, part)      // exactly one part: a single PutObject
 	for name, data := range map[string][]byte{"data/large": large, "data/small": small} {
-		if err := b.Save(ctx, name, data); err != nil {
+		if err := backend.SaveBytes(ctx, b, name, data); err != nil {
 			t.Fatalf("Save(%s): %v", name, err)
 		}
 	}
@@ -358,11 +358,11 @@ func TestNoDeletePolicy(t *testing.T) {
 	}
 	defer web.Close()
 	data := random(t, 1000)
-	if err := web.Save(ctx, "snapshots/one", data); err != nil {
+	if err := backend.SaveBytes(ctx, web, "snapshots/one", data); err != nil {
 		t.Fatalf("web node Save: %v", err)
 	}
 	// s3:PutObject covers the requests of a multipart upload too.
-	if err := web.Save(ctx, "data/big", random(t, MinPartSize+1)); err != nil {
+	if err := backend.SaveBytes(ctx, web, "data/big", random(t, MinPartSize+1)); err != nil {
 		t.Fatalf("web node multipart Save: %v", err)
 	}
 	if got := readRange(t, web, "snapshots/one", 0, 0); !bytes.Equal(got, data) {
@@ -428,7 +428,7 @@ func TestObjectLock(t *testing.T) {
 	defer b.Close()
 	small, large := random(t, 1000), random(t, MinPartSize+1)
 	for name, data := range map[string][]byte{"data/small": small, "data/large": large} {
-		if err := b.Save(ctx, name, data); err != nil {
+		if err := backend.SaveBytes(ctx, b, name, data); err != nil {
 			t.Fatalf("Save(%s) under object lock: %v", name, err)
 		}
 	}

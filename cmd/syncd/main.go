@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -12,6 +14,12 @@ import (
 )
 
 func main() {
+	// The heap is mostly byte buffers without pointers, cheap to collect:
+	// collecting at 50% growth instead of 100% keeps the peak memory of a
+	// snapshot below restic's at a negligible CPU cost. GOGC overrides it.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	cli.Main("syncd", func(ctx context.Context) error {
 		root := &cobra.Command{
 			Use:   "syncd",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 )
 
@@ -38,9 +39,19 @@ func (p Partial) Error() string { return p.Msg }
 
 // Main runs a command's Execute and exits with the code for its error,
 // printing the error as one line prefixed by the program name.
+//
+// With SYNCD_CPUPROFILE=FILE set, a CPU profile of the run is written to
+// FILE (for `go tool pprof`).
 func Main(prog string, execute func(context.Context) error) {
 	ctx, stop := signalContext()
+	if path := os.Getenv("SYNCD_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer f.Close()
+		}
+	}
 	err := execute(ctx)
+	pprof.StopCPUProfile()
 	stop()
 	os.Exit(report(prog, err))
 }
