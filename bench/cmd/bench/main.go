@@ -106,11 +106,20 @@ func run(ctx context.Context, c *config) error {
 		return err
 	}
 	defer rn.close()
-	ours, err := oursTool(ctx, rn, c.bin, filepath.Join(work, "keys"))
+	bin := filepath.Join(work, "bin")
+	bins, err := copyBinaries(c.bin, bin)
 	if err != nil {
 		return err
 	}
-	restic := resticTool(ctx, rn, c.bin, filepath.Join(work, "restic-cache"))
+	ours, err := oursTool(ctx, rn, bin, filepath.Join(work, "keys"))
+	if err != nil {
+		return err
+	}
+	ours.version = fmt.Sprintf("syncd %s; restore %s", bins["syncd"], bins["restore"])
+	restic := resticTool(ctx, rn, bin, filepath.Join(work, "restic-cache"))
+	restic.version += " (" + bins["restic"] + ")"
+	progress("ours: %s", ours.version)
+	progress("anchor: %s", restic.version)
 	env, err := describeEnv(ctx, c, &ds, ours, restic)
 	if err != nil {
 		return err

@@ -164,6 +164,10 @@ func (s *suite) pairInitial(ctx context.Context, p int) error {
 			return err
 		}
 		s.record("rss", i, float64(res.MaxRSS))
+		if floor := selfPeakRSS(); res.MaxRSS <= floor {
+			s.note("peak RSS above the runner's own (a real measurement)", i, fmt.Sprintf("FAIL: %s ≤ runner's %s", iec(res.MaxRSS), iec(floor)))
+			s.say(p, "WARNING: %s's peak RSS %s is not above the runner's own %s; it is not a measurement", t.name, iec(res.MaxRSS), iec(floor))
+		}
 		s.record("size", i, float64(size))
 		s.recordRun(p, "initial", i, res, fmt.Sprintf("  peak RSS %s  repository %s | %s", iec(res.MaxRSS), iec(size), t.summary(res)))
 	}

@@ -29,7 +29,7 @@ func describeEnv(ctx context.Context, c *config, ds *dataset, ours, restic *tool
 		cpu:       cpuModel(),
 		nproc:     runtime.NumCPU(),
 		goVersion: runtime.Version(),
-		ours:      "syncd " + ours.version,
+		ours:      ours.version,
 		restic:    restic.version,
 		data:      ds.Summary(),
 	}
@@ -140,14 +140,17 @@ func section(e *envInfo, s *suite) string {
 	fmt.Fprintf(&b, "<!-- bench:%s:begin -->\n## %s\n\n", name, s.backend.Title)
 	fmt.Fprintf(&b, "Measured %s on `%s`, %s, %d cores (load average at start %s, at end %s).\n",
 		e.date, e.uname, e.cpu, e.nproc, e.load, loadAvg())
-	fmt.Fprintf(&b, "Ours: %s (source tree at %s). Anchor: %s. Runner: %s.\n\n", e.ours, e.tree, e.restic, e.goVersion)
+	fmt.Fprintf(&b, "Ours: %s (repository HEAD during the run: %s). Anchor: %s. Runner: %s.\n\n", e.ours, e.tree, e.restic, e.goVersion)
 	fmt.Fprintf(&b, "Data set: %s.\n\n", e.data)
 	fmt.Fprintf(&b, "Procedure: %s, ours then restic (A B A B …), each pair on fresh repositories; the table gives the "+
 		"median of each side and ratio = ours / restic of the medians. The data set was read once before the first run "+
-		"(warm page cache for both) and `sync` runs before every command, outside the timed interval. Ours times only "+
+		"(warm page cache for both) and `sync` runs before every command, outside the timed interval. The binaries are "+
+		"copied once at the start, so every run uses the same ones. Ours times only "+
 		"`syncd snapshot` (after `syncd init`), restic only `restic backup` (after `restic init`); both with their default "+
 		"settings and all cores. The mutation round (mkdata.py --mutate --round 1) is applied to a copy at the same path "+
-		"for both tools, whose unmutated state is the parent snapshot. Peak RSS is the process's ru_maxrss.\n\n", e.run)
+		"for both tools, whose unmutated state is the parent snapshot. Peak RSS is the process's ru_maxrss (the runner's own peak, a floor for it, was %s). The machine "+
+		"is shared: see the load averages, and the CPU time of each run below, which competition for the cores "+
+		"does not inflate the way it does wall time.\n\n", e.run, iec(selfPeakRSS()))
 	b.WriteString("| measurement | ours (median) | restic (median) | ratio | bar | result |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
 	for _, m := range s.metrics {

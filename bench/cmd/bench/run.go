@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +83,70 @@ func (r *runner) run(ctx context.Context, extraEnv []string, name string, args .
 	return res, nil
 }
 
+// copyBinaries copies syncd, restore and restic from bin into dst and
+// returns a description of each (file time and SHA-256). Other engineers
+// rebuild bin/ while a run is going on; every measurement of a run must use
+// the same binaries.
+func copyBinaries(bin, dst string) (map[string]string, error) {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return nil, err
+	}
+	desc := map[string]string{}
+	for _, name := range []string{"syncd", "restore", "restic"} {
+		src := filepath.Join(bin, name)
+		fi, err := os.Stat(src)
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.New()
+		if err := copyFile(src, filepath.Join(dst, name), h); err != nil {
+			return nil, err
+		}
+		sum := h.Sum(nil)
+		desc[name] = fmt.Sprintf("%s, file time %s, sha256 %x", binaryVersion(src), fi.ModTime().UTC().Format("2006-01-02 15:04:05"), sum[:6])
+	}
+	return desc, nil
+}
+
+// copyFile copies src to dst (mode 0755), streaming, and feeds the bytes to
+// h. Streaming keeps the runner's own peak RSS low (see selfPeakRSS).
+func copyFile(src, dst string, h io.Writer) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// selfPeakRSS is the runner's own peak RSS (VmHWM), in bytes. It is a floor
+// for every child's ru_maxrss: os/exec starts children with vfork, and on
+// exec Linux folds the high-water mark of the replaced (shared, the
+// runner's) address space into the child's maxrss. A child's peak RSS at or
+// below this value is therefore not a measurement.
+func selfPeakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -125,7 +191,7 @@ func oursTool(ctx context.Context, rn *runner, bin, keys string) (*tool, error) 
 	indexKey := func(r *Repo) string { return filepath.Join(keys, r.Name+".index") }
 	return &tool{
 		name:    "ours",
-		version: binaryVersion(syncd),
+		version: "(version unknown)",
 		init: func(ctx context.Context, r *Repo) error {
 			_, err := rn.run(ctx, r.Env, syncd, "init", "--repo", r.URL, "--index-key", indexKey(r), "--data-recipient", recipient)
 			return err
