@@ -452,7 +452,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"future version", func(c *Config) { c.Version = 2 }, "version 2"},
 		{"polynomial not hex", func(c *Config) { c.ChunkerPolynomial = "banana" }, "invalid chunker polynomial"},
-		{"reducible polynomial", func(c *Config) { c.ChunkerPolynomial = "0x3da3358b4dc172" }, "not irreducible"},
+		{"reducible polynomial", func(c *Config) { c.ChunkerPolynomial = "0x3da3358b4dc172" }, "not an irreducible polynomial"},
 		{"min chunk tiny", func(c *Config) { c.MinChunk = 1024 }, "chunk sizes"},
 		{"max below min", func(c *Config) { c.MaxChunk = c.MinChunk - 1 }, "chunk sizes"},
 		{"max chunk huge", func(c *Config) { c.MaxChunk = 65 << 20 }, "chunk sizes"},

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,13 +64,15 @@ func (c Config) mac(key *crypto.IndexKey) string {
 
 // Polynomial returns the chunker polynomial.
 func (c Config) Polynomial() (chunker.Pol, error) {
-	var p uint64
-	if _, err := fmt.Sscanf(c.ChunkerPolynomial, "0x%x", &p); err != nil {
+	hex, ok := strings.CutPrefix(c.ChunkerPolynomial, "0x")
+	p, err := strconv.ParseUint(hex, 16, 64)
+	if !ok || err != nil {
 		return 0, fmt.Errorf("config: invalid chunker polynomial %q", short(c.ChunkerPolynomial))
 	}
 	pol := chunker.Pol(p)
-	if !pol.Irreducible() {
-		return 0, fmt.Errorf("config: chunker polynomial %q is not irreducible", c.ChunkerPolynomial)
+	// The chunker needs an irreducible polynomial of degree 53.
+	if pol.Deg() != 53 || !pol.Irreducible() {
+		return 0, fmt.Errorf("config: chunker polynomial %q is not an irreducible polynomial of degree 53", short(c.ChunkerPolynomial))
 	}
 	return pol, nil
 }
@@ -116,6 +119,11 @@ func Init(ctx context.Context, be backend.Backend, key *crypto.IndexKey, opts In
 	for _, r := range opts.DataRecipients {
 		if _, err := crypto.ParseRecipient(r); err != nil {
 			return Config{}, fmt.Errorf("init: %w", err)
+		}
+		if strings.HasPrefix(r, "age1pq") {
+			// Metadata is sealed to the X25519 index key and the data
+			// recipients together, and age does not mix the two kinds.
+			return Config{}, fmt.Errorf("init: data recipient %s…: post-quantum age keys are not supported yet; use an X25519 key (age1…, from syncd keygen)", r[:12])
 		}
 	}
 	pol, err := chunker.RandomPolynomial()

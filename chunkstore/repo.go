@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -106,8 +107,9 @@ func (r *Repository) BlobID(h *crypto.Hasher, data []byte) ID {
 
 // identitiesFor returns the identities that open objects of blob type t.
 func (r *Repository) identitiesFor(t BlobType) []age.Identity {
+	// a copy each time: age sorts the slice it is given
 	if t == DataBlob {
-		return r.dataIDs
+		return slices.Clone(r.dataIDs)
 	}
 	return append([]age.Identity{r.key.Identity()}, r.dataIDs...)
 }

@@ -33,6 +33,8 @@ type Saver struct {
 	cancel context.CancelFunc
 	g      *errgroup.Group
 	close  sync.Once
+	sendMu sync.RWMutex // held to send on jobs; held exclusively to close it
+	closed bool         // jobs is closed (under sendMu)
 	jobs   chan saveJob
 	packs  chan finishedPack
 
@@ -110,12 +112,28 @@ func (s *Saver) Save(t BlobType, id ID, data []byte) (bool, error) {
 	bp := s.blobBufs.get(len(data))
 	*bp = append((*bp)[:0], data...)
 	job := saveJob{t: t, id: id, data: *bp, buf: bp}
+	s.sendMu.RLock()
+	defer s.sendMu.RUnlock()
+	if s.closed {
+		return false, fmt.Errorf("save blob: the saver is finished")
+	}
 	select {
 	case s.jobs <- job:
 		return true, nil
 	case <-s.ctx.Done():
 		return false, fmt.Errorf("save blob: %w", context.Cause(s.ctx))
 	}
+}
+
+// closeJobs ends the input; blocked Save calls return first (the packers
+// drain jobs, or the context is cancelled).
+func (s *Saver) closeJobs() {
+	s.close.Do(func() {
+		s.sendMu.Lock()
+		s.closed = true
+		close(s.jobs)
+		s.sendMu.Unlock()
+	})
 }
 
 // Known reports whether blob id is in the repository or queued.
@@ -233,7 +251,7 @@ func (s *Saver) uploadLoop() error {
 // index object for them. After Finish returns nil, every blob passed to
 // Save is durable and findable. The Saver cannot be used afterwards.
 func (s *Saver) Finish() ([]ID, error) {
-	s.close.Do(func() { close(s.jobs) })
+	s.closeJobs()
 	err := s.g.Wait()
 	s.cancel()
 	if err != nil {
@@ -256,7 +274,7 @@ func (s *Saver) Finish() ([]ID, error) {
 // stay in the repository unreferenced until a prune removes them.
 func (s *Saver) Abort() {
 	s.cancel()
-	s.close.Do(func() { close(s.jobs) })
+	s.closeJobs()
 	s.g.Wait()
 	s.drain()
 }

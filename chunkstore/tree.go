@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -110,7 +111,7 @@ func DecodeTree(data []byte) (*Tree, error) {
 	if err := dec.Decode(&t); err != nil {
 		return nil, fmt.Errorf("decode tree: %w", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("decode tree: trailing data")
 	}
 	prev := ""
