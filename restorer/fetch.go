@@ -75,24 +75,32 @@ func (p *planner) fetchPack(pj *packJob) error {
 				continue
 			}
 			p.opts.Progress.BytesWritten.Add(int64(len(buf)))
-			if t.f.remaining.Add(-1) == 0 {
-				p.finishFile(t.f)
-			}
 		}
 	}
 	return nil
 }
 
+// writeAt writes one blob of f; the write that completes the file also
+// finishes it, through the same descriptor.
 func (p *planner) writeAt(f *file, data []byte, off int64) error {
-	h, err := p.root.OpenFile(f.tmp, os.O_WRONLY, 0)
+	d, err := p.fds.acquire(f.dir)
 	if err != nil {
 		return err
 	}
-	_, err = h.WriteAt(data, off)
-	if cerr := h.Close(); err == nil {
-		err = cerr
+	h, err := d.openAt(f.tmp, os.O_WRONLY, 0)
+	p.fds.release(d)
+	if err != nil {
+		return err
 	}
-	return err
+	if _, err := h.WriteAt(data, off); err != nil {
+		h.Close()
+		return err
+	}
+	if f.remaining.Add(-1) == 0 {
+		p.finishFile(f, h)
+		return nil
+	}
+	return h.Close()
 }
 
 func (p *planner) failTargets(bj *blobJob, err error) {
@@ -106,24 +114,52 @@ func (p *planner) fail(f *file, err error) {
 	if f.failed.Swap(true) {
 		return
 	}
-	p.root.Remove(f.tmp)
+	p.removeTemp(f)
 	p.fileError("/"+f.path, err)
 }
 
-// finishFile sets the file's metadata and renames it into place.
-func (p *planner) finishFile(f *file) {
+func (p *planner) removeTemp(f *file) {
+	d, err := p.fds.acquire(f.dir)
+	if err != nil {
+		return
+	}
+	defer p.fds.release(d)
+	if err := d.unlinkAt(f.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		p.opts.Logger.Warn("cannot remove temporary file", "path", path.Join(f.dir, f.tmp), "err", err)
+	}
+}
+
+// finishFile sets the metadata of f through its open descriptor h (which it
+// closes) and renames it into place.
+func (p *planner) finishFile(f *file, h *os.File) {
 	if f.failed.Load() {
+		h.Close()
 		return
 	}
-	if err := p.setMeta(f.tmp, f.node, false); err != nil {
+	err := setFileMeta(h, f.node.UID, f.node.GID, fileMode(f.node.Mode), f.node.ModTime)
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		p.fail(f, err)
 		return
 	}
-	if err := p.clear(f.path, false); err != nil {
+	d, err := p.fds.acquire(f.dir)
+	if err != nil {
 		p.fail(f, err)
 		return
 	}
-	if err := p.root.Rename(f.tmp, f.path); err != nil {
+	defer p.fds.release(d)
+	if p.opts.Overwrite {
+		// a directory standing where the file goes must go first
+		if _, isDir, _ := d.exists(f.name); isDir {
+			if err := p.root.RemoveAll(f.path); err != nil {
+				p.fail(f, err)
+				return
+			}
+		}
+	}
+	if err := d.renameAt(f.tmp, f.name); err != nil {
 		p.fail(f, err)
 		return
 	}
@@ -216,10 +252,8 @@ func (p *planner) finishDirs() {
 // cleanup removes the temporary files of an aborted restore.
 func (p *planner) cleanup() {
 	for _, f := range p.files {
-		if !f.done.Load() {
-			if err := p.root.Remove(f.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-				p.opts.Logger.Warn("cannot remove temporary file", "path", f.tmp, "err", err)
-			}
+		if !f.done.Load() && !f.failed.Load() {
+			p.removeTemp(f)
 		}
 	}
 }

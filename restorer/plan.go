@@ -29,6 +29,7 @@ type planner struct {
 	links map[[2]uint64]*file // (device, inode) → first file restored
 	later []linkJob
 	dirs  []dirMeta
+	fds   *dirCache
 	files []*file
 	tmpN  int
 
@@ -37,7 +38,9 @@ type planner struct {
 }
 
 type file struct {
-	path, tmp string
+	path      string // relative to the target
+	dir       string // path's directory
+	name, tmp string // final and temporary names in dir
 	node      chunkstore.Node
 	remaining atomic.Int64
 	failed    atomic.Bool
@@ -195,7 +198,10 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 		}
 	}
 	p.tmpN++
-	f := &file{path: rel, tmp: path.Join(path.Dir(rel), fmt.Sprintf(".syncd-restore-%d", p.tmpN)), node: n}
+	f := &file{path: rel, dir: path.Dir(rel), name: path.Base(rel), tmp: fmt.Sprintf(".syncd-restore-%d", p.tmpN), node: n}
+	if f.dir == "." {
+		f.dir = ""
+	}
 	var off int64
 	var targets []*blobJob
 	var offs []int64
@@ -224,31 +230,38 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 		p.fileError("/"+rel, fmt.Errorf("content adds up to %d bytes, the tree says %d", off, n.Size))
 		return
 	}
-	if err := p.clear(f.tmp, false); err != nil {
-		p.fileError("/"+rel, err)
-		return
-	}
-	h, err := p.root.OpenFile(f.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		err = h.Truncate(off)
-		if cerr := h.Close(); err == nil {
-			err = cerr
-		}
-	}
+	h, err := p.create(f)
 	if err != nil {
 		p.fileError("/"+rel, err)
 		return
 	}
-	for i, bj := range targets {
-		bj.targets = append(bj.targets, target{f: f, off: offs[i]})
-	}
-	f.remaining.Store(int64(len(targets)))
 	p.files = append(p.files, f)
 	p.res.Bytes += off
 	if n.Links > 1 && n.Inode != 0 {
 		p.links[[2]uint64{n.Device, n.Inode}] = f
 	}
 	if len(targets) == 0 {
-		p.finishFile(f)
+		p.finishFile(f, h)
+		return
 	}
+	h.Close()
+	for i, bj := range targets {
+		bj.targets = append(bj.targets, target{f: f, off: offs[i]})
+	}
+	f.remaining.Store(int64(len(targets)))
+}
+
+// create makes the file's temporary file, empty, in its directory.
+func (p *planner) create(f *file) (*os.File, error) {
+	d, err := p.fds.acquire(f.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer p.fds.release(d)
+	h, err := d.openAt(f.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) { // left by an earlier, interrupted restore
+		d.unlinkAt(f.tmp)
+		h, err = d.openAt(f.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	return h, err
 }

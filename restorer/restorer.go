@@ -89,8 +89,9 @@ func Restore(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Sn
 		return nil, fmt.Errorf("open target: %w", err)
 	}
 	defer root.Close()
-	p := &planner{ctx: ctx, repo: repo, root: root, opts: opts, includes: includes,
+	p := &planner{ctx: ctx, repo: repo, root: root, opts: opts, includes: includes, fds: newDirCache(root, 256),
 		packs: make(map[chunkstore.ID]*packJob), links: make(map[[2]uint64]*file), res: &Result{}}
+	defer p.fds.closeAll()
 	if err := p.walk(sn.Tree, "", 0); err != nil {
 		p.cleanup()
 		return nil, err
