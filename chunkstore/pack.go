@@ -103,20 +103,62 @@ func (r *Repository) OpenPack(ctx context.Context, t BlobType, id ID, size int64
 	}
 	var src io.ReaderAt
 	if whole {
-		data, err := backend.ReadAll(ctx, r.be, name)
+		data, err := r.readWhole(ctx, name, id, size, nil)
 		if err != nil {
 			return nil, err
-		}
-		if int64(len(data)) != size {
-			return nil, fmt.Errorf("%s: size %d, the index says %d: %w", name, len(data), size, ErrCorrupt)
-		}
-		if Hash(data) != id {
-			return nil, fmt.Errorf("%s: content does not match its name: %w", name, ErrCorrupt)
 		}
 		src = bytesReaderAt(data)
 	} else {
 		src = &rangeReader{ctx: ctx, be: r.be, name: name, size: size}
 	}
+	return r.openPack(name, t, src, size)
+}
+
+// ReadPack reads the whole pack id of type t (encrypted size size) into
+// buf, grown as needed, and opens it. It returns the buffer, to be passed
+// again once the Pack is no longer used.
+func (r *Repository) ReadPack(ctx context.Context, t BlobType, id ID, size int64, buf []byte) (*Pack, []byte, error) {
+	name := ObjectName(t, id)
+	if len(r.identitiesFor(t)) == 0 {
+		return nil, buf, fmt.Errorf("%s: reading file contents needs the data identity (--identity): %w", name, crypto.ErrNoKey)
+	}
+	data, err := r.readWhole(ctx, name, id, size, buf)
+	if err != nil {
+		return nil, buf, err
+	}
+	p, err := r.openPack(name, t, bytesReaderAt(data), size)
+	return p, data, err
+}
+
+// readWhole reads object name, of the given size and ID, into buf.
+func (r *Repository) readWhole(ctx context.Context, name string, id ID, size int64, buf []byte) ([]byte, error) {
+	if int64(cap(buf)) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	rd, err := r.be.Open(ctx, name, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	n, err := io.ReadFull(rd, buf)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return nil, fmt.Errorf("%s: size %d, the index says %d: %w", name, n, size, ErrCorrupt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m, _ := rd.Read(make([]byte, 1)); m > 0 {
+		return nil, fmt.Errorf("%s: larger than the %d bytes the index says: %w", name, size, ErrCorrupt)
+	}
+	if Hash(buf) != id {
+		return nil, fmt.Errorf("%s: content does not match its name: %w", name, ErrCorrupt)
+	}
+	return buf, nil
+}
+
+func (r *Repository) openPack(name string, t BlobType, src io.ReaderAt, size int64) (*Pack, error) {
+	ids := r.identitiesFor(t)
 	pt, n, err := crypto.OpenReaderAt(src, size, ids...)
 	if err != nil {
 		if errors.Is(err, crypto.ErrNoKey) {
@@ -169,7 +211,12 @@ func (p *Pack) ReadBlob(dst []byte, id ID, loc Location, h *crypto.Hasher) ([]by
 	if int64(loc.Offset)+int64(loc.Length) > p.size || loc.Raw > maxBlobSize {
 		return nil, fmt.Errorf("%s: blob %s: location out of range: %w", p.name, id.Short(), ErrCorrupt)
 	}
-	stored := make([]byte, loc.Length)
+	sp := scratch.Get().(*[]byte)
+	defer scratch.Put(sp)
+	if cap(*sp) < int(loc.Length) {
+		*sp = make([]byte, loc.Length)
+	}
+	stored := (*sp)[:loc.Length]
 	if err := readAt(p.pt, stored, int64(loc.Offset)); err != nil {
 		if errors.Is(err, backend.ErrNotExist) {
 			return nil, err
@@ -207,6 +254,9 @@ func readAt(r io.ReaderAt, b []byte, off int64) error {
 	}
 	return err
 }
+
+// scratch holds the stored (compressed) form of blobs being read.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
 
 // bytesReaderAt serves ReadAt from memory.
 type bytesReaderAt []byte

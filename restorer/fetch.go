@@ -39,8 +39,15 @@ func (p *planner) fetch() error {
 // fetchPack restores the blobs of one pack. A pack that cannot be read
 // fails the files that need it, not the restore.
 func (p *planner) fetchPack(pj *packJob) error {
-	whole := pj.needed*4 > pj.size
-	pack, err := p.repo.OpenPack(p.ctx, chunkstore.DataBlob, pj.id, pj.size, whole)
+	var pack *chunkstore.Pack
+	var err error
+	if pj.needed*4 > pj.size { // most of it: one read of the whole pack
+		bp := p.packBufs.Get().(*[]byte)
+		defer p.packBufs.Put(bp)
+		pack, *bp, err = p.repo.ReadPack(p.ctx, chunkstore.DataBlob, pj.id, pj.size, *bp)
+	} else {
+		pack, err = p.repo.OpenPack(p.ctx, chunkstore.DataBlob, pj.id, pj.size, false)
+	}
 	if err != nil {
 		if p.ctx.Err() != nil {
 			return p.ctx.Err()
@@ -83,24 +90,33 @@ func (p *planner) fetchPack(pj *packJob) error {
 // writeAt writes one blob of f; the write that completes the file also
 // finishes it, through the same descriptor.
 func (p *planner) writeAt(f *file, data []byte, off int64) error {
-	d, err := p.fds.acquire(f.dir)
+	fd, err := p.open(f)
 	if err != nil {
 		return err
 	}
-	h, err := d.openAt(f.tmp, os.O_WRONLY, 0)
-	p.fds.release(d)
-	if err != nil {
-		return err
-	}
-	if _, err := h.WriteAt(data, off); err != nil {
-		h.Close()
+	if err := pwriteAll(fd, data, off); err != nil {
+		unix.Close(fd)
 		return err
 	}
 	if f.remaining.Add(-1) == 0 {
-		p.finishFile(f, h)
+		p.finishFile(f, fd)
 		return nil
 	}
-	return h.Close()
+	return unix.Close(fd)
+}
+
+func pwriteAll(fd int, data []byte, off int64) error {
+	for len(data) > 0 {
+		n, err := unix.Pwrite(fd, data, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "write", Path: "", Err: err}
+		}
+		data, off = data[n:], off+int64(n)
+	}
+	return nil
 }
 
 func (p *planner) failTargets(bj *blobJob, err error) {
@@ -124,21 +140,21 @@ func (p *planner) removeTemp(f *file) {
 		return
 	}
 	defer p.fds.release(d)
-	if err := d.unlinkAt(f.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := d.unlinkAt(f.tmp); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
 		p.opts.Logger.Warn("cannot remove temporary file", "path", path.Join(f.dir, f.tmp), "err", err)
 	}
 }
 
-// finishFile sets the metadata of f through its open descriptor h (which it
-// closes) and renames it into place.
-func (p *planner) finishFile(f *file, h *os.File) {
+// finishFile sets the metadata of f through its open descriptor fd (which
+// it closes) and renames it into place.
+func (p *planner) finishFile(f *file, fd int) {
 	if f.failed.Load() {
-		h.Close()
+		unix.Close(fd)
 		return
 	}
-	err := setFileMeta(h, f.node.UID, f.node.GID, fileMode(f.node.Mode), f.node.ModTime)
-	if cerr := h.Close(); err == nil {
-		err = cerr
+	err := setFileMeta(fd, int64(f.node.Size), f.node.UID, f.node.GID, f.node.Mode, f.node.ModTime)
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = &os.PathError{Op: "close", Path: f.path, Err: cerr}
 	}
 	if err != nil {
 		p.fail(f, err)
@@ -172,7 +188,7 @@ func (p *planner) finishFile(f *file, h *os.File) {
 
 // setMeta applies mode, ownership (as root) and times of n to rel.
 func (p *planner) setMeta(rel string, n chunkstore.Node, symlink bool) error {
-	if os.Geteuid() == 0 {
+	if asRoot {
 		if err := p.root.Lchown(rel, int(n.UID), int(n.GID)); err != nil {
 			return fmt.Errorf("chown: %w", err)
 		}
@@ -249,10 +265,11 @@ func (p *planner) finishDirs() {
 	}
 }
 
-// cleanup removes the temporary files of an aborted restore.
+// cleanup removes the temporary files of the files not restored (a
+// failed file's may have been recreated by a write already under way).
 func (p *planner) cleanup() {
 	for _, f := range p.files {
-		if !f.done.Load() && !f.failed.Load() {
+		if !f.done.Load() {
 			p.removeTemp(f)
 		}
 	}

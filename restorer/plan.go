@@ -12,6 +12,8 @@ import (
 
 	"context"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/syncd/syncd/chunkstore"
 )
 
@@ -31,6 +33,8 @@ type planner struct {
 	dirs  []dirMeta
 	fds   *dirCache
 	files []*file
+
+	packBufs sync.Pool // whole packs being read, one per worker
 	tmpN  int
 
 	mu  sync.Mutex
@@ -166,13 +170,27 @@ func (p *planner) clear(rel string, keepDir bool) error {
 }
 
 func (p *planner) mkdir(rel string) error {
-	err := p.root.Mkdir(rel, 0o700)
-	if errors.Is(err, fs.ErrExist) {
-		if err = p.clear(rel, true); err == nil {
-			err = p.root.Mkdir(rel, 0o700)
+	dir := path.Dir(rel)
+	if dir == "." {
+		dir = ""
+	}
+	d, err := p.fds.acquire(dir)
+	if err != nil {
+		return fmt.Errorf("create directory /%s: %w", rel, err)
+	}
+	defer p.fds.release(d)
+	name := path.Base(rel)
+	err = unix.Mkdirat(d.fd, name, 0o700)
+	if err == unix.EEXIST {
+		// only in --overwrite mode: keep a directory, replace anything else
+		if _, isDir, serr := d.exists(name); serr != nil || isDir {
+			return serr
+		}
+		if err = p.root.RemoveAll(rel); err == nil {
+			err = unix.Mkdirat(d.fd, name, 0o700)
 		}
 	}
-	if err != nil && !errors.Is(err, fs.ErrExist) {
+	if err != nil {
 		return fmt.Errorf("create directory /%s: %w", rel, err)
 	}
 	return nil
@@ -230,38 +248,35 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 		p.fileError("/"+rel, fmt.Errorf("content adds up to %d bytes, the tree says %d", off, n.Size))
 		return
 	}
-	h, err := p.create(f)
-	if err != nil {
-		p.fileError("/"+rel, err)
-		return
-	}
 	p.files = append(p.files, f)
 	p.res.Bytes += off
 	if n.Links > 1 && n.Inode != 0 {
 		p.links[[2]uint64{n.Device, n.Inode}] = f
 	}
-	if len(targets) == 0 {
-		p.finishFile(f, h)
+	if len(targets) == 0 { // an empty file: no blob write will create it
+		fd, err := p.open(f)
+		if err != nil {
+			p.fail(f, err)
+			return
+		}
+		p.finishFile(f, fd)
 		return
 	}
-	h.Close()
 	for i, bj := range targets {
 		bj.targets = append(bj.targets, target{f: f, off: offs[i]})
 	}
 	f.remaining.Store(int64(len(targets)))
 }
 
-// create makes the file's temporary file, empty, in its directory.
-func (p *planner) create(f *file) (*os.File, error) {
+// open opens (creating it if needed) the temporary file of f. Blob
+// writes to one file may come from several packs at once; the first
+// creates it. A temporary file left by an interrupted restore is reused:
+// every byte of it is written again and finishFile truncates it.
+func (p *planner) open(f *file) (int, error) {
 	d, err := p.fds.acquire(f.dir)
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
 	defer p.fds.release(d)
-	h, err := d.openAt(f.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) { // left by an earlier, interrupted restore
-		d.unlinkAt(f.tmp)
-		h, err = d.openAt(f.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	}
-	return h, err
+	return d.openAt(f.tmp, unix.O_WRONLY|unix.O_CREAT, 0o600)
 }

@@ -89,9 +89,10 @@ func Restore(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Sn
 		return nil, fmt.Errorf("open target: %w", err)
 	}
 	defer root.Close()
-	p := &planner{ctx: ctx, repo: repo, root: root, opts: opts, includes: includes, fds: newDirCache(root, 256),
+	p := &planner{ctx: ctx, repo: repo, root: root, opts: opts, includes: includes, fds: newDirCache(root, 1024),
 		packs: make(map[chunkstore.ID]*packJob), links: make(map[[2]uint64]*file), res: &Result{}}
 	defer p.fds.closeAll()
+	p.packBufs.New = func() any { return new([]byte) }
 	if err := p.walk(sn.Tree, "", 0); err != nil {
 		p.cleanup()
 		return nil, err
@@ -103,8 +104,9 @@ func Restore(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Sn
 		}
 	}
 	opts.Progress.BytesTotal.Store(p.res.Bytes)
-	if err := p.fetch(); err != nil {
-		p.cleanup()
+	err = p.fetch()
+	p.cleanup()
+	if err != nil {
 		return nil, err
 	}
 	p.finishLinks()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,10 @@ import (
 )
 
 func main() {
+	// As for syncd: the heap is byte buffers, cheap to collect often.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	cli.Main("restore", func(ctx context.Context) error {
 		root := restoreCmd()
 		root.AddCommand(snapshotsCmd(), lsCmd(), verifyCmd())
