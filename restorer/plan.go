@@ -35,7 +35,7 @@ type planner struct {
 	files []*file
 
 	packBufs sync.Pool // whole packs being read, one per worker
-	tmpN  int
+	tmpN     int
 
 	mu  sync.Mutex
 	res *Result
