@@ -45,6 +45,10 @@ type Progress struct {
 	Files     atomic.Int64 // entries walked
 	FilesRead atomic.Int64 // files read
 	BytesRead atomic.Int64 // bytes read
+	// BytesMatched counts the bytes of changed files found unchanged by
+	// hashing them against the chunks of the previous version (part of
+	// BytesRead, but not chunked).
+	BytesMatched atomic.Int64
 }
 
 // FileError is a file that could not be (consistently) read.

@@ -82,7 +82,13 @@ func (r *fileReader) read(job fileJob) {
 				return
 			}
 		}
-		content, size, err := r.chunk(f)
+		var content []chunkstore.ID
+		var size int64
+		if old := r.oldChunks(job.old); old != nil {
+			content, size, err = r.rechunk(f, before.Size(), old)
+		} else {
+			content, size, err = r.chunk(f)
+		}
 		if err != nil {
 			if a.ctx.Err() == nil {
 				n.Type = ""
