@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -43,6 +45,12 @@ func (p Partial) Error() string { return p.Msg }
 // With SYNCD_CPUPROFILE=FILE set, a CPU profile of the run is written to
 // FILE (for `go tool pprof`).
 func Main(prog string, execute func(context.Context) error) {
+	// Some libraries print to the standard logger (the S3 upload manager
+	// does when a multipart upload fails); the error they also return is
+	// what the operator sees, once, on one line. SYNCD_DEBUG=1 keeps them.
+	if os.Getenv("SYNCD_DEBUG") == "" {
+		log.SetOutput(io.Discard)
+	}
 	ctx, stop := signalContext()
 	if path := os.Getenv("SYNCD_CPUPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil {
