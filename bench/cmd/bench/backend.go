@@ -19,6 +19,11 @@ import (
 type Backend struct {
 	Name  string // short id: "local"
 	Title string // section heading
+	Note  string // what the report should say about this backend, if anything
+
+	// Metrics are the ids of the measurements made on this backend (nil:
+	// all of metricDefs).
+	Metrics []string
 
 	// Repo returns a fresh, empty location for a repository called name
 	// (unique within the run) to be used by tool ("ours" or "restic"). The

@@ -4,14 +4,17 @@
 //
 // Usage (from the repository root; `make bench` does this):
 //
-//	go run ./bench/cmd/bench -bin bin -out docs/BENCHMARKS.md [-pairs 3] [-only REGEX] [-small]
+//	go run ./bench/cmd/bench -bin bin -out docs/BENCHMARKS.md [-pairs 3] [-only REGEX] [-small] [-backends local,minio]
 //
 // The data set is made once by ../shared/bench/mkdata.py and cached under
 // ~/.cache/syncd-bench. Each measurement runs ours then restic (A B A B …)
 // for -pairs pairs, and the table reports the median of each side. Progress
-// goes to stderr; the table goes to stdout and, with -out, into the section
-// of that file between the markers <!-- bench:local:begin --> and
-// <!-- bench:local:end -->, leaving the rest of the file alone.
+// goes to stderr; each backend's table goes to stdout and, with -out, into
+// its section of that file, between the markers <!-- bench:NAME:begin -->
+// and <!-- bench:NAME:end --> (NAME: local, minio), leaving the rest of the
+// file alone. The minio backend runs one MinIO server (bin/minio) for its
+// section; the server is stopped at the end, on an error, on SIGINT, SIGTERM
+// or SIGHUP, and killed by the kernel if the runner itself dies.
 package main
 
 import (
@@ -23,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -34,11 +38,15 @@ type config struct {
 	pairs                              int
 	only                               *regexp.Regexp
 	small                              bool
+	backends                           []string
 }
+
+// backendNames are the known backends, in run order.
+var backendNames = []string{"local", "minio"}
 
 func main() {
 	var c config
-	var only string
+	var only, backends string
 	flag.StringVar(&c.bin, "bin", "", "directory holding syncd, restore and restic (default: <repo>/bin)")
 	flag.StringVar(&c.out, "out", "", "markdown file to write or update (default: only print the table)")
 	flag.StringVar(&c.data, "data", "", "cached data set directory (default ~/.cache/syncd-bench/data, or data-small with -small)")
@@ -46,6 +54,7 @@ func main() {
 	flag.StringVar(&c.work, "work", "", "scratch space; a fresh subdirectory is made in it and removed at the end (default: $TMPDIR or /tmp)")
 	flag.IntVar(&c.pairs, "pairs", 3, "number of ours/restic pairs per measurement")
 	flag.StringVar(&only, "only", "", "run only the measurements whose id (e.g. local/initial, local/restore) matches this regular expression")
+	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio")
 	flag.BoolVar(&c.small, "small", false, "use a small data set (--sites 1 --uploads 200 --bigmb 32) for a quick check")
 	flag.Parse()
 	if flag.NArg() > 0 || c.pairs < 1 {
@@ -60,9 +69,25 @@ func main() {
 		}
 		c.only = re
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	for _, b := range strings.Split(backends, ",") {
+		if b = strings.TrimSpace(b); !slices.Contains(backendNames, b) {
+			fmt.Fprintf(os.Stderr, "bench: -backends: unknown backend %q (want %s)\n", b, strings.Join(backendNames, ", "))
+			os.Exit(2)
+		}
+		c.backends = append(c.backends, b)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-sigs
+		progress("%v: stopping and cleaning up (again to exit at once, leaving the work directory)", sig)
+		cancel()
+		<-sigs
+		os.Exit(1) // MinIO dies with the runner (Pdeathsig)
+	}()
 	err := run(ctx, &c)
-	stop()
+	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -126,25 +151,54 @@ func run(ctx context.Context, c *config) error {
 	}
 	progress("log of every command: %s (removed at the end)", rn.logPath)
 
-	for _, be := range []Backend{localBackend(filepath.Join(work, "repos"))} {
-		s := &suite{
-			backend: be, ours: ours, restic: restic, run: rn, data: &ds,
-			pairs: c.pairs, only: c.only, work: filepath.Join(work, be.Name),
-		}
-		if !s.any() {
+	for _, name := range backendNames {
+		if !slices.Contains(c.backends, name) {
 			continue
 		}
-		if err := s.measure(ctx); err != nil {
+		s := &suite{
+			ours: ours, restic: restic, run: rn, data: &ds,
+			pairs: c.pairs, only: c.only, work: filepath.Join(work, name),
+		}
+		if err := s.runBackend(ctx, c, env, name, work); err != nil {
 			return err
 		}
-		md := section(env, s)
-		fmt.Println(md)
-		if c.out != "" {
-			if err := updateFile(c.out, be.Name, md); err != nil {
-				return err
-			}
-			progress("wrote section %q of %s", be.Name, c.out)
+	}
+	return nil
+}
+
+// runBackend sets up backend name (for minio: starts the server, and stops it
+// on return), runs the suite's measurements and writes its section.
+func (s *suite) runBackend(ctx context.Context, c *config, env *envInfo, name, work string) error {
+	switch name {
+	case "local":
+		s.backend = localBackend(filepath.Join(work, "repos"))
+	case "minio":
+		s.backend = Backend{Name: name, Metrics: minioMetrics}
+		if !s.any() {
+			return nil
 		}
+		progress("starting MinIO (%s)", filepath.Join(c.bin, "minio"))
+		m, err := startMinio(ctx, filepath.Join(c.bin, "minio"), filepath.Join(work, "minio-server"))
+		if err != nil {
+			return err
+		}
+		defer m.stop()
+		progress("MinIO %s on %s, data in %s, log %s", m.version, m.endpoint, m.dir, m.logPath)
+		s.backend = minioBackend(m)
+	}
+	if !s.any() {
+		return nil
+	}
+	if err := s.measure(ctx); err != nil {
+		return err
+	}
+	md := section(env, s)
+	fmt.Println(md)
+	if c.out != "" {
+		if err := updateFile(c.out, name, md); err != nil {
+			return err
+		}
+		progress("wrote section %q of %s", name, c.out)
 	}
 	return nil
 }
@@ -181,7 +235,11 @@ func (c *config) resolve(root string) error {
 		}
 		*p = a
 	}
-	for _, name := range []string{"syncd", "restore", "restic"} {
+	need := []string{"syncd", "restore", "restic"}
+	if slices.Contains(c.backends, "minio") {
+		need = append(need, "minio")
+	}
+	for _, name := range need {
 		if _, err := os.Stat(filepath.Join(c.bin, name)); err != nil {
 			return fmt.Errorf("%v (run `make tools build`)", err)
 		}

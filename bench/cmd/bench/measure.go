@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 )
 
 // unit says how a metric's values are printed.
@@ -59,6 +60,9 @@ type suite struct {
 
 // want reports whether the measurement id is selected by -only.
 func (s *suite) want(id string) bool {
+	if s.backend.Metrics != nil && !slices.Contains(s.backend.Metrics, id) {
+		return false
+	}
 	return s.only == nil || s.only.MatchString(s.backend.Name+"/"+id)
 }
 

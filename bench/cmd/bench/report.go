@@ -147,10 +147,19 @@ func section(e *envInfo, s *suite) string {
 		"(warm page cache for both) and `sync` runs before every command, outside the timed interval. The binaries are "+
 		"copied once at the start, so every run uses the same ones. Ours times only "+
 		"`syncd snapshot` (after `syncd init`), restic only `restic backup` (after `restic init`); both with their default "+
-		"settings and all cores. The mutation round (mkdata.py --mutate --round 1) is applied to a copy at the same path "+
-		"for both tools, whose unmutated state is the parent snapshot. Peak RSS is the process's ru_maxrss (the runner's own peak, a floor for it, was %s). The machine "+
-		"is shared: see the load averages, and the CPU time of each run below, which competition for the cores "+
-		"does not inflate the way it does wall time.\n\n", e.run, iec(selfPeakRSS()))
+		"settings and all cores. ", e.run)
+	if s.want("mutation") {
+		b.WriteString("The mutation round (mkdata.py --mutate --round 1) is applied to a copy at the same path " +
+			"for both tools, whose unmutated state is the parent snapshot. ")
+	}
+	if s.want("rss") {
+		fmt.Fprintf(&b, "Peak RSS is the process's ru_maxrss (the runner's own peak, a floor for it, was %s). ", iec(selfPeakRSS()))
+	}
+	b.WriteString("The machine is shared: see the load averages, and the CPU time of each run below, which competition " +
+		"for the cores does not inflate the way it does wall time.\n\n")
+	if s.backend.Note != "" {
+		b.WriteString(s.backend.Note + "\n\n")
+	}
 	b.WriteString("| measurement | ours (median) | restic (median) | ratio | bar | result |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
 	for _, m := range s.metrics {

@@ -65,6 +65,7 @@ func (r *runner) run(ctx context.Context, extraEnv []string, name string, args .
 	cmd.Env = append(slices.Clone(r.env), extraEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = childSysProcAttr(false)
 	syscall.Sync()
 	start := time.Now()
 	err := cmd.Run()
