@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -25,12 +26,13 @@ type Location struct {
 
 // Index maps blob IDs to their locations. It is safe for concurrent use.
 type Index struct {
-	mu sync.RWMutex
-	m  map[ID]Location
+	mu  sync.RWMutex
+	m   map[ID]Location
+	alt map[ID][]Location // other copies of a blob (two writers stored it)
 }
 
 // NewIndex returns an empty index.
-func NewIndex() *Index { return &Index{m: make(map[ID]Location)} }
+func NewIndex() *Index { return &Index{m: make(map[ID]Location), alt: make(map[ID][]Location)} }
 
 // Lookup returns the location of blob id.
 func (x *Index) Lookup(id ID) (Location, bool) {
@@ -67,11 +69,15 @@ func (x *Index) addPack(p IndexPack) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, b := range p.Blobs {
-		if _, ok := x.m[b.ID]; ok {
-			continue // a duplicate from a concurrent writer: first wins
-		}
-		x.m[b.ID] = Location{Pack: p.ID, PackSize: p.Size, Type: p.Type, Offset: b.Offset,
+		l := Location{Pack: p.ID, PackSize: p.Size, Type: p.Type, Offset: b.Offset,
 			Length: b.Length, Raw: b.Raw, Zstd: b.Compression == "zstd"}
+		if _, ok := x.m[b.ID]; ok {
+			// another copy, from a concurrent writer or a run that stored
+			// the blob again after its pack was lost
+			x.alt[b.ID] = append(x.alt[b.ID], l)
+			continue
+		}
+		x.m[b.ID] = l
 	}
 }
 
@@ -218,4 +224,61 @@ func (r *Repository) IndexObjects(ctx context.Context) (map[string][]IndexPack, 
 // saveIndex writes one index object for packs.
 func (r *Repository) saveIndex(ctx context.Context, packs []IndexPack) (ID, error) {
 	return r.saveMeta(ctx, "index", indexFile{Packs: packs})
+}
+
+// DropMissingPacks lists the packs in the backend (one listing per pack
+// type) and removes from the in-memory index every blob whose pack is
+// missing or has another size than recorded, so that a snapshot stores
+// those blobs again instead of referencing lost data. It returns the
+// names of the packs dropped.
+func (r *Repository) DropMissingPacks(ctx context.Context) ([]string, error) {
+	have := map[string]int64{}
+	for _, prefix := range []string{"data/", "tree/"} {
+		err := r.be.List(ctx, prefix, func(fi backend.Info) error {
+			have[fi.Name] = fi.Size
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+	}
+	r.idx.mu.Lock()
+	defer r.idx.mu.Unlock()
+	dropped := map[string]bool{}
+	good := func(l Location) bool {
+		name := ObjectName(l.Type, l.Pack)
+		if size, ok := have[name]; !ok || size != l.PackSize {
+			dropped[name] = true
+			return false
+		}
+		return true
+	}
+	for id, alts := range r.idx.alt {
+		alts = slices.DeleteFunc(alts, func(l Location) bool { return !good(l) })
+		if len(alts) == 0 {
+			delete(r.idx.alt, id)
+		} else {
+			r.idx.alt[id] = alts
+		}
+	}
+	for id, l := range r.idx.m {
+		if good(l) {
+			continue
+		}
+		if alts := r.idx.alt[id]; len(alts) > 0 { // a copy survives
+			r.idx.m[id] = alts[0]
+			if len(alts) == 1 {
+				delete(r.idx.alt, id)
+			} else {
+				r.idx.alt[id] = alts[1:]
+			}
+			continue
+		}
+		delete(r.idx.m, id)
+	}
+	var out []string
+	for n := range dropped {
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -226,7 +226,7 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 	for _, id := range n.Content {
 		loc, ok := p.repo.Index().Lookup(id)
 		if !ok || loc.Type != chunkstore.DataBlob {
-			p.fileError("/"+rel, fmt.Errorf("data blob %s is not in the index", id.Short()))
+			p.fileError("/"+rel, fmt.Errorf("data blob %s: in no index, or its pack is missing or truncated (restore verify names it)", id.Short()))
 			return
 		}
 		pj := p.packs[loc.Pack]

@@ -65,6 +65,15 @@ written outside DIR. A non-empty DIR is refused unless --overwrite.`,
 			if err != nil {
 				return err
 			}
+			// One listing of the packs: where a blob has a copy in a pack
+			// that exists, that copy is read.
+			dropped, err := repo.DropMissingPacks(ctx)
+			if err != nil {
+				return err
+			}
+			for _, name := range dropped {
+				fmt.Fprintf(os.Stderr, "warning: %s is missing or truncated; files that need it cannot be restored (restore verify lists them)\n", name)
+			}
 			prog := new(restorer.Progress)
 			tick := cli.StartTicker(func(d time.Duration) string {
 				return fmt.Sprintf("[%s] %d files, %s of %s, %s", d.Truncate(time.Second), prog.FilesDone.Load(),

@@ -50,6 +50,15 @@ the snapshot is marked partial (exit code 3).`,
 			for _, e := range badIdx {
 				log.Warn("index object unreadable; its blobs will be stored again", "object", e.Name, "err", e.Err)
 			}
+			// One listing of the packs: blobs of missing packs are stored
+			// again rather than referenced.
+			dropped, err := repo.DropMissingPacks(ctx)
+			if err != nil {
+				return err
+			}
+			for _, name := range dropped {
+				log.Warn("pack missing or truncated; its blobs will be stored again", "object", name)
+			}
 			var parent *chunkstore.Snapshot
 			if !force {
 				if parent, err = findParent(cmd, repo, host, args); err != nil {
