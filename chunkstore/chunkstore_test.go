@@ -1381,7 +1381,7 @@ func TestParseID(t *testing.T) {
 	if Hash([]byte("abc")).String() != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
 		t.Errorf("Hash is not SHA-256")
 	}
-	if RandomID() == RandomID() {
+	if a, b := RandomID(), RandomID(); a == b {
 		t.Errorf("RandomID returned the same ID twice")
 	}
 	if got := ObjectName(TreeBlob, id); got != "tree/"+hex64 {

@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// allowed lists, for each of our packages, the packages of ours it may
+// import (directly or not): DESIGN.md §2, lower layers never import higher
+// ones. Packages not listed (cmd/…, e2e, bench) may import anything.
+var allowed = map[string][]string{
+	"crypto":                 {},
+	"chunkstore/backend":     {},
+	"chunkstore/local":       {"chunkstore/backend"},
+	"chunkstore/s3":          {"chunkstore/backend"},
+	"chunkstore/backendtest": {"chunkstore/backend"},
+	"chunkstore":             {"chunkstore/backend", "crypto"},
+	"archiver":               {"chunkstore", "chunkstore/backend", "crypto"},
+	"restorer":               {"chunkstore", "chunkstore/backend", "crypto"},
+	"checker":                {"chunkstore", "chunkstore/backend", "crypto"},
+	"internal/miniotest":     {},
+}
+
+func TestImportLayers(t *testing.T) {
+	const mod = "github.com/syncd/syncd/"
+	out, err := exec.Command("go", "list", "-deps=false", "-json", "github.com/syncd/syncd/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := 0
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Deps       []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(p.ImportPath, mod)
+		ok, listed := allowed[name]
+		if !listed {
+			continue
+		}
+		seen++
+		for _, dep := range p.Deps {
+			d, ours := strings.CutPrefix(dep, mod)
+			if !ours {
+				continue
+			}
+			permitted := false
+			for _, a := range ok {
+				permitted = permitted || a == d
+			}
+			if !permitted {
+				t.Errorf("%s imports %s (directly or through another package): not allowed by the layering", name, d)
+			}
+		}
+	}
+	if seen != len(allowed) {
+		t.Errorf("found %d of the %d layered packages; update the table", seen, len(allowed))
+	}
+}
