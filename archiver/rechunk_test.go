@@ -33,8 +33,7 @@ func fileNode(t *testing.T, repo *chunkstore.Repository, res *Result, path strin
 // instead of chunking them.
 func TestRechunkEqualsChunking(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(7, 8))
-	var random func(n int) []byte
-	random = func(n int) []byte {
+	random := func(n int) []byte {
 		b := make([]byte, n)
 		for i := range b {
 			b[i] = byte(rnd.Uint32())
