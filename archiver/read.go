@@ -139,28 +139,42 @@ func (r *fileReader) fromLink(n *chunkstore.Node) bool {
 
 // chunk splits the file into chunks and saves the new ones.
 func (r *fileReader) chunk(f *os.File) ([]chunkstore.ID, int64, error) {
-	a := r.a
-	cfg := a.repo.Config()
-	r.chk.ResetWithBoundaries(f, a.repo.Polynomial(), uint(cfg.MinChunk), uint(cfg.MaxChunk))
+	r.startChunking(f)
 	var content []chunkstore.ID
 	var size int64
 	for {
-		c, err := r.chk.Next(r.buf)
+		id, n, err := r.nextChunk()
 		if err == io.EOF {
 			return content, size, nil
 		}
 		if err != nil {
 			return nil, 0, err
 		}
-		r.buf = c.Data[:0] // keep a grown buffer
-		id := a.repo.BlobID(r.h, c.Data)
-		if _, err := a.saver.Save(chunkstore.DataBlob, id, c.Data); err != nil {
-			return nil, 0, err
-		}
 		content = append(content, id)
-		size += int64(len(c.Data))
-		a.opts.Progress.BytesRead.Add(int64(len(c.Data)))
+		size += n
 	}
+}
+
+// startChunking points the chunker at rd.
+func (r *fileReader) startChunking(rd io.Reader) {
+	cfg := r.a.repo.Config()
+	r.chk.ResetWithBoundaries(rd, r.a.repo.Polynomial(), uint(cfg.MinChunk), uint(cfg.MaxChunk))
+}
+
+// nextChunk cuts the next chunk, saves it if it is new, and returns its ID
+// and length; io.EOF at the end.
+func (r *fileReader) nextChunk() (chunkstore.ID, int64, error) {
+	c, err := r.chk.Next(r.buf)
+	if err != nil {
+		return chunkstore.ID{}, 0, err
+	}
+	r.buf = c.Data[:0] // keep a grown buffer
+	id := r.a.repo.BlobID(r.h, c.Data)
+	if _, err := r.a.saver.Save(chunkstore.DataBlob, id, c.Data); err != nil {
+		return chunkstore.ID{}, 0, err
+	}
+	r.a.opts.Progress.BytesRead.Add(int64(len(c.Data)))
+	return id, int64(len(c.Data)), nil
 }
 
 // sameVersion reports whether two stats of one open file show no change.

@@ -87,25 +87,18 @@ func (r *fileReader) rechunk(f *os.File, size int64, old []oldChunk) ([]chunksto
 			break
 		}
 		// Chunk from off until a chunk is one of the old ones again.
-		cfg := a.repo.Config()
-		r.chk.ResetWithBoundaries(io.NewSectionReader(f, off, size-off), a.repo.Polynomial(), uint(cfg.MinChunk), uint(cfg.MaxChunk))
+		r.startChunking(io.NewSectionReader(f, off, size-off))
 		k = len(old)
 		for k == len(old) && off < size {
-			ch, err := r.chk.Next(r.buf)
+			id, n, err := r.nextChunk()
 			if err == io.EOF {
 				return content, off, nil
 			}
 			if err != nil {
 				return nil, 0, err
 			}
-			r.buf = ch.Data[:0]
-			id := a.repo.BlobID(r.h, ch.Data)
-			if _, err := a.saver.Save(chunkstore.DataBlob, id, ch.Data); err != nil {
-				return nil, 0, err
-			}
 			content = append(content, id)
-			off += int64(len(ch.Data))
-			a.opts.Progress.BytesRead.Add(int64(len(ch.Data)))
+			off += n
 			if j, ok := next[id]; ok {
 				k = j
 			}

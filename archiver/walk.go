@@ -115,15 +115,7 @@ func (a *arch) walkVirtual(v *vdir, path string, d *dirState, old *chunkstore.Tr
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	olds := make([]*chunkstore.Node, 0, len(names))
-	for _, name := range names {
-		n, ok := a.lstatNode(filepath.Join(path, name), name)
-		if !ok {
-			continue
-		}
-		d.nodes = append(d.nodes, n)
-		olds = append(olds, findNode(old, name))
-	}
+	olds := a.listNodes(d, path, names, old)
 	for i := range d.nodes {
 		name := d.nodes[i].FileName()
 		p := filepath.Join(path, name)
@@ -155,6 +147,18 @@ func (a *arch) walkDir(path string, d *dirState, old *chunkstore.Tree) {
 		return
 	}
 	slices.Sort(names)
+	olds := a.listNodes(d, path, names, old)
+	for i := range d.nodes {
+		if a.ctx.Err() != nil {
+			return
+		}
+		a.entry(d, i, filepath.Join(path, d.nodes[i].FileName()), olds[i])
+	}
+}
+
+// listNodes fills d.nodes from the entries names (sorted) of the directory
+// at path, and returns the parent snapshot's node of each (nil for new).
+func (a *arch) listNodes(d *dirState, path string, names []string, old *chunkstore.Tree) []*chunkstore.Node {
 	d.nodes = make([]chunkstore.Node, 0, len(names))
 	olds := make([]*chunkstore.Node, 0, len(names))
 	for _, name := range names {
@@ -165,12 +169,7 @@ func (a *arch) walkDir(path string, d *dirState, old *chunkstore.Tree) {
 		d.nodes = append(d.nodes, n)
 		olds = append(olds, findNode(old, name))
 	}
-	for i := range d.nodes {
-		if a.ctx.Err() != nil {
-			return
-		}
-		a.entry(d, i, filepath.Join(path, d.nodes[i].FileName()), olds[i])
-	}
+	return olds
 }
 
 func findNode(t *chunkstore.Tree, name string) *chunkstore.Node {
