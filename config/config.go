@@ -1,0 +1,227 @@
+// Package config reads the YAML configuration of a syncd node (DESIGN.md
+// §11) into plain structs, strictly: an unknown key, a duplicate key, a
+// value of the wrong type or a value that cannot work is an [*Error] that
+// names the key and its line. It also holds [Matcher], the gitignore-style
+// matcher of a folder's ignore patterns, shared by the watcher and the
+// indexer.
+//
+// A complete file:
+//
+//	node:
+//	  name: web1
+//	  state_dir: /var/lib/syncd
+//	  listen: 0.0.0.0:7410
+//	  http: 127.0.0.1:7411
+//	peers:
+//	  - name: web2
+//	    id: <node ID printed by `syncd id` on web2>
+//	    address: 10.0.0.2:7410
+//	folders:
+//	  - id: www
+//	    path: /var/www/html
+//	    mode: send-receive
+//	    peers: [web2]
+//	    ignore: ["wp-content/cache/**", "*.tmp"]
+//	    watch: {debounce: 250ms}     # optional, overrides the top-level watch
+//	repository:
+//	  url: s3://backups/web
+//	  index_key: /etc/syncd/index.key
+//	  data_recipients: [age1...]
+//	  schedule: "17 */6 * * *"
+//	  retention: {keep_last: 4, keep_daily: 14, keep_weekly: 8, keep_monthly: 12}
+//	watch:
+//	  debounce: 100ms
+//	  rescan: 1h
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults applied by [Parse] to keys the file leaves out.
+const (
+	DefaultListen   = "0.0.0.0:7410"         // node.listen
+	DefaultHTTP     = "127.0.0.1:7411"       // node.http
+	DefaultMode     = SendReceive            // folders[].mode
+	DefaultDebounce = 100 * time.Millisecond // watch.debounce
+	DefaultRescan   = time.Hour              // watch.rescan
+)
+
+// Config is one node's configuration. [Parse] fills in the defaults, so
+// every field holds the value the daemon runs with.
+type Config struct {
+	Node    Node
+	Peers   []Peer
+	Folders []Folder
+	// Repository is nil when the file has no repository section: no
+	// off-site snapshots.
+	Repository *Repository
+	// Watch holds the watcher tunables for every folder (the top-level
+	// watch: block); a folder may override them in its own watch: block,
+	// and Folder.Watch holds the values that apply to it.
+	Watch Watch
+}
+
+// Node is the node: section, about this node itself.
+type Node struct {
+	Name     string // node.name: shown in logs, status and conflict file names
+	StateDir string // node.state_dir: absolute, cleaned; the local index, TLS identity, caches
+	Listen   string // node.listen: host:port of the peer protocol (mutual TLS)
+	HTTP     string // node.http: host:port of /metrics, /healthz, /readyz, /status
+}
+
+// Peer is one entry of peers:, another node this one mirrors with.
+type Peer struct {
+	Name    string // name: unique among peers, used in folders[].peers
+	ID      string // id: the node ID `syncd id` prints on that peer
+	Address string // address: host:port of its peer protocol
+}
+
+// Mode says in which directions a folder's changes travel.
+type Mode string
+
+// The folder modes of DESIGN.md §5.
+const (
+	SendOnly    Mode = "send-only"    // a primary: its changes go to peers, theirs are not applied here
+	ReceiveOnly Mode = "receive-only" // a replica: peers' changes are applied here, its own are not sent
+	SendReceive Mode = "send-receive" // any node may change the content
+)
+
+// Folder is one entry of folders:, a content tree mirrored and snapshotted.
+type Folder struct {
+	ID     string   // id: unique among folders, the same on every node
+	Path   string   // path: absolute, cleaned; never inside another folder or the state dir
+	Mode   Mode     // mode: DefaultMode when left out
+	Peers  []string // peers: names from Config.Peers
+	Ignore []string // ignore: gitignore-style patterns, see [NewMatcher]
+	// Watch is the top-level Config.Watch with this folder's own watch:
+	// block, if any, applied over it.
+	Watch Watch
+}
+
+// Watch holds the watcher tunables. The file writes them as Go durations
+// ("100ms", "1h"), in a top-level watch: block for every folder and
+// optionally in a folder's own watch: block to override either value.
+type Watch struct {
+	// Debounce is how long the watcher waits after a file-system event for
+	// more before it hands the batch on (watch.debounce, default 100ms).
+	Debounce time.Duration
+	// Rescan is the period of a full rescan that catches what events
+	// missed (watch.rescan, default 1h); 0 disables it.
+	Rescan time.Duration
+}
+
+// Repository is the optional repository: section, for off-site snapshots.
+type Repository struct {
+	URL      string // url: s3://BUCKET[/PREFIX] or an absolute directory
+	IndexKey string // index_key: absolute path of the index identity file
+	// DataRecipients (data_recipients) are the age recipients file contents
+	// are encrypted to. When empty, the recipients come from the
+	// repository's own keys/ objects.
+	DataRecipients []string
+	// Schedule (schedule) is a standard 5-field cron expression (or a
+	// descriptor like "@daily") for snapshots; empty means on demand only.
+	Schedule  string
+	Retention Retention // retention: what forget keeps
+}
+
+// Retention is the retention: block, with the meaning of restic's forget
+// options of the same names. A zero field does not keep anything by
+// itself.
+type Retention struct {
+	KeepLast    int // keep_last
+	KeepHourly  int // keep_hourly
+	KeepDaily   int // keep_daily
+	KeepWeekly  int // keep_weekly
+	KeepMonthly int // keep_monthly
+	KeepYearly  int // keep_yearly
+	// KeepWithin (keep_within) keeps every snapshot younger than this span
+	// before the newest one, written like "30d", "1y6m" or "1d12h"; see
+	// [ParseWithin]. Empty keeps nothing by age.
+	KeepWithin string
+	KeepTags   []string // keep_tags: snapshots with any of these tags are kept
+}
+
+// Error is a configuration error. Its message is one line: "FILE:LINE:
+// MSG" when it is about a place in the file, "config FILE: MSG" when it is
+// about the whole file (missing, unreadable, empty).
+type Error struct {
+	File string // the name given to Load or Parse
+	Line int    // 1-based line of the key at fault; 0 for the whole file
+	Key  string // dotted path of the key at fault, like "folders[1].path"; may be empty
+	Msg  string // what is wrong, starting with the key when there is one
+	Err  error  // the underlying error, if any (fs.ErrNotExist, a cron error, …)
+}
+
+// Error returns the message, on one line.
+func (e *Error) Error() string {
+	var s string
+	if e.Line == 0 {
+		s = fmt.Sprintf("config %s: %s", e.File, e.Msg)
+	} else {
+		s = fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	// Values quoted from the file or from a library's message may hold a
+	// line break; the message stays on one line.
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Load reads and parses the configuration file at path; see [Parse]. A
+// missing file is an error matching fs.ErrNotExist, "config PATH: no such
+// file".
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		msg := err.Error()
+		var pe *fs.PathError
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			msg = "no such file"
+		case errors.As(err, &pe):
+			msg = pe.Err.Error()
+		}
+		return nil, &Error{File: path, Msg: msg, Err: err}
+	}
+	return Parse(data, path)
+}
+
+// Parse parses data, the text of a configuration file that error messages
+// call name. It decodes strictly, applies the defaults and validates every
+// value; the error, an [*Error], is the first problem found.
+func Parse(data []byte, name string) (*Config, error) {
+	d := &decoder{file: name, lines: map[string]int{}}
+	c, err := d.decode(data)
+	if err != nil {
+		return nil, err
+	}
+	applyDefaults(c)
+	v := &validator{file: name, lines: d.lines}
+	if err := v.validate(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// applyDefaults fills in what the file left out. Folder watch values were
+// merged by the decoder, which knows which ones the file set.
+func applyDefaults(c *Config) {
+	if c.Node.Listen == "" {
+		c.Node.Listen = DefaultListen
+	}
+	if c.Node.HTTP == "" {
+		c.Node.HTTP = DefaultHTTP
+	}
+	for i := range c.Folders {
+		if c.Folders[i].Mode == "" {
+			c.Folders[i].Mode = DefaultMode
+		}
+	}
+}

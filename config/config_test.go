@@ -1,0 +1,242 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The sample of deploy/ is DESIGN.md §11 with comments; it must load.
+func TestLoadSample(t *testing.T) {
+	c, err := Load("../deploy/syncd.yaml")
+	if err != nil {
+		t.Fatalf("Load(sample): %v", err)
+	}
+	want := &Config{
+		Node: Node{Name: "web1", StateDir: "/var/lib/syncd", Listen: "0.0.0.0:7410", HTTP: "127.0.0.1:7411"},
+		Peers: []Peer{{
+			Name: "web2", ID: "<node ID printed by `syncd id` on web2>", Address: "10.0.0.2:7410",
+		}},
+		Folders: []Folder{{
+			ID: "www", Path: "/var/www/html", Mode: SendReceive, Peers: []string{"web2"},
+			Ignore: []string{"wp-content/cache/**", "*.tmp"},
+			Watch:  Watch{Debounce: 100 * time.Millisecond, Rescan: time.Hour},
+		}},
+		Repository: &Repository{
+			URL: "s3://backups/web", IndexKey: "/etc/syncd/index.key",
+			DataRecipients: []string{"age1..."}, Schedule: "17 */6 * * *",
+			Retention: Retention{KeepLast: 4, KeepDaily: 14, KeepWeekly: 8, KeepMonthly: 12},
+		},
+		Watch: Watch{Debounce: 100 * time.Millisecond, Rescan: time.Hour},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("sample:\ngot  %+v\nwant %+v", c, want)
+		if c.Repository != nil {
+			t.Errorf("repository:\ngot  %+v\nwant %+v", *c.Repository, *want.Repository)
+		}
+	}
+}
+
+const minimal = "node:\n  name: web1\n  state_dir: /var/lib/syncd\n"
+
+func TestDefaults(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		check      func(c *Config) (got, want any)
+	}{
+		{"listen", minimal, func(c *Config) (any, any) { return c.Node.Listen, DefaultListen }},
+		{"http", minimal, func(c *Config) (any, any) { return c.Node.HTTP, DefaultHTTP }},
+		{"no repository", minimal, func(c *Config) (any, any) { return c.Repository == nil, true }},
+		{"watch", minimal, func(c *Config) (any, any) {
+			return c.Watch, Watch{Debounce: 100 * time.Millisecond, Rescan: time.Hour}
+		}},
+		{"mode", minimal + "folders:\n  - {id: www, path: /srv/www}\n", func(c *Config) (any, any) {
+			return c.Folders[0].Mode, SendReceive
+		}},
+		{"folder watch inherits", minimal + "folders:\n  - {id: www, path: /srv/www}\nwatch: {rescan: 10m}\n", func(c *Config) (any, any) {
+			return c.Folders[0].Watch, Watch{Debounce: 100 * time.Millisecond, Rescan: 10 * time.Minute}
+		}},
+		{"folder watch overrides one value", minimal + "folders:\n  - id: www\n    path: /srv/www\n    watch: {debounce: 1s}\nwatch: {debounce: 50ms, rescan: 0}\n", func(c *Config) (any, any) {
+			return c.Folders[0].Watch, Watch{Debounce: time.Second, Rescan: 0}
+		}},
+		{"paths cleaned", "node:\n  name: web1\n  state_dir: /var/lib//syncd/\nfolders:\n  - {id: www, path: /srv/www/./html/}\n", func(c *Config) (any, any) {
+			return c.Node.StateDir + " " + c.Folders[0].Path, "/var/lib/syncd /srv/www/html"
+		}},
+		{"empty repository is none", minimal + "repository:\n", func(c *Config) (any, any) { return c.Repository == nil, true }},
+		{"empty data_recipients", minimal + "repository: {url: /srv/backup, index_key: /etc/syncd/index.key, data_recipients: []}\n", func(c *Config) (any, any) {
+			return len(c.Repository.DataRecipients), 0
+		}},
+		{"numbers as strings", "node: {name: 01, state_dir: /s}\nfolders: [{id: 2024, path: /w}]\n", func(c *Config) (any, any) {
+			return c.Node.Name + " " + c.Folders[0].ID, "01 2024"
+		}},
+		{"anchors", minimal + "peers:\n  - {name: a, id: A, address: 'h:1'}\nfolders:\n  - {id: x, path: /x, peers: &p [a], ignore: &i ['*.tmp']}\n  - {id: y, path: /y, peers: *p, ignore: *i}\n", func(c *Config) (any, any) {
+			return c.Folders[1].Peers[0] + " " + c.Folders[1].Ignore[0], "a *.tmp"
+		}},
+		{"retention", minimal + "repository:\n  url: /srv/b\n  index_key: /k\n  retention: {keep_hourly: 24, keep_yearly: 3, keep_within: 1d12h, keep_tags: [release]}\n", func(c *Config) (any, any) {
+			return c.Repository.Retention, Retention{KeepHourly: 24, KeepYearly: 3, KeepWithin: "1d12h", KeepTags: []string{"release"}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml), "t.yaml")
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got, want := tt.check(c); !reflect.DeepEqual(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	folder := "peers:\n  - {name: web2, id: X, address: '10.0.0.2:7410'}\nfolders:\n  - id: www\n    path: /var/www\n"
+	repo := "repository:\n  url: s3://b/web\n  index_key: /etc/syncd/index.key\n"
+	tests := []struct{ name, yaml, want string }{
+		// unknown keys at every depth
+		{"unknown top-level key", minimal + "nodes: {}\n", `t.yaml:4: unknown key "nodes" at top level`},
+		{"unknown key in node", minimal + "  lsiten: ':1'\n", `t.yaml:4: unknown key "lsiten" in node`},
+		{"unknown key in peer", minimal + "peers:\n  - name: web2\n    adress: x\n", `t.yaml:6: unknown key "adress" in peers[0]`},
+		{"unknown key in folder", minimal + folder + "    mod: send-only\n", `t.yaml:9: unknown key "mod" in folders[0]`},
+		{"unknown key in folder watch", minimal + folder + "    watch: {debounce: 1s, rescn: 1h}\n", `t.yaml:9: unknown key "rescn" in folders[0].watch`},
+		{"unknown key in retention", minimal + repo + "  retention: {keep_last: 1, keep_minutely: 5}\n", `t.yaml:7: unknown key "keep_minutely" in repository.retention`},
+		// wrong types
+		{"node not a mapping", "node: web1\n", `t.yaml:1: node: want a mapping of keys, not "web1"`},
+		{"listen a list", minimal + "  listen: [a, b]\n", `t.yaml:4: node.listen: want a string, not a list`},
+		{"name a boolean", "node:\n  name: true\n", `t.yaml:2: node.name: want a string, not boolean "true" (quote it)`},
+		{"folders a mapping", minimal + "folders: {id: www}\n", `t.yaml:4: folders: want a list, not a mapping`},
+		{"ignore a string", minimal + folder + "    ignore: '*.tmp'\n", `t.yaml:9: folders[0].ignore: want a list, not "*.tmp"`},
+		{"keep_last a string", minimal + repo + "  retention: {keep_last: four}\n", `t.yaml:7: repository.retention.keep_last: want an integer, not "four"`},
+		{"keep_last too large", minimal + repo + "  retention: {keep_last: 99999999999999999999}\n", `t.yaml:7: repository.retention.keep_last: want an integer, not number "99999999999999999999"`},
+		{"top level a list", "- node\n", `t.yaml:1: want a mapping of keys (node:, peers:, …) at top level`},
+		{"key a list", minimal + "[a]: 1\n", `t.yaml:4: want a plain key at top level, not a list`},
+		// duplicates
+		{"duplicate key", "node:\n  name: web1\n  name: web2\n", `t.yaml:3: duplicate key "name" in node (first at line 2)`},
+		{"duplicate section", minimal + "node: {}\n", `t.yaml:4: duplicate key "node" at top level (first at line 1)`},
+		{"duplicate peer", minimal + "peers:\n  - {name: web2, id: X, address: 'h:1'}\n  - {name: web2, id: Y, address: 'h:1'}\n", `t.yaml:6: peers[1].name: duplicate peer name "web2" (first at line 5)`},
+		{"duplicate folder id", minimal + folder + "  - {id: www, path: /srv}\n", `t.yaml:9: folders[1].id: duplicate folder id "www" (first at line 7)`},
+		// values
+		{"no name", "node:\n  state_dir: /s\n", `t.yaml:1: node.name: required`},
+		{"no node", "peers: []\n", `t.yaml:1: node.name: required`},
+		{"bad name", "node:\n  name: web 1\n", `t.yaml:2: node.name: "web 1" is not a valid name (letters, digits, '.', '_' and '-' only)`},
+		{"relative state_dir", "node:\n  name: web1\n  state_dir: var/lib/syncd\n", `t.yaml:3: node.state_dir: want an absolute path, not "var/lib/syncd"`},
+		{"bad listen", minimal + "  listen: 7410\n", `t.yaml:4: node.listen: want host:port, not "7410"`},
+		{"bad http port", minimal + "  http: 'localhost:http'\n", `t.yaml:4: node.http: want host:port with a port number from 1 to 65535, not "localhost:http"`},
+		{"peer without host", minimal + "peers:\n  - {name: web2, id: X, address: ':7410'}\n", `t.yaml:5: peers[0].address: want host:port, not ":7410" (missing host)`},
+		{"peer named as node", minimal + "peers:\n  - {name: web1, id: X, address: 'h:1'}\n", `t.yaml:5: peers[0].name: "web1" is this node's own name (node.name)`},
+		{"peer without id", minimal + "peers:\n  - name: web2\n    address: 'h:1'\n", "t.yaml:5: peers[0].id: required: the node ID `syncd id` prints on web2"},
+		{"bad mode", minimal + folder + "    mode: mirror\n", `t.yaml:9: folders[0].mode: want send-only, receive-only or send-receive, not "mirror"`},
+		{"relative folder path", minimal + "folders:\n  - {id: www, path: www}\n", `t.yaml:5: folders[0].path: want an absolute path, not "www"`},
+		{"unknown peer in folder", minimal + folder + "    peers: [web2, web3]\n", `t.yaml:9: folders[0].peers[1]: "web3" is not a configured peer (peers[].name)`},
+		{"nested folder paths", minimal + folder + "  - id: up\n    path: /var/www/uploads\n", `t.yaml:10: folders[1].path: /var/www/uploads is inside the path of folder "www", /var/www (line 8)`},
+		{"folder holding another", minimal + "folders:\n  - {id: www, path: /srv/www/html}\n  - {id: all, path: /srv/www}\n", `t.yaml:6: folders[1].path: /srv/www holds the path of folder "www", /srv/www/html (line 5)`},
+		{"same folder path", minimal + folder + "  - id: two\n    path: /var/www/\n", `t.yaml:10: folders[1].path: /var/www is also the path of folder "www" (line 8)`},
+		{"folder holding state_dir", minimal + "folders:\n  - {id: all, path: /var/lib}\n", `t.yaml:5: folders[0].path: /var/lib overlaps node.state_dir /var/lib/syncd (line 3)`},
+		{"bad ignore pattern", minimal + folder + "    ignore: ['*.tmp', '[']\n", `t.yaml:9: folders[0].ignore[1]: bad pattern "[": syntax error in pattern`},
+		{"bad watch duration", minimal + "watch:\n  debounce: 100\n", `t.yaml:5: watch.debounce: want a duration like 100ms, 30s or 1h, not "100"`},
+		{"bad cron", minimal + repo + "  schedule: '61 */6 * * *'\n", `t.yaml:7: repository.schedule: bad cron expression "61 */6 * * *" (want 5 fields: minute hour day-of-month month day-of-week): end of range (61) above maximum (59): 61`},
+		{"six-field cron", minimal + repo + "  schedule: '0 17 */6 * * *'\n", `t.yaml:7: repository.schedule: bad cron expression "0 17 */6 * * *" (want 5 fields: minute hour day-of-month month day-of-week): expected exactly 5 fields, found 6: [0 17 */6 * * *]`},
+		{"time zone only", minimal + repo + "  schedule: TZ=UTC\n", `t.yaml:7: repository.schedule: bad cron expression "TZ=UTC" (want 5 fields: minute hour day-of-month month day-of-week): no schedule after the time zone`},
+		{"bad time zone", minimal + repo + "  schedule: \"TZ=a\\nb 0 * * * *\"\n", `t.yaml:7: repository.schedule: bad cron expression "TZ=a\nb 0 * * * *" (want 5 fields: minute hour day-of-month month day-of-week): provided bad location a\nb: unknown time zone a\nb`},
+		{"negative retention", minimal + repo + "  retention:\n    keep_daily: -1\n", `t.yaml:8: repository.retention.keep_daily: want 0 or more, not -1`},
+		{"bad keep_within", minimal + repo + "  retention: {keep_within: 30 days}\n", `t.yaml:7: repository.retention.keep_within: bad span "30 days": unknown unit ' ' (want y, m for months, d or h)`},
+		{"keep_within without unit", minimal + repo + "  retention: {keep_within: '30'}\n", `t.yaml:7: repository.retention.keep_within: bad span "30": want numbers with units y, m (months), d or h, like 30d or 1d12h`},
+		{"repository without url", minimal + "repository:\n  index_key: /k\n", `t.yaml:4: repository.url: required`},
+		{"repository bad scheme", minimal + "repository:\n  url: gs://b\n  index_key: /k\n", `t.yaml:5: repository.url: unknown scheme "gs" in "gs://b" (want s3://BUCKET[/PREFIX] or an absolute directory)`},
+		{"repository relative index_key", minimal + "repository:\n  url: s3://b\n  index_key: index.key\n", `t.yaml:6: repository.index_key: want an absolute path, not "index.key"`},
+		// the file as a whole
+		{"empty", "", `config t.yaml: empty file: want at least a node: section`},
+		{"only comments", "# node:\n\n", `config t.yaml: empty file: want at least a node: section`},
+		{"syntax", "node:\n  name: web1\n state_dir: /s\n", `t.yaml:2: YAML: did not find expected key`},
+		{"two documents", minimal + "---\nnode: {}\n", `t.yaml:4: more than one YAML document (a second --- line)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml), "t.yaml")
+			if err == nil {
+				t.Fatalf("Parse succeeded (%+v), want error %q", c, tt.want)
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("error:\ngot  %s\nwant %s", got, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans several lines: %q", err)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Errorf("error is a %T, want *config.Error", err)
+			}
+		})
+	}
+}
+
+func TestErrorFields(t *testing.T) {
+	_, err := Parse([]byte(minimal+"peers:\n  - {name: web2, id: X, address: 'h'}\n"), "t.yaml")
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v, want a *config.Error", err)
+	}
+	if got, want := *ce, (Error{File: "t.yaml", Line: 5, Key: "peers[0].address"}); got.File != want.File || got.Line != want.Line || got.Key != want.Key {
+		t.Errorf("got File %q Line %d Key %q, want %q %d %q", got.File, got.Line, got.Key, want.File, want.Line, want.Key)
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nope.yaml")
+	_, err := Load(missing)
+	if got, want := err.Error(), "config "+missing+": no such file"; got != want {
+		t.Errorf("missing file: got %q, want %q", got, want)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v does not match fs.ErrNotExist", err)
+	}
+	_, err = Load(dir)
+	if got, want := err.Error(), "config "+dir+": is a directory"; got != want {
+		t.Errorf("directory: got %q, want %q", got, want)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(minimal+"  bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(bad)
+	if got, want := err.Error(), bad+`:4: unknown key "bogus" in node`; got != want {
+		t.Errorf("bad file: got %q, want %q", got, want)
+	}
+}
+
+func TestParseWithin(t *testing.T) {
+	now := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in     string
+		want   Within
+		before time.Time
+	}{
+		{"30d", Within{Days: 30}, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
+		{"12h", Within{Hours: 12}, time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)},
+		{"1d12h", Within{Days: 1, Hours: 12}, time.Date(2026, 3, 30, 0, 0, 0, 0, time.UTC)},
+		{"12h1d", Within{Days: 1, Hours: 12}, time.Date(2026, 3, 30, 0, 0, 0, 0, time.UTC)},
+		{"1y6m", Within{Years: 1, Months: 6}, time.Date(2024, 10, 1, 12, 0, 0, 0, time.UTC)}, // Sept 31st normalizes to Oct 1st
+		{"0d", Within{}, now},
+	}
+	for _, tt := range tests {
+		got, err := ParseWithin(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ParseWithin(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+			continue
+		}
+		if b := got.Before(now); !b.Equal(tt.before) {
+			t.Errorf("%q.Before(%v) = %v, want %v", tt.in, now, b, tt.before)
+		}
+	}
+	for _, in := range []string{"", "d", "30", "30s", "1d1d", "-1d", "1.5d", "99999999999999999999d"} {
+		if w, err := ParseWithin(in); err == nil {
+			t.Errorf("ParseWithin(%q) = %+v, want an error", in, w)
+		}
+	}
+}
