@@ -211,12 +211,21 @@ func (p *Pack) ReadBlob(dst []byte, id ID, loc Location, h *crypto.Hasher) ([]by
 	if int64(loc.Offset)+int64(loc.Length) > p.size || loc.Raw > maxBlobSize {
 		return nil, fmt.Errorf("%s: blob %s: location out of range: %w", p.name, id.Short(), ErrCorrupt)
 	}
-	sp := scratch.Get().(*[]byte)
-	defer scratch.Put(sp)
-	if cap(*sp) < int(loc.Length) {
-		*sp = make([]byte, loc.Length)
+	var sb []byte
+	select {
+	case sb = <-scratch:
+	default:
 	}
-	stored := (*sp)[:loc.Length]
+	if cap(sb) < int(loc.Length) {
+		sb = make([]byte, loc.Length)
+	}
+	defer func() {
+		select {
+		case scratch <- sb:
+		default:
+		}
+	}()
+	stored := sb[:loc.Length]
 	if err := readAt(p.pt, stored, int64(loc.Offset)); err != nil {
 		if errors.Is(err, backend.ErrNotExist) {
 			return nil, err
@@ -255,8 +264,9 @@ func readAt(r io.ReaderAt, b []byte, off int64) error {
 	return err
 }
 
-// scratch holds the stored (compressed) form of blobs being read.
-var scratch = sync.Pool{New: func() any { return new([]byte) }}
+// scratch holds buffers for the stored (compressed) form of blobs being
+// read: a small free list, which unlike a sync.Pool survives collections.
+var scratch = make(chan []byte, 8)
 
 // bytesReaderAt serves ReadAt from memory.
 type bytesReaderAt []byte

@@ -161,12 +161,14 @@ func (d *dirRef) exists(name string) (exists, isDir bool, err error) {
 // asRoot tells whether ownership is restored: only root may chown.
 var asRoot = os.Geteuid() == 0
 
-// setFileMeta gives the open file fd its final size, ownership (as root),
-// mode and times.
+// setFileMeta gives the open file fd its final size (a directory: size
+// < 0), ownership (as root), mode and times.
 func setFileMeta(fd int, size int64, uid, gid uint32, mode uint32, mtime time.Time) error {
 	// a temporary file left by an interrupted restore may be longer
-	if err := unix.Ftruncate(fd, size); err != nil {
-		return &os.PathError{Op: "truncate", Path: "", Err: err}
+	if size >= 0 {
+		if err := unix.Ftruncate(fd, size); err != nil {
+			return &os.PathError{Op: "truncate", Path: "", Err: err}
+		}
 	}
 	if asRoot {
 		if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {

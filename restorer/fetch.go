@@ -42,9 +42,18 @@ func (p *planner) fetchPack(pj *packJob) error {
 	var pack *chunkstore.Pack
 	var err error
 	if pj.needed*4 > pj.size { // most of it: one read of the whole pack
-		bp := p.packBufs.Get().(*[]byte)
-		defer p.packBufs.Put(bp)
-		pack, *bp, err = p.repo.ReadPack(p.ctx, chunkstore.DataBlob, pj.id, pj.size, *bp)
+		var buf []byte
+		select {
+		case buf = <-p.packBufs:
+		default:
+		}
+		pack, buf, err = p.repo.ReadPack(p.ctx, chunkstore.DataBlob, pj.id, pj.size, buf)
+		defer func() {
+			select {
+			case p.packBufs <- buf:
+			default:
+			}
+		}()
 	} else {
 		pack, err = p.repo.OpenPack(p.ctx, chunkstore.DataBlob, pj.id, pj.size, false)
 	}
@@ -259,10 +268,21 @@ func (p *planner) finishLinks() {
 func (p *planner) finishDirs() {
 	for i := len(p.dirs) - 1; i >= 0; i-- {
 		d := p.dirs[i]
-		if err := p.setMeta(d.path, d.node, false); err != nil {
+		if err := p.setDirMeta(d); err != nil {
 			p.fileError("/"+d.path, err)
 		}
 	}
+}
+
+// setDirMeta applies a directory's metadata through its descriptor.
+func (p *planner) setDirMeta(d dirMeta) error {
+	ref, err := p.fds.acquire(d.path)
+	if err != nil {
+		return err
+	}
+	defer p.fds.release(ref)
+	n := d.node
+	return setFileMeta(ref.fd, -1, n.UID, n.GID, n.Mode, n.ModTime)
 }
 
 // cleanup removes the temporary files of the files not restored (a

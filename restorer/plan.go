@@ -34,7 +34,10 @@ type planner struct {
 	fds   *dirCache
 	files []*file
 
-	packBufs sync.Pool // whole packs being read, one per worker
+	// whole packs being read, one per worker: a free list rather than a
+	// sync.Pool, which every GC empties (16 MiB allocated and faulted in
+	// again each time)
+	packBufs chan []byte
 	tmpN     int
 
 	mu  sync.Mutex

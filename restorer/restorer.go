@@ -92,7 +92,7 @@ func Restore(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Sn
 	p := &planner{ctx: ctx, repo: repo, root: root, opts: opts, includes: includes, fds: newDirCache(root, 1024),
 		packs: make(map[chunkstore.ID]*packJob), links: make(map[[2]uint64]*file), res: &Result{}}
 	defer p.fds.closeAll()
-	p.packBufs.New = func() any { return new([]byte) }
+	p.packBufs = make(chan []byte, opts.Workers)
 	if err := p.walk(sn.Tree, "", 0); err != nil {
 		p.cleanup()
 		return nil, err
