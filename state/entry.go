@@ -1,0 +1,270 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/syncd/syncd/chunkstore"
+)
+
+// Entry is what the index knows about one path of a folder: its metadata as
+// last scanned, the chunks of its content once indexed, and the version of
+// the change that wrote it.
+type Entry struct {
+	Type    string // "file", "dir" or "symlink" (as chunkstore.Node.Type)
+	Size    int64  // in bytes
+	Mode    uint32 // permission, setuid, setgid and sticky bits (as in chmod)
+	ModTime int64  // ns since the Unix epoch
+	ChTime  int64  // inode change time, ns since the Unix epoch
+
+	Inode, Device, Links uint64 // as stat(2) reports them
+	UID, GID             uint32 // owner
+
+	Target  string          // symlink target, the file system's raw bytes
+	Content []chunkstore.ID // chunk IDs of a file, in order; nil until indexed
+	Lengths []uint32        // chunk lengths, parallel to Content
+
+	// Version is the folder sequence number of the change that wrote the
+	// entry. [Tx.Put] and [Tx.Delete] assign it; a value set by the caller is
+	// ignored.
+	Version uint64
+	// Deleted marks a tombstone: the path is gone, and the entry stays so
+	// that peers learn of the delete.
+	Deleted bool
+}
+
+// entryFormat is the first byte of every encoded entry.
+const entryFormat = 1
+
+// type codes in the encoding
+var typeCodes = map[string]byte{"file": 1, "dir": 2, "symlink": 3}
+
+var typeNames = [...]string{1: "file", 2: "dir", 3: "symlink"}
+
+const flagDeleted = 1
+
+// check reports whether e can be stored.
+func (e *Entry) check() error {
+	if _, ok := typeCodes[e.Type]; !ok {
+		return fmt.Errorf("unknown entry type %q", e.Type)
+	}
+	if len(e.Lengths) != len(e.Content) {
+		return fmt.Errorf("%d chunk lengths for %d chunks", len(e.Lengths), len(e.Content))
+	}
+	return nil
+}
+
+// appendEntry appends the encoding of e, which must pass check, to dst:
+//
+//	format byte (1), flags byte (1 = deleted), type byte (1 file, 2 dir, 3 symlink),
+//	uvarint Version, varint Size, uvarint Mode, varint ModTime, varint ChTime,
+//	uvarint Inode, Device, Links, UID, GID,
+//	uvarint len(Target), Target bytes,
+//	uvarint n, n chunk IDs of 32 bytes, n uvarint lengths.
+func appendEntry(dst []byte, e *Entry) []byte {
+	var flags byte
+	if e.Deleted {
+		flags |= flagDeleted
+	}
+	dst = append(dst, entryFormat, flags, typeCodes[e.Type])
+	dst = binary.AppendUvarint(dst, e.Version)
+	dst = binary.AppendVarint(dst, e.Size)
+	dst = binary.AppendUvarint(dst, uint64(e.Mode))
+	dst = binary.AppendVarint(dst, e.ModTime)
+	dst = binary.AppendVarint(dst, e.ChTime)
+	for _, v := range []uint64{e.Inode, e.Device, e.Links, uint64(e.UID), uint64(e.GID)} {
+		dst = binary.AppendUvarint(dst, v)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(e.Target)))
+	dst = append(dst, e.Target...)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Content)))
+	for _, id := range e.Content {
+		dst = append(dst, id[:]...)
+	}
+	for _, n := range e.Lengths {
+		dst = binary.AppendUvarint(dst, uint64(n))
+	}
+	return dst
+}
+
+// decoder reads an encoded entry; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+var errShort = errors.New("truncated")
+
+func (d *decoder) byte() byte {
+	if d.err != nil || len(d.b) == 0 {
+		d.fail(errShort)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint(max uint64) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(errors.New("bad varint"))
+		return 0
+	}
+	if v > max {
+		d.fail(fmt.Errorf("value %d out of range", v))
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(errors.New("bad varint"))
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(n uint64) []byte {
+	if d.err != nil || uint64(len(d.b)) < n {
+		d.fail(errShort)
+		return nil
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+// decodeEntry decodes b, which it does not retain. It returns an error, and
+// never panics, on any input that appendEntry cannot have produced.
+func decodeEntry(b []byte) (Entry, error) {
+	var e Entry
+	d := decoder{b: b}
+	if f := d.byte(); d.err == nil && f != entryFormat {
+		return e, fmt.Errorf("unknown entry format %d", f)
+	}
+	flags := d.byte()
+	if flags&^flagDeleted != 0 {
+		d.fail(fmt.Errorf("unknown flags %#x", flags))
+	}
+	e.Deleted = flags&flagDeleted != 0
+	if t := d.byte(); d.err == nil {
+		if int(t) >= len(typeNames) || typeNames[t] == "" {
+			d.fail(fmt.Errorf("unknown entry type %d", t))
+		} else {
+			e.Type = typeNames[t]
+		}
+	}
+	const max32, max64 = 1<<32 - 1, 1<<64 - 1
+	e.Version = d.uvarint(max64)
+	e.Size = d.varint()
+	e.Mode = uint32(d.uvarint(max32))
+	e.ModTime = d.varint()
+	e.ChTime = d.varint()
+	e.Inode = d.uvarint(max64)
+	e.Device = d.uvarint(max64)
+	e.Links = d.uvarint(max64)
+	e.UID = uint32(d.uvarint(max32))
+	e.GID = uint32(d.uvarint(max32))
+	e.Target = string(d.bytes(d.uvarint(uint64(len(d.b)))))
+	// each chunk takes at least 33 bytes: bounds n before allocating
+	n := d.uvarint(uint64(len(d.b)) / 33)
+	if d.err == nil && n > 0 {
+		e.Content = make([]chunkstore.ID, n)
+		for i := range e.Content {
+			copy(e.Content[i][:], d.bytes(32))
+		}
+		e.Lengths = make([]uint32, n)
+		for i := range e.Lengths {
+			e.Lengths[i] = uint32(d.uvarint(max32))
+		}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.fail(fmt.Errorf("%d trailing bytes", len(d.b)))
+	}
+	if d.err != nil {
+		return Entry{}, d.err
+	}
+	return e, nil
+}
+
+// pathKey returns the key of rel, which must be valid (see the package
+// documentation): what is below a directory are the keys with prefix
+// pathKey(dir)+0x00, or for the root every key but its own.
+func pathKey(rel string) []byte {
+	k := make([]byte, 1+len(rel))
+	for i := 0; i < len(rel); i++ {
+		if c := rel[i]; c != '/' {
+			k[1+i] = c
+		}
+	}
+	return k
+}
+
+// keyPath is the inverse of pathKey.
+func keyPath(k []byte) (string, error) {
+	if len(k) == 0 || k[0] != 0 {
+		return "", fmt.Errorf("bad key %q", k)
+	}
+	var p strings.Builder
+	p.Grow(len(k) - 1)
+	for _, c := range k[1:] {
+		if c == 0 {
+			c = '/'
+		}
+		p.WriteByte(c)
+	}
+	return p.String(), nil
+}
+
+// checkPath reports whether rel is a valid path: "" (the folder root) or
+// names separated by single slashes, none empty, ".", ".." or holding a
+// NUL byte. Names may hold any other byte, invalid UTF-8 included.
+func checkPath(rel string) error {
+	if rel == "" {
+		return nil
+	}
+	if strings.IndexByte(rel, 0) >= 0 {
+		return fmt.Errorf("invalid path %q: NUL byte", rel)
+	}
+	for name := range strings.SplitSeq(rel, "/") {
+		if name == "" || name == "." || name == ".." {
+			return fmt.Errorf("invalid path %q: name %q", rel, name)
+		}
+	}
+	return nil
+}
+
+// parents returns the directories above rel, innermost first, ending with
+// the root "": "a/b/c" has "a/b", "a", "".
+func parents(rel string) []string {
+	var ps []string
+	for rel != "" {
+		i := strings.LastIndexByte(rel, '/')
+		if i < 0 {
+			rel = ""
+		} else {
+			rel = rel[:i]
+		}
+		ps = append(ps, rel)
+	}
+	return ps
+}
