@@ -21,6 +21,8 @@ var allowed = map[string][]string{
 	"restorer":               {"chunkstore", "chunkstore/backend", "crypto"},
 	"checker":                {"chunkstore", "chunkstore/backend", "crypto"},
 	"internal/miniotest":     {},
+	"config":                 {},
+	"state":                  {"chunkstore", "chunkstore/backend", "crypto"},
 }
 
 func TestImportLayers(t *testing.T) {
