@@ -7,10 +7,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/restic/chunker"
-
 	"github.com/syncd/syncd/chunkstore"
-	"github.com/syncd/syncd/crypto"
 )
 
 // fileJob asks a reader to read node i of d from path.
@@ -27,13 +24,7 @@ const readAttempts = 3
 
 // reader is one file-reading goroutine.
 func (a *arch) reader() {
-	cfg := a.repo.Config()
-	r := &fileReader{
-		a:   a,
-		chk: chunker.NewWithBoundaries(nil, a.repo.Polynomial(), uint(cfg.MinChunk), uint(cfg.MaxChunk)),
-		buf: make([]byte, 0, 1<<20),
-		h:   a.repo.NewHasher(),
-	}
+	r := &fileReader{a: a, sp: a.repo.NewSplitter()}
 	for job := range a.jobs {
 		if a.ctx.Err() == nil {
 			r.read(job)
@@ -43,10 +34,8 @@ func (a *arch) reader() {
 }
 
 type fileReader struct {
-	a   *arch
-	chk *chunker.Chunker
-	buf []byte
-	h   *crypto.Hasher
+	a  *arch
+	sp *chunkstore.Splitter
 }
 
 // read fills the node's content. A file that cannot be read is dropped
@@ -82,13 +71,14 @@ func (r *fileReader) read(job fileJob) {
 				return
 			}
 		}
-		var content []chunkstore.ID
-		var size int64
-		if old := r.oldChunks(job.old); old != nil {
-			content, size, err = r.rechunk(f, before.Size(), old)
-		} else {
-			content, size, err = r.chunk(f)
+		var old []chunkstore.OldChunk
+		if job.old != nil && job.old.Type == chunkstore.NodeFile {
+			old = a.repo.OldChunks(job.old.Content)
 		}
+		split, err := r.sp.Split(f, before.Size(), old, a.saver.Known, r.save)
+		content, size := split.Content, split.Size
+		a.opts.Progress.BytesRead.Add(split.Matched)
+		a.opts.Progress.BytesMatched.Add(split.Matched)
 		if err != nil {
 			if a.ctx.Err() == nil {
 				n.Type = ""
@@ -137,44 +127,11 @@ func (r *fileReader) fromLink(n *chunkstore.Node) bool {
 	return true
 }
 
-// chunk splits the file into chunks and saves the new ones.
-func (r *fileReader) chunk(f *os.File) ([]chunkstore.ID, int64, error) {
-	r.startChunking(f)
-	var content []chunkstore.ID
-	var size int64
-	for {
-		id, n, err := r.nextChunk()
-		if err == io.EOF {
-			return content, size, nil
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		content = append(content, id)
-		size += n
-	}
-}
-
-// startChunking points the chunker at rd.
-func (r *fileReader) startChunking(rd io.Reader) {
-	cfg := r.a.repo.Config()
-	r.chk.ResetWithBoundaries(rd, r.a.repo.Polynomial(), uint(cfg.MinChunk), uint(cfg.MaxChunk))
-}
-
-// nextChunk cuts the next chunk, saves it if it is new, and returns its ID
-// and length; io.EOF at the end.
-func (r *fileReader) nextChunk() (chunkstore.ID, int64, error) {
-	c, err := r.chk.Next(r.buf)
-	if err != nil {
-		return chunkstore.ID{}, 0, err
-	}
-	r.buf = c.Data[:0] // keep a grown buffer
-	id := r.a.repo.BlobID(r.h, c.Data)
-	if _, err := r.a.saver.Save(chunkstore.DataBlob, id, c.Data); err != nil {
-		return chunkstore.ID{}, 0, err
-	}
-	r.a.opts.Progress.BytesRead.Add(int64(len(c.Data)))
-	return id, int64(len(c.Data)), nil
+// save stores a chunk cut from a file being read.
+func (r *fileReader) save(id chunkstore.ID, data []byte) error {
+	_, err := r.a.saver.Save(chunkstore.DataBlob, id, data)
+	r.a.opts.Progress.BytesRead.Add(int64(len(data)))
+	return err
 }
 
 // sameVersion reports whether two stats of one open file show no change.
