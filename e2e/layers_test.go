@@ -22,6 +22,8 @@ var allowed = map[string][]string{
 	"checker":                {"chunkstore", "chunkstore/backend", "crypto"},
 	"internal/miniotest":     {},
 	"config":                 {},
+	"watcher":                {},
+	"indexer":                {"state", "chunkstore", "chunkstore/backend", "crypto"},
 	"state":                  {"chunkstore", "chunkstore/backend", "crypto"},
 }
 

@@ -1,0 +1,357 @@
+// Package indexer keeps a folder's local index (package state) equal to
+// the folder on disk. File-system events are hints: the indexer looks at
+// the hinted places, compares them with the index, reads and chunks only
+// the files whose size, mtime, ctime, inode or type changed, and records
+// their chunk IDs and lengths. A restart, a lost event or an overflow
+// costs a rescan, never data.
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/state"
+)
+
+// Folder is what the indexer needs to know of a configured folder.
+type Folder struct {
+	ID     string
+	Root   string                               // absolute path
+	Ignore func(rel string, isDir bool) bool // nil: nothing ignored
+}
+
+// FileError is a path that could not be indexed (unreadable, say).
+type FileError struct {
+	Path string // relative to the folder root
+	Err  error
+}
+
+func (e FileError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// Indexer indexes one folder. Apply and Scan are not safe for concurrent
+// use (one goroutine owns an Indexer); Failed and Pending are.
+type Indexer struct {
+	f   Folder
+	st  *state.Folder
+	sp  *chunkstore.Splitter
+	log *slog.Logger
+
+	filesRead, bytesRead, bytesMatched atomic.Int64
+
+	batch []op // writes not yet committed
+
+	mu     sync.Mutex
+	failed map[string]error
+}
+
+// op is one pending write to the index.
+type op struct {
+	rel   string
+	e     state.Entry
+	erase bool
+}
+
+// flushEvery bounds the writes in one index transaction: large enough to
+// amortize bbolt's commit (an fsync), small enough to bound memory.
+const flushEvery = 2000
+
+// New returns an indexer of f, recording into st and cutting files with sp.
+func New(f Folder, st *state.Folder, sp *chunkstore.Splitter, log *slog.Logger) *Indexer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Indexer{f: f, st: st, sp: sp, log: log, failed: map[string]error{}}
+}
+
+// Stats are the indexer's counters since it was made.
+type Stats struct {
+	FilesRead    int64 // files read and chunked
+	BytesRead    int64
+	BytesMatched int64 // of which matched against the previous chunks by hash
+}
+
+// Stats returns the counters. It is safe for concurrent use.
+func (ix *Indexer) Stats() Stats {
+	return Stats{FilesRead: ix.filesRead.Load(), BytesRead: ix.bytesRead.Load(), BytesMatched: ix.bytesMatched.Load()}
+}
+
+// Failed lists the paths that could not be indexed, sorted.
+func (ix *Indexer) Failed() []FileError {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	out := make([]FileError, 0, len(ix.failed))
+	for p, err := range ix.failed {
+		out = append(out, FileError{Path: p, Err: err})
+	}
+	slices.SortFunc(out, func(a, b FileError) int { return cmpString(a.Path, b.Path) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (ix *Indexer) fail(rel string, err error) {
+	ix.log.Warn("cannot index", "folder", ix.f.ID, "path", rel, "err", err)
+	ix.mu.Lock()
+	ix.failed[rel] = err
+	ix.mu.Unlock()
+}
+
+func (ix *Indexer) ok(rel string) {
+	ix.mu.Lock()
+	delete(ix.failed, rel)
+	ix.mu.Unlock()
+}
+
+// Apply brings the index up to date for the hinted paths (relative to the
+// folder root), or for the whole folder when rescan is set.
+func (ix *Indexer) Apply(ctx context.Context, paths []string, rescan bool) error {
+	if rescan {
+		paths = []string{""}
+	}
+	for _, p := range dedupe(paths) {
+		if err := ix.scan(ctx, p); err != nil {
+			return err
+		}
+	}
+	return ix.flush()
+}
+
+// Scan brings the index up to date for the whole folder.
+func (ix *Indexer) Scan(ctx context.Context) error { return ix.Apply(ctx, nil, true) }
+
+// dedupe drops paths below another path of the list (scanning a directory
+// covers what is below it) and duplicates.
+func dedupe(paths []string) []string {
+	ps := slices.Clone(paths)
+	slices.Sort(ps)
+	out := ps[:0]
+	for _, p := range ps {
+		if len(out) > 0 {
+			last := out[len(out)-1]
+			if p == last || last == "" || (len(p) > len(last) && p[:len(last)] == last && p[len(last)] == '/') {
+				continue
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (ix *Indexer) abs(rel string) string { return filepath.Join(ix.f.Root, filepath.FromSlash(rel)) }
+
+// scan compares the place rel (and, for a directory, everything below it)
+// with the index.
+func (ix *Indexer) scan(ctx context.Context, rel string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(ix.abs(rel))
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && rel != "" && ix.ignored(rel, fi.IsDir())) {
+		return ix.removeTree(rel)
+	}
+	if err != nil {
+		if rel == "" {
+			return fmt.Errorf("folder %s: %w", ix.f.Root, err)
+		}
+		ix.fail(rel, err)
+		return nil
+	}
+	return ix.entry(ctx, rel, fi)
+}
+
+func (ix *Indexer) ignored(rel string, isDir bool) bool {
+	return ix.f.Ignore != nil && ix.f.Ignore(rel, isDir)
+}
+
+// entry indexes rel, whose lstat is fi.
+func (ix *Indexer) entry(ctx context.Context, rel string, fi fs.FileInfo) error {
+	e := entryFromInfo(fi)
+	switch {
+	case fi.IsDir():
+		if rel != "" { // the folder root has no entry of its own
+			if err := ix.put(rel, e); err != nil {
+				return err
+			}
+		}
+		return ix.dir(ctx, rel)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(ix.abs(rel))
+		if err != nil {
+			ix.fail(rel, err)
+			return nil
+		}
+		e.Target = target
+		return ix.put(rel, e)
+	case fi.Mode().IsRegular():
+		return ix.file(rel, e)
+	}
+	return ix.removeTree(rel) // sockets, devices, fifos: not content
+}
+
+// dir scans the entries of directory rel and forgets those gone from disk.
+func (ix *Indexer) dir(ctx context.Context, rel string) error {
+	d, err := os.Open(ix.abs(rel))
+	if err != nil {
+		ix.fail(rel, err)
+		return nil
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		ix.fail(rel, err)
+		return nil
+	}
+	ix.ok(rel)
+	slices.Sort(names)
+	onDisk := make(map[string]bool, len(names))
+	for _, name := range names {
+		if isTemp(name) {
+			continue
+		}
+		child := path.Join(rel, name)
+		onDisk[child] = true
+		if err := ix.scan(ctx, child); err != nil {
+			return err
+		}
+	}
+	// entries the index has below rel that are no longer on disk
+	if err := ix.flush(); err != nil {
+		return err
+	}
+	var gone []string
+	err = ix.st.Walk(rel, func(p string, e state.Entry) error {
+		if p == rel {
+			return nil
+		}
+		if !onDisk[p] && !e.Deleted {
+			gone = append(gone, p)
+		}
+		if e.Type == "dir" {
+			return fs.SkipDir // only direct children here
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range gone {
+		if err := ix.removeTree(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isTemp reports our own temporary files, which are never content.
+func isTemp(name string) bool {
+	return len(name) > 7 && name[:7] == ".syncd-"
+}
+
+// removeTree records rel and everything below it as deleted.
+func (ix *Indexer) removeTree(rel string) error {
+	if err := ix.flush(); err != nil {
+		return err
+	}
+	var gone []string
+	err := ix.st.Walk(rel, func(p string, e state.Entry) error {
+		if !e.Deleted && p != "" {
+			gone = append(gone, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ix.ok(rel)
+	for _, p := range gone {
+		ix.batch = append(ix.batch, op{rel: p, erase: true})
+	}
+	return ix.maybeFlush()
+}
+
+// put records e for rel unless the index already has it.
+func (ix *Indexer) put(rel string, e state.Entry) error {
+	ix.batch = append(ix.batch, op{rel: rel, e: e})
+	return ix.maybeFlush()
+}
+
+func (ix *Indexer) maybeFlush() error {
+	if len(ix.batch) >= flushEvery {
+		return ix.flush()
+	}
+	return nil
+}
+
+// flush commits the pending writes in one transaction.
+func (ix *Indexer) flush() error {
+	if len(ix.batch) == 0 {
+		return nil
+	}
+	batch := ix.batch
+	ix.batch = nil
+	return ix.st.Update(func(tx *state.Tx) error {
+		for _, o := range batch {
+			var err error
+			if o.erase {
+				err = tx.Delete(o.rel)
+			} else {
+				err = tx.Put(o.rel, o.e)
+			}
+			if err != nil {
+				return fmt.Errorf("index %s: %w", o.rel, err)
+			}
+		}
+		return nil
+	})
+}
+
+// entryFromInfo fills an entry's metadata from an lstat.
+func entryFromInfo(fi fs.FileInfo) state.Entry {
+	e := state.Entry{Size: fi.Size(), Mode: uint32(fi.Mode().Perm()), ModTime: fi.ModTime().UnixNano()}
+	switch {
+	case fi.IsDir():
+		e.Type, e.Size = "dir", 0
+	case fi.Mode()&fs.ModeSymlink != 0:
+		e.Type, e.Size = "symlink", 0
+	default:
+		e.Type = "file"
+	}
+	m := fi.Mode()
+	if m&fs.ModeSetuid != 0 {
+		e.Mode |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		e.Mode |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		e.Mode |= 0o1000
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		e.ChTime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+		e.Inode, e.Device, e.Links = st.Ino, uint64(st.Dev), uint64(st.Nlink)
+		e.UID, e.GID = st.Uid, st.Gid
+		if fi.IsDir() {
+			e.Links = 0
+		}
+	}
+	return e
+}

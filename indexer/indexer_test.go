@@ -1,0 +1,196 @@
+package indexer
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/chunkstore/local"
+	"github.com/syncd/syncd/crypto"
+	"github.com/syncd/syncd/state"
+)
+
+type fixture struct {
+	root string
+	repo *chunkstore.Repository
+	st   *state.Folder
+	ix   *Indexer
+}
+
+func setup(t *testing.T, ignore func(string, bool) bool) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	be, err := local.Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := age.GenerateX25519Identity()
+	data, _ := age.GenerateX25519Identity()
+	key := crypto.NewIndexKey(idx)
+	if _, err := chunkstore.Init(ctx, be, key, chunkstore.InitOptions{DataRecipients: []string{data.Recipient().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := chunkstore.Open(ctx, be, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &fixture{root: t.TempDir(), repo: repo, st: db.Folder("www")}
+	f.ix = New(Folder{ID: "www", Root: f.root, Ignore: ignore}, f.st, repo.NewSplitter(), nil)
+	return f
+}
+
+func (f *fixture) write(t *testing.T, rel string, data []byte) {
+	t.Helper()
+	p := filepath.Join(f.root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// live lists the index's live entries.
+func (f *fixture) live(t *testing.T) map[string]state.Entry {
+	t.Helper()
+	out := map[string]state.Entry{}
+	err := f.st.Walk("", func(rel string, e state.Entry) error {
+		if !e.Deleted {
+			out[rel] = e
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func keys(m map[string]state.Entry) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestScanIndexesTheTree(t *testing.T) {
+	f := setup(t, nil)
+	f.write(t, "index.php", []byte("<?php"))
+	f.write(t, "wp-content/uploads/a.jpg", bytes.Repeat([]byte{7}, 3<<20))
+	f.write(t, "empty", nil)
+	os.Symlink("index.php", filepath.Join(f.root, "link"))
+	f.write(t, ".syncd-tmp-1", []byte("ours, never content"))
+	ctx := context.Background()
+	if err := f.ix.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := f.live(t)
+	want := []string{"empty", "index.php", "link", "wp-content", "wp-content/uploads", "wp-content/uploads/a.jpg"}
+	if !slices.Equal(keys(got), want) {
+		t.Fatalf("index = %v, want %v", keys(got), want)
+	}
+	a := got["wp-content/uploads/a.jpg"]
+	var sum int64
+	for _, l := range a.Lengths {
+		sum += int64(l)
+	}
+	if a.Size != 3<<20 || sum != a.Size || len(a.Content) != len(a.Lengths) || len(a.Content) == 0 {
+		t.Errorf("a.jpg: size %d, %d chunks summing to %d", a.Size, len(a.Content), sum)
+	}
+	if got["link"].Target != "index.php" || got["link"].Type != "symlink" {
+		t.Errorf("link = %+v", got["link"])
+	}
+	seq := f.st.Seq()
+	read := f.ix.Stats().FilesRead
+	if err := f.ix.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.st.Seq() != seq || f.ix.Stats().FilesRead != read {
+		t.Errorf("a rescan of an unchanged tree changed the index (seq %d -> %d) or read files (%d -> %d)",
+			seq, f.st.Seq(), read, f.ix.Stats().FilesRead)
+	}
+}
+
+func TestChangesDeletesAndHints(t *testing.T) {
+	f := setup(t, nil)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	big := make([]byte, 6<<20)
+	for i := range big {
+		big[i] = byte(rnd.Uint32())
+	}
+	f.write(t, "db.sql", big)
+	f.write(t, "dir/a", []byte("a"))
+	f.write(t, "dir/sub/b", []byte("b"))
+	f.write(t, "keep", []byte("k"))
+	ctx := context.Background()
+	if err := f.ix.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seq := f.st.Seq()
+	// an in-place edit of the big file, a deleted directory
+	copy(big[3<<20:], []byte("edited"))
+	f.write(t, "db.sql", big)
+	os.RemoveAll(filepath.Join(f.root, "dir"))
+	if err := f.ix.Apply(ctx, []string{"db.sql", "dir", "dir/sub/b"}, false); err != nil {
+		t.Fatal(err)
+	}
+	changed := map[string]state.Entry{}
+	f.st.Changed(seq, func(rel string, e state.Entry) error { changed[rel] = e; return nil })
+	want := []string{"db.sql", "dir", "dir/a", "dir/sub", "dir/sub/b"}
+	if !slices.Equal(keys(changed), want) {
+		t.Fatalf("changed = %v, want %v", keys(changed), want)
+	}
+	for _, p := range want[1:] {
+		if !changed[p].Deleted {
+			t.Errorf("%s not recorded as deleted", p)
+		}
+	}
+	if m := f.ix.Stats().BytesMatched; m == 0 {
+		t.Errorf("the edited file was chunked without matching its old chunks")
+	}
+	// the chunks equal those of splitting the file afresh
+	fresh, err := f.repo.NewSplitter().Split(bytes.NewReader(big), int64(len(big)), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(changed["db.sql"].Content, fresh.Content) {
+		t.Errorf("indexed chunks differ from a fresh split")
+	}
+}
+
+func TestIgnoredPathsAreNotIndexed(t *testing.T) {
+	f := setup(t, func(rel string, isDir bool) bool { return rel == "cache" || filepath.Ext(rel) == ".tmp" })
+	f.write(t, "cache/page.html", []byte("x"))
+	f.write(t, "a.tmp", []byte("x"))
+	f.write(t, "page.php", []byte("x"))
+	if err := f.ix.Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(f.live(t)); !slices.Equal(got, []string{"page.php"}) {
+		t.Errorf("index = %v, want only page.php", got)
+	}
+}
+
+func TestDedupe(t *testing.T) {
+	got := dedupe([]string{"a/b", "a", "c", "a/b/c", "c", "ab"})
+	if want := []string{"a", "ab", "c"}; !slices.Equal(got, want) {
+		t.Errorf("dedupe = %v, want %v", got, want)
+	}
+	if got := dedupe([]string{"x", ""}); !slices.Equal(got, []string{""}) {
+		t.Errorf("dedupe with the root = %v", got)
+	}
+}
