@@ -17,7 +17,7 @@ var allowed = map[string][]string{
 	"chunkstore/s3":          {"chunkstore/backend"},
 	"chunkstore/backendtest": {"chunkstore/backend"},
 	"chunkstore":             {"chunkstore/backend", "crypto"},
-	"archiver":               {"chunkstore", "chunkstore/backend", "crypto"},
+	"archiver":               {"chunkstore", "chunkstore/backend", "crypto", "state"},
 	"restorer":               {"chunkstore", "chunkstore/backend", "crypto"},
 	"checker":                {"chunkstore", "chunkstore/backend", "crypto"},
 	"internal/miniotest":     {},
