@@ -27,7 +27,7 @@ import (
 // Folder is what the indexer needs to know of a configured folder.
 type Folder struct {
 	ID     string
-	Root   string                               // absolute path
+	Root   string                            // absolute path
 	Ignore func(rel string, isDir bool) bool // nil: nothing ignored
 }
 
