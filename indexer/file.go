@@ -25,6 +25,10 @@ func (ix *Indexer) file(rel string, e state.Entry) error {
 		ix.ok(rel)
 		return nil
 	}
+	if ix.sp == nil { // no repository: metadata only, nothing to chunk with
+		ix.ok(rel)
+		return ix.put(rel, e)
+	}
 	f, err := os.OpenFile(ix.abs(rel), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

@@ -66,7 +66,8 @@ type op struct {
 // amortize bbolt's commit (an fsync), small enough to bound memory.
 const flushEvery = 2000
 
-// New returns an indexer of f, recording into st and cutting files with sp.
+// New returns an indexer of f, recording into st and cutting files with sp
+// (nil: metadata only, for a node without a repository).
 func New(f Folder, st *state.Folder, sp *chunkstore.Splitter, log *slog.Logger) *Indexer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

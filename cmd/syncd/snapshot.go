@@ -20,15 +20,27 @@ func snapshotCmd() *cobra.Command {
 	var host, at string
 	var tags []string
 	var force bool
+	var cfgPath string
 	cmd := &cobra.Command{
-		Use:   "snapshot --repo R --index-key F [--host H] [--tag T]… [--time T] PATH…",
+		Use:   "snapshot --repo R --index-key F [--host H] [--tag T]… [--time T] PATH… | snapshot --config FILE",
 		Short: "Write a snapshot of PATHs into the repository",
 		Long: `snapshot writes a snapshot of the given files and directories. Files whose
 size, mtime, ctime and inode match the previous snapshot of the same host and
 paths are not read again. Files that cannot be read are listed on stderr and
-the snapshot is marked partial (exit code 3).`,
-		Args: cli.Args(1, -1, "at least one PATH"),
+the snapshot is marked partial (exit code 3).
+
+With --config, the running daemon (syncd run) writes the snapshot from its
+index instead: no walk, only what changed since its last snapshot is read.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cfgPath != "" {
+				return cli.Args(0, 0, "no PATH with --config")(cmd, args)
+			}
+			return cli.Args(1, -1, "at least one PATH")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfgPath != "" {
+				return snapshotFromDaemon(cmd, cfgPath)
+			}
 			ctx := cmd.Context()
 			when := time.Now()
 			if at != "" {
@@ -98,6 +110,7 @@ the snapshot is marked partial (exit code 3).`,
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "tag for the snapshot (repeatable)")
 	cmd.Flags().StringVar(&at, "time", "", `snapshot time, "YYYY-MM-DD HH:MM:SS" in local time (default: now)`)
 	cmd.Flags().BoolVar(&force, "force", false, "read every file, ignoring the previous snapshot")
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "ask the daemon of this configuration for a snapshot from its index")
 	return cmd
 }
 

@@ -1,0 +1,109 @@
+package daemon
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/syncd/syncd/archiver"
+)
+
+// ErrNoRepository is returned by Snapshot when no repository is configured.
+var ErrNoRepository = errors.New("no repository configured (repository: in the config)")
+
+// Snapshot writes a snapshot of every folder from the local index (no
+// walk: only what changed since the last snapshot is read) and records
+// the result for Status. Concurrent calls wait for each other.
+func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
+	if d.repo == nil {
+		return nil, ErrNoRepository
+	}
+	d.snapMu.Lock()
+	defer d.snapMu.Unlock()
+	start := time.Now()
+	var folders []archiver.IndexedFolder
+	for _, f := range d.folders {
+		folders = append(folders, archiver.IndexedFolder{Path: f.cfg.Path, State: f.st, Since: d.since(f.cfg.ID)})
+	}
+	// Parent: the newest snapshot of this host and these paths, for the
+	// record; the index, not the parent, decides what is read.
+	res, err := archiver.SnapshotIndexed(ctx, d.repo, folders, archiver.Options{Host: d.cfg.Node.Name})
+	info := &SnapshotInfo{Time: start.UTC(), Took: time.Since(start).Round(time.Millisecond).String()}
+	if err != nil {
+		info.Result, info.Error = "failed", err.Error()
+		d.record(info)
+		d.log.Error("snapshot failed", "err", err)
+		return info, err
+	}
+	info.ID, info.Files, info.Result = res.ID.String(), res.Snapshot.Stats.FilesRead, "ok"
+	if len(res.Errors) > 0 {
+		info.Result = "partial"
+		info.Error = fmt.Sprintf("%d file(s) could not be read, first: %v", len(res.Errors), res.Errors[0])
+	}
+	for i, f := range d.folders {
+		d.setSince(f.cfg.ID, res.Seqs[i])
+	}
+	d.record(info)
+	d.log.Info("snapshot saved", "id", res.ID.Short(), "files_read", info.Files, "took", info.Took, "result", info.Result)
+	return info, nil
+}
+
+func (d *Daemon) since(folder string) uint64 {
+	v, ok, err := d.db.GetMeta("snapshot-seq/" + folder)
+	if err != nil || !ok || len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func (d *Daemon) setSince(folder string, seq uint64) {
+	if err := d.db.PutMeta("snapshot-seq/"+folder, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		d.log.Error("cannot record the snapshot sequence", "folder", folder, "err", err)
+	}
+}
+
+func (d *Daemon) record(info *SnapshotInfo) {
+	d.last.Store(info)
+	b, _ := json.Marshal(info)
+	if err := d.db.PutMeta("last-snapshot", b); err != nil {
+		d.log.Error("cannot record the last snapshot", "err", err)
+	}
+}
+
+func (d *Daemon) loadLast() (*SnapshotInfo, bool) {
+	b, ok, err := d.db.GetMeta("last-snapshot")
+	if err != nil || !ok {
+		return nil, false
+	}
+	var info SnapshotInfo
+	if json.Unmarshal(b, &info) != nil {
+		return nil, false
+	}
+	return &info, true
+}
+
+// schedule takes a snapshot at each time of the repository's cron
+// schedule until ctx ends. A failed snapshot is logged and recorded; the
+// next one is taken at the next scheduled time.
+func (d *Daemon) schedule(ctx context.Context) error {
+	sched, err := cron.ParseStandard(d.cfg.Repository.Schedule)
+	if err != nil {
+		return fmt.Errorf("repository.schedule: %w", err)
+	}
+	for {
+		next := sched.Next(time.Now())
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		d.Snapshot(ctx)
+	}
+}

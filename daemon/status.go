@@ -1,0 +1,116 @@
+package daemon
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/syncd/syncd/state"
+)
+
+// SnapshotInfo describes the last snapshot the daemon wrote or tried.
+type SnapshotInfo struct {
+	ID     string    `json:"id,omitempty"`
+	Time   time.Time `json:"time"`
+	Result string    `json:"result"` // "ok", "partial" or "failed"
+	Error  string    `json:"error,omitempty"`
+	Files  int64     `json:"files_read"`
+	Took   string    `json:"took"`
+}
+
+// FolderStatus is one folder in Status.
+type FolderStatus struct {
+	ID           string        `json:"id"`
+	Path         string        `json:"path"`
+	State        string        `json:"state"` // "scanning", "ok" or "failed"
+	Error        string        `json:"error,omitempty"`
+	Files        int64         `json:"files"`
+	Bytes        int64         `json:"bytes"`
+	Pending      int64         `json:"pending"` // paths waiting to be indexed; -1 during a full scan
+	Failed       []string      `json:"failed_paths,omitempty"`
+	LastSnapshot *SnapshotInfo `json:"last_snapshot,omitempty"`
+}
+
+// Status is what `syncd status` shows.
+type Status struct {
+	Node    string         `json:"node"`
+	Folders []FolderStatus `json:"folders"`
+}
+
+// Status reports the folders and the last snapshot.
+func (d *Daemon) Status() Status {
+	s := Status{Node: d.cfg.Node.Name}
+	last := d.last.Load()
+	for _, f := range d.folders {
+		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Path, State: "ok", Pending: f.pending.Load(), LastSnapshot: last}
+		if !f.scanned.Load() {
+			fs.State = "scanning"
+		}
+		if msg := f.failure.Load(); msg != nil {
+			fs.State, fs.Error = "failed", *msg
+		}
+		f.st.Walk("", func(rel string, e state.Entry) error {
+			if !e.Deleted && e.Type == "file" {
+				fs.Files++
+				fs.Bytes += e.Size
+			}
+			return nil
+		})
+		for _, fe := range f.ix.Failed() {
+			fs.Failed = append(fs.Failed, fe.Error())
+		}
+		s.Folders = append(s.Folders, fs)
+	}
+	return s
+}
+
+// Ready reports whether every folder has been scanned once and has
+// nothing pending: a load balancer may send traffic.
+func (d *Daemon) Ready() bool {
+	for _, f := range d.folders {
+		if !f.scanned.Load() || f.pending.Load() != 0 || f.failure.Load() != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Handler serves /healthz (the process is alive), /readyz (200 once
+// Ready), /status (JSON) and POST /snapshot (a snapshot now, from the
+// index; JSON SnapshotInfo).
+func (d *Daemon) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !d.Ready() {
+			http.Error(w, "not ready: indexing", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
+		info, err := d.Snapshot(r.Context())
+		code := http.StatusOK
+		if err != nil {
+			code = http.StatusInternalServerError
+			if info == nil {
+				info = &SnapshotInfo{Result: "failed", Error: err.Error()}
+			}
+		}
+		writeJSON(w, code, info)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
