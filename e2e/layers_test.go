@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"internal/miniotest":     {},
 	"config":                 {},
 	"watcher":                {},
+	"daemon":                 {"archiver", "chunkstore", "chunkstore/backend", "config", "crypto", "indexer", "state", "watcher"},
 	"indexer":                {"state", "chunkstore", "chunkstore/backend", "crypto"},
 	"state":                  {"chunkstore", "chunkstore/backend", "crypto"},
 }

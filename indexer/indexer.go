@@ -128,8 +128,18 @@ func (ix *Indexer) Apply(ctx context.Context, paths []string, rescan bool) error
 	if rescan {
 		paths = []string{""}
 	}
+	parents := map[string]bool{}
 	for _, p := range dedupe(paths) {
 		if err := ix.scan(ctx, p); err != nil {
+			return err
+		}
+		if p != "" {
+			parents[path.Dir(p)] = true
+		}
+	}
+	// A created, removed or renamed entry changes its directory's mtime.
+	for dir := range parents {
+		if err := ix.refreshDir(dir); err != nil {
 			return err
 		}
 	}
@@ -155,6 +165,19 @@ func dedupe(paths []string) []string {
 		out = append(out, p)
 	}
 	return out
+}
+
+// refreshDir updates the metadata of directory dir ("." is the root,
+// which has no entry) without looking at its entries.
+func (ix *Indexer) refreshDir(dir string) error {
+	if dir == "." {
+		return nil
+	}
+	fi, err := os.Lstat(ix.abs(dir))
+	if err != nil || !fi.IsDir() {
+		return nil // gone or replaced: the scan of its own hint handles it
+	}
+	return ix.put(dir, entryFromInfo(fi))
 }
 
 func (ix *Indexer) abs(rel string) string { return filepath.Join(ix.f.Root, filepath.FromSlash(rel)) }

@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// node is a syncd run process with its configuration.
+type node struct {
+	t      *testing.T
+	cfg    string
+	http   string
+	r      *repo
+	folder string
+	cmd    *exec.Cmd
+	log    *os.File
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// newNode writes a configuration for one folder and a local repository.
+func newNode(t *testing.T) *node {
+	t.Helper()
+	r := newRepo(t)
+	dir := t.TempDir()
+	n := &node{t: t, r: r, folder: filepath.Join(dir, "www"), http: freePort(t), cfg: filepath.Join(dir, "syncd.yaml")}
+	os.MkdirAll(n.folder, 0o755)
+	yaml := fmt.Sprintf(`node:
+  name: web1
+  state_dir: %s
+  listen: %s
+  http: %s
+folders:
+  - id: www
+    path: %s
+    ignore: ["*.tmp"]
+repository:
+  url: %s
+  index_key: %s
+  data_recipients: []
+`, filepath.Join(dir, "state"), freePort(t), n.http, n.folder, r.url, r.indexKey)
+	if err := os.WriteFile(n.cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (n *node) start() {
+	n.t.Helper()
+	log, err := os.CreateTemp(n.t.TempDir(), "syncd-run-*.log")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.log = log
+	n.cmd = exec.Command(filepath.Join(binDir, "syncd"), "run", "--config", n.cfg)
+	n.cmd.Stdout, n.cmd.Stderr = log, log
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { n.cmd.Process.Kill(); n.cmd.Wait() })
+	n.waitReady()
+}
+
+// waitReady waits until /readyz answers 200: the folder is indexed.
+func (n *node) waitReady() {
+	n.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + n.http + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, _ := os.ReadFile(n.log.Name())
+	n.t.Fatalf("syncd run not ready within 30 s; log:\n%s", out)
+}
+
+// settle waits for the watcher's debounce and the indexer, then readiness.
+func (n *node) settle() {
+	n.t.Helper()
+	time.Sleep(400 * time.Millisecond)
+	n.waitReady()
+}
+
+func (n *node) status() map[string]any {
+	n.t.Helper()
+	var st struct{ Folders []map[string]any }
+	out := ok(n.t, nil, "syncd", "status", "--config", n.cfg, "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Folders) != 1 {
+		n.t.Fatalf("status --json: %v: %s", err, out)
+	}
+	return st.Folders[0]
+}
+
+func (n *node) write(rel, content string) {
+	n.t.Helper()
+	p := filepath.Join(n.folder, rel)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// restoreEquals restores the latest snapshot and compares it with the folder.
+func (n *node) restoreEquals() {
+	n.t.Helper()
+	target := n.t.TempDir()
+	ok(n.t, nil, "restore", append([]string{"latest"}, n.r.flags("--identity", n.r.dataKey, "--target", target)...)...)
+	sameTree(n.t, n.folder, filepath.Join(target, n.folder))
+}
+
+func TestDaemonSnapshotsFromIndex(t *testing.T) {
+	n := newNode(t)
+	n.write("index.php", "<?php echo 1;")
+	n.write("wp-content/uploads/a.jpg", strings.Repeat("jpeg", 100000))
+	n.write("cache.tmp", "ignored")
+	n.start()
+	out := ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
+	if !strings.Contains(out, "read 2 files") {
+		t.Errorf("first snapshot from the index: %s", out)
+	}
+	st := n.status()
+	if st["files"].(float64) != 2 || st["pending"].(float64) != 0 || st["state"] != "ok" {
+		t.Errorf("status = %v", st)
+	}
+	last, _ := st["last_snapshot"].(map[string]any)
+	if last == nil || last["result"] != "ok" || last["id"] == "" {
+		t.Errorf("status last_snapshot = %v", st["last_snapshot"])
+	}
+	n.write("index.php", "<?php echo 2;")
+	n.write("new/dir/file.txt", "new")
+	os.Remove(filepath.Join(n.folder, "wp-content/uploads/a.jpg"))
+	n.settle()
+	out = ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
+	if !strings.Contains(out, "read 2 files") {
+		t.Errorf("snapshot after two writes and a delete: %s", out)
+	}
+	os.Remove(filepath.Join(n.folder, "cache.tmp")) // ignored: not in any snapshot
+	n.restoreEquals()
+	out = ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
+	if !strings.Contains(out, "read 0 files") {
+		t.Errorf("snapshot with nothing changed: %s", out)
+	}
+}
+
+// TestDaemonKilledAndRestarted kills the daemon with SIGKILL while it
+// indexes, changes the folder while it is down, and restarts it: the
+// index is consistent and the next snapshot equals the folder.
+func TestDaemonKilledAndRestarted(t *testing.T) {
+	n := newNode(t)
+	for i := range 300 {
+		n.write(fmt.Sprintf("d%02d/f%03d.txt", i%10, i), strings.Repeat(fmt.Sprint(i), 5000))
+	}
+	n.start()
+	for i := range 200 { // a burst: the daemon is indexing when it dies
+		n.write(fmt.Sprintf("burst/g%03d.txt", i), strings.Repeat("x", 20000+i))
+	}
+	time.Sleep(150 * time.Millisecond)
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	n.cmd.Wait()
+	// changes while it is down
+	n.write("while-down.txt", "changed while stopped")
+	os.RemoveAll(filepath.Join(n.folder, "d03"))
+	n.start()
+	ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
+	n.restoreEquals()
+	// a graceful stop, a restart, and nothing to read
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	if err := n.cmd.Wait(); err != nil {
+		t.Errorf("syncd run after SIGTERM: %v", err)
+	}
+	n.start()
+	out := ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
+	if !strings.Contains(out, "read 0 files") {
+		t.Errorf("snapshot after a clean restart: %s", out)
+	}
+}
+
+func TestDaemonBadConfigAndFolders(t *testing.T) {
+	n := newNode(t)
+	data, _ := os.ReadFile(n.cfg)
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte(strings.Replace(string(data), "  http:", "  htp:", 1)), 0o644)
+	res := run(t, nil, "syncd", "run", "--config", bad)
+	oneLine(t, "an unknown key", res, 1, bad+":5", `"htp"`)
+
+	os.RemoveAll(n.folder)
+	res = run(t, nil, "syncd", "run", "--config", n.cfg)
+	oneLine(t, "a missing folder at start", res, 1, "folder www", n.folder)
+
+	res = run(t, nil, "syncd", "status", "--config", n.cfg)
+	oneLine(t, "status without a daemon", res, 1, "cannot reach the daemon", n.http)
+}
