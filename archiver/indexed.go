@@ -215,9 +215,16 @@ func (s *indexed) tree(f IndexedFolder, rel string, resplit map[string]*chunksto
 		return id, nil
 	}
 	var nodes []chunkstore.Node
+	parent := rel
+	if parent == "" {
+		parent = "."
+	}
 	err := f.State.Walk(rel, func(p string, e state.Entry) error {
 		if p == rel {
 			return nil
+		}
+		if path.Dir(p) != parent {
+			return nil // below an entry that is not a directory: stale, not ours to show
 		}
 		if e.Deleted {
 			if e.Type == "dir" {

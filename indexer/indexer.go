@@ -209,6 +209,16 @@ func (ix *Indexer) ignored(rel string, isDir bool) bool {
 // entry indexes rel, whose lstat is fi.
 func (ix *Indexer) entry(ctx context.Context, rel string, fi fs.FileInfo) error {
 	e := entryFromInfo(fi)
+	if !fi.IsDir() && rel != "" {
+		// a directory replaced by a file or a link: what was below it is gone
+		if old, have, err := ix.st.Get(rel); err != nil {
+			return err
+		} else if have && !old.Deleted && old.Type == "dir" {
+			if err := ix.removeBelow(rel); err != nil {
+				return err
+			}
+		}
+	}
 	switch {
 	case fi.IsDir():
 		if rel != "" { // the folder root has no entry of its own
@@ -291,13 +301,18 @@ func isTemp(name string) bool {
 }
 
 // removeTree records rel and everything below it as deleted.
-func (ix *Indexer) removeTree(rel string) error {
+func (ix *Indexer) removeTree(rel string) error { return ix.remove(rel, true) }
+
+// removeBelow records everything below rel as deleted, not rel itself.
+func (ix *Indexer) removeBelow(rel string) error { return ix.remove(rel, false) }
+
+func (ix *Indexer) remove(rel string, self bool) error {
 	if err := ix.flush(); err != nil {
 		return err
 	}
 	var gone []string
 	err := ix.st.Walk(rel, func(p string, e state.Entry) error {
-		if !e.Deleted && p != "" {
+		if !e.Deleted && p != "" && (self || p != rel) {
 			gone = append(gone, p)
 		}
 		return nil
