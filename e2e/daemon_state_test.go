@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // stop stops the daemon gracefully.
@@ -69,4 +71,59 @@ func TestDaemonStateDeletedOrDamaged(t *testing.T) {
 	}
 	res := run(t, nil, "syncd", "run", "--config", n.cfg)
 	oneLine(t, "a damaged state database", res, 1, db, "move")
+}
+
+// TestDaemonReloadAndFailedFolder: SIGHUP applies a changed configuration
+// (an invalid one is ignored and the daemon stays up); a folder that
+// disappears at run time is marked failed while the other goes on.
+func TestDaemonReloadAndFailedFolder(t *testing.T) {
+	n := newNode(t)
+	other := filepath.Join(t.TempDir(), "other")
+	os.MkdirAll(other, 0o755)
+	os.WriteFile(filepath.Join(other, "o.txt"), []byte("other"), 0o644)
+	cfg, _ := os.ReadFile(n.cfg)
+	two := strings.Replace(string(cfg), "repository:", "  - id: other\n    path: "+other+"\nrepository:", 1)
+	os.WriteFile(n.cfg, []byte(two), 0o644)
+	n.write("a.txt", "a")
+	n.start()
+
+	// an invalid configuration: logged, ignored, the daemon stays up
+	os.WriteFile(n.cfg, []byte(two+"bogus: 1\n"), 0o644)
+	n.cmd.Process.Signal(syscall.SIGHUP)
+	n.settle()
+	os.WriteFile(n.cfg, []byte(strings.Replace(two, `ignore: ["*.tmp"]`, `ignore: ["*.tmp", "*.log"]`, 1)), 0o644)
+	n.write("debug.log", "now ignored")
+	n.cmd.Process.Signal(syscall.SIGHUP)
+	n.settle()
+	st := statusAll(t, n)
+	if st["www"]["files"].(float64) != 1 {
+		t.Errorf("after reloading with *.log ignored, www has %v files, want 1 (a.txt)", st["www"]["files"])
+	}
+
+	os.RemoveAll(other)
+	n.write("b.txt", "b")
+	time.Sleep(1500 * time.Millisecond) // the watcher checks for its root every second
+	st = statusAll(t, n)
+	// failed, and its index kept: a missing folder is no mass deletion
+	if st["other"]["state"] != "failed" || st["other"]["files"].(float64) != 1 || st["www"]["state"] != "ok" || st["www"]["files"].(float64) != 2 {
+		t.Errorf("after removing folder other: %v", st)
+	}
+	logData, _ := os.ReadFile(n.log.Name())
+	if !strings.Contains(string(logData), "reload: configuration not applied") {
+		t.Errorf("the invalid configuration was not reported in the log")
+	}
+}
+
+func statusAll(t *testing.T, n *node) map[string]map[string]any {
+	t.Helper()
+	var st struct{ Folders []map[string]any }
+	out := ok(t, nil, "syncd", "status", "--config", n.cfg, "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v: %s", err, out)
+	}
+	m := map[string]map[string]any{}
+	for _, f := range st.Folders {
+		m[f["id"].(string)] = f
+	}
+	return m
 }

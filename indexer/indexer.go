@@ -125,6 +125,11 @@ func (ix *Indexer) ok(rel string) {
 // Apply brings the index up to date for the hinted paths (relative to the
 // folder root), or for the whole folder when rescan is set.
 func (ix *Indexer) Apply(ctx context.Context, paths []string, rescan bool) error {
+	if fi, err := os.Stat(ix.f.Root); err != nil || !fi.IsDir() {
+		// no hint is believed while the folder itself is missing: its
+		// paths would all look deleted
+		return ix.scan(ctx, "")
+	}
 	if rescan {
 		paths = []string{""}
 	}
@@ -189,13 +194,19 @@ func (ix *Indexer) scan(ctx context.Context, rel string) error {
 		return err
 	}
 	fi, err := os.Lstat(ix.abs(rel))
+	if rel == "" && (err != nil || !fi.IsDir()) {
+		// The folder itself is gone or unreadable: an unmounted disk more
+		// often than a deliberate deletion of everything. Keep the index
+		// (no mass deletes) and fail; the daemon marks the folder failed.
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return fmt.Errorf("folder %s: %w", ix.f.Root, err)
+	}
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && rel != "" && ix.ignored(rel, fi.IsDir())) {
 		return ix.removeTree(rel)
 	}
 	if err != nil {
-		if rel == "" {
-			return fmt.Errorf("folder %s: %w", ix.f.Root, err)
-		}
 		ix.fail(rel, err)
 		return nil
 	}
