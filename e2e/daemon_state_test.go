@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,4 +127,49 @@ func statusAll(t *testing.T, n *node) map[string]map[string]any {
 		m[f["id"].(string)] = f
 	}
 	return m
+}
+
+// TestDaemonSchedule: snapshots are taken on repository.schedule.
+func TestDaemonSchedule(t *testing.T) {
+	n := newNode(t)
+	cfg, _ := os.ReadFile(n.cfg)
+	os.WriteFile(n.cfg, []byte(strings.Replace(string(cfg), "  data_recipients: []", "  data_recipients: []\n  schedule: \"@every 1s\"", 1)), 0o644)
+	n.write("a.txt", "a")
+	n.start()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && len(snapshotsJSON(t, n.r)) < 2 {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := len(snapshotsJSON(t, n.r)); got < 2 {
+		t.Fatalf("%d scheduled snapshots after 20 s of @every 1s, want at least 2", got)
+	}
+	last, _ := statusAll(t, n)["www"]["last_snapshot"].(map[string]any)
+	if last == nil || last["result"] != "ok" {
+		t.Errorf("status last_snapshot = %v", last)
+	}
+}
+
+// TestDaemonManyFilesInOneDirectory indexes and snapshots 100,000 files
+// in one directory.
+func TestDaemonManyFilesInOneDirectory(t *testing.T) {
+	n := newNode(t)
+	dir := filepath.Join(n.folder, "uploads")
+	os.MkdirAll(dir, 0o755)
+	for i := range 100_000 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%06d", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.start()
+	out := ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
+	if !strings.Contains(out, "read 100000 files") {
+		t.Errorf("snapshot of 100,000 files: %s", out)
+	}
+	if files := statusAll(t, n)["www"]["files"].(float64); files != 100_000 {
+		t.Errorf("status counts %v files, want 100000", files)
+	}
+	ls := ok(t, nil, "restore", append([]string{"ls", "latest", filepath.Join(dir, "f099999")}, n.r.flags()...)...)
+	if !strings.Contains(ls, "f099999") {
+		t.Errorf("ls of the last file: %q", ls)
+	}
 }
