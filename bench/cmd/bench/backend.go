@@ -21,6 +21,12 @@ type Backend struct {
 	Title string // section heading
 	Note  string // what the report should say about this backend, if anything
 
+	// Procedure, when set, replaces the report's generic procedure text.
+	Procedure string
+
+	// Defs are the rows this backend can measure (nil: metricDefs).
+	Defs []metric
+
 	// Metrics are the ids of the measurements made on this backend (nil:
 	// all of metricDefs).
 	Metrics []string

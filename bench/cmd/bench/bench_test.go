@@ -68,3 +68,27 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestPercentile(t *testing.T) {
+	v := make([]float64, 100)
+	for i := range v {
+		v[i] = float64(i + 1)
+	}
+	for _, tc := range []struct{ q, want float64 }{{0.5, 50}, {0.99, 99}, {1, 100}} {
+		if got := percentile(v, tc.q); got != tc.want {
+			t.Errorf("percentile(%v) = %v, want %v", tc.q, got, tc.want)
+		}
+	}
+}
+
+func TestAnchorlessRow(t *testing.T) {
+	m := metric{title: "lat p99", unit: millis, anchorless: true, absBar: 0.3}
+	m.vals[0] = []float64{0.12}
+	if got, want := m.row(), "| lat p99 | 120 ms | — | — | ≤ 300 ms | pass |"; got != want {
+		t.Errorf("row = %q, want %q", got, want)
+	}
+	m.vals[0] = []float64{0.5}
+	if got := m.row(); !strings.Contains(got, "**FAIL**") {
+		t.Errorf("row = %q, want a FAIL", got)
+	}
+}

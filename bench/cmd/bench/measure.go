@@ -15,6 +15,7 @@ type unit int
 const (
 	seconds unit = iota
 	byteCount
+	millis // stored in seconds, printed in milliseconds
 )
 
 // A metric is one row of the table: a quantity measured for both tools, once
@@ -24,8 +25,12 @@ type metric struct {
 	title string
 	unit  unit
 	bar   float64
-	vals  [2][]float64 // [0] ours, [1] restic; one value per pair
-	cpu   [2][]float64 // CPU seconds (user + system) of each timed run
+	// anchorless rows have no restic side: the ratio column is "—" and
+	// absBar (when > 0) is a bar on ours' own value, in the stored unit.
+	anchorless bool
+	absBar     float64
+	vals       [2][]float64 // [0] ours, [1] restic; one value per pair
+	cpu        [2][]float64 // CPU seconds (user + system) of each timed run
 }
 
 // metricDefs are the rows, in table order, with the bars of BENCHMARKS.md.
@@ -68,7 +73,7 @@ func (s *suite) want(id string) bool {
 
 // any reports whether any measurement of this backend is selected.
 func (s *suite) any() bool {
-	for _, m := range metricDefs {
+	for _, m := range s.defs() {
 		if s.want(m.id) {
 			return true
 		}
@@ -78,13 +83,16 @@ func (s *suite) any() bool {
 
 // measure runs every selected measurement for s.pairs pairs.
 func (s *suite) measure(ctx context.Context) error {
-	for _, m := range metricDefs {
+	for _, m := range s.defs() {
 		if s.want(m.id) {
 			s.metrics = append(s.metrics, &m)
 		}
 	}
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
 		return err
+	}
+	if s.backend.Defs != nil {
+		return s.measureDaemon(ctx)
 	}
 	needInitial := s.want("initial") || s.want("nochange") || s.want("restore") || s.want("size") || s.want("rss")
 	for p := 1; p <= s.pairs; p++ {
@@ -100,6 +108,14 @@ func (s *suite) measure(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// defs are the rows of this suite's backend.
+func (s *suite) defs() []metric {
+	if s.backend.Defs != nil {
+		return s.backend.Defs
+	}
+	return metricDefs
 }
 
 // tools returns the two tools in run order: ours, then restic (A B).

@@ -113,14 +113,31 @@ func median(vs []float64) float64 {
 
 // format prints one value of a metric.
 func (m *metric) format(v float64) string {
-	if m.unit == seconds {
+	switch m.unit {
+	case seconds:
 		return fmt.Sprintf("%.2f s", v)
+	case millis:
+		return fmt.Sprintf("%.0f ms", v*1000)
 	}
 	return iec(int64(v))
 }
 
 // row is the metric's table row: medians, ratio, bar and verdict.
 func (m *metric) row() string {
+	if m.anchorless {
+		if len(m.vals[0]) == 0 {
+			return fmt.Sprintf("| %s | n/a | — | — | %s | n/a |", m.title, m.barText())
+		}
+		o := median(m.vals[0])
+		verdict := "—"
+		if m.absBar > 0 {
+			verdict = "pass"
+			if o > m.absBar {
+				verdict = "**FAIL**"
+			}
+		}
+		return fmt.Sprintf("| %s | %s | — | — | %s | %s |", m.title, m.format(o), m.barText(), verdict)
+	}
 	if len(m.vals[0]) == 0 || len(m.vals[1]) == 0 {
 		return fmt.Sprintf("| %s | n/a | n/a | n/a | ≤ %g | n/a |", m.title, m.bar)
 	}
@@ -133,6 +150,14 @@ func (m *metric) row() string {
 	return fmt.Sprintf("| %s | %s | %s | %.3f | ≤ %g | %s |", m.title, m.format(o), m.format(r), ratio, m.bar, verdict)
 }
 
+// barText is the bar column of an anchorless row.
+func (m *metric) barText() string {
+	if m.absBar > 0 {
+		return "≤ " + m.format(m.absBar)
+	}
+	return "—"
+}
+
 // section renders one backend's results, markers included.
 func section(e *envInfo, s *suite) string {
 	var b strings.Builder
@@ -142,18 +167,23 @@ func section(e *envInfo, s *suite) string {
 		e.date, e.uname, e.cpu, e.nproc, e.load, loadAvg())
 	fmt.Fprintf(&b, "Ours: %s (repository HEAD during the run: %s). Anchor: %s. Runner: %s.\n\n", e.ours, e.tree, e.restic, e.goVersion)
 	fmt.Fprintf(&b, "Data set: %s.\n\n", e.data)
-	fmt.Fprintf(&b, "Procedure: %s, ours then restic (A B A B …), each pair on fresh repositories; the table gives the "+
-		"median of each side and ratio = ours / restic of the medians. The data set was read once before the first run "+
-		"(warm page cache for both) and `sync` runs before every command, outside the timed interval. The binaries are "+
-		"copied once at the start, so every run uses the same ones. Ours times only "+
-		"`syncd snapshot` (after `syncd init`), restic only `restic backup` (after `restic init`); both with their default "+
-		"settings and all cores. ", e.run)
-	if s.want("mutation") {
-		b.WriteString("The mutation round (mkdata.py --mutate --round 1) is applied to a copy at the same path " +
-			"for both tools, whose unmutated state is the parent snapshot. ")
-	}
-	if s.want("rss") {
-		fmt.Fprintf(&b, "Peak RSS is the process's ru_maxrss (the runner's own peak, a floor for it, was %s). ", iec(selfPeakRSS()))
+	if s.backend.Procedure != "" {
+		fmt.Fprintf(&b, "Procedure: %s. %s Peak RSS is the process's ru_maxrss (the runner's own peak, a floor for it, was %s). ",
+			e.run, s.backend.Procedure, iec(selfPeakRSS()))
+	} else {
+		fmt.Fprintf(&b, "Procedure: %s, ours then restic (A B A B …), each pair on fresh repositories; the table gives the "+
+			"median of each side and ratio = ours / restic of the medians. The data set was read once before the first run "+
+			"(warm page cache for both) and `sync` runs before every command, outside the timed interval. The binaries are "+
+			"copied once at the start, so every run uses the same ones. Ours times only "+
+			"`syncd snapshot` (after `syncd init`), restic only `restic backup` (after `restic init`); both with their default "+
+			"settings and all cores. ", e.run)
+		if s.want("mutation") {
+			b.WriteString("The mutation round (mkdata.py --mutate --round 1) is applied to a copy at the same path " +
+				"for both tools, whose unmutated state is the parent snapshot. ")
+		}
+		if s.want("rss") {
+			fmt.Fprintf(&b, "Peak RSS is the process's ru_maxrss (the runner's own peak, a floor for it, was %s). ", iec(selfPeakRSS()))
+		}
 	}
 	b.WriteString("The machine is shared: see the load averages, and the CPU time of each run below, which competition " +
 		"for the cores does not inflate the way it does wall time.\n\n")
@@ -166,8 +196,12 @@ func section(e *envInfo, s *suite) string {
 		b.WriteString(m.row() + "\n")
 	}
 	if len(s.checks) > 0 {
-		b.WriteString("\nCorrectness (first pair; `diff -rq --no-dereference` plus lstat of every path: mode, size, " +
-			"mtime in ns, owner, symlink target, hard-link groups):\n\n| check | ours | restic |\n| --- | --- | --- |\n")
+		if s.backend.Defs != nil {
+			b.WriteString("\nChecks:\n\n| check | ours | restic |\n| --- | --- | --- |\n")
+		} else {
+			b.WriteString("\nCorrectness (first pair; `diff -rq --no-dereference` plus lstat of every path: mode, size, " +
+				"mtime in ns, owner, symlink target, hard-link groups):\n\n| check | ours | restic |\n| --- | --- | --- |\n")
+		}
 		for _, c := range s.checks {
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", c.title, orNA(c.result[0]), orNA(c.result[1]))
 		}

@@ -167,6 +167,10 @@ type tool struct {
 	backup  func(ctx context.Context, r *Repo, path string) (runResult, error)
 	restore func(ctx context.Context, r *Repo, target string) (runResult, error)
 	summary func(res runResult) string // what the tool said it did, for the progress log
+
+	// ours only: the syncd binary and a repository's index key file.
+	syncd    string
+	indexKey func(r *Repo) string
 }
 
 // benchHost is the host name both tools record, so that a second backup of
@@ -203,7 +207,9 @@ func oursTool(ctx context.Context, rn *runner, bin, keys string) (*tool, error) 
 		restore: func(ctx context.Context, r *Repo, target string) (runResult, error) {
 			return rn.run(ctx, r.Env, restore, "latest", "--repo", r.URL, "--index-key", indexKey(r), "--identity", dataKey, "--target", target)
 		},
-		summary: func(res runResult) string { return lastLine(res.Stdout) },
+		summary:  func(res runResult) string { return lastLine(res.Stdout) },
+		syncd:    syncd,
+		indexKey: indexKey,
 	}, nil
 }
 
