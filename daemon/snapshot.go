@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -41,9 +42,24 @@ func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 		return info, err
 	}
 	info.ID, info.Files, info.Result = res.ID.String(), res.Snapshot.Stats.FilesRead, "ok"
-	if len(res.Errors) > 0 {
+	// files the indexer could not read are not in the index, so not in
+	// the snapshot: it is partial
+	skipped := len(res.Errors)
+	first := ""
+	if skipped > 0 {
+		first = res.Errors[0].Error()
+	}
+	for _, f := range d.folders {
+		for _, fe := range f.ix.Failed() {
+			if skipped == 0 {
+				first = filepath.Join(f.cfg.Path, fe.Error())
+			}
+			skipped++
+		}
+	}
+	if skipped > 0 {
 		info.Result = "partial"
-		info.Error = fmt.Sprintf("%d file(s) could not be read, first: %v", len(res.Errors), res.Errors[0])
+		info.Error = fmt.Sprintf("%d file(s) could not be read, first: %s", skipped, first)
 	}
 	for i, f := range d.folders {
 		d.setSince(f.cfg.ID, res.Seqs[i])

@@ -173,3 +173,48 @@ func TestDaemonManyFilesInOneDirectory(t *testing.T) {
 		t.Errorf("ls of the last file: %q", ls)
 	}
 }
+
+// TestDaemonUnreadableFile runs the daemon as an unprivileged user (root
+// reads everything) next to a file it may not read: the file is logged,
+// listed in status and left out, and the snapshot completes as partial
+// (exit code 3).
+func TestDaemonUnreadableFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root to run the daemon as another user; CI runs as root")
+		}
+		t.Skip("needs root to run the daemon as another user (not CI)")
+	}
+	n := newNode(t)
+	n.write("readable.txt", "r")
+	n.write("secret.txt", "s")
+	os.Chmod(filepath.Join(n.folder, "secret.txt"), 0o600) // root's, unreadable for nobody
+	// the daemon's own files become nobody's; the folder stays root's
+	for _, dir := range []string{filepath.Dir(n.cfg), n.r.dir} {
+		for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+			os.Chmod(d, 0o755) // traversable
+		}
+	}
+	for _, p := range []string{filepath.Join(filepath.Dir(n.cfg), "state"), n.r.url, n.r.indexKey} {
+		os.MkdirAll(filepath.Join(filepath.Dir(n.cfg), "state"), 0o700)
+		filepath.Walk(p, func(q string, _ os.FileInfo, _ error) error { return os.Lchown(q, 65534, 65534) })
+	}
+	n.startAs(65534)
+	res := run(t, nil, "syncd", "snapshot", "--config", n.cfg)
+	if res.code != 3 || !strings.Contains(res.stderr, "partial") {
+		t.Errorf("snapshot next to an unreadable file: want exit 3 and partial: %s", res)
+	}
+	st := statusAll(t, n)["www"]
+	failed, _ := st["failed_paths"].([]any)
+	if len(failed) != 1 || !strings.Contains(failed[0].(string), "secret.txt") {
+		t.Errorf("status failed_paths = %v, want secret.txt", st["failed_paths"])
+	}
+	target := t.TempDir()
+	ok(t, nil, "restore", append([]string{"latest"}, n.r.flags("--identity", n.r.dataKey, "--target", target)...)...)
+	if _, err := os.Stat(filepath.Join(target, n.folder, "readable.txt")); err != nil {
+		t.Errorf("the readable file is not in the snapshot: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(target, n.folder, "secret.txt")); err == nil {
+		t.Errorf("the unreadable file is in the snapshot")
+	}
+}

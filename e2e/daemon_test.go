@@ -62,7 +62,10 @@ repository:
 	return n
 }
 
-func (n *node) start() {
+func (n *node) start() { n.startAs(-1) }
+
+// startAs starts the daemon, as user uid when uid >= 0.
+func (n *node) startAs(uid int) {
 	n.t.Helper()
 	log, err := os.CreateTemp(n.t.TempDir(), "syncd-run-*.log")
 	if err != nil {
@@ -71,6 +74,9 @@ func (n *node) start() {
 	n.log = log
 	n.cmd = exec.Command(filepath.Join(binDir, "syncd"), "run", "--config", n.cfg)
 	n.cmd.Stdout, n.cmd.Stderr = log, log
+	if uid >= 0 {
+		n.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	}
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}

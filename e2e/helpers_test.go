@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
 		os.Exit(1)
 	}
+	os.Chmod(dir, 0o755) // a test runs the daemon as an unprivileged user
 	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
