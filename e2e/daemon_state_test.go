@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -217,4 +218,40 @@ func TestDaemonUnreadableFile(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(target, n.folder, "secret.txt")); err == nil {
 		t.Errorf("the unreadable file is in the snapshot")
 	}
+}
+
+// TestDaemonKilledDuringSnapshot kills the daemon while a snapshot
+// uploads: no snapshot object is left half-made, the repository verifies,
+// and after a restart the next snapshot is complete.
+func TestDaemonKilledDuringSnapshot(t *testing.T) {
+	n := newNode(t)
+	for i := range 8 { // 80 MiB of incompressible data: several packs
+		writeRandom(t, filepath.Join(n.folder, fmt.Sprintf("big%d.bin", i)), 10<<20, int64(i+100))
+	}
+	n.start()
+	snap := exec.Command(filepath.Join(binDir, "syncd"), "snapshot", "--config", n.cfg)
+	if err := snap.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// kill as soon as the first pack is in the repository
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if ents, _ := os.ReadDir(filepath.Join(n.r.url, "data")); len(ents) > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	n.cmd.Wait()
+	if err := snap.Wait(); err == nil {
+		t.Fatalf("the snapshot succeeded although the daemon was killed during it")
+	}
+	if got := len(snapshotsJSON(t, n.r)); got != 0 {
+		t.Fatalf("%d snapshot objects after a killed snapshot, want 0", got)
+	}
+	ok(t, nil, "restore", append([]string{"verify"}, n.r.flags()...)...)
+	n.start()
+	ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
+	n.restoreEquals()
+	ok(t, nil, "restore", append([]string{"verify", "--read-data"}, n.r.flags("--identity", n.r.dataKey)...)...)
 }
