@@ -121,17 +121,23 @@ func Snapshot(ctx context.Context, repo *chunkstore.Repository, paths []string, 
 	if _, err := a.saver.Finish(); err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	blobs, bytes := a.saver.Added()
+	return saveSnapshot(ctx, repo, opts, a.saver, abs, a.root, a.errors,
+		chunkstore.Stats{Files: a.files.Load(), Dirs: a.dirs.Load(), Bytes: a.bytes.Load()})
+}
+
+// saveSnapshot writes the snapshot object of a finished run: paths, root
+// tree, the totals in stats completed with what the run read and added.
+func saveSnapshot(ctx context.Context, repo *chunkstore.Repository, opts Options, saver *chunkstore.Saver,
+	paths []string, root chunkstore.ID, errs []FileError, stats chunkstore.Stats) (*Result, error) {
 	host := opts.Host
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	sn := &chunkstore.Snapshot{
-		Time: opts.Time, Host: host, Paths: abs, Tags: opts.Tags, Tree: a.root,
-		Program: "syncd", Partial: len(a.errors) > 0,
-		Stats: chunkstore.Stats{Files: a.files.Load(), Dirs: a.dirs.Load(), Bytes: a.bytes.Load(),
-			FilesRead: opts.Progress.FilesRead.Load(), BlobsAdded: blobs, BytesAdded: bytes, Errors: int64(len(a.errors))},
-	}
+	stats.FilesRead = opts.Progress.FilesRead.Load()
+	stats.BlobsAdded, stats.BytesAdded = saver.Added()
+	stats.Errors = int64(len(errs))
+	sn := &chunkstore.Snapshot{Time: opts.Time, Host: host, Paths: paths, Tags: opts.Tags, Tree: root,
+		Program: "syncd", Partial: len(errs) > 0, Stats: stats}
 	if opts.Parent != nil {
 		pid := opts.Parent.ID()
 		sn.Parent = &pid
@@ -140,7 +146,7 @@ func Snapshot(ctx context.Context, repo *chunkstore.Repository, paths []string, 
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Snapshot: sn, ID: id, Errors: a.errors}, nil
+	return &Result{Snapshot: sn, ID: id, Errors: errs}, nil
 }
 
 // cleanPaths makes the paths absolute and clean, sorted, and refuses

@@ -10,34 +10,12 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"filippo.io/age"
-
 	"github.com/syncd/syncd/chunkstore"
-	"github.com/syncd/syncd/chunkstore/local"
-	"github.com/syncd/syncd/crypto"
+	"github.com/syncd/syncd/internal/repotest"
 	"github.com/syncd/syncd/restorer"
 )
 
-func newRepo(t *testing.T) *chunkstore.Repository {
-	t.Helper()
-	ctx := context.Background()
-	be, err := local.Create(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, _ := age.GenerateX25519Identity()
-	data, _ := age.GenerateX25519Identity()
-	key := crypto.NewIndexKey(idx)
-	if _, err := chunkstore.Init(ctx, be, key, chunkstore.InitOptions{DataRecipients: []string{data.Recipient().String()}}); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := chunkstore.Open(ctx, be, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo.SetDataIdentities([]age.Identity{data})
-	return repo
-}
+func newRepo(t *testing.T) *chunkstore.Repository { return repotest.New(t) }
 
 // TestFileChangingWhileRead rewrites a file over and over, each version
 // all one byte value, while snapshots run. Each snapshot must either hold

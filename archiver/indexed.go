@@ -63,29 +63,17 @@ func SnapshotIndexed(ctx context.Context, repo *chunkstore.Repository, folders [
 	if _, err := s.saver.Finish(); err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	blobs, bytes := s.saver.Added()
 	var paths []string
 	for _, f := range folders {
 		paths = append(paths, f.Path)
 	}
 	slices.Sort(paths)
-	host := opts.Host
-	if host == "" {
-		host, _ = os.Hostname()
-	}
-	sn := &chunkstore.Snapshot{Time: opts.Time, Host: host, Paths: paths, Tags: opts.Tags, Tree: root,
-		Program: "syncd", Partial: len(s.errors) > 0,
-		Stats: chunkstore.Stats{Files: s.files, Dirs: s.dirs, Bytes: s.bytes, FilesRead: opts.Progress.FilesRead.Load(),
-			BlobsAdded: blobs, BytesAdded: bytes, Errors: int64(len(s.errors))}}
-	if opts.Parent != nil {
-		pid := opts.Parent.ID()
-		sn.Parent = &pid
-	}
-	id, err := repo.SaveSnapshot(ctx, sn)
+	r, err := saveSnapshot(ctx, repo, opts, s.saver, paths, root, s.errors,
+		chunkstore.Stats{Files: s.files, Dirs: s.dirs, Bytes: s.bytes})
 	if err != nil {
 		return nil, err
 	}
-	res.Snapshot, res.ID, res.Errors = sn, id, s.errors
+	res.Result = *r
 	return res, nil
 }
 

@@ -21,6 +21,7 @@ var allowed = map[string][]string{
 	"restorer":               {"chunkstore", "chunkstore/backend", "crypto"},
 	"checker":                {"chunkstore", "chunkstore/backend", "crypto"},
 	"internal/miniotest":     {},
+	"internal/repotest":      {"chunkstore", "chunkstore/backend", "chunkstore/local", "crypto"},
 	"config":                 {},
 	"watcher":                {},
 	"daemon":                 {"archiver", "chunkstore", "chunkstore/backend", "config", "crypto", "indexer", "state", "watcher"},

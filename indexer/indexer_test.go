@@ -9,11 +9,8 @@ import (
 	"slices"
 	"testing"
 
-	"filippo.io/age"
-
 	"github.com/syncd/syncd/chunkstore"
-	"github.com/syncd/syncd/chunkstore/local"
-	"github.com/syncd/syncd/crypto"
+	"github.com/syncd/syncd/internal/repotest"
 	"github.com/syncd/syncd/state"
 )
 
@@ -26,21 +23,7 @@ type fixture struct {
 
 func setup(t *testing.T, ignore func(string, bool) bool) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	be, err := local.Create(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, _ := age.GenerateX25519Identity()
-	data, _ := age.GenerateX25519Identity()
-	key := crypto.NewIndexKey(idx)
-	if _, err := chunkstore.Init(ctx, be, key, chunkstore.InitOptions{DataRecipients: []string{data.Recipient().String()}}); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := chunkstore.Open(ctx, be, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := repotest.New(t)
 	db, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,45 @@
+// Package repotest makes throwaway repositories for the tests of the
+// packages above chunkstore.
+package repotest
+
+import (
+	"context"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/chunkstore/local"
+	"github.com/syncd/syncd/crypto"
+)
+
+// New initializes a repository in a temporary directory with fresh keys
+// and returns it opened with the data identity, so that tests can read
+// contents back.
+func New(t testing.TB) *chunkstore.Repository {
+	t.Helper()
+	ctx := context.Background()
+	be, err := local.Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := crypto.NewIndexKey(idx)
+	if _, err := chunkstore.Init(ctx, be, key, chunkstore.InitOptions{DataRecipients: []string{data.Recipient().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := chunkstore.Open(ctx, be, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(repo.Close)
+	repo.SetDataIdentities([]age.Identity{data})
+	return repo
+}
