@@ -92,3 +92,12 @@ func TestAnchorlessRow(t *testing.T) {
 		t.Errorf("row = %q, want a FAIL", got)
 	}
 }
+
+func TestProcCPU(t *testing.T) {
+	if c := procCPU(os.Getpid()); c < 0 {
+		t.Errorf("procCPU(self) = %v, want ≥ 0", c)
+	}
+	if c := procCPU(-5); c != -1 {
+		t.Errorf("procCPU(-5) = %v, want -1", c)
+	}
+}
