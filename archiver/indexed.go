@@ -139,9 +139,11 @@ func (s *indexed) allKnown(ids []chunkstore.ID) bool {
 	return true
 }
 
-// upload reads the chunks of e from the file at p and saves the new ones.
-// If the file no longer matches e, it is split afresh and its new node
-// returned (nil otherwise).
+// upload reads from the file at p the chunks of e that the repository
+// lacks (only those: a 1 MiB edit in a 512 MiB file reads about 1 MiB),
+// checks each against its ID, and saves it. If a chunk no longer matches,
+// the file changed since it was indexed: it is split afresh and its new
+// node returned (nil otherwise).
 func (s *indexed) upload(p string, e state.Entry) (*chunkstore.Node, error) {
 	f, err := openNoFollow(p)
 	if err != nil {
@@ -154,6 +156,10 @@ func (s *indexed) upload(p string, e state.Entry) (*chunkstore.Node, error) {
 	var buf []byte
 	for i, id := range e.Content {
 		n := int(e.Lengths[i])
+		if s.saver.Known(id) {
+			off += int64(n)
+			continue
+		}
 		if cap(buf) < n {
 			buf = make([]byte, n)
 		}
@@ -207,7 +213,7 @@ func (s *indexed) tree(f IndexedFolder, rel string, resplit map[string]*chunksto
 	if parent == "" {
 		parent = "."
 	}
-	err := f.State.Walk(rel, func(p string, e state.Entry) error {
+	err := f.State.WalkTree(rel, func(p string, e state.Entry) error {
 		if p == rel {
 			return nil
 		}

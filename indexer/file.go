@@ -31,7 +31,7 @@ func (ix *Indexer) file(rel string, e state.Entry) error {
 	}
 	f, err := os.OpenFile(ix.abs(rel), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return ix.removeTree(rel)
 		}
 		ix.fail(rel, err)

@@ -203,7 +203,9 @@ func (ix *Indexer) scan(ctx context.Context, rel string) error {
 		}
 		return fmt.Errorf("folder %s: %w", ix.f.Root, err)
 	}
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && rel != "" && ix.ignored(rel, fi.IsDir())) {
+	// ENOTDIR: a directory on the way became a file; the path is gone too
+	gone := errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+	if gone || (err == nil && rel != "" && ix.ignored(rel, fi.IsDir())) {
 		return ix.removeTree(rel)
 	}
 	if err != nil {
@@ -283,7 +285,7 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 		return err
 	}
 	var gone []string
-	err = ix.st.Walk(rel, func(p string, e state.Entry) error {
+	err = ix.st.WalkTree(rel, func(p string, e state.Entry) error {
 		if p == rel {
 			return nil
 		}
@@ -322,7 +324,7 @@ func (ix *Indexer) remove(rel string, self bool) error {
 		return err
 	}
 	var gone []string
-	err := ix.st.Walk(rel, func(p string, e state.Entry) error {
+	err := ix.st.WalkTree(rel, func(p string, e state.Entry) error {
 		if !e.Deleted && p != "" && (self || p != rel) {
 			gone = append(gone, p)
 		}

@@ -3,6 +3,7 @@ package indexer
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -175,5 +176,36 @@ func TestDedupe(t *testing.T) {
 	}
 	if got := dedupe([]string{"x", ""}); !slices.Equal(got, []string{""}) {
 		t.Errorf("dedupe with the root = %v", got)
+	}
+}
+
+// TestRenameNextToSibling renames a directory to a name it prefixes
+// ("inc" → "inc-r1"): the index must keep the new one whole.
+func TestRenameNextToSibling(t *testing.T) {
+	f := setup(t, nil)
+	for i := range 5 {
+		f.write(t, fmt.Sprintf("site/inc/f%d.php", i), []byte(fmt.Sprint(i)))
+	}
+	ctx := context.Background()
+	if err := f.ix.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(f.root, "site/inc"), filepath.Join(f.root, "site/inc-r1")); err != nil {
+		t.Fatal(err)
+	}
+	// the new name first, then the old one: removing "site/inc" must not
+	// touch "site/inc-r1"
+	if err := f.ix.Apply(ctx, []string{"site/inc-r1"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ix.Apply(ctx, []string{"site/inc"}, false); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"site", "site/inc-r1"}
+	for i := range 5 {
+		want = append(want, fmt.Sprintf("site/inc-r1/f%d.php", i))
+	}
+	if got := keys(f.live(t)); !slices.Equal(got, want) {
+		t.Errorf("index after the rename = %v, want %v", got, want)
 	}
 }

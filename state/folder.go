@@ -318,3 +318,27 @@ func (f *Folder) SetTreeCache(dir string, id chunkstore.ID, asOf uint64) error {
 		})
 	})
 }
+
+// WalkTree calls fn for the entry rel itself, if there is one, and for
+// every entry below it, in Walk's order; rel "" is the whole folder.
+// Unlike Walk("a"), which also visits "a-b" and "ab/c", it stays inside
+// the subtree.
+func (f *Folder) WalkTree(rel string, fn func(rel string, e Entry) error) error {
+	if rel == "" {
+		return f.Walk("", fn)
+	}
+	e, ok, err := f.Get(rel)
+	if err != nil {
+		return err
+	}
+	if ok {
+		switch err := fn(rel, e); err {
+		case nil:
+		case fs.SkipDir, fs.SkipAll:
+			return nil
+		default:
+			return err
+		}
+	}
+	return f.Walk(rel+"/", fn)
+}

@@ -355,3 +355,35 @@ func TestTreeCache(t *testing.T) {
 		t.Errorf("after deleting x valid = %q, want [a/b]", got)
 	}
 }
+
+func TestWalkTreeStaysInsideTheSubtree(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	f := db.Folder("x")
+	paths := []string{"a", "a/b", "a/b/c", "a-b", "a-b/c", "ab", "ab/c", "b"}
+	err = f.Update(func(tx *Tx) error {
+		for _, p := range paths {
+			typ := "dir"
+			if strings.HasSuffix(p, "c") {
+				typ = "file"
+			}
+			if err := tx.Put(p, Entry{Type: typ}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := f.WalkTree("a", func(rel string, e Entry) error { got = append(got, rel); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "a/b", "a/b/c"}; !slices.Equal(got, want) {
+		t.Errorf("WalkTree(a) = %v, want %v", got, want)
+	}
+}
