@@ -84,6 +84,7 @@ type indexed struct {
 	saver  *chunkstore.Saver
 	sp     *chunkstore.Splitter
 	errors []FileError
+	trees  map[string]chunkstore.ID // trees built for the current folder
 
 	files, dirs, bytes int64
 }
@@ -127,7 +128,12 @@ func (s *indexed) folder(f IndexedFolder, seq uint64) (chunkstore.ID, error) {
 		return chunkstore.ID{}, err
 	}
 	// 3. the trees, from the index
-	return s.tree(f, "", resplit, seq)
+	s.trees = map[string]chunkstore.ID{}
+	id, err := s.tree(f, "", resplit, seq)
+	if err != nil {
+		return chunkstore.ID{}, err
+	}
+	return id, f.State.SetTreeCaches(s.trees, seq)
 }
 
 func (s *indexed) allKnown(ids []chunkstore.ID) bool {
@@ -259,9 +265,7 @@ func (s *indexed) tree(f IndexedFolder, rel string, resplit map[string]*chunksto
 	if _, err := s.saver.Save(chunkstore.TreeBlob, id, data); err != nil {
 		return chunkstore.ID{}, err
 	}
-	if err := f.State.SetTreeCache(rel, id, asOf); err != nil {
-		return chunkstore.ID{}, err
-	}
+	s.trees[rel] = id // recorded in one transaction once the folder is done
 	return id, nil
 }
 
