@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/state"
 )
 
@@ -85,6 +86,8 @@ type indexed struct {
 	sp     *chunkstore.Splitter
 	errors []FileError
 	trees  map[string]chunkstore.ID // trees built for the current folder
+	buf    []byte                   // chunk buffer of upload
+	h      *crypto.Hasher
 
 	files, dirs, bytes int64
 }
@@ -157,9 +160,13 @@ func (s *indexed) upload(p string, e state.Entry) (*chunkstore.Node, error) {
 	}
 	defer f.Close()
 	s.opts.Progress.FilesRead.Add(1)
-	h := s.repo.NewHasher()
+	if s.h == nil {
+		s.h = s.repo.NewHasher()
+	}
+	h := s.h
 	var off int64
-	var buf []byte
+	buf := s.buf // one buffer for every file: no garbage per file
+	defer func() { s.buf = buf }()
 	for i, id := range e.Content {
 		n := int(e.Lengths[i])
 		if s.saver.Known(id) {
