@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -22,6 +23,9 @@ import (
 	"github.com/syncd/syncd/daemon"
 	"github.com/syncd/syncd/internal/cli"
 )
+
+// daemonMemoryLimit is the default soft memory limit of syncd run.
+const daemonMemoryLimit = 96 << 20
 
 func runCmd() *cobra.Command {
 	var path string
@@ -39,6 +43,14 @@ SIGHUP reloads the configuration (an invalid one is logged and ignored).`,
 				return cli.Usage("no configuration given: use --config FILE")
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			// A soft memory limit for the long-running agent: the collector
+			// works harder as the heap nears it, so a node's memory stays
+			// flat instead of following the collector's timing. It is a
+			// target, not a cap (the runtime never trades liveness for it);
+			// GOMEMLIMIT overrides it for nodes with very large trees.
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(daemonMemoryLimit)
+			}
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
