@@ -67,6 +67,24 @@ type DB struct {
 	// broken is the first damaged error that came from a panic in bbolt;
 	// bbolt may have been left with locks held, so it is not used again.
 	broken atomic.Pointer[error]
+
+	localNode atomic.Uint64 // the counter a local change bumps in a vector
+	clock     atomic.Pointer[func() time.Time]
+}
+
+// SetLocalNode sets the node whose counter local changes bump in version
+// vectors ([Entry.Vector]): the short ID of this node's TLS identity. Until
+// it is called, local changes bump node 0.
+func (db *DB) SetLocalNode(node uint64) { db.localNode.Store(node) }
+
+// SetClock replaces time.Now for version counters (for tests).
+func (db *DB) SetClock(now func() time.Time) { db.clock.Store(&now) }
+
+func (db *DB) now() time.Time {
+	if c := db.clock.Load(); c != nil {
+		return (*c)()
+	}
+	return time.Now()
 }
 
 // lockTimeout is how long Open waits for another process to release the file.

@@ -33,10 +33,19 @@ type Entry struct {
 	// Deleted marks a tombstone: the path is gone, and the entry stays so
 	// that peers learn of the delete.
 	Deleted bool
+
+	// Vector is the version of the content across nodes. [Tx.Put] of an
+	// entry without one (a local change) sets it; [Tx.Put] of an entry with
+	// one (a peer's change, applied here) keeps it.
+	Vector Vector
 }
 
-// entryFormat is the first byte of every encoded entry.
-const entryFormat = 1
+// entryFormat is the first byte of every encoded entry: 2 since entries
+// carry a version vector; format 1 entries (no vector) are still read.
+const (
+	entryFormat   = 2
+	entryFormatV1 = 1
+)
 
 // type codes in the encoding
 var typeCodes = map[string]byte{"file": 1, "dir": 2, "symlink": 3}
@@ -53,16 +62,23 @@ func (e *Entry) check() error {
 	if len(e.Lengths) != len(e.Content) {
 		return fmt.Errorf("%d chunk lengths for %d chunks", len(e.Lengths), len(e.Content))
 	}
+	if !e.Vector.Valid() {
+		return fmt.Errorf("invalid version vector %v", e.Vector)
+	}
 	return nil
 }
 
 // appendEntry appends the encoding of e, which must pass check, to dst:
 //
-//	format byte (1), flags byte (1 = deleted), type byte (1 file, 2 dir, 3 symlink),
+//	format byte (2), flags byte (1 = deleted), type byte (1 file, 2 dir, 3 symlink),
 //	uvarint Version, varint Size, uvarint Mode, varint ModTime, varint ChTime,
 //	uvarint Inode, Device, Links, UID, GID,
 //	uvarint len(Target), Target bytes,
-//	uvarint n, n chunk IDs of 32 bytes, n uvarint lengths.
+//	uvarint n, n chunk IDs of 32 bytes, n uvarint lengths,
+//	uvarint m, m pairs of uvarint node, value: the vector.
+//
+// Format 1 entries, written before vectors existed, end after the lengths
+// and decode with an empty vector.
 func appendEntry(dst []byte, e *Entry) []byte {
 	var flags byte
 	if e.Deleted {
@@ -85,6 +101,11 @@ func appendEntry(dst []byte, e *Entry) []byte {
 	}
 	for _, n := range e.Lengths {
 		dst = binary.AppendUvarint(dst, uint64(n))
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(e.Vector)))
+	for _, c := range e.Vector {
+		dst = binary.AppendUvarint(dst, c.Node)
+		dst = binary.AppendUvarint(dst, c.Value)
 	}
 	return dst
 }
@@ -158,8 +179,9 @@ func (d *decoder) fail(err error) {
 func decodeEntry(b []byte) (Entry, error) {
 	var e Entry
 	d := decoder{b: b}
-	if f := d.byte(); d.err == nil && f != entryFormat {
-		return e, fmt.Errorf("unknown entry format %d", f)
+	format := d.byte()
+	if d.err == nil && format != entryFormat && format != entryFormatV1 {
+		return e, fmt.Errorf("unknown entry format %d", format)
 	}
 	flags := d.byte()
 	if flags&^flagDeleted != 0 {
@@ -195,6 +217,19 @@ func decodeEntry(b []byte) (Entry, error) {
 		e.Lengths = make([]uint32, n)
 		for i := range e.Lengths {
 			e.Lengths[i] = uint32(d.uvarint(max32))
+		}
+	}
+	if format == entryFormat {
+		// each counter takes at least 2 bytes
+		m := d.uvarint(uint64(len(d.b)) / 2)
+		if d.err == nil && m > 0 {
+			e.Vector = make(Vector, m)
+			for i := range e.Vector {
+				e.Vector[i] = Counter{Node: d.uvarint(max64), Value: d.uvarint(max64)}
+			}
+			if d.err == nil && !e.Vector.Valid() {
+				d.fail(errors.New("vector not sorted or with a zero counter"))
+			}
 		}
 	}
 	if d.err == nil && len(d.b) > 0 {

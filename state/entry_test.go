@@ -24,6 +24,7 @@ func fullEntry() Entry {
 		Content: []chunkstore.ID{{1, 2, 3}, {31: 0xff}},
 		Lengths: []uint32{1<<32 - 1, 0},
 		Version: 1<<64 - 1, Deleted: true,
+		Vector:  Vector{{Node: 0, Value: 1}, {Node: 7, Value: 1<<64 - 1}, {Node: 1<<64 - 1, Value: 3}},
 	}
 }
 
@@ -136,5 +137,21 @@ func TestImports(t *testing.T) {
 				t.Errorf("%s imports %s: state may import only chunkstore of ours", name, p)
 			}
 		}
+	}
+}
+
+// Entries written before version vectors (format 1) still decode.
+func TestEntryFormat1(t *testing.T) {
+	e := fullEntry()
+	e.Vector = nil
+	b := appendEntry(nil, &e)
+	if b[len(b)-1] != 0 {
+		t.Fatalf("vector count not last: %x", b)
+	}
+	b = b[:len(b)-1]
+	b[0] = entryFormatV1
+	got, err := decodeEntry(b)
+	if err != nil || !reflect.DeepEqual(got, e) {
+		t.Fatalf("format 1: %+v, %v", got, err)
 	}
 }

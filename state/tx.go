@@ -98,7 +98,13 @@ func (tx *Tx) Get(rel string) (e Entry, ok bool, err error) {
 // Put stores e as the entry of rel, with the next version of the folder,
 // and invalidates the tree cache of every directory above rel. If rel
 // already has an entry equal to e (Version aside), Put does nothing: an
-// unchanged file keeps its version. rel is "" (the folder root) or a
+// unchanged file keeps its version.
+//
+// An e without a Vector is a local change: it keeps the old entry's
+// vector if only local facts changed (see [SameContent]), and otherwise
+// gets the old vector bumped for the local node ([DB.SetLocalNode]). An e
+// with a Vector is a peer's version applied here and is stored as it is;
+// it may be a tombstone (Deleted). rel is "" (the folder root) or a
 // slash-separated relative path; names may hold any byte but '/' and NUL.
 func (tx *Tx) Put(rel string, e Entry) (err error) {
 	if tx.b == nil {
@@ -115,6 +121,14 @@ func (tx *Tx) Put(rel string, e Entry) (err error) {
 	old, had, err := tx.f.get(tx.b, key)
 	if err != nil {
 		return err
+	}
+	if e.Vector == nil {
+		switch {
+		case had && SameContent(old, e):
+			e.Vector = old.Vector
+		default:
+			e.Vector = old.Vector.Bump(tx.f.db.localNode.Load(), tx.f.db.now())
+		}
 	}
 	return tx.put(rel, key, e, old, had)
 }
@@ -137,7 +151,8 @@ func (tx *Tx) Delete(rel string) (err error) {
 	if err != nil || !had || old.Deleted {
 		return err
 	}
-	return tx.put(rel, key, Entry{Type: old.Type, Deleted: true}, old, true)
+	v := old.Vector.Bump(tx.f.db.localNode.Load(), tx.f.db.now())
+	return tx.put(rel, key, Entry{Type: old.Type, Deleted: true, Vector: v}, old, true)
 }
 
 func (tx *Tx) put(rel string, key []byte, e, old Entry, had bool) error {
