@@ -140,11 +140,7 @@ func (r *Repository) decompress(dst, z []byte, limit int) ([]byte, error) {
 // saveMeta stores v as a metadata object: JSON, zstd, sealed to the
 // metadata recipients, named dir/<SHA-256 of the sealed bytes>.
 func (r *Repository) saveMeta(ctx context.Context, dir string, v any) (ID, error) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return ID{}, err
-	}
-	sealed, err := crypto.Seal(nil, r.zenc.EncodeAll(body, nil), r.metaRecipients...)
+	sealed, err := r.sealMeta(v)
 	if err != nil {
 		return ID{}, err
 	}
@@ -169,6 +165,20 @@ func (r *Repository) loadMeta(ctx context.Context, name string, id ID, v any) er
 	if Hash(sealed) != id {
 		return fmt.Errorf("%s: content does not match its name: %w", name, ErrCorrupt)
 	}
+	return r.openMeta(name, sealed, v)
+}
+
+// sealMeta returns v as JSON, zstd, sealed to the metadata recipients.
+func (r *Repository) sealMeta(v any) ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return crypto.Seal(nil, r.zenc.EncodeAll(body, nil), r.metaRecipients...)
+}
+
+// openMeta decrypts and decodes the sealed metadata object name into v.
+func (r *Repository) openMeta(name string, sealed []byte, v any) error {
 	z, err := crypto.Open(sealed, r.identitiesFor(TreeBlob)...)
 	if err != nil {
 		if errors.Is(err, crypto.ErrNoKey) {

@@ -24,7 +24,7 @@ func fullEntry() Entry {
 		Content: []chunkstore.ID{{1, 2, 3}, {31: 0xff}},
 		Lengths: []uint32{1<<32 - 1, 0},
 		Version: 1<<64 - 1, Deleted: true,
-		Vector:  Vector{{Node: 0, Value: 1}, {Node: 7, Value: 1<<64 - 1}, {Node: 1<<64 - 1, Value: 3}},
+		Vector: Vector{{Node: 0, Value: 1}, {Node: 7, Value: 1<<64 - 1}, {Node: 1<<64 - 1, Value: 3}},
 	}
 }
 
