@@ -1,6 +1,8 @@
 package chunkstore
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"io"
 
 	"github.com/restic/chunker"
@@ -42,20 +44,71 @@ type Split struct {
 // chunker parameters and computes their keyed IDs. It is not safe for
 // concurrent use; make one per goroutine.
 type Splitter struct {
-	r   *Repository
+	c   Chunking
 	chk *chunker.Chunker
 	buf []byte
 	h   *crypto.Hasher
 }
 
 // NewSplitter returns a Splitter for r.
-func (r *Repository) NewSplitter() *Splitter {
+func (r *Repository) NewSplitter() *Splitter { return r.Chunking().NewSplitter() }
+
+// NewSplitter returns a Splitter that cuts with c.
+func (c Chunking) NewSplitter() *Splitter {
 	return &Splitter{
-		r:   r,
-		chk: chunker.NewWithBoundaries(nil, r.pol, uint(r.cfg.MinChunk), uint(r.cfg.MaxChunk)),
+		c:   c,
+		chk: chunker.NewWithBoundaries(nil, c.Pol, uint(c.Min), uint(c.Max)),
 		buf: make([]byte, 0, 1<<20),
-		h:   r.NewHasher(),
+		h:   crypto.NewHasher(c.Key),
 	}
+}
+
+// Chunking is what decides the chunks of a file and their IDs: the
+// chunker polynomial and size bounds, and the key of the chunk IDs. Nodes
+// that mirror a folder must chunk it alike for their chunk IDs to agree.
+type Chunking struct {
+	Pol      chunker.Pol
+	Min, Max int
+	Key      []byte // the chunk ID key; secret
+}
+
+// Chunking returns the repository's chunking parameters.
+func (r *Repository) Chunking() Chunking {
+	return Chunking{Pol: r.pol, Min: r.cfg.MinChunk, Max: r.cfg.MaxChunk, Key: r.chunkKey}
+}
+
+// mirrorPol is the polynomial of [MirrorChunking]; any irreducible one
+// does, this is the one restic's chunker documents as an example.
+const mirrorPol = chunker.Pol(0x3DA3358B4DC173)
+
+// MirrorChunking returns the chunking of nodes that mirror without a
+// repository: fixed, public parameters. Chunk IDs then are plain keyed
+// hashes under a published key, which is fine for the local index and
+// the TLS-protected peer protocol, but never used for a repository.
+func MirrorChunking() Chunking {
+	key := sha256.Sum256([]byte("syncd mirror chunking v1"))
+	return Chunking{Pol: mirrorPol, Min: DefaultMinChunk, Max: DefaultMaxChunk, Key: key[:]}
+}
+
+// Fingerprint identifies c without revealing its key: peers compare
+// fingerprints to make sure they chunk a folder alike.
+func (c Chunking) Fingerprint() ID {
+	var b []byte
+	b = append(b, "syncd chunking v1"...)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Pol))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Min))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Max))
+	var id ID
+	crypto.NewHasher(c.Key).Sum(id[:0], b)
+	return id
+}
+
+// ID returns the keyed ID of a chunk's data, with h from [Splitter.Hasher]
+// or crypto.NewHasher(c.Key).
+func (c Chunking) ID(h *crypto.Hasher, data []byte) ID {
+	var id ID
+	h.Sum(id[:0], data)
+	return id
 }
 
 // Split reads the size bytes of f and returns its chunks. old, if not nil,
@@ -87,7 +140,7 @@ func (s *Splitter) Split(f io.ReaderAt, size int64, old []OldChunk, known func(I
 			if _, err := f.ReadAt(buf, out.Size); err != nil {
 				return Split{}, err
 			}
-			if s.r.BlobID(s.h, buf) != c.ID || (known != nil && !known(c.ID)) {
+			if s.c.ID(s.h, buf) != c.ID || (known != nil && !known(c.ID)) {
 				break
 			}
 			out.add(c.ID, c.Len)
@@ -97,7 +150,7 @@ func (s *Splitter) Split(f io.ReaderAt, size int64, old []OldChunk, known func(I
 			break
 		}
 		// Chunk from here until a chunk is one of the old ones again.
-		s.chk.ResetWithBoundaries(io.NewSectionReader(f, out.Size, size-out.Size), s.r.pol, uint(s.r.cfg.MinChunk), uint(s.r.cfg.MaxChunk))
+		s.chk.ResetWithBoundaries(io.NewSectionReader(f, out.Size, size-out.Size), s.c.Pol, uint(s.c.Min), uint(s.c.Max))
 		k = len(old)
 		for k == len(old) && out.Size < size {
 			c, err := s.chk.Next(s.buf)
@@ -108,7 +161,7 @@ func (s *Splitter) Split(f io.ReaderAt, size int64, old []OldChunk, known func(I
 				return Split{}, err
 			}
 			s.buf = c.Data[:0] // keep a grown buffer
-			id := s.r.BlobID(s.h, c.Data)
+			id := s.c.ID(s.h, c.Data)
 			if fresh != nil {
 				if err := fresh(id, c.Data); err != nil {
 					return Split{}, err
