@@ -2,7 +2,6 @@ package chunkstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -146,7 +145,8 @@ type IndexError struct {
 func (e *IndexError) Error() string { return e.Err.Error() }
 func (e *IndexError) Unwrap() error { return e.Err }
 
-// LoadIndex reads every index object into the in-memory index. Objects that
+// LoadIndex reads every index object not yet loaded into the in-memory
+// index. Objects that
 // cannot be read are skipped and returned as []*IndexError (the rest are
 // loaded); the error is for failures that stop the whole load.
 func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexError, error) {
@@ -163,6 +163,9 @@ func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexError, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for _, name := range names {
+		if r.isLoaded(name) {
+			continue
+		}
 		g.Go(func() error {
 			var f indexFile
 			err := r.readIndexFile(gctx, name, &f)
@@ -178,6 +181,7 @@ func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexError, error) {
 			for _, p := range f.Packs {
 				r.idx.addPack(p)
 			}
+			r.markLoaded(name)
 			return nil
 		})
 	}
@@ -204,21 +208,40 @@ func (r *Repository) readIndexFile(ctx context.Context, name string, f *indexFil
 // IndexObjects lists the packs each index object names: index name → packs.
 // Unreadable index objects are reported in the error slice.
 func (r *Repository) IndexObjects(ctx context.Context) (map[string][]IndexPack, []*IndexError, error) {
-	out := make(map[string][]IndexPack)
-	var bad []*IndexError
+	var names []string
 	err := r.be.List(ctx, "index/", func(fi backend.Info) error {
-		var f indexFile
-		if err := r.readIndexFile(ctx, fi.Name, &f); err != nil {
-			if errors.Is(err, context.Canceled) {
-				return err
-			}
-			bad = append(bad, &IndexError{Name: fi.Name, Err: err})
-			return nil
-		}
-		out[fi.Name] = f.Packs
+		names = append(names, fi.Name)
 		return nil
 	})
-	return out, bad, err
+	if err != nil {
+		return nil, nil, fmt.Errorf("list index: %w", err)
+	}
+	out := make(map[string][]IndexPack)
+	var bad []*IndexError
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, name := range names {
+		g.Go(func() error {
+			var f indexFile
+			err := r.readIndexFile(gctx, name, &f)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				bad = append(bad, &IndexError{Name: name, Err: err})
+				return nil
+			}
+			out[name] = f.Packs
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	return out, bad, nil
 }
 
 // saveIndex writes one index object for packs.

@@ -9,6 +9,8 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -37,6 +39,11 @@ type Repository struct {
 
 	idx   *Index
 	trees *treeCache
+
+	heldLock atomic.Pointer[Lock] // the shared lock SaveSnapshot checks
+
+	loadedMu sync.Mutex
+	loaded   map[string]bool // index objects in idx
 
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
@@ -179,6 +186,21 @@ func (r *Repository) sealMeta(v any) ([]byte, error) {
 
 // openMeta decrypts and decodes the sealed metadata object name into v.
 func (r *Repository) openMeta(name string, sealed []byte, v any) error {
+	return r.openMetaWith(name, sealed, func(body []byte) error {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(v); err != nil {
+			return err
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return errors.New("trailing data")
+		}
+		return nil
+	})
+}
+
+// openMetaWith decrypts and decompresses the sealed metadata object name
+// and passes its plaintext to decode.
+func (r *Repository) openMetaWith(name string, sealed []byte, decode func([]byte) error) error {
 	z, err := crypto.Open(sealed, r.identitiesFor(TreeBlob)...)
 	if err != nil {
 		if errors.Is(err, crypto.ErrNoKey) {
@@ -190,12 +212,8 @@ func (r *Repository) openMeta(name string, sealed []byte, v any) error {
 	if err != nil {
 		return fmt.Errorf("%s: %v: %w", name, err, ErrCorrupt)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	if err := decode(body); err != nil {
 		return fmt.Errorf("%s: %v: %w", name, err, ErrCorrupt)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%s: trailing data: %w", name, ErrCorrupt)
 	}
 	return nil
 }

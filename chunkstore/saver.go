@@ -265,6 +265,7 @@ func (s *Saver) Finish() ([]ID, error) {
 		if err != nil {
 			return nil, fmt.Errorf("save index: %w", err)
 		}
+		s.r.markLoaded(IndexName(id)) // its packs are in the index already
 		ids = append(ids, id)
 	}
 	return ids, nil

@@ -46,7 +46,16 @@ func (s *Snapshot) ID() ID { return s.id }
 
 // SaveSnapshot writes sn. Everything it references must already be
 // durable (Saver.Finish returned).
+//
+// When the repository holds a shared lock (Lock), SaveSnapshot first checks
+// that the lock is still valid and fails with ErrLockLost otherwise: a prune
+// may then have deleted data the snapshot references.
 func (r *Repository) SaveSnapshot(ctx context.Context, sn *Snapshot) (ID, error) {
+	if l := r.heldLock.Load(); l != nil {
+		if err := l.Check(); err != nil {
+			return ID{}, fmt.Errorf("save snapshot: %w", err)
+		}
+	}
 	id, err := r.saveMeta(ctx, "snapshots", sn)
 	if err != nil {
 		return ID{}, fmt.Errorf("save snapshot: %w", err)

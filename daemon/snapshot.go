@@ -12,6 +12,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/syncd/syncd/archiver"
+	"github.com/syncd/syncd/chunkstore"
 )
 
 // ErrNoRepository is returned by Snapshot when no repository is configured.
@@ -27,6 +28,32 @@ func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 	d.snapMu.Lock()
 	defer d.snapMu.Unlock()
 	start := time.Now()
+	// The shared lock keeps a prune from deleting what this snapshot
+	// references; the index is read again under it, as a prune may have
+	// removed packs since the last snapshot.
+	lock, err := d.repo.Lock(ctx, chunkstore.LockOptions{Program: "syncd run", Wait: 24 * time.Hour,
+		OnWait: func(h []chunkstore.LockInfo) {
+			d.log.Info("snapshot waits for the repository lock", "holder", h[0].String())
+		},
+		OnStale: func(name string, l chunkstore.LockInfo, why string) {
+			d.log.Warn("removing stale repository lock", "object", name, "why", why, "holder", l.String())
+		}})
+	if err != nil {
+		info := &SnapshotInfo{Time: start.UTC(), Result: "failed", Error: err.Error()}
+		d.record(info)
+		d.log.Error("snapshot failed", "err", err)
+		return info, err
+	}
+	defer lock.Unlock()
+	bad, err := d.repo.ReloadIndex(ctx)
+	if err != nil {
+		info := &SnapshotInfo{Time: start.UTC(), Result: "failed", Error: err.Error()}
+		d.record(info)
+		return info, err
+	}
+	for _, e := range bad {
+		d.log.Warn("index object unreadable; its blobs will be stored again", "object", e.Name, "err", e.Err)
+	}
 	var folders []archiver.IndexedFolder
 	for _, f := range d.folders {
 		folders = append(folders, archiver.IndexedFolder{Path: f.cfg.Path, State: f.st, Since: d.since(f.cfg.ID)})

@@ -24,7 +24,7 @@ func main() {
 	}
 	cli.Main("restore", func(ctx context.Context) error {
 		root := restoreCmd()
-		root.AddCommand(snapshotsCmd(), lsCmd(), verifyCmd())
+		root.AddCommand(snapshotsCmd(), lsCmd(), verifyCmd(), pruneCmd())
 		cli.Prepare(root)
 		return root.ExecuteContext(ctx)
 	})

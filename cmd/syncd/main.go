@@ -27,7 +27,7 @@ func main() {
 			Long: `syncd mirrors content folders between web nodes and backs them up into an
 encrypted, deduplicated repository (a directory or S3-compatible storage).`,
 		}
-		root.AddCommand(keygenCmd(), initCmd(), snapshotCmd(), runCmd(), statusCmd())
+		root.AddCommand(keygenCmd(), initCmd(), snapshotCmd(), runCmd(), statusCmd(), pruneCmd())
 		cli.Prepare(root)
 		return root.ExecuteContext(ctx)
 	})

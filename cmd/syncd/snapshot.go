@@ -21,6 +21,7 @@ func snapshotCmd() *cobra.Command {
 	var tags []string
 	var force bool
 	var cfgPath string
+	var lockWait time.Duration
 	cmd := &cobra.Command{
 		Use:   "snapshot --repo R --index-key F [--host H] [--tag T]… [--time T] PATH… | snapshot --config FILE",
 		Short: "Write a snapshot of PATHs into the repository",
@@ -53,11 +54,18 @@ index instead: no walk, only what changed since its last snapshot is read.`,
 			if host == "" {
 				host, _ = os.Hostname()
 			}
-			repo, badIdx, err := f.Open(ctx)
+			repo, err := f.OpenNoIndex(ctx)
 			if err != nil {
 				return err
 			}
 			defer repo.Close()
+			// The shared lock keeps a prune from deleting what this
+			// snapshot references; the index is read under it.
+			lock, badIdx, err := cli.LockForSnapshot(ctx, repo, lockWait)
+			if err != nil {
+				return err
+			}
+			defer lock.Unlock()
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			for _, e := range badIdx {
 				log.Warn("index object unreadable; its blobs will be stored again", "object", e.Name, "err", e.Err)
@@ -109,6 +117,7 @@ index instead: no walk, only what changed since its last snapshot is read.`,
 	cmd.Flags().StringVar(&host, "host", "", "host name recorded in the snapshot (default: this host)")
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "tag for the snapshot (repeatable)")
 	cmd.Flags().StringVar(&at, "time", "", `snapshot time, "YYYY-MM-DD HH:MM:SS" in local time (default: now)`)
+	cmd.Flags().DurationVar(&lockWait, "wait", time.Hour, "how long to wait for a running prune to finish")
 	cmd.Flags().BoolVar(&force, "force", false, "read every file, ignoring the previous snapshot")
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "ask the daemon of this configuration for a snapshot from its index")
 	return cmd

@@ -69,32 +69,44 @@ func Backend(ctx context.Context, url string, create bool) (backend.Backend, err
 // one is given, and loads the index. Unreadable index objects are logged
 // by the caller through the returned slice.
 func (f *RepoFlags) Open(ctx context.Context) (*chunkstore.Repository, []*chunkstore.IndexError, error) {
+	repo, err := f.OpenNoIndex(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	bad, err := repo.LoadIndex(ctx)
+	if err != nil {
+		repo.Close()
+		return nil, nil, fmt.Errorf("repository %s: %w", f.Repo, err)
+	}
+	return repo, bad, nil
+}
+
+// OpenNoIndex is Open without loading the index: for a command that loads
+// it once it holds the repository lock.
+func (f *RepoFlags) OpenNoIndex(ctx context.Context) (*chunkstore.Repository, error) {
 	if f.IndexKey == "" {
-		return nil, nil, Usage("no index key given: use --index-key or SYNCD_INDEX_KEY")
+		return nil, Usage("no index key given: use --index-key or SYNCD_INDEX_KEY")
 	}
 	key, err := crypto.LoadIndexKey(f.IndexKey)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	be, err := Backend(ctx, f.Repo, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	repo, err := chunkstore.Open(ctx, be, key)
 	if err != nil {
 		be.Close()
-		return nil, nil, fmt.Errorf("repository %s: %w", f.Repo, err)
+		return nil, fmt.Errorf("repository %s: %w", f.Repo, err)
 	}
 	if f.Identity != "" {
 		ids, err := crypto.LoadIdentities(f.Identity)
 		if err != nil {
-			return nil, nil, err
+			repo.Close()
+			return nil, err
 		}
 		repo.SetDataIdentities(ids)
 	}
-	bad, err := repo.LoadIndex(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("repository %s: %w", f.Repo, err)
-	}
-	return repo, bad, nil
+	return repo, nil
 }

@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/prune"
+)
+
+// PruneFlags are the flags of `syncd prune` and `restore prune`.
+type PruneFlags struct {
+	MaxUnused string        // e.g. "10%"
+	DryRun    bool          // plan only
+	Repack    bool          // rewrite partly used content packs (restore prune)
+	Wait      time.Duration // how long to wait for running snapshots
+}
+
+// Register adds the prune flags to cmd; withRepack adds --repack.
+func (p *PruneFlags) Register(cmd *cobra.Command, withRepack bool) {
+	cmd.Flags().StringVar(&p.MaxUnused, "max-unused", "10%", "rewrite a partly used pack when more than this share of it is unused")
+	cmd.Flags().BoolVar(&p.DryRun, "dry-run", false, "show what would be deleted, change nothing")
+	cmd.Flags().DurationVar(&p.Wait, "wait", time.Hour, "how long to wait for running snapshots to finish")
+	if withRepack {
+		cmd.Flags().BoolVar(&p.Repack, "repack", false, "also rewrite partly used content packs (needs --identity)")
+	}
+}
+
+// ParsePercent parses "10%" or "10" as 0.10.
+func ParsePercent(s string) (float64, error) {
+	v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "%"), 64)
+	if err != nil || v < 0 || v > 100 {
+		return 0, Usage("--max-unused %q: want a percentage from 0%% to 100%%", s)
+	}
+	return v / 100, nil
+}
+
+// LockLogger returns lock options that report waits and stale locks on w.
+func LockLogger(w io.Writer, opts chunkstore.LockOptions) chunkstore.LockOptions {
+	opts.OnWait = func(h []chunkstore.LockInfo) {
+		for _, l := range h {
+			fmt.Fprintf(w, "waiting for the %s\n", l)
+		}
+	}
+	opts.OnStale = func(name string, l chunkstore.LockInfo, why string) {
+		fmt.Fprintf(w, "removing stale lock %s: %s; %s\n", name, why, l)
+	}
+	return opts
+}
+
+// RunPrune takes the exclusive lock on repo and prunes it, printing a
+// progress line on a terminal and a summary on out.
+func RunPrune(ctx context.Context, repo *chunkstore.Repository, p PruneFlags, program string, out io.Writer) error {
+	maxUnused, err := ParsePercent(p.MaxUnused)
+	if err != nil {
+		return err
+	}
+	opts := prune.Options{Repack: p.Repack, MaxUnused: maxUnused, DryRun: p.DryRun, Progress: new(prune.Progress),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if !p.DryRun {
+		lock, err := repo.Lock(ctx, LockLogger(os.Stderr, chunkstore.LockOptions{Exclusive: true, Program: program, Wait: p.Wait}))
+		if err != nil {
+			return err
+		}
+		defer lock.Unlock()
+		opts.Lock = lock
+	}
+	prog := opts.Progress
+	tick := StartTicker(func(d time.Duration) string {
+		return fmt.Sprintf("[%s] %s: %d trees read, %d packs rewritten, %d objects deleted",
+			d.Truncate(time.Second), prog.Phase(), prog.Trees.Load(), prog.Packs.Load(), prog.Deleted.Load())
+	})
+	start := time.Now()
+	st, err := prune.Run(ctx, repo, opts)
+	tick.Stop()
+	if err != nil {
+		return err
+	}
+	verb := "freed"
+	if p.DryRun {
+		verb = "would free"
+	}
+	fmt.Fprintf(out, "%d snapshots kept; %d packs: %d deleted (%d unreferenced), %d rewritten into %d, %d partly used kept (%s unused)\n",
+		st.Snapshots, st.PacksBefore, st.PacksDeleted, st.Unreferenced, st.PacksRewritten,
+		st.PacksWritten, st.PacksPartly, Bytes(st.UnusedKept))
+	fmt.Fprintf(out, "%s %s: %s → %s in %s\n", verb, Bytes(st.Freed()), Bytes(st.BytesBefore), Bytes(st.BytesAfter),
+		time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// LockForSnapshot takes the shared lock a snapshot holds, waiting up to
+// wait for a prune, and reloads the index under it.
+func LockForSnapshot(ctx context.Context, repo *chunkstore.Repository, wait time.Duration) (*chunkstore.Lock, []*chunkstore.IndexError, error) {
+	lock, err := repo.Lock(ctx, LockLogger(os.Stderr, chunkstore.LockOptions{Program: "syncd snapshot", Wait: wait}))
+	if err != nil {
+		return nil, nil, err
+	}
+	bad, err := repo.ReloadIndex(ctx)
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	return lock, bad, nil
+}

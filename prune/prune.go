@@ -1,0 +1,492 @@
+// Package prune deletes from a repository what no snapshot references:
+// packs whose blobs no snapshot uses, packs no index lists (left by runs
+// that died), and the index objects a prune supersedes. It needs only the
+// index key: trees are readable with it, and tree packs that are partly
+// used are rewritten. Content packs that are partly used are kept unless
+// the data identity is there and Options.Repack asks to rewrite them.
+//
+// The order of the steps keeps every state in between valid (docs/FORMAT.md,
+// "Prune"): new packs, then the new index, then the removal of the old index
+// objects, then the deletion of packs. A prune that dies at any point leaves
+// a repository that verifies; the next prune finishes the work.
+package prune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/chunkstore/backend"
+)
+
+// Options configure Run.
+type Options struct {
+	// Repack rewrites partly used content packs; it needs the data
+	// identity (Repository.SetDataIdentities).
+	Repack bool
+	// MaxUnused is the share (0–1) of unused bytes a partly used pack may
+	// keep; a pack above it is rewritten (tree packs always; content
+	// packs with Repack).
+	MaxUnused float64
+	DryRun    bool   // plan, write and delete nothing
+	TempDir   string // for packs being written; "": os.TempDir()
+	Workers   int    // trees read and objects deleted at once; 0: 8
+	Logger    *slog.Logger
+	Progress  *Progress // updated as the prune goes, for a progress line
+	// Lock, when set, is checked before each step that removes
+	// something: a lost lock stops the prune.
+	Lock *chunkstore.Lock
+}
+
+// Progress counts what a running prune has done. Safe for concurrent use.
+type Progress struct {
+	phase   atomic.Pointer[string]
+	Trees   atomic.Int64 // trees read
+	Packs   atomic.Int64 // packs rewritten so far
+	Deleted atomic.Int64 // objects deleted so far
+}
+
+// Phase returns what the prune is doing.
+func (p *Progress) Phase() string {
+	if s := p.phase.Load(); s != nil {
+		return *s
+	}
+	return "starting"
+}
+
+func (p *Progress) set(s string) {
+	if p != nil {
+		p.phase.Store(&s)
+	}
+}
+
+// Stats summarize a prune.
+type Stats struct {
+	Snapshots      int   // snapshots kept (all that exist)
+	PacksBefore    int   // packs in the repository before
+	PacksDeleted   int   // packs deleted (a dry run: to delete): unused, unreferenced or rewritten
+	PacksRewritten int   // partly used packs whose used blobs were copied
+	PacksWritten   int   // new packs holding those blobs
+	PacksPartly    int   // partly used packs kept as they are
+	UnusedKept     int64 // unused bytes left in those packs
+	Unreferenced   int   // packs no index listed (from runs that died)
+	IndexRemoved   int   // index objects removed
+	IndexWritten   int   // index objects written
+	BytesBefore    int64 // stored bytes of packs and index objects before
+	BytesAfter     int64 // and after
+}
+
+// Freed returns the bytes the prune freed.
+func (s *Stats) Freed() int64 { return s.BytesBefore - s.BytesAfter }
+
+// ErrDamaged is matched by the error of a prune that stopped because the
+// repository cannot be read completely: pruning then could delete data.
+var ErrDamaged = errors.New("prune stopped before deleting anything")
+
+type action uint8
+
+const (
+	keep action = iota
+	keepPartly
+	rewrite
+	remove
+)
+
+type packPlan struct {
+	pack   chunkstore.IndexPack
+	action action
+	used   []chunkstore.IndexBlob // for rewrite
+}
+
+// Run prunes repo. The caller holds an exclusive lock (opts.Lock) unless
+// nothing else can use the repository. Run loads the index itself.
+func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Repack && !repo.HasDataIdentity() {
+		return nil, errors.New("repacking content packs needs the data identity (--identity)")
+	}
+	st := &Stats{}
+	prog := opts.Progress
+	prog.set("reading the index")
+	objs, bad, err := repo.LoadIndexObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("index object %s cannot be read (%v): %w", bad[0].Name, bad[0].Err, ErrDamaged)
+	}
+	indexSizes, have, err := listObjects(ctx, repo.Backend())
+	if err != nil {
+		return nil, err
+	}
+	prog.set("reading the snapshots")
+	snaps, badSnaps, err := repo.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(badSnaps) > 0 {
+		return nil, fmt.Errorf("snapshot %s cannot be read (%v): %w", badSnaps[0].Name, badSnaps[0].Err, ErrDamaged)
+	}
+	st.Snapshots = len(snaps)
+	prog.set("reading the trees of the snapshots")
+	used, err := usedBlobs(ctx, repo, snaps, opts.Workers, prog)
+	if err != nil {
+		return nil, err
+	}
+	plans, err := plan(repo, objs, have, used, opts, st)
+	if err != nil {
+		return nil, err
+	}
+	for _, size := range indexSizes {
+		st.BytesBefore += size
+	}
+	for _, size := range have {
+		st.BytesBefore += size
+	}
+	st.PacksBefore = len(have)
+	var unreferenced []string
+	for name := range have {
+		if _, ok := plans[name]; !ok {
+			unreferenced = append(unreferenced, name)
+		}
+	}
+	slices.Sort(unreferenced)
+	st.Unreferenced = len(unreferenced)
+	if opts.DryRun {
+		st.PacksDeleted = len(unreferenced)
+		for _, p := range plans {
+			if p.action == rewrite || p.action == remove {
+				st.PacksDeleted++
+			}
+		}
+		estimateAfter(st, plans)
+		for _, size := range indexSizes {
+			st.BytesAfter += size // about: the new index lists fewer packs
+		}
+		return st, nil
+	}
+
+	// 1. New packs for the used blobs of the packs to rewrite.
+	prog.set("rewriting partly used packs")
+	written, err := rewritePacks(ctx, repo, plans, opts)
+	if err != nil {
+		return nil, err
+	}
+	st.PacksWritten = len(written)
+	// 2. One index for everything that stays.
+	if err := checkLock(opts); err != nil {
+		return nil, err
+	}
+	prog.set("writing the index")
+	var keepPacks []chunkstore.IndexPack
+	var deletes []string
+	for _, name := range sortedKeys(plans) {
+		p := plans[name]
+		switch p.action {
+		case keep, keepPartly:
+			keepPacks = append(keepPacks, p.pack)
+			st.BytesAfter += p.pack.Size
+		default:
+			deletes = append(deletes, name)
+		}
+	}
+	for _, p := range written {
+		st.BytesAfter += p.Size
+	}
+	keepPacks = append(keepPacks, written...)
+	ids, err := repo.SaveIndex(ctx, keepPacks)
+	if err != nil {
+		return nil, err
+	}
+	st.IndexWritten = len(ids)
+	fresh := map[string]bool{}
+	for _, id := range ids {
+		fresh[chunkstore.IndexName(id)] = true
+	}
+	// 3. The index objects the new one supersedes.
+	if err := checkLock(opts); err != nil {
+		return nil, err
+	}
+	prog.set("removing the old index")
+	var oldIndex []string
+	for name := range objs {
+		if !fresh[name] {
+			oldIndex = append(oldIndex, name)
+		}
+	}
+	if err := removeAll(ctx, repo.Backend(), oldIndex, opts.Workers, prog); err != nil {
+		return nil, err
+	}
+	st.IndexRemoved = len(oldIndex)
+	_, after, err := listIndexSizes(ctx, repo.Backend())
+	if err != nil {
+		return nil, err
+	}
+	st.BytesAfter += after
+	// 4. Packs nothing lists any more.
+	if err := checkLock(opts); err != nil {
+		return nil, err
+	}
+	prog.set("deleting packs")
+	deletes = append(deletes, unreferenced...)
+	if err := removeAll(ctx, repo.Backend(), deletes, opts.Workers, prog); err != nil {
+		return nil, err
+	}
+	st.PacksDeleted = len(deletes)
+	prog.set("done")
+	return st, nil
+}
+
+// plan decides what becomes of each pack the index lists, by name.
+func plan(repo *chunkstore.Repository, objs map[string][]chunkstore.IndexPack, have map[string]int64,
+	used map[chunkstore.ID]struct{}, opts Options, st *Stats) (map[string]*packPlan, error) {
+	idx := repo.Index()
+	plans := map[string]*packPlan{}
+	for _, packs := range objs {
+		for _, p := range packs {
+			name := chunkstore.ObjectName(p.Type, p.ID)
+			if _, ok := plans[name]; ok {
+				continue // listed by two index objects (a prune that died)
+			}
+			var usedBlobs []chunkstore.IndexBlob
+			var usedBytes, total int64
+			for _, b := range p.Blobs {
+				total += int64(b.Length)
+				if _, ok := used[b.ID]; !ok {
+					continue
+				}
+				if l, ok := idx.Lookup(b.ID); ok && l.Pack == p.ID {
+					usedBlobs = append(usedBlobs, b)
+					usedBytes += int64(b.Length)
+				}
+			}
+			pp := &packPlan{pack: p}
+			size, ok := have[name]
+			switch {
+			case len(usedBlobs) == 0:
+				pp.action = remove
+			case !ok:
+				return nil, fmt.Errorf("%s is listed in the index and used, but missing (run restore verify): %w", name, ErrDamaged)
+			case size != p.Size:
+				return nil, fmt.Errorf("%s has size %d, the index says %d (run restore verify): %w", name, size, p.Size, ErrDamaged)
+			case len(usedBlobs) == len(p.Blobs):
+				pp.action = keep
+			default:
+				unused := float64(total-usedBytes) / float64(max(total, 1))
+				canRewrite := p.Type == chunkstore.TreeBlob || opts.Repack
+				if canRewrite && unused > opts.MaxUnused {
+					pp.action, pp.used = rewrite, usedBlobs
+					st.PacksRewritten++
+				} else {
+					pp.action = keepPartly
+					st.PacksPartly++
+					st.UnusedKept += total - usedBytes
+				}
+			}
+			plans[name] = pp
+		}
+	}
+	// every used blob must be somewhere
+	for id := range used {
+		if !idx.Has(id) {
+			return nil, fmt.Errorf("blob %s is used by a snapshot but in no index (run restore verify): %w", id.Short(), ErrDamaged)
+		}
+	}
+	return plans, nil
+}
+
+// estimateAfter fills BytesAfter for a dry run: what stays, plus the used
+// bytes of the packs to rewrite.
+func estimateAfter(st *Stats, plans map[string]*packPlan) {
+	for _, p := range plans {
+		switch p.action {
+		case keep, keepPartly:
+			st.BytesAfter += p.pack.Size
+		case rewrite:
+			for _, b := range p.used {
+				st.BytesAfter += int64(b.Length)
+			}
+		}
+	}
+}
+
+// rewritePacks copies the used blobs of the packs to rewrite into new
+// packs, checking each blob against its ID on the way.
+func rewritePacks(ctx context.Context, repo *chunkstore.Repository, plans map[string]*packPlan, opts Options) ([]chunkstore.IndexPack, error) {
+	rp := repo.NewRepacker(opts.TempDir)
+	defer rp.Close()
+	h := repo.NewHasher()
+	var buf, plain []byte
+	for _, name := range sortedKeys(plans) {
+		p := plans[name]
+		if p.action != rewrite {
+			continue
+		}
+		pack, b, err := repo.ReadPack(ctx, p.pack.Type, p.pack.ID, p.pack.Size, buf)
+		buf = b
+		if err != nil {
+			return nil, fmt.Errorf("rewrite %s: %w", name, err)
+		}
+		for _, ib := range p.used {
+			loc := chunkstore.Location{Pack: p.pack.ID, PackSize: p.pack.Size, Type: p.pack.Type, Offset: ib.Offset,
+				Length: ib.Length, Raw: ib.Raw, Zstd: ib.Compression == "zstd"}
+			if plain, err = pack.ReadBlob(plain[:0], ib.ID, loc, h); err != nil {
+				return nil, fmt.Errorf("rewrite %s: %w", name, err)
+			}
+			if err := rp.Add(ctx, p.pack.Type, ib.ID, plain); err != nil {
+				return nil, fmt.Errorf("rewrite %s: %w", name, err)
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress.Packs.Add(1)
+		}
+	}
+	return rp.Finish(ctx)
+}
+
+func checkLock(opts Options) error {
+	if opts.Lock == nil {
+		return nil
+	}
+	if err := opts.Lock.Check(); err != nil {
+		return fmt.Errorf("prune stopped: %w", err)
+	}
+	return nil
+}
+
+// usedBlobs walks the trees of snaps and returns the IDs of every tree and
+// data blob they reference. Each tree is read once.
+func usedBlobs(ctx context.Context, repo *chunkstore.Repository, snaps []*chunkstore.Snapshot, workers int, prog *Progress) (map[chunkstore.ID]struct{}, error) {
+	var mu sync.Mutex
+	used := map[chunkstore.ID]struct{}{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	var visit func(id chunkstore.ID, where string) error
+	visit = func(id chunkstore.ID, where string) error {
+		mu.Lock()
+		if _, ok := used[id]; ok {
+			mu.Unlock()
+			return nil
+		}
+		used[id] = struct{}{}
+		mu.Unlock()
+		fn := func() error {
+			tree, err := repo.LoadTree(gctx, id)
+			if err != nil {
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				return fmt.Errorf("%s: %v: %w", where, err, ErrDamaged)
+			}
+			if prog != nil {
+				prog.Trees.Add(1)
+			}
+			var subs []chunkstore.ID
+			mu.Lock()
+			for _, n := range tree.Nodes {
+				switch n.Type {
+				case chunkstore.NodeDir:
+					subs = append(subs, *n.Subtree)
+				case chunkstore.NodeFile:
+					for _, b := range n.Content {
+						used[b] = struct{}{}
+					}
+				}
+			}
+			mu.Unlock()
+			for _, s := range subs {
+				if err := visit(s, where); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if !g.TryGo(fn) {
+			return fn()
+		}
+		return nil
+	}
+	for _, sn := range snaps {
+		if err := visit(sn.Tree, "snapshot "+sn.ID().Short()); err != nil {
+			g.Wait()
+			return nil, err
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return used, nil
+}
+
+// listObjects returns the sizes of the index objects and of the packs.
+func listObjects(ctx context.Context, be backend.Backend) (index, packs map[string]int64, err error) {
+	index, _, err = listIndexSizes(ctx, be)
+	if err != nil {
+		return nil, nil, err
+	}
+	packs = map[string]int64{}
+	for _, prefix := range []string{"data/", "tree/"} {
+		err := be.List(ctx, prefix, func(fi backend.Info) error {
+			packs[fi.Name] = fi.Size
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+	}
+	return index, packs, nil
+}
+
+func listIndexSizes(ctx context.Context, be backend.Backend) (map[string]int64, int64, error) {
+	out := map[string]int64{}
+	var total int64
+	err := be.List(ctx, "index/", func(fi backend.Info) error {
+		out[fi.Name] = fi.Size
+		total += fi.Size
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list index: %w", err)
+	}
+	return out, total, nil
+}
+
+// removeAll deletes objects, a few at once. A missing object is no error:
+// a prune that died may have removed it already.
+func removeAll(ctx context.Context, be backend.Backend, names []string, workers int, prog *Progress) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for _, name := range names {
+		g.Go(func() error {
+			if err := be.Remove(gctx, name); err != nil && !errors.Is(err, backend.ErrNotExist) {
+				return fmt.Errorf("remove %s: %w", name, err)
+			}
+			if prog != nil {
+				prog.Deleted.Add(1)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
