@@ -28,6 +28,7 @@ func main() {
 encrypted, deduplicated repository (a directory or S3-compatible storage).`,
 		}
 		root.AddCommand(keygenCmd(), initCmd(), snapshotCmd(), runCmd(), statusCmd(), pruneCmd())
+		root.AddCommand(idCmd())
 		cli.Prepare(root)
 		return root.ExecuteContext(ctx)
 	})
