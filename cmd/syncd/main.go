@@ -29,6 +29,7 @@ encrypted, deduplicated repository (a directory or S3-compatible storage).`,
 		}
 		root.AddCommand(keygenCmd(), initCmd(), snapshotCmd(), runCmd(), statusCmd(), pruneCmd())
 		root.AddCommand(idCmd())
+		root.AddCommand(forgetCmd())
 		cli.Prepare(root)
 		return root.ExecuteContext(ctx)
 	})

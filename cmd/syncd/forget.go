@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/cli"
+	"github.com/syncd/syncd/retention"
+)
+
+// pruneAfterForget runs after forget has removed snapshots, when --prune
+// is given.
+//
+// PRUNE HOOK: nil until the prune package exists; whoever builds prune
+// sets this variable (from a file of its own) to its implementation.
+var pruneAfterForget func(ctx context.Context, repo *chunkstore.Repository) error
+
+// errPruneMissing is --prune before the prune hook is set.
+var errPruneMissing = errors.New("--prune: prune not built yet")
+
+// countFlag is a --keep-<unit> count: a number >= 0 or "unlimited".
+type countFlag struct{ n *int }
+
+func (c countFlag) String() string {
+	if c.n == nil || *c.n == 0 {
+		return "0"
+	}
+	if *c.n == retention.Unlimited {
+		return "unlimited"
+	}
+	return strconv.Itoa(*c.n)
+}
+
+func (c countFlag) Set(s string) error {
+	if s == "unlimited" {
+		*c.n = retention.Unlimited
+		return nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return errors.New("want a number >= 0 or unlimited")
+	}
+	*c.n = v
+	return nil
+}
+
+func (c countFlag) Type() string { return "n" }
+
+// durationFlag is --keep-within: restic's 1y2m3d4h.
+type durationFlag struct{ d *retention.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	return f.d.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	d, err := retention.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*f.d = d
+	return nil
+}
+
+func (f durationFlag) Type() string { return "duration" }
+
+func forgetCmd() *cobra.Command {
+	var f cli.RepoFlags
+	var p retention.Policy
+	var tags, hosts []string
+	var dryRun, asJSON, all, prune bool
+	cmd := &cobra.Command{
+		Use:   "forget --repo R --index-key F [--dry-run] [--json] [--keep-… ]… [--host H]… [--all] [--prune]",
+		Short: "Remove the snapshots a retention policy does not keep",
+		Long: `forget groups the snapshots by host and paths and applies the policy to each
+group, as restic forget does (docs/RETENTION.md): every --keep rule adds to
+what is kept; a group's newest snapshot for --keep-within is the newest of
+that group, not the current time. It deletes the snapshot objects of the
+snapshots not kept; the data only they referenced stays until a prune.
+
+A policy that keeps no snapshot of some group is refused, and nothing is
+deleted, unless --all is given. --all without any --keep rule removes every
+snapshot of the hosts given with --host.`,
+		Args: cli.Args(0, 0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, t := range tags {
+				var l []string
+				for _, s := range strings.Split(t, ",") {
+					l = append(l, strings.TrimSpace(s))
+				}
+				p.Tags = append(p.Tags, l)
+			}
+			if p.IsZero() && !all {
+				return cli.Usage("no policy given: use --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly, --keep-within or --keep-tag")
+			}
+			if p.IsZero() && len(hosts) == 0 {
+				return cli.Usage("--all without a --keep rule removes every snapshot: give the --host whose snapshots go")
+			}
+			if prune && pruneAfterForget == nil {
+				return errPruneMissing
+			}
+			p.Now = time.Now()
+			ctx := cmd.Context()
+			repo, err := f.OpenNoIndex(ctx) // forget reads snapshots only
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			snaps, bad, err := repo.Snapshots(ctx)
+			if err != nil {
+				return err
+			}
+			for _, e := range bad {
+				fmt.Fprintf(os.Stderr, "syncd: %s unreadable, left alone: %v\n", e.Name, e.Err)
+			}
+			groups, err := retention.Plan(snaps, p, hosts, all)
+			var eg *retention.EmptyGroupError
+			if errors.As(err, &eg) {
+				return fmt.Errorf("%w; nothing was removed (--all allows it)", err)
+			}
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if !asJSON {
+				printGroups(out, p, groups)
+			}
+			var removed []*chunkstore.Snapshot
+			if !dryRun {
+				removed, err = retention.Forget(ctx, repo, groups)
+				if err != nil {
+					return fmt.Errorf("forget: %d snapshots removed before: %w", len(removed), err)
+				}
+			}
+			if asJSON {
+				if err := json.NewEncoder(out).Encode(jsonGroups(groups)); err != nil {
+					return err
+				}
+			} else if dryRun {
+				fmt.Fprintf(out, "would remove %d snapshots (dry run)\n", dropped(groups))
+			} else {
+				fmt.Fprintf(out, "removed %d snapshots\n", len(removed))
+			}
+			if prune && !dryRun && len(removed) > 0 {
+				return pruneAfterForget(ctx, repo)
+			}
+			return nil
+		},
+	}
+	f.Register(cmd, false)
+	fl := cmd.Flags()
+	fl.BoolVarP(&dryRun, "dry-run", "n", false, "show what would be removed, remove nothing")
+	fl.BoolVar(&asJSON, "json", false, "print the groups as JSON (keep, remove, reasons), like restic forget --json")
+	for _, c := range []struct {
+		name string
+		n    *int
+		what string
+	}{
+		{"keep-last", &p.Last, "the last n snapshots"},
+		{"keep-hourly", &p.Hourly, "the newest snapshot of each of the last n hours that have one"},
+		{"keep-daily", &p.Daily, "the newest snapshot of each of the last n days that have one"},
+		{"keep-weekly", &p.Weekly, "the newest snapshot of each of the last n ISO weeks that have one"},
+		{"keep-monthly", &p.Monthly, "the newest snapshot of each of the last n months that have one"},
+		{"keep-yearly", &p.Yearly, "the newest snapshot of each of the last n years that have one"},
+	} {
+		fl.Var(countFlag{c.n}, c.name, "keep "+c.what+" (n or unlimited)")
+	}
+	fl.Var(durationFlag{&p.Within}, "keep-within", "keep the snapshots newer than this span before the group's newest, like 1y2m3d4h (m: months)")
+	fl.StringArrayVar(&tags, "keep-tag", nil, "keep the snapshots that have all these comma-separated tags (repeatable: any of the lists)")
+	fl.StringArrayVar(&hosts, "host", nil, "only look at the snapshots of this host (repeatable)")
+	fl.BoolVar(&all, "all", false, "allow removing every snapshot of a group")
+	fl.BoolVar(&prune, "prune", false, "prune the repository after removing snapshots")
+	return cmd
+}
+
+func dropped(groups []retention.Group) int {
+	n := 0
+	for _, g := range groups {
+		n += len(g.Drop)
+	}
+	return n
+}
+
+// printGroups prints, per group, each snapshot with keep or remove, and why
+// it is kept. Times are shown in the zone they were recorded in, the one
+// the policy's hours and days are counted in.
+func printGroups(w io.Writer, p retention.Policy, groups []retention.Group) {
+	fmt.Fprintf(w, "applying policy: %s\n", p)
+	for _, g := range groups {
+		fmt.Fprintf(w, "\nhost %s, paths [%s]: keep %d, remove %d\n", g.Host, strings.Join(g.Paths, " "), len(g.Keep), len(g.Drop))
+		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		line := func(what string, sn *chunkstore.Snapshot, why string) {
+			tags := "-"
+			if len(sn.Tags) > 0 {
+				tags = strings.Join(sn.Tags, ",")
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", what, sn.ID().Short(), sn.Time.Format("2006-01-02 15:04:05 -07:00"), tags, why)
+		}
+		for i, sn := range g.Keep {
+			line("keep", sn, g.Reasons[i].String())
+		}
+		for _, sn := range g.Drop {
+			line("remove", sn, "")
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w)
+}
+
+// jsonSnapshot is a snapshot in --json output.
+type jsonSnapshot struct {
+	ID      string    `json:"id"`
+	ShortID string    `json:"short_id"`
+	Time    time.Time `json:"time"`
+	Host    string    `json:"host"`
+	Paths   []string  `json:"paths"`
+	Tags    []string  `json:"tags"`
+}
+
+// jsonGroup is a group in --json output, with restic forget --json's keys.
+type jsonGroup struct {
+	Host    string         `json:"host"`
+	Paths   []string       `json:"paths"`
+	Keep    []jsonSnapshot `json:"keep"`
+	Remove  []jsonSnapshot `json:"remove"`
+	Reasons []jsonReason   `json:"reasons"`
+}
+
+type jsonReason struct {
+	Snapshot jsonSnapshot `json:"snapshot"`
+	Matches  []string     `json:"matches"`
+}
+
+func jsonGroups(groups []retention.Group) []jsonGroup {
+	conv := func(sn *chunkstore.Snapshot) jsonSnapshot {
+		tags := sn.Tags
+		if tags == nil {
+			tags = []string{}
+		}
+		return jsonSnapshot{ID: sn.ID().String(), ShortID: sn.ID().Short(), Time: sn.Time, Host: sn.Host, Paths: sn.Paths, Tags: tags}
+	}
+	out := []jsonGroup{}
+	for _, g := range groups {
+		jg := jsonGroup{Host: g.Host, Paths: g.Paths, Keep: []jsonSnapshot{}, Remove: []jsonSnapshot{}, Reasons: []jsonReason{}}
+		for i, sn := range g.Keep {
+			jg.Keep = append(jg.Keep, conv(sn))
+			jg.Reasons = append(jg.Reasons, jsonReason{Snapshot: conv(sn), Matches: g.Reasons[i].Matches})
+		}
+		for _, sn := range g.Drop {
+			jg.Remove = append(jg.Remove, conv(sn))
+		}
+		out = append(out, jg)
+	}
+	return out
+}
