@@ -132,7 +132,9 @@ func (d *Daemon) loadLast() (*SnapshotInfo, bool) {
 
 // schedule takes a snapshot at each time of the repository's cron
 // schedule until ctx ends. A failed snapshot is logged and recorded; the
-// next one is taken at the next scheduled time.
+// next one is taken at the next scheduled time. After each snapshot that
+// was saved (complete or partial) it forgets what repository.retention
+// does not keep.
 func (d *Daemon) schedule(ctx context.Context) error {
 	sched, err := cron.ParseStandard(d.cfg.Repository.Schedule)
 	if err != nil {
@@ -147,6 +149,12 @@ func (d *Daemon) schedule(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		d.Snapshot(ctx)
+		// a partial snapshot is a snapshot, as in restic; a node with one
+		// file it can never read must not pile up snapshots forever
+		if _, err := d.Snapshot(ctx); err == nil {
+			if _, err := d.forget(ctx, time.Now()); err != nil {
+				d.log.Error("retention failed", "err", err)
+			}
+		}
 	}
 }
