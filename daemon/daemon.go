@@ -23,6 +23,8 @@ import (
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/indexer"
 	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/transfer"
+	"github.com/syncd/syncd/transfer/tlsid"
 	"github.com/syncd/syncd/watcher"
 )
 
@@ -34,6 +36,7 @@ type Daemon struct {
 	db      *state.DB
 	repo    *chunkstore.Repository // nil: no repository configured
 	folders []*folder
+	node    *transfer.Node
 
 	snapMu sync.Mutex // one snapshot at a time
 	last   atomic.Pointer[SnapshotInfo]
@@ -45,14 +48,17 @@ type folder struct {
 	st      *state.Folder
 	ix      *indexer.Indexer
 	w       *watcher.Watcher
+	tf      *transfer.Folder
+	mu      sync.Mutex   // held while the indexer or the receiver apply a batch
 	pending atomic.Int64 // paths handed over and not yet indexed
 	scanned atomic.Bool  // the first full scan is done
 	failure atomic.Pointer[string]
 }
 
-// New opens the state database under node.state_dir and prepares every
-// folder. repo may be nil. A folder that is missing or unreadable at start
-// is an error naming it.
+// New opens the state database under node.state_dir, loads the node's
+// TLS identity (creating it on first use) and prepares every folder and
+// the transfer service. repo may be nil. A folder that is missing or
+// unreadable at start is an error naming it.
 func New(cfg *config.Config, repo *chunkstore.Repository, log *slog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -64,10 +70,17 @@ func New(cfg *config.Config, repo *chunkstore.Repository, log *slog.Logger) (*Da
 	if err != nil {
 		return nil, err
 	}
+	id, err := tlsid.LoadOrCreate(cfg.Node.StateDir)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	db.SetLocalNode(id.ID.Uint64())
 	d := &Daemon{cfg: cfg, log: log, db: db, repo: repo}
 	if info, ok := d.loadLast(); ok {
 		d.last.Store(info)
 	}
+	var tfs []*transfer.Folder
 	for _, fc := range cfg.Folders {
 		f, err := d.newFolder(fc)
 		if err != nil {
@@ -75,8 +88,23 @@ func New(cfg *config.Config, repo *chunkstore.Repository, log *slog.Logger) (*Da
 			return nil, err
 		}
 		d.folders = append(d.folders, f)
+		tfs = append(tfs, f.tf)
+	}
+	if d.node, err = transfer.New(cfg, id, db, tfs, log.With("svc", "transfer")); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return d, nil
+}
+
+// chunking returns how the node cuts files: as the repository does, so
+// that snapshots reuse the index's chunk IDs, or, without one, with the
+// fixed parameters every mirroring node uses.
+func (d *Daemon) chunking() chunkstore.Chunking {
+	if d.repo != nil {
+		return d.repo.Chunking()
+	}
+	return chunkstore.MirrorChunking()
 }
 
 func (d *Daemon) newFolder(fc config.Folder) (*folder, error) {
@@ -104,16 +132,18 @@ func (d *Daemon) newFolder(fc config.Folder) (*folder, error) {
 		return nil, fmt.Errorf("folder %s: %w", fc.ID, err)
 	}
 	st := d.db.Folder(fc.ID)
-	var sp *chunkstore.Splitter
-	if d.repo != nil {
-		sp = d.repo.NewSplitter()
-	}
-	ix := indexer.New(indexer.Folder{ID: fc.ID, Root: fc.Path, Ignore: m.Match}, st, sp, d.log.With("folder", fc.ID))
-	return &folder{cfg: fc, st: st, ix: ix, w: w}, nil
+	ch := d.chunking()
+	ix := indexer.New(indexer.Folder{ID: fc.ID, Root: fc.Path, Ignore: m.Match}, st, ch.NewSplitter(), d.log.With("folder", fc.ID))
+	f := &folder{cfg: fc, st: st, ix: ix, w: w}
+	f.tf = &transfer.Folder{Config: fc, State: st, Chunking: ch, Ignore: m.Match, Lock: &f.mu}
+	return f, nil
 }
 
-// Close releases the state database.
-func (d *Daemon) Close() error { return d.db.Close() }
+// Close releases the state database and the folders.
+func (d *Daemon) Close() error {
+	d.node.Close()
+	return d.db.Close()
+}
 
 // Run runs every service until ctx ends, then stops them and returns. The
 // state is consistent at every moment (each index write is a transaction);
@@ -124,6 +154,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		g.Go(func() error { return d.runFolder(ctx, f) })
 	}
 	g.Go(func() error { return d.serveHTTP(ctx) })
+	g.Go(func() error { return d.node.Run(ctx) })
 	if d.repo != nil && d.cfg.Repository.Schedule != "" {
 		g.Go(func() error { return d.schedule(ctx) })
 	}
@@ -142,7 +173,10 @@ func (d *Daemon) runFolder(ctx context.Context, f *folder) error {
 		if b.Rescan {
 			f.pending.Store(-1) // unknown until the scan is done
 		}
+		f.mu.Lock()
 		err := f.ix.Apply(ctx, b.Paths, b.Rescan)
+		f.mu.Unlock()
+		d.node.Notify(f.cfg.ID)
 		f.pending.Store(0)
 		switch {
 		case ctx.Err() != nil:

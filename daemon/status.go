@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/transfer"
 )
 
 // SnapshotInfo describes the last snapshot the daemon wrote or tried.
@@ -33,13 +34,14 @@ type FolderStatus struct {
 
 // Status is what `syncd status` shows.
 type Status struct {
-	Node    string         `json:"node"`
-	Folders []FolderStatus `json:"folders"`
+	Node    string                `json:"node"`
+	Folders []FolderStatus        `json:"folders"`
+	Peers   []transfer.PeerStatus `json:"peers"`
 }
 
 // Status reports the folders and the last snapshot.
 func (d *Daemon) Status() Status {
-	s := Status{Node: d.cfg.Node.Name}
+	s := Status{Node: d.cfg.Node.Name, Peers: d.node.Status()}
 	last := d.last.Load()
 	for _, f := range d.folders {
 		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Path, State: "ok", Pending: f.pending.Load(), LastSnapshot: last}

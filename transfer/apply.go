@@ -1,0 +1,415 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/transfer/wire"
+)
+
+// receiver applies the entries of one peer to one local folder.
+type receiver struct {
+	f     *Folder
+	peer  string
+	fetch fetchFunc
+	node  func(uint64) string // a node's ID prefix, for conflict names
+	log   *slog.Logger
+	src   *sources
+}
+
+// fetchFunc asks the peer for blocks and calls fn with each, in the order
+// asked (file i, block j); ok is false for a block the peer no longer has.
+type fetchFunc func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error
+
+// failure is an entry that could not be applied now; it is tried again.
+type failure struct {
+	e   wire.Entry
+	err error
+}
+
+type actionKind int
+
+const (
+	actMerge  actionKind = iota // same content: record the merged vector only
+	actFile                     // write the file
+	actDir                      // make the directory, set its mode
+	actLink                     // make the symlink
+	actDelete                   // remove what is there
+)
+
+// action is what applying one entry takes.
+type action struct {
+	e        wire.Entry
+	kind     actionKind
+	local    state.Entry // the index entry before, if have
+	have     bool
+	rec      state.Entry // what the index records once done
+	conflict string      // keep the local version under this name first
+	tmp      string      // the temporary file or link
+	file     *os.File
+	err      error // set once the action failed
+	done     bool
+}
+
+// maxOpen bounds the temporary files a batch holds open at once.
+const maxOpen = 128
+
+// apply applies es, a batch of the peer's entries in its sequence order,
+// and returns those that could not be applied now (a local change not
+// indexed yet, a full disk, a block the peer no longer has). The error is
+// for what stops the whole batch: the index cannot be written, or ctx
+// ended.
+func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error) {
+	r.f.Lock.Lock()
+	defer r.f.Lock.Unlock()
+	if r.src == nil {
+		r.src = newSources(r.f)
+	}
+	defer r.src.closeAll()
+
+	var acts []*action
+	var fails []failure
+	for _, e := range es {
+		a, err := r.plan(e)
+		switch {
+		case err != nil:
+			fails = append(fails, failure{e, err})
+		case a != nil:
+			acts = append(acts, a)
+		}
+	}
+	// Files first, into temporary files, while every local source is still
+	// in place; then deletes; then everything is moved into place.
+	var files []*action
+	for _, a := range acts {
+		if a.kind == actFile {
+			files = append(files, a)
+		}
+	}
+	for len(files) > 0 {
+		n := min(len(files), maxOpen)
+		if err := r.build(ctx, files[:n]); err != nil {
+			r.cleanup(acts)
+			return nil, err
+		}
+		files = files[n:]
+	}
+	if err := r.f.syncFS(); err != nil {
+		r.cleanup(acts)
+		return nil, err
+	}
+	r.deletes(acts)
+	for _, a := range acts {
+		if a.err == nil && a.kind != actDelete {
+			r.place(a)
+		}
+	}
+	r.dirTimes(acts)
+	if err := r.f.syncFS(); err != nil {
+		r.cleanup(acts)
+		return nil, err
+	}
+	err := r.f.State.Update(func(tx *state.Tx) error {
+		for _, a := range acts {
+			if a.err != nil || !a.done {
+				continue
+			}
+			if err := tx.Put(a.e.Path, a.rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	r.cleanup(acts)
+	if err != nil {
+		return nil, fmt.Errorf("record %s: %w", r.f.Config.ID, err)
+	}
+	for _, a := range acts {
+		if a.err != nil {
+			fails = append(fails, failure{a.e, a.err})
+		}
+	}
+	r.f.bell.Ring()
+	return fails, nil
+}
+
+// plan decides what the peer's entry e takes here: nothing (nil, we have
+// it or something newer), or an action.
+func (r *receiver) plan(e wire.Entry) (*action, error) {
+	isDir := e.Type == "dir" && !e.Deleted
+	if r.f.ignored(e.Path, isDir) {
+		return nil, nil
+	}
+	local, have, err := r.f.State.Get(e.Path)
+	if err != nil {
+		return nil, err
+	}
+	remote := e.State()
+	ord := state.Lesser
+	if have {
+		ord = local.Vector.Compare(remote.Vector)
+	}
+	a := &action{e: e, local: local, have: have, rec: remote}
+	switch ord {
+	case state.Equal, state.Greater:
+		return nil, nil
+	case state.Concurrent:
+		a.rec.Vector = local.Vector.Merge(remote.Vector)
+		if !state.SameContent(local, remote) {
+			if r.f.Config.Mode != config.ReceiveOnly && !remoteWins(local, remote) {
+				return nil, nil // ours wins; the peer keeps its version as a conflict copy
+			}
+			if !local.Deleted && local.Type != "dir" {
+				a.conflict = ConflictName(e.Path, time.Unix(0, local.ModTime), r.node(lastChanger(local.Vector)))
+			}
+		}
+	}
+	if err := r.f.matchesDisk(e.Path, local, have); err != nil {
+		return nil, err
+	}
+	switch {
+	case have && state.SameContent(local, remote):
+		a.kind = actMerge
+		a.rec = local
+		a.rec.Vector = a.rec.Vector.Merge(remote.Vector)
+	case e.Deleted:
+		a.kind = actDelete
+		if !have || local.Deleted {
+			a.kind = actMerge
+			a.rec = remote
+			a.rec.Vector = a.rec.Vector.Merge(local.Vector)
+		}
+	case e.Type == "file":
+		a.kind = actFile
+	case e.Type == "dir":
+		a.kind = actDir
+	default:
+		a.kind = actLink
+	}
+	return a, nil
+}
+
+// build writes the temporary files of files: chunks found locally are
+// copied, the others asked of the peer in few large requests.
+func (r *receiver) build(ctx context.Context, files []*action) error {
+	var q wire.BlockRequest
+	var owners []*action
+	for _, a := range files {
+		if err := r.f.checkParents(a.e.Path); err != nil {
+			a.err = err
+			continue
+		}
+		a.tmp = tempName(a.e.Path)
+		f, err := r.f.root.OpenFile(a.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			a.err = err
+			continue
+		}
+		a.file = f
+		var missing []wire.Block
+		var off int64
+		for i, id := range a.e.Content {
+			n := a.e.Lengths[i]
+			if data, ok := r.src.read(id, n); ok {
+				if _, err := f.WriteAt(data, off); err != nil {
+					a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
+					break
+				}
+			} else {
+				missing = append(missing, wire.Block{Offset: off, Length: n, ID: id})
+			}
+			off += int64(n)
+		}
+		if a.err == nil {
+			err = f.Truncate(a.e.Size)
+			if err != nil {
+				a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
+			}
+		}
+		if a.err == nil && len(missing) > 0 {
+			q.Files = append(q.Files, wire.FileBlocks{Path: a.e.Path, Blocks: missing})
+			owners = append(owners, a)
+		}
+	}
+	if err := r.fetchAll(ctx, &q, owners); err != nil {
+		return err
+	}
+	for _, a := range files {
+		if a.file == nil {
+			continue
+		}
+		if a.err == nil {
+			a.err = a.file.Chmod(fileMode(a.e.Mode))
+		}
+		if err := a.file.Close(); a.err == nil && err != nil {
+			a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
+		}
+		a.file = nil
+		if a.err == nil {
+			a.err = r.f.setTimes(a.tmp, a.e.ModTime)
+		}
+	}
+	return nil
+}
+
+// place moves a's new version into place, keeping a conflicting local
+// version under its conflict name first.
+func (r *receiver) place(a *action) {
+	p := a.e.Path
+	if a.conflict != "" {
+		if err := r.f.root.Rename(p, a.conflict); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			a.err = fmt.Errorf("keep conflict copy of %s: %w", p, err)
+			return
+		}
+		r.log.Warn("conflict: kept the local version as a copy", "folder", r.f.Config.ID, "path", p,
+			"copy", a.conflict, "peer", r.peer)
+	}
+	var err error
+	switch a.kind {
+	case actMerge:
+		a.done = true
+		return
+	case actFile, actLink:
+		if a.kind == actLink {
+			if err = r.f.checkParents(p); err != nil {
+				break
+			}
+			a.tmp = tempName(p)
+			if err = r.f.root.Symlink(a.e.Target, a.tmp); err != nil {
+				break
+			}
+		}
+		if err = r.clearDir(p); err != nil {
+			r.f.root.Remove(a.tmp)
+			break
+		}
+		err = r.f.root.Rename(a.tmp, p)
+		a.tmp = ""
+	case actDir:
+		if err = r.f.checkParents(p); err != nil {
+			break
+		}
+		if fi, lerr := r.f.root.Lstat(p); lerr == nil && !fi.IsDir() {
+			if err = r.f.root.Remove(p); err != nil {
+				break
+			}
+		}
+		if err = r.f.root.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			break
+		}
+		err = r.f.root.Chmod(p, fileMode(a.rec.Mode))
+	}
+	if err == nil {
+		err = r.record(a)
+	}
+	if err != nil {
+		a.err = fmt.Errorf("apply %s: %w", p, err)
+		return
+	}
+	a.done = true
+}
+
+// clearDir removes an empty directory at p, which a file or a link is
+// about to replace; a directory with something in it is an error.
+func (r *receiver) clearDir(p string) error {
+	fi, err := r.f.root.Lstat(p)
+	if err != nil || !fi.IsDir() {
+		return nil
+	}
+	if ok, err := r.f.removeDir(p); err != nil || !ok {
+		return fmt.Errorf("directory in the way is not empty")
+	}
+	return nil
+}
+
+// record completes a.rec with the local facts of the path now on disk.
+func (r *receiver) record(a *action) error {
+	fi, err := r.f.root.Lstat(a.e.Path)
+	if err != nil {
+		return err
+	}
+	localFacts(&a.rec, fi)
+	return nil
+}
+
+// deletes removes what the peer deleted, deepest paths first, so that a
+// directory is empty by the time its turn comes.
+func (r *receiver) deletes(acts []*action) {
+	var dels []*action
+	for _, a := range acts {
+		if a.kind == actDelete && a.err == nil {
+			dels = append(dels, a)
+		}
+	}
+	slices.SortFunc(dels, func(a, b *action) int {
+		return strings.Count(b.e.Path, "/") - strings.Count(a.e.Path, "/")
+	})
+	for _, a := range dels {
+		var err error
+		if a.local.Type == "dir" {
+			var gone bool
+			gone, err = r.f.removeDir(a.e.Path)
+			if err == nil && !gone {
+				// Something new is in it: the directory stays, and the
+				// indexer announces it again with what is in it.
+				r.log.Info("deleted directory kept: not empty", "folder", r.f.Config.ID, "path", a.e.Path)
+				continue
+			}
+		} else {
+			err = r.f.root.Remove(a.e.Path)
+			if errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			}
+		}
+		if err != nil {
+			a.err = fmt.Errorf("delete %s: %w", a.e.Path, err)
+			continue
+		}
+		a.rec = a.e.State()
+		a.rec.Vector = a.rec.Vector.Merge(a.local.Vector)
+		a.rec.Type = a.local.Type
+		a.done = true
+	}
+}
+
+// dirTimes sets the mtimes of the directories made or changed, deepest
+// first, once nothing more is written into them.
+func (r *receiver) dirTimes(acts []*action) {
+	var dirs []*action
+	for _, a := range acts {
+		if a.kind == actDir && a.done && a.err == nil {
+			dirs = append(dirs, a)
+		}
+	}
+	slices.SortFunc(dirs, func(a, b *action) int {
+		return strings.Count(b.e.Path, "/") - strings.Count(a.e.Path, "/")
+	})
+	for _, a := range dirs {
+		if err := r.f.setTimes(a.e.Path, a.e.ModTime); err == nil {
+			r.record(a)
+		}
+	}
+}
+
+// cleanup closes and removes what a batch left behind.
+func (r *receiver) cleanup(acts []*action) {
+	for _, a := range acts {
+		if a.file != nil {
+			a.file.Close()
+			a.file = nil
+		}
+		if a.tmp != "" {
+			r.f.root.Remove(a.tmp)
+			a.tmp = ""
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/syncd/syncd/transfer/tlsid"
+	"github.com/syncd/syncd/transfer/wire"
+)
+
+// Heartbeats: an HTTP/2 PING goes out after pingAfter without a frame
+// from the peer, and a connection whose PING is not answered within
+// pingTimeout is closed. A long poll returns after at most pollWait, so a
+// peer is also seen at least that often.
+const (
+	pingAfter   = 10 * time.Second
+	pingTimeout = 10 * time.Second
+	pollWait    = 20 * time.Second
+	dialTimeout = 5 * time.Second
+)
+
+// client speaks the protocol to one peer.
+type client struct {
+	hc   *http.Client
+	base string // https://address
+}
+
+func newClient(id *tlsid.Identity, peerID tlsid.NodeID, address string) *client {
+	var p http.Protocols
+	p.SetHTTP2(true)
+	tr := &http.Transport{
+		TLSClientConfig:     tlsid.ClientConfig(id, peerID),
+		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 15 * time.Second}).DialContext,
+		TLSHandshakeTimeout: dialTimeout,
+		Protocols:           &p,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout:               pingAfter,
+			PingTimeout:                   pingTimeout,
+			MaxReceiveBufferPerConnection: 4<<20 - 1,
+			MaxReceiveBufferPerStream:     4<<20 - 1,
+		},
+	}
+	return &client{hc: &http.Client{Transport: tr}, base: "https://" + address}
+}
+
+func (c *client) close() { c.hc.CloseIdleConnections() }
+
+// get issues a request and checks its status; the caller closes the body.
+func (c *client) do(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Response, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(msg))
+	}
+	return resp, nil
+}
+
+func (c *client) hello(ctx context.Context) (wire.Hello, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := c.do(ctx, http.MethodGet, "/v1/hello", nil, nil)
+	if err != nil {
+		return wire.Hello{}, err
+	}
+	defer resp.Body.Close()
+	return wire.DecodeHello(resp.Body)
+}
+
+// index asks for the folder's entries after since, waiting up to wait
+// for one if there is none yet.
+func (c *client) index(ctx context.Context, folder string, since uint64, wait time.Duration) (wire.IndexBatch, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait+30*time.Second)
+	defer cancel()
+	q := url.Values{"folder": {folder}, "since": {strconv.FormatUint(since, 10)},
+		"wait": {strconv.FormatInt(wait.Milliseconds(), 10)}}
+	resp, err := c.do(ctx, http.MethodGet, "/v1/index", q, nil)
+	if err != nil {
+		return wire.IndexBatch{}, err
+	}
+	defer resp.Body.Close()
+	return wire.ReadIndex(resp.Body)
+}
+
+// blocks asks for the blocks of q and calls fn with each in order.
+func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/blocks", url.Values{"folder": {folder}}, q.Append(nil))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	br, err := wire.NewBlockReader(resp.Body)
+	if err != nil {
+		return err
+	}
+	defer br.Close()
+	var buf []byte
+	for i, f := range q.Files {
+		for j, b := range f.Blocks {
+			data, ok, err := br.Next(buf, b.Length)
+			if err != nil {
+				return err
+			}
+			buf = data[:0]
+			if err := fn(i, j, data, ok); err != nil {
+				return err
+			}
+		}
+	}
+	if _, _, err := br.Next(buf, 0); err == nil {
+		return errors.New("blocks: more blocks than asked for")
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package transfer
+
+import (
+	"path"
+	"strings"
+	"time"
+
+	"github.com/syncd/syncd/state"
+)
+
+// Concurrent versions of a path (neither vector dominates) are resolved
+// the same way on every node, so that all agree on the winner without
+// talking about it:
+//
+//  1. a version that exists beats a delete (an edit is never lost to a
+//     delete made without knowing of it);
+//  2. a directory beats a file or a link (the file is kept as a conflict
+//     copy; moving a directory aside would move what is in it);
+//  3. the later modification time wins;
+//  4. at equal times, the larger vector, compared counter by counter.
+//
+// The loser, if it has content, is kept beside the winner as
+// NAME.sync-conflict-<UTC time>-<node>.EXT, named after its own
+// modification time and the node that last changed it, so that every node
+// that holds the loser makes the same copy under the same name.
+
+// remoteWins reports whether the peer's version r beats the local l.
+func remoteWins(l, r state.Entry) bool {
+	if l.Deleted != r.Deleted {
+		return l.Deleted
+	}
+	if (l.Type == "dir") != (r.Type == "dir") {
+		return r.Type == "dir"
+	}
+	if l.ModTime != r.ModTime {
+		return r.ModTime > l.ModTime
+	}
+	return vectorLess(l.Vector, r.Vector)
+}
+
+// vectorLess orders vectors as sequences of (node, value) pairs.
+func vectorLess(a, b state.Vector) bool {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			if a[i].Node != b[i].Node {
+				return a[i].Node < b[i].Node
+			}
+			return a[i].Value < b[i].Value
+		}
+	}
+	return len(a) < len(b)
+}
+
+// lastChanger returns the node of the largest counter of v: counters are
+// about the time of the change, so that is the node that changed it last.
+func lastChanger(v state.Vector) uint64 {
+	var best state.Counter
+	for _, c := range v {
+		if c.Value >= best.Value {
+			best = c
+		}
+	}
+	return best.Node
+}
+
+// ConflictName returns the name under which the losing version of rel,
+// last modified at mtime by the node whose ID starts with node, is kept:
+// "dir/a.txt" → "dir/a.sync-conflict-20261129-154502-ABCDEFG.txt".
+func ConflictName(rel string, mtime time.Time, node string) string {
+	dir, name := path.Split(rel)
+	ext := path.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	if base == "" { // ".htaccess": all extension
+		base, ext = name, ""
+	}
+	return dir + base + ".sync-conflict-" + mtime.UTC().Format("20060102-150405") + "-" + node + ext
+}

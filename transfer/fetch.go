@@ -1,0 +1,96 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/syncd/syncd/crypto"
+	"github.com/syncd/syncd/transfer/wire"
+)
+
+// Block requests are cut to requestBytes and run fetchers at a time: a
+// few large requests in flight keep the connection busy without holding
+// much in memory (each block is written out as it arrives).
+const (
+	requestBytes = 16 << 20
+	fetchers     = 2
+)
+
+var errUnavailable = fmt.Errorf("the peer no longer has this version")
+
+// fetchAll gets the blocks of q from the peer and writes each, checked
+// against its ID, into the temporary file of owners[i]. A block that is
+// missing or wrong fails its file, not the batch.
+func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []*action) error {
+	if len(q.Files) == 0 {
+		return nil
+	}
+	type part struct {
+		q      wire.BlockRequest
+		owners []*action
+		bytes  int64
+		blocks int
+	}
+	var parts []*part
+	cur := &part{}
+	for i, fb := range q.Files {
+		for start := 0; start < len(fb.Blocks); {
+			if cur.bytes >= requestBytes || cur.blocks >= wire.MaxBlocks {
+				parts = append(parts, cur)
+				cur = &part{}
+			}
+			end := start
+			for end < len(fb.Blocks) && cur.bytes < requestBytes && cur.blocks < wire.MaxBlocks {
+				cur.bytes += int64(fb.Blocks[end].Length)
+				cur.blocks++
+				end++
+			}
+			cur.q.Files = append(cur.q.Files, wire.FileBlocks{Path: fb.Path, Blocks: fb.Blocks[start:end]})
+			cur.owners = append(cur.owners, owners[i])
+			start = end
+		}
+	}
+	parts = append(parts, cur)
+
+	var mu sync.Mutex // guards a.err
+	fail := func(a *action, err error) {
+		mu.Lock()
+		if a.err == nil {
+			a.err = err
+		}
+		mu.Unlock()
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(fetchers)
+	for _, p := range parts {
+		g.Go(func() error {
+			h := crypto.NewHasher(r.f.Chunking.Key)
+			err := r.fetch(ctx, &p.q, func(i, j int, data []byte, ok bool) error {
+				a, b := p.owners[i], p.q.Files[i].Blocks[j]
+				switch {
+				case !ok:
+					fail(a, fmt.Errorf("fetch %s: %w", a.e.Path, errUnavailable))
+				case r.f.Chunking.ID(h, data) != b.ID:
+					fail(a, fmt.Errorf("fetch %s: block at %d does not match its ID: %w", a.e.Path, b.Offset, errUnavailable))
+				default:
+					if _, err := a.file.WriteAt(data, b.Offset); err != nil {
+						fail(a, fmt.Errorf("write %s: %w", a.e.Path, err))
+					}
+				}
+				return nil
+			})
+			if err != nil && ctx.Err() == nil {
+				// The connection broke: every file of the request waits.
+				for _, a := range p.owners {
+					fail(a, err)
+				}
+				return nil
+			}
+			return ctx.Err()
+		})
+	}
+	return g.Wait()
+}

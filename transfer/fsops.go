@@ -1,0 +1,160 @@
+package transfer
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/transfer/wire"
+)
+
+// Every file-system operation of the receiver goes through the folder's
+// os.Root, which refuses to leave the folder, symlinks included; and every
+// parent directory of a path is checked to be a real directory, so that a
+// symlink inside the folder cannot redirect a write either.
+
+// errLocalChange marks a path whose disk state differs from the index: a
+// local change the indexer has not recorded yet. The peer's version waits
+// until it has, and is then compared with it.
+var errLocalChange = errors.New("changed locally, not yet indexed")
+
+// checkParents makes sure the directories above rel are real directories,
+// creating missing ones (mode 0755; their own entries set it later).
+func (f *Folder) checkParents(rel string) error {
+	dir := path.Dir(rel)
+	if dir == "." {
+		return nil
+	}
+	p := ""
+	for name := range strings.SplitSeq(dir, "/") {
+		p = path.Join(p, name)
+		fi, err := f.root.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := f.root.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s: not a directory", p)
+		}
+	}
+	return nil
+}
+
+// tempName returns a new temporary name beside rel.
+func tempName(rel string) string {
+	var b [6]byte
+	rand.Read(b[:])
+	return path.Join(path.Dir(rel), wire.TempPrefix+"tmp-"+hex.EncodeToString(b[:]))
+}
+
+// matchesDisk reports whether the index entry e (which may be missing or a
+// tombstone) still describes what is on disk at rel: otherwise the path
+// has a local change the indexer has not seen yet.
+func (f *Folder) matchesDisk(rel string, e state.Entry, have bool) error {
+	fi, err := f.root.Lstat(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		if have && !e.Deleted {
+			return errLocalChange // deleted locally
+		}
+		return nil
+	case err != nil:
+		return err
+	case !have || e.Deleted:
+		return errLocalChange // created locally
+	}
+	switch e.Type {
+	case "dir":
+		if fi.IsDir() {
+			return nil
+		}
+	case "symlink":
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return nil
+		}
+	case "file":
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().IsRegular() && ok && fi.Size() == e.Size && fi.ModTime().UnixNano() == e.ModTime && st.Ino == e.Inode {
+			return nil
+		}
+	}
+	return errLocalChange
+}
+
+// localFacts fills in what only a stat of the applied path knows.
+func localFacts(e *state.Entry, fi fs.FileInfo) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		e.ChTime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+		e.Inode, e.Device, e.Links = st.Ino, uint64(st.Dev), uint64(st.Nlink)
+		e.UID, e.GID = st.Uid, st.Gid
+		if fi.IsDir() {
+			e.Links = 0
+		}
+	}
+	if e.Type == "dir" || e.Type == "symlink" {
+		e.ModTime = fi.ModTime().UnixNano()
+	}
+}
+
+// fileMode converts the mode of an entry (chmod bits) to an fs.FileMode.
+func fileMode(m uint32) fs.FileMode {
+	fm := fs.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		fm |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= fs.ModeSticky
+	}
+	return fm
+}
+
+// syncFS flushes the file system of the folder: one call makes every
+// temporary file of a batch durable before any is renamed into place,
+// and every rename durable before the index records it.
+func (f *Folder) syncFS() error {
+	d, err := f.root.Open(".")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", f.Config.Path, err)
+	}
+	return nil
+}
+
+// removeDir removes the empty directory rel; a directory with something
+// in it stays, and that is no error: what is in it is somebody's.
+func (f *Folder) removeDir(rel string) (bool, error) {
+	err := f.root.Remove(rel)
+	switch {
+	case err == nil || errors.Is(err, fs.ErrNotExist):
+		return true, nil
+	case errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST):
+		return false, nil
+	}
+	return false, err
+}
+
+// setTimes sets the mtime of rel (and its atime to the same).
+func (f *Folder) setTimes(rel string, mtime int64) error {
+	t := time.Unix(0, mtime)
+	return f.root.Chtimes(rel, t, t)
+}

@@ -1,0 +1,176 @@
+package transfer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/transfer/tlsid"
+)
+
+// Node is the transfer service of one node: the peer protocol's server
+// and a puller for each (peer, folder) this node receives from.
+type Node struct {
+	cfg     *config.Config
+	id      *tlsid.Identity
+	sdb     *state.DB
+	log     *slog.Logger
+	folders map[string]*Folder
+	order   []*Folder
+	peers   map[tlsid.NodeID]config.Peer
+	names   map[uint64]string // node short ID → ID prefix, for conflict names
+
+	mu      sync.Mutex
+	pullers []*puller
+	lastIn  map[string]time.Time         // peer name → last request from it
+	acks    map[string]map[string]uint64 // peer → folder → since it asked for
+}
+
+// New prepares the transfer service for the folders of cfg, whose
+// indexes are in db (where the pullers also keep their cursors). Every
+// peer's ID must parse; the folders' roots are opened here.
+func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder, log *slog.Logger) (*Node, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, id: id, sdb: db, log: log, folders: map[string]*Folder{}, peers: map[tlsid.NodeID]config.Peer{},
+		names: map[uint64]string{id.ID.Uint64(): id.ID.Short()}, lastIn: map[string]time.Time{},
+		acks: map[string]map[string]uint64{}}
+	for _, p := range cfg.Peers {
+		pid, err := tlsid.ParseNodeID(p.ID)
+		if err != nil {
+			return nil, fmt.Errorf("peer %s: id: %w", p.Name, err)
+		}
+		n.peers[pid] = p
+		n.names[pid.Uint64()] = pid.Short()
+	}
+	for _, f := range folders {
+		if err := f.open(); err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.folders[f.Config.ID] = f
+		n.order = append(n.order, f)
+	}
+	for _, f := range n.order {
+		if !f.receives() {
+			continue
+		}
+		for _, name := range f.Config.Peers {
+			for pid, p := range n.peers {
+				if p.Name == name {
+					n.pullers = append(n.pullers, n.newPuller(p, pid, f))
+				}
+			}
+		}
+	}
+	return n, nil
+}
+
+// Close releases the folders' roots.
+func (n *Node) Close() {
+	for _, f := range n.order {
+		f.close()
+	}
+}
+
+func (n *Node) db() *state.DB { return n.sdb }
+
+func (n *Node) allowed(id tlsid.NodeID) (string, bool) {
+	p, ok := n.peers[id]
+	return p.Name, ok
+}
+
+// nodeName returns the ID prefix of a node for conflict names.
+func (n *Node) nodeName(short uint64) string {
+	if s, ok := n.names[short]; ok {
+		return s
+	}
+	return fmt.Sprintf("%016X", short)[:7]
+}
+
+// Notify tells the service that the local index of folder changed, so
+// that peers waiting for a change hear of it at once.
+func (n *Node) Notify(folder string) {
+	if f, ok := n.folders[folder]; ok {
+		f.bell.Ring()
+	}
+}
+
+// Run serves the peer protocol on node.listen and runs the pullers until
+// ctx ends. Nothing listens when no peer is configured.
+func (n *Node) Run(ctx context.Context) error {
+	if len(n.peers) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.Node.Listen)
+	if err != nil {
+		return fmt.Errorf("node.listen %s: %w", n.cfg.Node.Listen, err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.serve(ctx, ln) })
+	for _, p := range n.pullers {
+		g.Go(func() error { p.run(ctx); return nil })
+	}
+	return g.Wait()
+}
+
+// serve runs the HTTP/2 server on ln until ctx ends.
+func (n *Node) serve(ctx context.Context, ln net.Listener) error {
+	var p http.Protocols
+	p.SetHTTP2(true)
+	srv := &http.Server{
+		Handler:           n.Handler(),
+		TLSConfig:         tlsid.ServerConfig(n.id, n.allowed, n.log),
+		Protocols:         &p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout:               pingAfter,
+			PingTimeout:                   pingTimeout,
+			MaxReceiveBufferPerConnection: 4<<20 - 1,
+			MaxReceiveBufferPerStream:     4<<20 - 1,
+		},
+	}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}()
+	err := srv.Serve(tls.NewListener(ln, srv.TLSConfig))
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("node.listen: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) seen(peer string) {
+	n.mu.Lock()
+	n.lastIn[peer] = time.Now()
+	n.mu.Unlock()
+}
+
+func (n *Node) acked(peer, folder string, since uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.acks[peer] == nil {
+		n.acks[peer] = map[string]uint64{}
+	}
+	n.acks[peer][folder] = since
+}

@@ -1,0 +1,260 @@
+package transfer
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/transfer/tlsid"
+	"github.com/syncd/syncd/transfer/wire"
+)
+
+// puller keeps one local folder up to date with one peer's version of it.
+type puller struct {
+	n    *Node
+	peer config.Peer
+	f    *Folder
+	c    *client
+	r    *receiver
+	log  *slog.Logger
+	key  string // state meta key of the cursor
+
+	next  uint64             // the peer's sequence number to ask after
+	retry map[string]failure // entries that failed, by path
+
+	mu   sync.Mutex // guards stat
+	stat pullStatus
+}
+
+// pullStatus is what status reports of a puller.
+type pullStatus struct {
+	connected bool
+	lastSeen  time.Time
+	lastErr   string
+	peerSeq   uint64
+	cursor    uint64
+	pending   []wire.Entry // the batch being applied
+	failed    int
+	failBytes int64
+}
+
+const (
+	backoffMin   = 500 * time.Millisecond
+	backoffMax   = 30 * time.Second
+	retryEvery   = 2 * time.Second
+	cursorPrefix = "transfer/cursor/"
+)
+
+func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
+	c := newClient(n.id, pid, p.Address)
+	pl := &puller{n: n, peer: p, f: f, c: c, retry: map[string]failure{},
+		log: n.log.With("peer", p.Name, "folder", f.Config.ID),
+		key: cursorPrefix + pid.String() + "/" + f.Config.ID}
+	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, log: pl.log,
+		fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
+			return c.blocks(ctx, f.Config.ID, q, fn)
+		}}
+	return pl
+}
+
+// run pulls until ctx ends, reconnecting with backoff after a failure.
+func (p *puller) run(ctx context.Context) {
+	defer p.c.close()
+	p.next = p.loadCursor()
+	backoff := backoffMin
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := p.session(ctx)
+		p.setConnected(false, err)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > backoffMax {
+			backoff = backoffMin
+		}
+		p.log.Warn("peer session ended", "err", err, "retry_in", backoff.Round(time.Millisecond))
+		d := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(2*backoff, backoffMax)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// session says hello, then pulls and applies batches until an error.
+func (p *puller) session(ctx context.Context) error {
+	h, err := p.c.hello(ctx)
+	if err != nil {
+		return err
+	}
+	if h.Protocol != wire.Protocol {
+		return fmt.Errorf("peer speaks protocol %d, this node %d", h.Protocol, wire.Protocol)
+	}
+	i := slices.IndexFunc(h.Folders, func(hf wire.HelloFolder) bool { return hf.ID == p.f.Config.ID })
+	if i < 0 {
+		return fmt.Errorf("peer does not share folder %s with this node", p.f.Config.ID)
+	}
+	if fp := p.f.Chunking.Fingerprint(); h.Folders[i].Chunking != fp.String() {
+		return errors.New("peer chunks the folder differently: both nodes need the same repository (or none)")
+	}
+	p.setConnected(true, nil)
+	p.log.Info("peer connected", "node", h.Node, "peer_seq", h.Folders[i].Seq, "from", p.next)
+	lastRetry := time.Now()
+	for {
+		if len(p.retry) > 0 && time.Since(lastRetry) >= retryEvery {
+			if err := p.retryFailed(ctx); err != nil {
+				return err
+			}
+			lastRetry = time.Now()
+		}
+		wait := pollWait
+		if len(p.retry) > 0 {
+			wait = retryEvery
+		}
+		b, err := p.c.index(ctx, p.f.Config.ID, p.next, wait)
+		if err != nil {
+			return err
+		}
+		p.seen(b)
+		if len(b.Entries) > 0 {
+			if err := p.applyBatch(ctx, b.Entries); err != nil {
+				return err
+			}
+			p.next = b.Entries[len(b.Entries)-1].Seq
+		}
+		if !b.More && b.Seq > p.next {
+			p.next = b.Seq
+		}
+		if b.Seq < p.next && len(b.Entries) == 0 {
+			p.next = 0 // the peer's index was rebuilt: ask again from the start
+		}
+		p.saveCursor()
+	}
+}
+
+// applyBatch applies es and files its failures for retry.
+func (p *puller) applyBatch(ctx context.Context, es []wire.Entry) error {
+	p.mu.Lock()
+	p.stat.pending = es
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.stat.pending = nil
+		p.mu.Unlock()
+	}()
+	fails, err := p.r.apply(ctx, es)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		delete(p.retry, e.Path) // a newer version supersedes a failed one
+	}
+	for _, fl := range fails {
+		p.retry[fl.e.Path] = fl
+		if errors.Is(fl.err, errLocalChange) {
+			p.log.Info("peer's version waits for a local change to be indexed", "path", fl.e.Path)
+		} else {
+			p.log.Warn("could not apply peer's version; will retry", "path", fl.e.Path, "err", fl.err)
+		}
+	}
+	p.countFailed()
+	return nil
+}
+
+// retryFailed applies the failed entries again, in sequence order.
+func (p *puller) retryFailed(ctx context.Context) error {
+	es := make([]wire.Entry, 0, len(p.retry))
+	for _, fl := range p.retry {
+		es = append(es, fl.e)
+	}
+	slices.SortFunc(es, func(a, b wire.Entry) int { return cmpU64(a.Seq, b.Seq) })
+	clear(p.retry)
+	for len(es) > 0 {
+		n := min(len(es), wire.MaxBatch)
+		if err := p.applyBatch(ctx, es[:n]); err != nil {
+			return err
+		}
+		es = es[n:]
+	}
+	return nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (p *puller) countFailed() {
+	var bytes int64
+	for _, fl := range p.retry {
+		bytes += fl.e.Size
+	}
+	p.mu.Lock()
+	p.stat.failed, p.stat.failBytes = len(p.retry), bytes
+	p.mu.Unlock()
+}
+
+// safeCursor is the sequence number below which every entry is applied:
+// before the oldest failed one, so that a restart tries that one again.
+func (p *puller) safeCursor() uint64 {
+	c := p.next
+	for _, fl := range p.retry {
+		c = min(c, fl.e.Seq-1)
+	}
+	return c
+}
+
+func (p *puller) loadCursor() uint64 {
+	v, ok, err := p.n.db().GetMeta(p.key)
+	if err != nil || !ok || len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func (p *puller) saveCursor() {
+	c := p.safeCursor()
+	p.mu.Lock()
+	old := p.stat.cursor
+	p.stat.cursor = c
+	p.mu.Unlock()
+	if c == old {
+		return
+	}
+	if err := p.n.db().PutMeta(p.key, binary.BigEndian.AppendUint64(nil, c)); err != nil {
+		p.log.Error("save cursor", "err", err)
+	}
+}
+
+func (p *puller) seen(b wire.IndexBatch) {
+	p.mu.Lock()
+	p.stat.connected, p.stat.lastSeen, p.stat.peerSeq = true, time.Now(), b.Seq
+	p.mu.Unlock()
+}
+
+func (p *puller) setConnected(ok bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stat.connected = ok
+	if ok {
+		p.stat.lastSeen = time.Now()
+		p.stat.lastErr = ""
+	} else if err != nil {
+		p.stat.lastErr = err.Error()
+	}
+}
