@@ -77,7 +77,7 @@ func Check(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Rep
 		opts.PacksRead = new(atomic.Int64)
 	}
 	rep := &Report{affected: map[string]map[string]bool{}, badObjects: map[string]string{}}
-	badIdx, err := repo.LoadIndex(ctx)
+	badIdx, err := repo.ReloadIndex(ctx)
 	if err != nil {
 		return nil, err
 	}

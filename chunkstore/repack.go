@@ -183,6 +183,14 @@ func (r *Repository) LoadIndexObjects(ctx context.Context) (map[string][]IndexPa
 	if err != nil {
 		return nil, nil, err
 	}
+	r.SetIndex(objs)
+	return objs, bad, nil
+}
+
+// SetIndex replaces the in-memory index with the packs of objs (index
+// name → packs), as if those objects were all the repository has: for a
+// prune, once it has replaced the index objects.
+func (r *Repository) SetIndex(objs map[string][]IndexPack) {
 	r.resetIndex()
 	for name, packs := range objs {
 		for _, p := range packs {
@@ -190,5 +198,4 @@ func (r *Repository) LoadIndexObjects(ctx context.Context) (map[string][]IndexPa
 		}
 		r.markLoaded(name)
 	}
-	return objs, bad, nil
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -43,6 +44,17 @@ type Options struct {
 	// Lock, when set, is checked before each step that removes
 	// something: a lost lock stops the prune.
 	Lock *chunkstore.Lock
+	// Hook, when set, is called after each step that changes the
+	// repository: "pack written", "index written", "index removed" (once
+	// per object) and "pack deleted" (once per pack). Tests use it to
+	// stop a prune at a chosen point.
+	Hook func(event string)
+}
+
+func (o *Options) hook(event string) {
+	if o.Hook != nil {
+		o.Hook(event)
+	}
 }
 
 // Progress counts what a running prune has done. Safe for concurrent use.
@@ -125,7 +137,8 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 		return nil, err
 	}
 	if len(bad) > 0 {
-		return nil, fmt.Errorf("index object %s cannot be read (%v): %w", bad[0].Name, bad[0].Err, ErrDamaged)
+		return nil, fmt.Errorf("index object %s cannot be read (%s): %w", bad[0].Name,
+			strings.TrimPrefix(bad[0].Err.Error(), bad[0].Name+": "), ErrDamaged)
 	}
 	indexSizes, have, err := listObjects(ctx, repo.Backend())
 	if err != nil {
@@ -137,7 +150,8 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 		return nil, err
 	}
 	if len(badSnaps) > 0 {
-		return nil, fmt.Errorf("snapshot %s cannot be read (%v): %w", badSnaps[0].Name, badSnaps[0].Err, ErrDamaged)
+		return nil, fmt.Errorf("snapshot %s cannot be read (%s): %w", badSnaps[0].Name,
+			strings.TrimPrefix(badSnaps[0].Err.Error(), badSnaps[0].Name+": "), ErrDamaged)
 	}
 	st.Snapshots = len(snaps)
 	prog.set("reading the trees of the snapshots")
@@ -180,7 +194,7 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 
 	// 1. New packs for the used blobs of the packs to rewrite.
 	prog.set("rewriting partly used packs")
-	written, err := rewritePacks(ctx, repo, plans, opts)
+	written, err := rewritePacks(ctx, repo, plans, &opts)
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +225,7 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 		return nil, err
 	}
 	st.IndexWritten = len(ids)
+	opts.hook("index written")
 	fresh := map[string]bool{}
 	for _, id := range ids {
 		fresh[chunkstore.IndexName(id)] = true
@@ -226,7 +241,7 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 			oldIndex = append(oldIndex, name)
 		}
 	}
-	if err := removeAll(ctx, repo.Backend(), oldIndex, opts.Workers, prog); err != nil {
+	if err := removeAll(ctx, repo.Backend(), oldIndex, &opts, "index removed"); err != nil {
 		return nil, err
 	}
 	st.IndexRemoved = len(oldIndex)
@@ -241,10 +256,16 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 	}
 	prog.set("deleting packs")
 	deletes = append(deletes, unreferenced...)
-	if err := removeAll(ctx, repo.Backend(), deletes, opts.Workers, prog); err != nil {
+	if err := removeAll(ctx, repo.Backend(), deletes, &opts, "pack deleted"); err != nil {
 		return nil, err
 	}
 	st.PacksDeleted = len(deletes)
+	// The in-memory index is now what the new index objects say.
+	newObjs := map[string][]chunkstore.IndexPack{}
+	for i, id := range ids {
+		newObjs[chunkstore.IndexName(id)] = keepPacks[i*2000 : min((i+1)*2000, len(keepPacks))]
+	}
+	repo.SetIndex(newObjs)
 	prog.set("done")
 	return st, nil
 }
@@ -324,7 +345,7 @@ func estimateAfter(st *Stats, plans map[string]*packPlan) {
 
 // rewritePacks copies the used blobs of the packs to rewrite into new
 // packs, checking each blob against its ID on the way.
-func rewritePacks(ctx context.Context, repo *chunkstore.Repository, plans map[string]*packPlan, opts Options) ([]chunkstore.IndexPack, error) {
+func rewritePacks(ctx context.Context, repo *chunkstore.Repository, plans map[string]*packPlan, opts *Options) ([]chunkstore.IndexPack, error) {
 	rp := repo.NewRepacker(opts.TempDir)
 	defer rp.Close()
 	h := repo.NewHasher()
@@ -353,7 +374,11 @@ func rewritePacks(ctx context.Context, repo *chunkstore.Repository, plans map[st
 			opts.Progress.Packs.Add(1)
 		}
 	}
-	return rp.Finish(ctx)
+	packs, err := rp.Finish(ctx)
+	if err == nil && len(packs) > 0 {
+		opts.hook("pack written")
+	}
+	return packs, err
 }
 
 func checkLock(opts Options) error {
@@ -463,19 +488,24 @@ func listIndexSizes(ctx context.Context, be backend.Backend) (map[string]int64, 
 	return out, total, nil
 }
 
-// removeAll deletes objects, a few at once. A missing object is no error:
-// a prune that died may have removed it already.
-func removeAll(ctx context.Context, be backend.Backend, names []string, workers int, prog *Progress) error {
+// removeAll deletes objects, a few at once, calling the hook with event
+// after each. A missing object is no error: a prune that died may have
+// removed it already.
+func removeAll(ctx context.Context, be backend.Backend, names []string, opts *Options, event string) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
+	g.SetLimit(opts.Workers)
+	var mu sync.Mutex
 	for _, name := range names {
 		g.Go(func() error {
 			if err := be.Remove(gctx, name); err != nil && !errors.Is(err, backend.ErrNotExist) {
 				return fmt.Errorf("remove %s: %w", name, err)
 			}
-			if prog != nil {
-				prog.Deleted.Add(1)
+			if opts.Progress != nil {
+				opts.Progress.Deleted.Add(1)
 			}
+			mu.Lock()
+			opts.hook(event)
+			mu.Unlock()
 			return nil
 		})
 	}

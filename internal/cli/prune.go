@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,6 +74,7 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, p PruneFlags, pr
 		defer lock.Unlock()
 		opts.Lock = lock
 	}
+	opts.Hook = killHook(os.Getenv("SYNCD_TEST_PRUNE_KILL"))
 	prog := opts.Progress
 	tick := StartTicker(func(d time.Duration) string {
 		return fmt.Sprintf("[%s] %s: %d trees read, %d packs rewritten, %d objects deleted",
@@ -94,6 +96,24 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, p PruneFlags, pr
 	fmt.Fprintf(out, "%s %s: %s → %s in %s\n", verb, Bytes(st.Freed()), Bytes(st.BytesBefore), Bytes(st.BytesAfter),
 		time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// killHook returns, for SYNCD_TEST_PRUNE_KILL="EVENT:N", a prune hook that
+// kills the process (SIGKILL, as kill -9) at the Nth EVENT; the end-to-end
+// tests use it to stop a prune at a chosen point. Empty: no hook.
+func killHook(spec string) func(string) {
+	event, n, ok := strings.Cut(spec, ":")
+	count, err := strconv.Atoi(n)
+	if spec == "" || !ok || err != nil {
+		return nil
+	}
+	return func(e string) {
+		if e == event {
+			if count--; count == 0 {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
+	}
 }
 
 // LockForSnapshot takes the shared lock a snapshot holds, waiting up to
