@@ -327,7 +327,6 @@ func objectBytes(t testing.TB, be backend.Backend) int64 {
 	return n
 }
 
-
 // Two writers and a pruner on a local repository, under the race detector.
 func TestConcurrentWritersAndPruneLocal(t *testing.T) {
 	dir := t.TempDir()
