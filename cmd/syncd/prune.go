@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
+	"os"
+	"time"
+
 	"github.com/spf13/cobra"
 
+	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/cli"
 )
 
@@ -36,4 +41,11 @@ snapshot that cannot be read stops prune before it deletes anything.`,
 	f.Register(cmd, false)
 	p.Register(cmd, false)
 	return cmd
+}
+
+// forget --prune runs what syncd prune runs, with its defaults.
+func init() {
+	pruneAfterForget = func(ctx context.Context, repo *chunkstore.Repository) error {
+		return cli.RunPrune(ctx, repo, cli.PruneFlags{MaxUnused: "10%", Wait: time.Hour}, "syncd forget --prune", os.Stdout)
+	}
 }
