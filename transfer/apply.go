@@ -88,11 +88,16 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 		}
 	}
 	// Files first, into temporary files, while every local source is still
-	// in place; then deletes; then everything is moved into place.
+	// in place (the old versions and what the batch deletes: a rename is a
+	// delete and a create); then deletes; then everything is moved into
+	// place.
 	var files []*action
 	for _, a := range acts {
 		if a.kind == actFile {
 			files = append(files, a)
+		}
+		if a.have && !a.local.Deleted && a.local.Type == "file" {
+			r.src.add(a.e.Path, a.local)
 		}
 	}
 	for len(files) > 0 {
@@ -125,6 +130,9 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 			}
 			if err := tx.Put(a.e.Path, a.rec); err != nil {
 				return err
+			}
+			if a.kind == actFile {
+				r.src.add(a.e.Path, a.rec)
 			}
 		}
 		return nil

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -29,6 +30,8 @@ type Node struct {
 	order   []*Folder
 	peers   map[tlsid.NodeID]config.Peer
 	names   map[uint64]string // node short ID → ID prefix, for conflict names
+
+	blocksServed atomic.Int64 // bytes of file content sent to peers
 
 	mu      sync.Mutex
 	pullers []*puller

@@ -221,6 +221,8 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 				data = buf[:b.Length]
 				if _, err := file.ReadAt(data, b.Offset); err != nil {
 					data = nil
+				} else {
+					n.blocksServed.Add(int64(len(data)))
 				}
 			}
 			if err = bw.Write(data); err != nil {

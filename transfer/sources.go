@@ -39,11 +39,22 @@ func newSources(f *Folder) *sources {
 	return &sources{f: f, open: map[string]*os.File{}, h: crypto.NewHasher(f.Chunking.Key)}
 }
 
-// add records the chunks of e, a file at rel.
+// add records the chunks of e, a file at rel, in front of what the map
+// knew of them: a file just written or about to be replaced is the
+// likeliest to still hold them.
 func (s *sources) add(rel string, e state.Entry) {
 	if s.m == nil {
-		s.m = map[chunkstore.ID]place{}
+		s.rebuild()
 	}
+	var off int64
+	for i, id := range e.Content {
+		s.m[id] = place{rel, off, e.Lengths[i]}
+		off += int64(e.Lengths[i])
+	}
+}
+
+// addIndexed is add for the rebuild: the first place found stays.
+func (s *sources) addIndexed(rel string, e state.Entry) {
 	var off int64
 	for i, id := range e.Content {
 		if _, ok := s.m[id]; !ok {
@@ -63,7 +74,7 @@ func (s *sources) rebuild() {
 	s.seq, s.built = seq, time.Now()
 	s.f.State.Walk("", func(rel string, e state.Entry) error {
 		if e.Type == "file" && !e.Deleted {
-			s.add(rel, e)
+			s.addIndexed(rel, e)
 		}
 		return nil
 	})

@@ -1,0 +1,222 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/indexer"
+	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/transfer/tlsid"
+)
+
+// testNode is one node of an in-process mesh: a folder, its index, an
+// indexer run by hand (index) and the transfer service.
+type testNode struct {
+	name string
+	dir  string
+	id   *tlsid.Identity
+	db   *state.DB
+	f    *Folder
+	ix   *indexer.Indexer
+	cfg  *config.Config
+	node *Node
+	log  *logBuffer
+}
+
+// logBuffer collects log lines for assertions; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// newTestNode makes a node named name with an empty folder.
+func newTestNode(t *testing.T, name string, mode config.Mode) *testNode {
+	t.Helper()
+	base := t.TempDir()
+	n := &testNode{name: name, dir: filepath.Join(base, "www"), log: &logBuffer{}}
+	if err := os.Mkdir(n.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if n.id, err = tlsid.LoadOrCreate(filepath.Join(base, "state")); err != nil {
+		t.Fatal(err)
+	}
+	if n.db, err = state.Open(filepath.Join(base, "state", "state.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.db.Close() })
+	n.db.SetLocalNode(n.id.ID.Uint64())
+	n.cfg = &config.Config{Node: config.Node{Name: name, StateDir: filepath.Join(base, "state"), Listen: freeAddr(t)},
+		Folders: []config.Folder{{ID: "www", Path: n.dir, Mode: mode}}}
+	st := n.db.Folder("www")
+	ch := chunkstore.MirrorChunking()
+	n.f = &Folder{Config: n.cfg.Folders[0], State: st, Chunking: ch, Lock: new(sync.Mutex)}
+	n.ix = indexer.New(indexer.Folder{ID: "www", Root: n.dir}, st, ch.NewSplitter(), nil)
+	return n
+}
+
+// connect makes a and b peers of each other for the folder.
+func connect(a, b *testNode) {
+	a.cfg.Peers = append(a.cfg.Peers, config.Peer{Name: b.name, ID: b.id.ID.String(), Address: b.cfg.Node.Listen})
+	b.cfg.Peers = append(b.cfg.Peers, config.Peer{Name: a.name, ID: a.id.ID.String(), Address: a.cfg.Node.Listen})
+	a.cfg.Folders[0].Peers = append(a.cfg.Folders[0].Peers, b.name)
+	b.cfg.Folders[0].Peers = append(b.cfg.Folders[0].Peers, a.name)
+}
+
+// start runs the node's transfer service until the test ends.
+func (n *testNode) start(t *testing.T) {
+	t.Helper()
+	n.f.Config = n.cfg.Folders[0]
+	var err error
+	log := slog.New(slog.NewTextHandler(n.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if n.node, err = New(n.cfg, n.id, n.db, []*Folder{n.f}, log); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.node.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: Run: %v", n.name, err)
+		}
+		n.node.Close()
+	})
+}
+
+// index runs the indexer over the whole folder, as the daemon does after
+// a change, and tells the service.
+func (n *testNode) index(t *testing.T) {
+	t.Helper()
+	n.f.Lock.Lock()
+	err := n.ix.Apply(context.Background(), nil, true)
+	n.f.Lock.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.node != nil {
+		n.node.Notify("www")
+	}
+}
+
+func (n *testNode) write(t *testing.T, rel, content string) {
+	t.Helper()
+	p := filepath.Join(n.dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tree returns a listing of dir: path, type, mode, size, content.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		desc := fi.Mode().String()
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			desc += " -> " + target
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			desc += " " + fi.ModTime().UTC().String() + " " + string(b)
+		}
+		out[rel] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func sameTrees(t *testing.T, a, b *testNode) bool {
+	ta, tb := tree(t, a.dir), tree(t, b.dir)
+	if len(ta) != len(tb) {
+		return false
+	}
+	for k, v := range ta {
+		if tb[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func diffTrees(t *testing.T, a, b *testNode) string {
+	ta, tb := tree(t, a.dir), tree(t, b.dir)
+	var d []string
+	for k, v := range ta {
+		if tb[k] != v {
+			d = append(d, "- "+k+": "+v+"\n+ "+k+": "+tb[k])
+		}
+	}
+	for k, v := range tb {
+		if _, ok := ta[k]; !ok {
+			d = append(d, "+ "+k+": "+v)
+		}
+	}
+	return strings.Join(d, "\n")
+}

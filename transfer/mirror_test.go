@@ -1,0 +1,148 @@
+package transfer
+
+import (
+	"bytes"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/config"
+)
+
+// pair returns two started nodes that share the folder.
+func pair(t *testing.T) (a, b *testNode) {
+	a = newTestNode(t, "a", config.SendReceive)
+	b = newTestNode(t, "b", config.SendReceive)
+	connect(a, b)
+	a.start(t)
+	b.start(t)
+	return a, b
+}
+
+func converge(t *testing.T, a, b *testNode) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !sameTrees(t, a, b) {
+		if time.Now().After(deadline) {
+			t.Fatalf("trees differ:\n%s\nlog a:\n%s\nlog b:\n%s", diffTrees(t, a, b), a.log, b.log)
+		}
+		a.index(t)
+		b.index(t)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Files, directories, symlinks, modes and mtimes travel both ways;
+// deletes and renames too.
+func TestMirror(t *testing.T) {
+	a, b := pair(t)
+	a.write(t, "dir/sub/x.txt", "hello")
+	a.write(t, "empty", "")
+	big := make([]byte, 5<<20)
+	rand.Read(big)
+	if err := os.WriteFile(filepath.Join(a.dir, "big.bin"), big, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("dir/sub/x.txt", filepath.Join(a.dir, "link"))
+	os.Chmod(filepath.Join(a.dir, "dir"), 0o750)
+	old := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
+	os.Chtimes(filepath.Join(a.dir, "dir/sub/x.txt"), old, old)
+	a.index(t)
+	converge(t, a, b)
+
+	b.write(t, "from-b", "b was here")
+	b.index(t)
+	converge(t, a, b)
+
+	// a rename sends no content: the receiver finds the chunks locally
+	before := a.node.blocksServed.Load()
+	os.Rename(filepath.Join(a.dir, "big.bin"), filepath.Join(a.dir, "moved.bin"))
+	os.Remove(filepath.Join(a.dir, "dir/sub/x.txt"))
+	os.Remove(filepath.Join(a.dir, "dir/sub"))
+	a.index(t)
+	converge(t, a, b)
+	if got := a.node.blocksServed.Load() - before; got != 0 {
+		t.Errorf("a rename fetched %d bytes of content", got)
+	}
+	if _, err := os.Lstat(filepath.Join(b.dir, "dir/sub")); !os.IsNotExist(err) {
+		t.Errorf("deleted directory still on b: %v", err)
+	}
+	// an edit in the middle of a large file fetches about one chunk
+	before = a.node.blocksServed.Load()
+	copy(big[2<<20:], "an edit in the middle")
+	os.WriteFile(filepath.Join(a.dir, "moved.bin"), big, 0o640)
+	a.index(t)
+	converge(t, a, b)
+	if got := a.node.blocksServed.Load() - before; got == 0 || got > 3<<20 {
+		t.Errorf("an edit fetched %d bytes", got)
+	}
+	// nothing echoes back: both indexes settle
+	seqA, seqB := a.f.State.Seq(), b.f.State.Seq()
+	time.Sleep(300 * time.Millisecond)
+	a.index(t)
+	b.index(t)
+	time.Sleep(300 * time.Millisecond)
+	if a.f.State.Seq() != seqA || b.f.State.Seq() != seqB {
+		t.Errorf("indexes keep changing: a %d→%d, b %d→%d", seqA, a.f.State.Seq(), seqB, b.f.State.Seq())
+	}
+	if strings.Contains(a.log.String()+b.log.String(), "level=ERROR") {
+		t.Errorf("errors logged:\n%s\n%s", a.log, b.log)
+	}
+}
+
+// Concurrent edits of one file: every node ends with the same winner, and
+// the loser is kept as a conflict copy.
+func TestConflict(t *testing.T) {
+	a := newTestNode(t, "a", config.SendReceive)
+	b := newTestNode(t, "b", config.SendReceive)
+	connect(a, b)
+	a.write(t, "f.txt", "base")
+	a.start(t)
+	b.start(t)
+	a.index(t)
+	converge(t, a, b)
+
+	// both edit while apart: b's edit is later, so it wins
+	// (neither is indexed yet, so neither travels before both are made)
+	a.write(t, "f.txt", "edit on a")
+	t1 := time.Now().Add(-time.Minute)
+	os.Chtimes(filepath.Join(a.dir, "f.txt"), t1, t1)
+	b.write(t, "f.txt", "edit on b, later")
+	a.index(t)
+	b.index(t)
+	converge(t, a, b)
+	got, _ := os.ReadFile(filepath.Join(a.dir, "f.txt"))
+	if string(got) != "edit on b, later" {
+		t.Errorf("winner %q", got)
+	}
+	m, _ := filepath.Glob(filepath.Join(a.dir, "f.sync-conflict-*-"+a.id.ID.Short()+".txt"))
+	if len(m) != 1 {
+		t.Fatalf("conflict copies %v in %v", m, tree(t, a.dir))
+	}
+	if c, _ := os.ReadFile(m[0]); string(c) != "edit on a" {
+		t.Errorf("conflict copy holds %q", c)
+	}
+}
+
+// A delete made without knowing of an edit loses to the edit.
+func TestEditBeatsDelete(t *testing.T) {
+	a := newTestNode(t, "a", config.SendReceive)
+	b := newTestNode(t, "b", config.SendReceive)
+	connect(a, b)
+	a.write(t, "f.txt", "base")
+	a.start(t)
+	b.start(t)
+	a.index(t)
+	converge(t, a, b)
+	os.Remove(filepath.Join(a.dir, "f.txt"))
+	b.write(t, "f.txt", "edited")
+	a.index(t)
+	b.index(t)
+	converge(t, a, b)
+	if got, _ := os.ReadFile(filepath.Join(a.dir, "f.txt")); !bytes.Equal(got, []byte("edited")) {
+		t.Errorf("a has %q", got)
+	}
+}
