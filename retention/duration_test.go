@@ -85,3 +85,24 @@ func loc(t *testing.T, name string) *time.Location {
 func utc(y int, m time.Month, d, h, min int) time.Time {
 	return time.Date(y, m, d, h, min, 0, 0, time.UTC)
 }
+
+// FuzzParseDuration: no input panics, and what parses prints back as a
+// string that parses to the same span.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"30d", "1y2m3d4h", " 12h", "1d1d", "", "-1d", "5", "1w", "99999999999999999999d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return
+		}
+		if d.Years < 0 || d.Months < 0 || d.Days < 0 || d.Hours < 0 {
+			t.Fatalf("%q parsed as negative %+v", s, d)
+		}
+		back, err := ParseDuration(d.String())
+		if err != nil || back != d {
+			t.Fatalf("%q → %+v → %q → %+v, %v", s, d, d.String(), back, err)
+		}
+	})
+}

@@ -24,6 +24,7 @@ type EmptyGroupError struct {
 	N     int // snapshots in the group
 }
 
+// Error names the group in one line.
 func (e *EmptyGroupError) Error() string {
 	return fmt.Sprintf("refusing to remove all %d snapshots of host %q paths [%s]: the policy keeps none of them",
 		e.N, e.Host, strings.Join(e.Paths, " "))
