@@ -27,7 +27,8 @@ import (
 const (
 	webNodePolicy = `{"Version": "2012-10-17", "Statement": [
 	  {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::BUCKET"]},
-	  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"], "Resource": ["arn:aws:s3:::BUCKET/*"]}]}`
+	  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"], "Resource": ["arn:aws:s3:::BUCKET/*"]},
+	  {"Effect": "Allow", "Action": ["s3:DeleteObject"], "Resource": ["arn:aws:s3:::BUCKET/repo/locks/*"]}]}`
 	prunePolicy = `{"Version": "2012-10-17", "Statement": [
 	  {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::BUCKET"]},
 	  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:DeleteObject"], "Resource": ["arn:aws:s3:::BUCKET/*"]}]}`
@@ -379,6 +380,15 @@ func TestNoDeletePolicy(t *testing.T) {
 	checkOneLine(t, err, ErrAccessDenied, "s3: remove snapshots/one", "access denied for bucket backups")
 	if _, err := web.Stat(ctx, "snapshots/one"); err != nil {
 		t.Fatalf("object gone after a denied Remove: %v", err)
+	}
+	err = web.Remove(ctx, "data/big")
+	checkOneLine(t, err, ErrAccessDenied, "s3: remove data/big", "access denied for bucket backups")
+	// Its own lock is the one thing a web node deletes.
+	if err := backend.SaveBytes(ctx, web, "locks/mine", data); err != nil {
+		t.Fatalf("web node Save lock: %v", err)
+	}
+	if err := web.Remove(ctx, "locks/mine"); err != nil {
+		t.Fatalf("web node Remove lock: %v", err)
 	}
 
 	useEnv(t, srv.Endpoint, "pruner", "pruner-secret")

@@ -11,7 +11,7 @@
 // for -pairs pairs, and the table reports the median of each side. Progress
 // goes to stderr; each backend's table goes to stdout and, with -out, into
 // its section of that file, between the markers <!-- bench:NAME:begin -->
-// and <!-- bench:NAME:end --> (NAME: local, minio, daemon), leaving the rest of the
+// and <!-- bench:NAME:end --> (NAME: local, minio, daemon, prune), leaving the rest of the
 // file alone. The minio backend runs one MinIO server (bin/minio) for its
 // section; the server is stopped at the end, on an error, on SIGINT, SIGTERM
 // or SIGHUP, and killed by the kernel if the runner itself dies.
@@ -42,7 +42,7 @@ type config struct {
 }
 
 // backendNames are the known backends, in run order.
-var backendNames = []string{"local", "minio", "daemon"}
+var backendNames = []string{"local", "minio", "daemon", "prune"}
 
 func main() {
 	var c config
@@ -54,7 +54,7 @@ func main() {
 	flag.StringVar(&c.work, "work", "", "scratch space; a fresh subdirectory is made in it and removed at the end (default: $TMPDIR or /tmp)")
 	flag.IntVar(&c.pairs, "pairs", 3, "number of ours/restic pairs per measurement")
 	flag.StringVar(&only, "only", "", "run only the measurements whose id (e.g. local/initial, local/restore) matches this regular expression")
-	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS)")
+	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune)")
 	flag.BoolVar(&c.small, "small", false, "use a small data set (--sites 1 --uploads 200 --bigmb 32) for a quick check")
 	flag.Parse()
 	if flag.NArg() > 0 || c.pairs < 1 {
@@ -187,6 +187,8 @@ func (s *suite) runBackend(ctx context.Context, c *config, env *envInfo, name, w
 		s.backend = minioBackend(m)
 	case "daemon":
 		s.backend = daemonBackend(filepath.Join(work, "repos"))
+	case "prune":
+		s.backend = pruneBackend(filepath.Join(work, "repos"))
 	}
 	if !s.any() {
 		return nil

@@ -91,6 +91,9 @@ func (s *suite) measure(ctx context.Context) error {
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
 		return err
 	}
+	if s.backend.Name == "prune" {
+		return s.measurePrune(ctx)
+	}
 	if s.backend.Defs != nil {
 		return s.measureDaemon(ctx)
 	}

@@ -143,6 +143,9 @@ func (m *metric) row() string {
 	}
 	o, r := median(m.vals[0]), median(m.vals[1])
 	ratio := o / r
+	if m.bar == 0 { // informational: a ratio, no bar
+		return fmt.Sprintf("| %s | %s | %s | %.3f | — | — |", m.title, m.format(o), m.format(r), ratio)
+	}
 	verdict := "pass"
 	if ratio > m.bar {
 		verdict = "**FAIL**"

@@ -168,9 +168,13 @@ type tool struct {
 	restore func(ctx context.Context, r *Repo, target string) (runResult, error)
 	summary func(res runResult) string // what the tool said it did, for the progress log
 
-	// ours only: the syncd binary and a repository's index key file.
-	syncd    string
-	indexKey func(r *Repo) string
+	// ours only: the syncd and restore binaries, a repository's index key
+	// file and the data identity.
+	syncd, restoreBin, dataKey string
+	indexKey                   func(r *Repo) string
+
+	// restic only: runs restic -r REPO ARGS… with the tool's environment.
+	exec func(ctx context.Context, r *Repo, args ...string) (runResult, error)
 }
 
 // benchHost is the host name both tools record, so that a second backup of
@@ -207,9 +211,11 @@ func oursTool(ctx context.Context, rn *runner, bin, keys string) (*tool, error) 
 		restore: func(ctx context.Context, r *Repo, target string) (runResult, error) {
 			return rn.run(ctx, r.Env, restore, "latest", "--repo", r.URL, "--index-key", indexKey(r), "--identity", dataKey, "--target", target)
 		},
-		summary:  func(res runResult) string { return lastLine(res.Stdout) },
-		syncd:    syncd,
-		indexKey: indexKey,
+		summary:    func(res runResult) string { return lastLine(res.Stdout) },
+		syncd:      syncd,
+		restoreBin: restore,
+		dataKey:    dataKey,
+		indexKey:   indexKey,
 	}, nil
 }
 
@@ -245,6 +251,9 @@ func resticTool(ctx context.Context, rn *runner, bin, cache string) *tool {
 				}
 			}
 			return strings.Join(parts, "; ")
+		},
+		exec: func(ctx context.Context, r *Repo, args ...string) (runResult, error) {
+			return rn.run(ctx, env(r), restic, append([]string{"-r", r.URL}, args...)...)
 		},
 	}
 }
