@@ -24,9 +24,14 @@ var allowed = map[string][]string{
 	"internal/repotest":      {"chunkstore", "chunkstore/backend", "chunkstore/local", "crypto"},
 	"config":                 {},
 	"watcher":                {},
-	"daemon":                 {"archiver", "chunkstore", "chunkstore/backend", "config", "crypto", "indexer", "state", "watcher"},
-	"indexer":                {"state", "chunkstore", "chunkstore/backend", "crypto"},
-	"state":                  {"chunkstore", "chunkstore/backend", "crypto"},
+	"daemon": {"archiver", "chunkstore", "chunkstore/backend", "config", "crypto", "indexer", "retention", "state",
+		"transfer", "transfer/tlsid", "transfer/wire", "watcher"},
+	"transfer":            {"chunkstore", "chunkstore/backend", "config", "crypto", "state", "transfer/tlsid", "transfer/wire"},
+	"transfer/wire":       {"chunkstore", "chunkstore/backend", "crypto", "state"},
+	"transfer/tlsid":      {},
+	"internal/faultproxy": {},
+	"indexer":             {"state", "chunkstore", "chunkstore/backend", "crypto"},
+	"state":               {"chunkstore", "chunkstore/backend", "crypto"},
 }
 
 func TestImportLayers(t *testing.T) {

@@ -169,7 +169,7 @@ func statusCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status --config FILE [--json]",
-		Short: "Show the running daemon's folders and last snapshot",
+		Short: "Show the running daemon's folders, peers and last snapshot",
 		Args:  cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
@@ -199,6 +199,24 @@ func statusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", f.ID, f.State, f.Files, cli.Bytes(f.Bytes), f.Pending, last)
 			}
 			tw.Flush()
+			if len(st.Peers) > 0 {
+				tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+				fmt.Fprintf(tw, "PEER\tCONNECTED\tLAST SEEN\tTO RECEIVE\tTO SEND\n")
+				for _, p := range st.Peers {
+					seen := "never"
+					if p.LastSeen != nil {
+						seen = p.LastSeen.Local().Format(time.DateTime)
+					}
+					fmt.Fprintf(tw, "%s\t%v\t%s\t%d files, %s\t%d files, %s\n", p.Name, p.Connected, seen,
+						p.LagFiles, cli.Bytes(p.LagBytes), p.SendFiles, cli.Bytes(p.SendBytes))
+				}
+				tw.Flush()
+				for _, p := range st.Peers {
+					if p.Error != "" {
+						fmt.Fprintf(out, "peer %s: %s\n", p.Name, p.Error)
+					}
+				}
+			}
 			for _, f := range st.Folders {
 				if f.Error != "" {
 					fmt.Fprintf(out, "%s: %s\n", f.ID, f.Error)
