@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -272,6 +273,14 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 	onDisk := make(map[string]bool, len(names))
 	for _, name := range names {
 		if isTemp(name) {
+			if strings.HasPrefix(name, staleTemp) {
+				// The receiver's temporary files exist only while it holds
+				// the folder lock, which the daemon holds around Apply too:
+				// one seen here was left by a crash.
+				if err := os.Remove(ix.abs(path.Join(rel, name))); err == nil {
+					ix.log.Info("removed a temporary file left by a crash", "path", path.Join(rel, name))
+				}
+			}
 			continue
 		}
 		child := path.Join(rel, name)
@@ -307,6 +316,9 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 	}
 	return nil
 }
+
+// staleTemp starts the names of the transfer receiver's temporary files.
+const staleTemp = ".syncd-tmp-"
 
 // isTemp reports our own temporary files, which are never content.
 func isTemp(name string) bool {

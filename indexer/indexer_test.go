@@ -209,3 +209,26 @@ func TestRenameNextToSibling(t *testing.T) {
 		t.Errorf("index after the rename = %v, want %v", got, want)
 	}
 }
+
+// A temporary file of the transfer receiver left by a crash is removed
+// by the next scan; other names of ours are left alone.
+func TestStaleTempRemoved(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, ".syncd-tmp-0123"), []byte("half"), 0o600)
+	os.WriteFile(filepath.Join(root, ".syncd-restore-1"), []byte("x"), 0o600)
+	db, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ix := New(Folder{ID: "f", Root: root}, db.Folder("f"), nil, nil)
+	if err := ix.Apply(context.Background(), nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ".syncd-tmp-0123")); !os.IsNotExist(err) {
+		t.Errorf("stale temporary file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ".syncd-restore-1")); err != nil {
+		t.Errorf("restore temporary file removed: %v", err)
+	}
+}
