@@ -29,6 +29,7 @@ type FolderStatus struct {
 	Bytes        int64         `json:"bytes"`
 	Pending      int64         `json:"pending"` // paths waiting to be indexed; -1 during a full scan
 	Failed       []string      `json:"failed_paths,omitempty"`
+	LocalChanges int           `json:"local_changes,omitempty"` // receive-only: paths changed here, not sent
 	LastSnapshot *SnapshotInfo `json:"last_snapshot,omitempty"`
 }
 
@@ -58,6 +59,9 @@ func (d *Daemon) Status() Status {
 			}
 			return nil
 		})
+		if lc, err := d.node.LocalChanges(f.cfg.ID); err == nil {
+			fs.LocalChanges = len(lc)
+		}
 		for _, fe := range f.ix.Failed() {
 			fs.Failed = append(fs.Failed, fe.Error())
 		}
@@ -78,8 +82,9 @@ func (d *Daemon) Ready() bool {
 }
 
 // Handler serves /healthz (the process is alive), /readyz (200 once
-// Ready), /status (JSON) and POST /snapshot (a snapshot now, from the
-// index; JSON SnapshotInfo).
+// Ready), /status (JSON), POST /snapshot (a snapshot now, from the
+// index; JSON SnapshotInfo) and POST /revert?folder=ID (throw away the
+// local changes of a receive-only folder).
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -94,6 +99,14 @@ func (d *Daemon) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("POST /revert", func(w http.ResponseWriter, r *http.Request) {
+		paths, err := d.node.Revert(r.URL.Query().Get("folder"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string][]string{"reverted": paths})
 	})
 	mux.HandleFunc("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
 		info, err := d.Snapshot(r.Context())

@@ -186,3 +186,37 @@ func (tx *Tx) put(rel string, key []byte, e, old Entry, had bool) error {
 	}
 	return nil
 }
+
+// Forget removes the entry of rel from the index altogether, without a
+// tombstone: as if the path had never been seen. A receive-only folder's
+// revert uses it, so that the peers' version of rel is taken again as new.
+// It does nothing if rel has no entry.
+func (tx *Tx) Forget(rel string) (err error) {
+	if tx.b == nil {
+		return errTxClosed
+	}
+	if err := checkPath(rel); err != nil {
+		return fmt.Errorf("forget: %w", err)
+	}
+	defer tx.f.db.catch(&err)
+	key := pathKey(rel)
+	old, had, err := tx.f.get(tx.b, key)
+	if err != nil || !had {
+		return err
+	}
+	if err := tx.b.versions.Delete(u64(old.Version)); err != nil {
+		return err
+	}
+	if err := tx.b.entries.Delete(key); err != nil {
+		return err
+	}
+	for _, p := range parents(rel) {
+		tx.dirty[p] = true
+	}
+	if old.Type == "dir" {
+		tx.dirty[rel] = true
+	}
+	// the folder's sequence number moves, so that readers of Seq see a change
+	tx.seq++
+	return nil
+}

@@ -113,3 +113,24 @@ func TestPutVectors(t *testing.T) {
 		t.Error("an unsorted vector was stored")
 	}
 }
+
+func TestForget(t *testing.T) {
+	db := openTest(t)
+	f := db.Folder("f")
+	e := Entry{Type: "file", Size: 1, Mode: 0o644}
+	if err := f.Update(func(tx *Tx) error { return tx.Put("a/b", e) }); err != nil {
+		t.Fatal(err)
+	}
+	seq := f.Seq()
+	if err := f.Update(func(tx *Tx) error { return tx.Forget("a/b") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := f.Get("a/b"); ok || err != nil {
+		t.Errorf("entry still there: %v %v", ok, err)
+	}
+	var changed []string
+	f.Changed(0, func(rel string, e Entry) error { changed = append(changed, rel); return nil })
+	if len(changed) != 0 || f.Seq() <= seq {
+		t.Errorf("changed %v, seq %d after %d", changed, f.Seq(), seq)
+	}
+}

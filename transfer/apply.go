@@ -172,6 +172,11 @@ func (r *receiver) plan(e wire.Entry) (*action, error) {
 		return nil, nil
 	case state.Concurrent:
 		a.rec.Vector = local.Vector.Merge(remote.Vector)
+		if r.f.Config.Mode == config.ReceiveOnly {
+			// the replica takes the peer's version as it is: no counter of
+			// its own stays, so the path is no longer a local change
+			a.rec.Vector = remote.Vector
+		}
 		if !state.SameContent(local, remote) {
 			if r.f.Config.Mode != config.ReceiveOnly && !remoteWins(local, remote) {
 				return nil, nil // ours wins; the peer keeps its version as a conflict copy
@@ -189,6 +194,9 @@ func (r *receiver) plan(e wire.Entry) (*action, error) {
 		a.kind = actMerge
 		a.rec = local
 		a.rec.Vector = a.rec.Vector.Merge(remote.Vector)
+		if r.f.Config.Mode == config.ReceiveOnly {
+			a.rec.Vector = remote.Vector
+		}
 	case e.Deleted:
 		a.kind = actDelete
 		if !have || local.Deleted {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/syncd/syncd/config"
@@ -29,8 +30,20 @@ type puller struct {
 	next  uint64             // the peer's sequence number to ask after
 	retry map[string]failure // entries that failed, by path
 
-	mu   sync.Mutex // guards stat
-	stat pullStatus
+	mu         sync.Mutex // guards stat, pollCancel
+	stat       pullStatus
+	pollCancel context.CancelFunc
+	fromStart  atomic.Bool // ask again from sequence 0 (after a revert)
+}
+
+// restart makes the puller ask its peer for everything again, at once.
+func (p *puller) restart() {
+	p.fromStart.Store(true)
+	p.mu.Lock()
+	if p.pollCancel != nil {
+		p.pollCancel()
+	}
+	p.mu.Unlock()
 }
 
 // pullStatus is what status reports of a puller.
@@ -121,7 +134,19 @@ func (p *puller) session(ctx context.Context) error {
 		if len(p.retry) > 0 {
 			wait = retryEvery
 		}
-		b, err := p.c.index(ctx, p.f.Config.ID, p.next, wait)
+		if p.fromStart.Swap(false) {
+			p.next = 0
+			clear(p.retry)
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		p.mu.Lock()
+		p.pollCancel = cancel
+		p.mu.Unlock()
+		b, err := p.c.index(pctx, p.f.Config.ID, p.next, wait)
+		cancel()
+		if err != nil && p.fromStart.Load() && ctx.Err() == nil {
+			continue // the poll was cut by restart
+		}
 		if err != nil {
 			return err
 		}

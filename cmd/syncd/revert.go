@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncd/syncd/internal/cli"
+)
+
+func revertCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "revert --config FILE FOLDER",
+		Short: "Throw away the local changes of a receive-only folder and take the peers' versions again",
+		Long: `revert asks the running daemon to remove what was changed locally in a
+receive-only folder (the paths syncd status counts as local changes) and
+to fetch the peers' versions again.`,
+		Args: cli.Args(1, 1, "one folder ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if path == "" {
+				return cli.Usage("no configuration given: use --config FILE")
+			}
+			base, err := daemonURL(path)
+			if err != nil {
+				return err
+			}
+			var res struct {
+				Reverted []string `json:"reverted"`
+				Error    string   `json:"error"`
+			}
+			if _, err := ask(cmd.Context(), "POST", base+"/revert?folder="+url.QueryEscape(args[0]), &res); err != nil {
+				return err
+			}
+			if res.Error != "" {
+				return fmt.Errorf("revert %s: %s", args[0], res.Error)
+			}
+			for _, p := range res.Reverted {
+				fmt.Fprintf(cmd.OutOrStdout(), "reverted %q\n", p)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d local changes reverted in %s; the peers' versions follow\n", len(res.Reverted), args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file")
+	return cmd
+}
