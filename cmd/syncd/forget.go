@@ -19,14 +19,12 @@ import (
 	"github.com/syncd/syncd/retention"
 )
 
-// pruneAfterForget runs after forget has removed snapshots, when --prune
-// is given.
-//
-// PRUNE HOOK: nil until the prune package exists; whoever builds prune
-// sets this variable (from a file of its own) to its implementation.
+// pruneAfterForget runs after forget has removed snapshots (not on a dry
+// run), when --prune is given. prune.go sets it; forget stays buildable
+// without it.
 var pruneAfterForget func(ctx context.Context, repo *chunkstore.Repository) error
 
-// errPruneMissing is --prune before the prune hook is set.
+// errPruneMissing is --prune in a build without prune.
 var errPruneMissing = errors.New("--prune: prune not built yet")
 
 // countFlag is a --keep-<unit> count: a number >= 0 or "unlimited".
