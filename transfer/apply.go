@@ -181,7 +181,9 @@ func (r *receiver) plan(e wire.Entry) (*action, error) {
 			if r.f.Config.Mode != config.ReceiveOnly && !remoteWins(local, remote) {
 				return nil, nil // ours wins; the peer keeps its version as a conflict copy
 			}
-			if !local.Deleted && local.Type != "dir" {
+			// Nothing is lost when only metadata differs (the same tree
+			// copied onto two nodes without its mtimes, say).
+			if !local.Deleted && local.Type != "dir" && !sameBytes(local, remote) {
 				a.conflict = ConflictName(e.Path, time.Unix(0, local.ModTime), r.node(lastChanger(local.Vector)))
 			}
 		}
@@ -428,4 +430,11 @@ func (r *receiver) cleanup(acts []*action) {
 			a.tmp = ""
 		}
 	}
+}
+
+// sameBytes reports whether two versions hold the same bytes: the same
+// type, link target and chunks, whatever their mode and mtime.
+func sameBytes(a, b state.Entry) bool {
+	return a.Type == b.Type && !a.Deleted && !b.Deleted && a.Target == b.Target && a.Size == b.Size &&
+		slices.Equal(a.Content, b.Content)
 }

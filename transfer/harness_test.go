@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"io/fs"
 	"log/slog"
@@ -108,6 +109,15 @@ func (n *testNode) start(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.node.Run(ctx) }()
+	if len(n.cfg.Peers) > 0 {
+		eventually(t, n.name+" listening", func() bool {
+			c, err := net.Dial("tcp", n.cfg.Node.Listen)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
+	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -148,6 +158,9 @@ func tree(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // renamed or removed while we looked: the next look sees it
+		}
 		if err != nil {
 			return err
 		}
@@ -156,6 +169,9 @@ func tree(t *testing.T, dir string) map[string]string {
 			return nil
 		}
 		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -166,6 +182,9 @@ func tree(t *testing.T, dir string) map[string]string {
 			desc += " -> " + target
 		case fi.Mode().IsRegular():
 			b, err := os.ReadFile(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
