@@ -2,8 +2,8 @@ package transfer
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"net"
