@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -60,8 +61,12 @@ type action struct {
 	done     bool
 }
 
-// maxOpen bounds the temporary files a batch holds open at once.
-const maxOpen = 128
+// maxOpen bounds the temporary files a batch holds open at once; a batch
+// of at most fewActions is made durable file by file.
+const (
+	maxOpen    = 128
+	fewActions = 8
+)
 
 // apply applies es, a batch of the peer's entries in its sequence order,
 // and returns those that could not be applied now (a local change not
@@ -100,17 +105,23 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 			r.src.add(a.e.Path, a.local)
 		}
 	}
+	// A few files are made durable one by one (fsync of each and of its
+	// directory); a batch of many with one syncfs before the renames and
+	// one after, which costs far less than an fsync each.
+	few := len(acts) <= fewActions
 	for len(files) > 0 {
 		n := min(len(files), maxOpen)
-		if err := r.build(ctx, files[:n]); err != nil {
+		if err := r.build(ctx, files[:n], few); err != nil {
 			r.cleanup(acts)
 			return nil, err
 		}
 		files = files[n:]
 	}
-	if err := r.f.syncFS(); err != nil {
-		r.cleanup(acts)
-		return nil, err
+	if !few {
+		if err := r.f.syncFS(); err != nil {
+			r.cleanup(acts)
+			return nil, err
+		}
 	}
 	r.deletes(acts)
 	for _, a := range acts {
@@ -119,7 +130,7 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 		}
 	}
 	r.dirTimes(acts)
-	if err := r.f.syncFS(); err != nil {
+	if err := r.durable(acts, few); err != nil {
 		r.cleanup(acts)
 		return nil, err
 	}
@@ -218,7 +229,7 @@ func (r *receiver) plan(e wire.Entry) (*action, error) {
 
 // build writes the temporary files of files: chunks found locally are
 // copied, the others asked of the peer in few large requests.
-func (r *receiver) build(ctx context.Context, files []*action) error {
+func (r *receiver) build(ctx context.Context, files []*action, fsync bool) error {
 	var q wire.BlockRequest
 	var owners []*action
 	for _, a := range files {
@@ -267,6 +278,9 @@ func (r *receiver) build(ctx context.Context, files []*action) error {
 		}
 		if a.err == nil {
 			a.err = a.file.Chmod(fileMode(a.e.Mode))
+		}
+		if a.err == nil && fsync {
+			a.err = a.file.Sync()
 		}
 		if err := a.file.Close(); a.err == nil && err != nil {
 			a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
@@ -437,4 +451,30 @@ func (r *receiver) cleanup(acts []*action) {
 func sameBytes(a, b state.Entry) bool {
 	return a.Type == b.Type && !a.Deleted && !b.Deleted && a.Target == b.Target && a.Size == b.Size &&
 		slices.Equal(a.Content, b.Content)
+}
+
+// durable makes the renames and removals of a batch durable: one syncfs,
+// or for a few actions an fsync of each directory they changed.
+func (r *receiver) durable(acts []*action, few bool) error {
+	if !few {
+		return r.f.syncFS()
+	}
+	dirs := map[string]bool{}
+	for _, a := range acts {
+		if a.done && a.kind != actMerge {
+			dirs[path.Dir(a.e.Path)] = true
+		}
+	}
+	for dir := range dirs {
+		d, err := r.f.root.Open(dir)
+		if err != nil {
+			continue // gone since: nothing to make durable there
+		}
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("fsync %s: %w", dir, err)
+		}
+	}
+	return nil
 }
