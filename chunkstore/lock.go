@@ -387,6 +387,7 @@ func (l *Lock) Refresh(ctx context.Context) error {
 	}
 	if old != "" {
 		if err := l.r.be.Remove(ctx, old); errors.Is(err, backend.ErrNotExist) {
+			l.remove() // the object just written
 			return l.fail(fmt.Errorf("%w: %s was removed by another node", ErrLockLost, old))
 		}
 	}
