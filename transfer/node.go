@@ -2,7 +2,9 @@ package transfer
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +34,7 @@ type Node struct {
 	names   map[uint64]string // node short ID → ID prefix, for conflict names
 
 	blocksServed atomic.Int64 // bytes of file content sent to peers
+	indexID      string       // this node's index, see wire.HelloFolder.Index
 
 	mu      sync.Mutex
 	pullers []*puller
@@ -56,6 +59,10 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		}
 		n.peers[pid] = p
 		n.names[pid.Uint64()] = pid.Short()
+	}
+	var err error
+	if n.indexID, err = indexID(db); err != nil {
+		return nil, err
 	}
 	for _, f := range folders {
 		if err := f.open(); err != nil {
@@ -176,4 +183,20 @@ func (n *Node) acked(peer, folder string, since uint64) {
 		n.acks[peer] = map[string]uint64{}
 	}
 	n.acks[peer][folder] = since
+}
+
+// indexID returns the ID of the state database, made on first use.
+func indexID(db *state.DB) (string, error) {
+	const key = "transfer/index-id"
+	v, ok, err := db.GetMeta(key)
+	if err != nil {
+		return "", err
+	}
+	if ok {
+		return string(v), nil
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	return id, db.PutMeta(key, []byte(id))
 }

@@ -27,8 +27,9 @@ type puller struct {
 	log  *slog.Logger
 	key  string // state meta key of the cursor
 
-	next  uint64             // the peer's sequence number to ask after
-	retry map[string]failure // entries that failed, by path
+	next      uint64             // the peer's sequence number to ask after
+	peerIndex string             // the peer's index ID that next counts in
+	retry     map[string]failure // entries that failed, by path
 
 	mu         sync.Mutex // guards stat, pollCancel
 	stat       pullStatus
@@ -119,6 +120,14 @@ func (p *puller) session(ctx context.Context) error {
 	}
 	if fp := p.f.Chunking.Fingerprint(); h.Folders[i].Chunking != fp.String() {
 		return errors.New("peer chunks the folder differently: both nodes need the same repository (or none)")
+	}
+	if idx := h.Folders[i].Index; idx != p.peerIndex {
+		if p.peerIndex != "" || p.next != 0 {
+			p.log.Info("peer's index is new: asking it for everything", "index", idx)
+		}
+		p.next, p.peerIndex = 0, idx
+		clear(p.retry)
+		p.saveCursor()
 	}
 	p.setConnected(true, nil)
 	p.log.Info("peer connected", "node", h.Node, "peer_seq", h.Folders[i].Seq, "from", p.next)
@@ -244,11 +253,14 @@ func (p *puller) safeCursor() uint64 {
 	return c
 }
 
+// The cursor is stored as 8 bytes of sequence number followed by the
+// peer's index ID.
 func (p *puller) loadCursor() uint64 {
 	v, ok, err := p.n.db().GetMeta(p.key)
-	if err != nil || !ok || len(v) != 8 {
+	if err != nil || !ok || len(v) < 8 {
 		return 0
 	}
+	p.peerIndex = string(v[8:])
 	return binary.BigEndian.Uint64(v)
 }
 
@@ -258,10 +270,11 @@ func (p *puller) saveCursor() {
 	old := p.stat.cursor
 	p.stat.cursor = c
 	p.mu.Unlock()
-	if c == old {
+	if c == old && c != 0 {
 		return
 	}
-	if err := p.n.db().PutMeta(p.key, binary.BigEndian.AppendUint64(nil, c)); err != nil {
+	v := append(binary.BigEndian.AppendUint64(nil, c), p.peerIndex...)
+	if err := p.n.db().PutMeta(p.key, v); err != nil {
 		p.log.Error("save cursor", "err", err)
 	}
 }

@@ -92,7 +92,7 @@ func (n *Node) serveHello(w http.ResponseWriter, r *http.Request) {
 		if sharedWith(f, peer) {
 			fp := f.Chunking.Fingerprint()
 			h.Folders = append(h.Folders, wire.HelloFolder{ID: f.Config.ID, Mode: string(f.Config.Mode),
-				Seq: f.State.Seq(), Chunking: fp.String()})
+				Seq: f.State.Seq(), Chunking: fp.String(), Index: n.indexID})
 		}
 	}
 	n.seen(peer)

@@ -36,6 +36,9 @@ type HelloFolder struct {
 	Mode     string `json:"mode"`
 	Seq      uint64 `json:"seq"`      // the node's highest sequence number in it
 	Chunking string `json:"chunking"` // chunkstore.Chunking.Fingerprint
+	// Index identifies the node's index: made anew when its state database
+	// is, so that a peer knows the sequence numbers started over.
+	Index string `json:"index"`
 }
 
 // MaxHello bounds the size of a Hello message.
