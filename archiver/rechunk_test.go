@@ -95,7 +95,19 @@ func TestRechunkEqualsChunking(t *testing.T) {
 					len(got.Content), got.Size, len(want.Content), want.Size)
 			}
 			t.Logf("%s: %d bytes matched", name, prog.BytesMatched.Load())
-			if m := prog.BytesMatched.Load(); m < minMatched[name] || (minMatched[name] == 0 && m != 0) {
+			// Matching resumes after the first new chunk that is an old
+			// one, so it needs at least two chunks in common: with the
+			// polynomial drawn, both edits may fall into the only chunks.
+			old := fileNode(t, repo, first, path)
+			shared := 0
+			for _, id := range want.Content {
+				if slices.Contains(old.Content, id) {
+					shared++
+				}
+			}
+			if shared < 2 && minMatched[name] > 0 && name != "unchanged content" {
+				t.Logf("%s: %d chunks in common with the old version: nothing to match", name, shared)
+			} else if m := prog.BytesMatched.Load(); m < minMatched[name] || (minMatched[name] == 0 && m != 0) {
 				t.Errorf("%d bytes matched against the old chunks, want at least %d", m, minMatched[name])
 			}
 			target := t.TempDir()
