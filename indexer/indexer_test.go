@@ -112,7 +112,7 @@ func TestScanIndexesTheTree(t *testing.T) {
 func TestChangesDeletesAndHints(t *testing.T) {
 	f := setup(t, nil)
 	rnd := rand.New(rand.NewPCG(1, 2))
-	big := make([]byte, 6<<20)
+	big := make([]byte, 24<<20) // at least 3 chunks: some are matched wherever the edit falls
 	for i := range big {
 		big[i] = byte(rnd.Uint32())
 	}
