@@ -24,6 +24,10 @@ type Backend struct {
 	// Procedure, when set, replaces the report's generic procedure text.
 	Procedure string
 
+	// Anchor names the tool ours is compared with in the table ("restic"
+	// when empty), and AnchorVersion describes it for the header.
+	Anchor, AnchorVersion string
+
 	// Defs are the rows this backend can measure (nil: metricDefs).
 	Defs []metric
 

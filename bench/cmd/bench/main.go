@@ -11,8 +11,10 @@
 // for -pairs pairs, and the table reports the median of each side. Progress
 // goes to stderr; each backend's table goes to stdout and, with -out, into
 // its section of that file, between the markers <!-- bench:NAME:begin -->
-// and <!-- bench:NAME:end --> (NAME: local, minio, daemon, prune), leaving the rest of the
-// file alone. The minio backend runs one MinIO server (bin/minio) for its
+// and <!-- bench:NAME:end --> (NAME: local, minio, daemon, prune, mirror), leaving the rest of
+// the file alone. -sections is another name for -backends. The mirror section
+// runs two `syncd run` nodes against rsync to an rsync daemon (rsync must be
+// on PATH). The minio backend runs one MinIO server (bin/minio) for its
 // section; the server is stopped at the end, on an error, on SIGINT, SIGTERM
 // or SIGHUP, and killed by the kernel if the runner itself dies.
 package main
@@ -23,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -42,7 +45,7 @@ type config struct {
 }
 
 // backendNames are the known backends, in run order.
-var backendNames = []string{"local", "minio", "daemon", "prune"}
+var backendNames = []string{"local", "minio", "daemon", "prune", "mirror"}
 
 func main() {
 	var c config
@@ -54,7 +57,8 @@ func main() {
 	flag.StringVar(&c.work, "work", "", "scratch space; a fresh subdirectory is made in it and removed at the end (default: $TMPDIR or /tmp)")
 	flag.IntVar(&c.pairs, "pairs", 3, "number of ours/restic pairs per measurement")
 	flag.StringVar(&only, "only", "", "run only the measurements whose id (e.g. local/initial, local/restore) matches this regular expression")
-	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune)")
+	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune), mirror (two syncd run nodes vs rsync to an rsync daemon: initial mirror, mutation bytes, latency)")
+	flag.StringVar(&backends, "sections", strings.Join(backendNames, ","), "the same as -backends")
 	flag.BoolVar(&c.small, "small", false, "use a small data set (--sites 1 --uploads 200 --bigmb 32) for a quick check")
 	flag.Parse()
 	if flag.NArg() > 0 || c.pairs < 1 {
@@ -189,6 +193,8 @@ func (s *suite) runBackend(ctx context.Context, c *config, env *envInfo, name, w
 		s.backend = daemonBackend(filepath.Join(work, "repos"))
 	case "prune":
 		s.backend = pruneBackend(filepath.Join(work, "repos"))
+	case "mirror":
+		s.backend = mirrorBackend(rsyncVersion(ctx))
 	}
 	if !s.any() {
 		return nil
@@ -242,6 +248,11 @@ func (c *config) resolve(root string) error {
 	need := []string{"syncd", "restore", "restic"}
 	if slices.Contains(c.backends, "minio") {
 		need = append(need, "minio")
+	}
+	if slices.Contains(c.backends, "mirror") {
+		if _, err := exec.LookPath("rsync"); err != nil {
+			return fmt.Errorf("the mirror section needs rsync: %v", err)
+		}
 	}
 	for _, name := range need {
 		if _, err := os.Stat(filepath.Join(c.bin, name)); err != nil {

@@ -94,6 +94,9 @@ func (s *suite) measure(ctx context.Context) error {
 	if s.backend.Name == "prune" {
 		return s.measurePrune(ctx)
 	}
+	if s.backend.Name == "mirror" {
+		return s.measureMirror(ctx)
+	}
 	if s.backend.Defs != nil {
 		return s.measureDaemon(ctx)
 	}

@@ -165,14 +165,20 @@ func (m *metric) barText() string {
 func section(e *envInfo, s *suite) string {
 	var b strings.Builder
 	name := s.backend.Name
+	anchor, anchorVersion := "restic", e.restic
+	if s.backend.Anchor != "" {
+		anchor, anchorVersion = s.backend.Anchor, s.backend.AnchorVersion
+	}
 	fmt.Fprintf(&b, "<!-- bench:%s:begin -->\n## %s\n\n", name, s.backend.Title)
 	fmt.Fprintf(&b, "Measured %s on `%s`, %s, %d cores (load average at start %s, at end %s).\n",
 		e.date, e.uname, e.cpu, e.nproc, e.load, loadAvg())
-	fmt.Fprintf(&b, "Ours: %s (repository HEAD during the run: %s). Anchor: %s. Runner: %s.\n\n", e.ours, e.tree, e.restic, e.goVersion)
+	fmt.Fprintf(&b, "Ours: %s (repository HEAD during the run: %s). Anchor: %s. Runner: %s.\n\n", e.ours, e.tree, anchorVersion, e.goVersion)
 	fmt.Fprintf(&b, "Data set: %s.\n\n", e.data)
 	if s.backend.Procedure != "" {
-		fmt.Fprintf(&b, "Procedure: %s. %s Peak RSS is the process's ru_maxrss (the runner's own peak, a floor for it, was %s). ",
-			e.run, s.backend.Procedure, iec(selfPeakRSS()))
+		fmt.Fprintf(&b, "Procedure: %s. %s ", e.run, s.backend.Procedure)
+		if s.want("rss") {
+			fmt.Fprintf(&b, "Peak RSS is the process's ru_maxrss (the runner's own peak, a floor for it, was %s). ", iec(selfPeakRSS()))
+		}
 	} else {
 		fmt.Fprintf(&b, "Procedure: %s, ours then restic (A B A B …), each pair on fresh repositories; the table gives the "+
 			"median of each side and ratio = ours / restic of the medians. The data set was read once before the first run "+
@@ -193,14 +199,14 @@ func section(e *envInfo, s *suite) string {
 	if s.backend.Note != "" {
 		b.WriteString(s.backend.Note + "\n\n")
 	}
-	b.WriteString("| measurement | ours (median) | restic (median) | ratio | bar | result |\n")
+	fmt.Fprintf(&b, "| measurement | ours (median) | %s (median) | ratio | bar | result |\n", anchor)
 	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
 	for _, m := range s.metrics {
 		b.WriteString(m.row() + "\n")
 	}
 	if len(s.checks) > 0 {
 		if s.backend.Defs != nil {
-			b.WriteString("\nChecks:\n\n| check | ours | restic |\n| --- | --- | --- |\n")
+			fmt.Fprintf(&b, "\nChecks:\n\n| check | ours | %s |\n| --- | --- | --- |\n", anchor)
 		} else {
 			b.WriteString("\nCorrectness (first pair; `diff -rq --no-dereference` plus lstat of every path: mode, size, " +
 				"mtime in ns, owner, symlink target, hard-link groups):\n\n| check | ours | restic |\n| --- | --- | --- |\n")
@@ -211,7 +217,11 @@ func section(e *envInfo, s *suite) string {
 	}
 	b.WriteString("\n<details><summary>every run</summary>\n\n")
 	for _, m := range s.metrics {
-		fmt.Fprintf(&b, "- %s: ours %s; restic %s\n", m.title, m.list(0), m.list(1))
+		if m.anchorless {
+			fmt.Fprintf(&b, "- %s: ours %s\n", m.title, m.list(0))
+			continue
+		}
+		fmt.Fprintf(&b, "- %s: ours %s; %s %s\n", m.title, m.list(0), anchor, m.list(1))
 	}
 	fmt.Fprintf(&b, "\n</details>\n\n_Written by `go run ./bench/cmd/bench` (`make bench`); edits between the markers are overwritten._\n")
 	fmt.Fprintf(&b, "<!-- bench:%s:end -->\n", name)

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// mirrorEntry is what the mirror comparison looks at for one path (lstat):
+// a replica must have the same paths, each of the same type with the same
+// permission bits; regular files the same size, mtime and content; symlinks
+// the same target. Directory mtimes, owners and hard-link groups are not
+// compared: neither syncd nor `rsync -a` promises them.
+type mirrorEntry struct {
+	mode  fs.FileMode
+	size  int64
+	mtime int64 // nanoseconds since the epoch
+	link  string
+}
+
+// scanMirror lstats every path below root, keyed by its slash-separated
+// path relative to root ("." is the root itself, whose mode is compared
+// too).
+func scanMirror(root string) (map[string]mirrorEntry, error) {
+	m := map[string]mirrorEntry{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		e := mirrorEntry{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if e.link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		m[filepath.ToSlash(rel)] = e
+		return nil
+	})
+	return m, err
+}
+
+// diffMirror compares the entries of a replica (got) with those of its
+// source (want). It returns the differences, one line each, in path order,
+// and the regular files whose metadata agree, whose contents are still to
+// be compared.
+func diffMirror(want, got map[string]mirrorEntry) (problems, files []string) {
+	for _, p := range sortedMirrorKeys(want) {
+		w := want[p]
+		g, ok := got[p]
+		if !ok {
+			problems = append(problems, "missing: "+p)
+			continue
+		}
+		if w.mode.Type() != g.mode.Type() {
+			problems = append(problems, fmt.Sprintf("%s: type %s, want %s", p, typeName(g.mode), typeName(w.mode)))
+			continue
+		}
+		var d []string
+		if w.mode != g.mode {
+			d = append(d, fmt.Sprintf("mode %v, want %v", g.mode, w.mode))
+		}
+		switch {
+		case w.mode.IsRegular():
+			if w.size != g.size {
+				d = append(d, fmt.Sprintf("size %d, want %d", g.size, w.size))
+			}
+			if w.mtime != g.mtime {
+				d = append(d, fmt.Sprintf("mtime %d, want %d", g.mtime, w.mtime))
+			}
+		case w.mode&fs.ModeSymlink != 0:
+			if w.link != g.link {
+				d = append(d, fmt.Sprintf("symlink to %q, want %q", g.link, w.link))
+			}
+		}
+		if len(d) > 0 {
+			problems = append(problems, p+": "+strings.Join(d, ", "))
+		} else if w.mode.IsRegular() {
+			files = append(files, p)
+		}
+	}
+	for _, p := range sortedMirrorKeys(got) {
+		if _, ok := want[p]; !ok {
+			problems = append(problems, "extra: "+p)
+		}
+	}
+	return problems, files
+}
+
+// compareMirror compares the replica tree got with its source want:
+// diffMirror on both trees' lstat, then the bytes of every regular file
+// whose metadata agree. It returns the differences (none: equal).
+func compareMirror(want, got string) []string {
+	a, err := scanMirror(want)
+	if err != nil {
+		return []string{"scanning the source: " + err.Error()}
+	}
+	b, err := scanMirror(got)
+	if err != nil {
+		return []string{"scanning the replica: " + err.Error()}
+	}
+	problems, files := diffMirror(a, b)
+	bufA, bufB := make([]byte, 1<<20), make([]byte, 1<<20)
+	for _, p := range files {
+		same, err := sameContent(filepath.Join(want, p), filepath.Join(got, p), bufA, bufB)
+		switch {
+		case err != nil:
+			problems = append(problems, p+": "+err.Error())
+		case !same:
+			problems = append(problems, p+": content differs")
+		}
+	}
+	return problems
+}
+
+// sameContent reports whether files a and b hold the same bytes, reading
+// both in step with the two buffers (of the same length).
+func sameContent(a, b string, bufA, bufB []byte) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	for {
+		na, errA := io.ReadFull(fa, bufA)
+		nb, errB := io.ReadFull(fb, bufB)
+		if !bytes.Equal(bufA[:na], bufB[:nb]) {
+			return false, nil
+		}
+		endA := errA == io.EOF || errA == io.ErrUnexpectedEOF
+		endB := errB == io.EOF || errB == io.ErrUnexpectedEOF
+		switch {
+		case errA != nil && !endA:
+			return false, errA
+		case errB != nil && !endB:
+			return false, errB
+		case endA || endB:
+			return endA == endB, nil
+		}
+	}
+}
+
+func typeName(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m.IsRegular():
+		return "file"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return fmt.Sprintf("special (%v)", m.Type())
+}
+
+func sortedMirrorKeys(m map[string]mirrorEntry) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
