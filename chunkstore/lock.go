@@ -176,8 +176,9 @@ type Lock struct {
 }
 
 // Lock takes a lock on the repository, waiting up to opts.Wait for
-// conflicting locks to go. Stale locks (expired, or of a dead process on
-// this host) are reported through opts.OnStale and removed. A shared lock
+// conflicting locks to go. Stale locks that would conflict (expired, or of
+// a dead process on this host) are removed, reported through opts.OnStale,
+// and ignored even when they cannot be removed. A shared lock
 // is also remembered by the repository: SaveSnapshot refuses to write once
 // it is lost.
 func (r *Repository) Lock(ctx context.Context, opts LockOptions) (*Lock, error) {
@@ -284,11 +285,16 @@ func (l *Lock) conflicts(ctx context.Context) ([]LockInfo, bool, error) {
 			return nil, false, fmt.Errorf("%s: %w (remove it if no syncd process uses the repository)", o.Name, o.Err)
 		}
 		if why := l.stale(o.Info, now); why != "" {
+			if !l.info.Exclusive && !o.Info.Exclusive {
+				continue // a stale shared lock is nothing to a shared locker
+			}
+			// Stale: ignored whether or not it can be removed (a web node
+			// may delete only locks; a store may refuse).
+			if err := l.r.be.Remove(ctx, o.Name); err != nil && !errors.Is(err, backend.ErrNotExist) {
+				why += fmt.Sprintf(" (could not remove it: %v)", err)
+			}
 			if l.opts.OnStale != nil {
 				l.opts.OnStale(o.Name, o.Info, why)
-			}
-			if err := l.r.be.Remove(ctx, o.Name); err != nil && !errors.Is(err, backend.ErrNotExist) {
-				return nil, false, fmt.Errorf("remove stale lock %s: %w", o.Name, err)
 			}
 			continue
 		}

@@ -158,6 +158,41 @@ func (r *Repository) LoadTree(ctx context.Context, id ID) (*Tree, error) {
 	return r.trees.load(ctx, id)
 }
 
+// TreeRefs returns what tree blob id references: the subtrees of its
+// directories and the content blobs of its files, in order. It decodes
+// only these fields (no validation of names or metadata), which makes a
+// walk that only follows references — prune's — several times faster
+// than LoadTree.
+func (r *Repository) TreeRefs(ctx context.Context, id ID) (subtrees, content []ID, err error) {
+	loc, p, err := r.trees.blob(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := p.ReadBlob(nil, id, loc, r.NewHasher())
+	if err != nil {
+		return nil, nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	var t struct {
+		Nodes []struct {
+			Type    string `json:"type"`
+			Content []ID   `json:"content"`
+			Subtree *ID    `json:"subtree"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, nil, fmt.Errorf("tree %s in %s: %v: %w", id.Short(), p.Name(), err, ErrCorrupt)
+	}
+	for _, n := range t.Nodes {
+		switch {
+		case n.Type == NodeDir && n.Subtree != nil:
+			subtrees = append(subtrees, *n.Subtree)
+		case n.Type == NodeFile:
+			content = append(content, n.Content...)
+		}
+	}
+	return subtrees, content, nil
+}
+
 // treeCache keeps opened tree packs, so that walking a snapshot reads each
 // tree pack once.
 type treeCache struct {
@@ -173,17 +208,26 @@ func newTreeCache(r *Repository, limit int64) *treeCache {
 	return &treeCache{r: r, limit: limit, packs: make(map[ID]*Pack)}
 }
 
-func (c *treeCache) load(ctx context.Context, id ID) (*Tree, error) {
+// blob finds tree blob id and opens its pack.
+func (c *treeCache) blob(ctx context.Context, id ID) (Location, *Pack, error) {
 	loc, ok := c.r.idx.Lookup(id)
 	if !ok {
-		return nil, fmt.Errorf("tree %s: not in the index", id.Short())
+		return loc, nil, fmt.Errorf("tree %s: not in the index", id.Short())
 	}
 	if loc.Type != TreeBlob {
-		return nil, fmt.Errorf("tree %s: the index lists it as a %s blob: %w", id.Short(), loc.Type, ErrCorrupt)
+		return loc, nil, fmt.Errorf("tree %s: the index lists it as a %s blob: %w", id.Short(), loc.Type, ErrCorrupt)
 	}
 	p, err := c.pack(ctx, loc)
 	if err != nil {
-		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+		return loc, nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return loc, p, nil
+}
+
+func (c *treeCache) load(ctx context.Context, id ID) (*Tree, error) {
+	loc, p, err := c.blob(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	data, err := p.ReadBlob(nil, id, loc, c.r.NewHasher())
 	if err != nil {
@@ -207,6 +251,13 @@ func (c *treeCache) pack(ctx context.Context, loc Location) (*Pack, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Decrypt it once: age's ReaderAt decrypts a 64 KiB chunk for every
+	// read, and a walk reads many small tree blobs from each chunk.
+	plain := make([]byte, p.size)
+	if err := readAt(p.pt, plain, 0); err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", p.name, err, ErrCorrupt)
+	}
+	p.pt = bytesReaderAt(plain)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.used+loc.PackSize > c.limit {

@@ -15,11 +15,12 @@ import (
 	"github.com/syncd/syncd/internal/miniotest"
 )
 
-// webNodePolicy is docs/S3.md's policy for web nodes: put, get, list; no
-// delete.
+// webNodePolicy is docs/S3.md's policy for web nodes: put, get, list;
+// delete only locks (for any prefix).
 const webNodePolicy = `{"Version": "2012-10-17", "Statement": [
   {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::BUCKET"]},
-  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"], "Resource": ["arn:aws:s3:::BUCKET/*"]}]}`
+  {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"], "Resource": ["arn:aws:s3:::BUCKET/*"]},
+  {"Effect": "Allow", "Action": ["s3:DeleteObject"], "Resource": ["arn:aws:s3:::BUCKET/*/locks/*"]}]}`
 
 // s3Env is the environment of a child using srv with the given
 // credentials, isolated from any AWS configuration of the machine.

@@ -408,7 +408,7 @@ func usedBlobs(ctx context.Context, repo *chunkstore.Repository, snaps []*chunks
 		used[id] = struct{}{}
 		mu.Unlock()
 		fn := func() error {
-			tree, err := repo.LoadTree(gctx, id)
+			subs, content, err := repo.TreeRefs(gctx, id)
 			if err != nil {
 				if gctx.Err() != nil {
 					return gctx.Err()
@@ -418,17 +418,9 @@ func usedBlobs(ctx context.Context, repo *chunkstore.Repository, snaps []*chunks
 			if prog != nil {
 				prog.Trees.Add(1)
 			}
-			var subs []chunkstore.ID
 			mu.Lock()
-			for _, n := range tree.Nodes {
-				switch n.Type {
-				case chunkstore.NodeDir:
-					subs = append(subs, *n.Subtree)
-				case chunkstore.NodeFile:
-					for _, b := range n.Content {
-						used[b] = struct{}{}
-					}
-				}
+			for _, b := range content {
+				used[b] = struct{}{}
 			}
 			mu.Unlock()
 			for _, s := range subs {

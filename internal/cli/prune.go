@@ -86,14 +86,17 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, p PruneFlags, pr
 	if err != nil {
 		return err
 	}
-	verb := "freed"
+	verb, freed := "freed", st.Freed()
 	if p.DryRun {
 		verb = "would free"
+	}
+	if freed < 0 { // nothing to delete; the new index is larger than the old ones
+		verb, freed = "grew by", -freed
 	}
 	fmt.Fprintf(out, "%d snapshots kept; %d packs: %d deleted (%d unreferenced), %d rewritten into %d, %d partly used kept (%s unused)\n",
 		st.Snapshots, st.PacksBefore, st.PacksDeleted, st.Unreferenced, st.PacksRewritten,
 		st.PacksWritten, st.PacksPartly, Bytes(st.UnusedKept))
-	fmt.Fprintf(out, "%s %s: %s → %s in %s\n", verb, Bytes(st.Freed()), Bytes(st.BytesBefore), Bytes(st.BytesAfter),
+	fmt.Fprintf(out, "%s %s: %s → %s in %s\n", verb, Bytes(freed), Bytes(st.BytesBefore), Bytes(st.BytesAfter),
 		time.Since(start).Round(time.Millisecond))
 	return nil
 }
