@@ -11,16 +11,31 @@ import (
 	"time"
 )
 
-// The sample of deploy/ is DESIGN.md §11 with comments; it must load.
+// Two node IDs of the shape `syncd id` prints.
+const (
+	idX = "AAAAAAA-BBBBBBB-CCCCCCC-DDDDDDD-EEEEEEE-FFFFFFF-GGGGGGG-HHH"
+	idY = "ZZZZZZZ-BBBBBBB-CCCCCCC-DDDDDDD-EEEEEEE-FFFFFFF-GGGGGGG-HHH"
+)
+
+// The sample of deploy/ is DESIGN.md §11 with comments; it loads once its
+// placeholder peer ID is filled in, and says what is wrong before.
 func TestLoadSample(t *testing.T) {
-	c, err := Load("../deploy/syncd.yaml")
+	data, err := os.ReadFile("../deploy/syncd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const placeholder = "<node ID printed by `syncd id` on web2>"
+	if _, err := Parse(data, "syncd.yaml"); err == nil || !strings.Contains(err.Error(), "peers[0].id: \"<node ID") {
+		t.Errorf("the placeholder ID: %v", err)
+	}
+	c, err := Parse([]byte(strings.Replace(string(data), placeholder, idX, 1)), "syncd.yaml")
 	if err != nil {
 		t.Fatalf("Load(sample): %v", err)
 	}
 	want := &Config{
 		Node: Node{Name: "web1", StateDir: "/var/lib/syncd", Listen: "0.0.0.0:7410", HTTP: "127.0.0.1:7411"},
 		Peers: []Peer{{
-			Name: "web2", ID: "<node ID printed by `syncd id` on web2>", Address: "10.0.0.2:7410",
+			Name: "web2", ID: idX, Address: "10.0.0.2:7410",
 		}},
 		Folders: []Folder{{
 			ID: "www", Path: "/var/www/html", Mode: SendReceive, Peers: []string{"web2"},
@@ -74,7 +89,7 @@ func TestDefaults(t *testing.T) {
 		{"numbers as strings", "node: {name: 01, state_dir: /s}\nfolders: [{id: 2024, path: /w}]\n", func(c *Config) (any, any) {
 			return c.Node.Name + " " + c.Folders[0].ID, "01 2024"
 		}},
-		{"anchors", minimal + "peers:\n  - {name: a, id: A, address: 'h:1'}\nfolders:\n  - {id: x, path: /x, peers: &p [a], ignore: &i ['*.tmp']}\n  - {id: y, path: /y, peers: *p, ignore: *i}\n", func(c *Config) (any, any) {
+		{"anchors", minimal + "peers:\n  - {name: a, id: " + idX + ", address: 'h:1'}\nfolders:\n  - {id: x, path: /x, peers: &p [a], ignore: &i ['*.tmp']}\n  - {id: y, path: /y, peers: *p, ignore: *i}\n", func(c *Config) (any, any) {
 			return c.Folders[1].Peers[0] + " " + c.Folders[1].Ignore[0], "a *.tmp"
 		}},
 		{"retention", minimal + "repository:\n  url: /srv/b\n  index_key: /k\n  retention: {keep_hourly: 24, keep_yearly: 3, keep_within: 1d12h, keep_tags: [release]}\n", func(c *Config) (any, any) {
@@ -95,7 +110,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	folder := "peers:\n  - {name: web2, id: X, address: '10.0.0.2:7410'}\nfolders:\n  - id: www\n    path: /var/www\n"
+	folder := "peers:\n  - {name: web2, id: " + idX + ", address: '10.0.0.2:7410'}\nfolders:\n  - id: www\n    path: /var/www\n"
 	repo := "repository:\n  url: s3://b/web\n  index_key: /etc/syncd/index.key\n"
 	tests := []struct{ name, yaml, want string }{
 		// unknown keys at every depth
@@ -118,7 +133,7 @@ func TestParseErrors(t *testing.T) {
 		// duplicates
 		{"duplicate key", "node:\n  name: web1\n  name: web2\n", `t.yaml:3: duplicate key "name" in node (first at line 2)`},
 		{"duplicate section", minimal + "node: {}\n", `t.yaml:4: duplicate key "node" at top level (first at line 1)`},
-		{"duplicate peer", minimal + "peers:\n  - {name: web2, id: X, address: 'h:1'}\n  - {name: web2, id: Y, address: 'h:1'}\n", `t.yaml:6: peers[1].name: duplicate peer name "web2" (first at line 5)`},
+		{"duplicate peer", minimal + "peers:\n  - {name: web2, id: " + idX + ", address: 'h:1'}\n  - {name: web2, id: " + idY + ", address: 'h:1'}\n", `t.yaml:6: peers[1].name: duplicate peer name "web2" (first at line 5)`},
 		{"duplicate folder id", minimal + folder + "  - {id: www, path: /srv}\n", `t.yaml:9: folders[1].id: duplicate folder id "www" (first at line 7)`},
 		// values
 		{"no name", "node:\n  state_dir: /s\n", `t.yaml:1: node.name: required`},
@@ -127,8 +142,9 @@ func TestParseErrors(t *testing.T) {
 		{"relative state_dir", "node:\n  name: web1\n  state_dir: var/lib/syncd\n", `t.yaml:3: node.state_dir: want an absolute path, not "var/lib/syncd"`},
 		{"bad listen", minimal + "  listen: 7410\n", `t.yaml:4: node.listen: want host:port, not "7410"`},
 		{"bad http port", minimal + "  http: 'localhost:http'\n", `t.yaml:4: node.http: want host:port with a port number from 1 to 65535, not "localhost:http"`},
-		{"peer without host", minimal + "peers:\n  - {name: web2, id: X, address: ':7410'}\n", `t.yaml:5: peers[0].address: want host:port, not ":7410" (missing host)`},
-		{"peer named as node", minimal + "peers:\n  - {name: web1, id: X, address: 'h:1'}\n", `t.yaml:5: peers[0].name: "web1" is this node's own name (node.name)`},
+		{"peer without host", minimal + "peers:\n  - {name: web2, id: " + idX + ", address: ':7410'}\n", `t.yaml:5: peers[0].address: want host:port, not ":7410" (missing host)`},
+		{"bad peer id", minimal + "peers:\n  - {name: web2, id: NOTANID, address: 'h:1'}\n", `t.yaml:5: peers[0].id: "NOTANID" is not a node ID: 52 base32 characters (A-Z, 2-7), dashes allowed, as ` + "`syncd id`" + ` prints on web2`},
+		{"peer named as node", minimal + "peers:\n  - {name: web1, id: " + idX + ", address: 'h:1'}\n", `t.yaml:5: peers[0].name: "web1" is this node's own name (node.name)`},
 		{"peer without id", minimal + "peers:\n  - name: web2\n    address: 'h:1'\n", "t.yaml:5: peers[0].id: required: the node ID `syncd id` prints on web2"},
 		{"bad mode", minimal + folder + "    mode: mirror\n", `t.yaml:9: folders[0].mode: want send-only, receive-only or send-receive, not "mirror"`},
 		{"relative folder path", minimal + "folders:\n  - {id: www, path: www}\n", `t.yaml:5: folders[0].path: want an absolute path, not "www"`},
@@ -176,7 +192,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestErrorFields(t *testing.T) {
-	_, err := Parse([]byte(minimal+"peers:\n  - {name: web2, id: X, address: 'h'}\n"), "t.yaml")
+	_, err := Parse([]byte(minimal+"peers:\n  - {name: web2, id: "+idX+", address: 'h'}\n"), "t.yaml")
 	var ce *Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("got %v, want a *config.Error", err)

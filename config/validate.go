@@ -59,6 +59,9 @@ func (v *validator) peers(c *Config) error {
 		if p.ID == "" {
 			return v.errorf(at+".id", "required: the node ID `syncd id` prints on %s", p.Name)
 		}
+		if !nodeIDShape(p.ID) {
+			return v.errorf(at+".id", "%q is not a node ID: 52 base32 characters (A-Z, 2-7), dashes allowed, as `syncd id` prints on %s", p.ID, p.Name)
+		}
 		if first, dup := ids[p.ID]; dup {
 			return v.errorf(at+".id", "the same ID as the peer at line %d", v.line(first))
 		}
@@ -294,4 +297,21 @@ func (v *validator) errorf(key, format string, args ...any) *Error {
 func (v *validator) wrapf(key string, err error, format string, args ...any) *Error {
 	msg := key + ": " + fmt.Sprintf(format, args...)
 	return &Error{File: v.file, Line: v.line(key), Key: key, Msg: msg, Err: err}
+}
+
+// nodeIDShape reports whether s looks like a node ID (transfer/tlsid
+// checks it fully): 52 base32 characters once dashes are dropped.
+func nodeIDShape(s string) bool {
+	n := 0
+	for _, c := range s {
+		switch {
+		case c == '-':
+			continue
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '2' && c <= '7':
+			n++
+		default:
+			return false
+		}
+	}
+	return n == 52
 }
