@@ -1,0 +1,207 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/internal/faultproxy"
+)
+
+// randomFile writes size random (incompressible) bytes to p and returns
+// their SHA-256.
+func randomFile(t *testing.T, p string, size int, seed uint64) string {
+	t.Helper()
+	b := make([]byte, size)
+	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := fileSum(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// proxyTo starts a fault-injecting proxy to n's peer port, closed at the
+// end of the test.
+func proxyTo(t *testing.T, n *mnode) *faultproxy.Proxy {
+	t.Helper()
+	p, err := faultproxy.New(n.listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// watchTarget polls p until stop is closed and records every time it was
+// there but not complete: a size other than size, or the right size and
+// the wrong content (each inode is hashed once). It also records whether
+// a receiver's temporary file (.syncd-*) was seen beside it.
+type targetWatch struct {
+	p, sum  string
+	size    int64
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	partial []string
+	temp    atomic.Bool
+}
+
+func watchTarget(p string, size int64, sum string) *targetWatch {
+	w := &targetWatch{p: p, size: size, sum: sum, stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *targetWatch) run() {
+	defer close(w.done)
+	checked := map[uint64]bool{}
+	for {
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
+		if m, _ := filepath.Glob(filepath.Join(filepath.Dir(w.p), ".syncd-*")); len(m) > 0 {
+			w.temp.Store(true)
+		}
+		fi, err := os.Lstat(w.p)
+		switch {
+		case err != nil:
+		case fi.Size() != w.size:
+			w.fail(fmt.Sprintf("%s is there with %d bytes of %d", w.p, fi.Size(), w.size))
+		case !checked[fi.Sys().(*syscall.Stat_t).Ino]:
+			checked[fi.Sys().(*syscall.Stat_t).Ino] = true
+			if sum, err := fileSum(w.p); err == nil && sum != w.sum {
+				w.fail(fmt.Sprintf("%s is there with its full size and other content", w.p))
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (w *targetWatch) fail(msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.partial) < 5 {
+		w.partial = append(w.partial, time.Now().UTC().Format("15:04:05.000 ")+msg)
+	}
+}
+
+// end stops the watch and returns what it saw that was not complete.
+func (w *targetWatch) end() []string {
+	close(w.stop)
+	<-w.done
+	return w.partial
+}
+
+// TestMirrorKilledMidTransfer kills a node with SIGKILL in the middle of
+// the transfer of a 64 MiB file from A to B (the proxy between them is
+// blackholed once some of the file has gone through, so the kill lands
+// mid-transfer): first the receiver, then, in another run, the sender. At
+// no time is the file visible on B at its path unless complete, and after
+// a restart the transfer completes and no temporary file is left.
+func TestMirrorKilledMidTransfer(t *testing.T) {
+	t.Parallel()
+	for _, victim := range []string{"receiver", "sender"} {
+		t.Run(victim, func(t *testing.T) {
+			t.Parallel()
+			ns := mesh(t, "send-receive", "a", "b")
+			a, b := ns[0], ns[1]
+			toA := proxyTo(t, a)
+			b.setPeers(mpeer{a.name, a.id, toA.Addr()})
+			a.start()
+			b.start()
+			const size = 64 << 20
+			sum := randomFile(t, a.path("big/file.bin"), size, 1)
+			w := watchTarget(b.path("big/file.bin"), size, sum)
+			if !waitFor(converge, func() bool { return toA.BytesDown() > 8<<20 }) {
+				w.end()
+				t.Fatalf("the transfer did not start: %d bytes from A; log of b:\n%s", toA.BytesDown(), b.logTail())
+			}
+			toA.Blackhole()
+			if !waitFor(converge, w.temp.Load) {
+				t.Errorf("no temporary file seen on B during the transfer")
+			}
+			if victim == "receiver" {
+				b.stop(true)
+			} else {
+				a.stop(true)
+			}
+			toA.Heal()
+			time.Sleep(time.Second) // with one side down, nothing may appear
+			if victim == "receiver" {
+				b.start()
+			} else {
+				a.start()
+			}
+			done := waitFor(converge, func() bool { s, _ := fileSum(b.path("big/file.bin")); return s == sum })
+			partial := w.end()
+			for _, p := range partial {
+				t.Errorf("a partial file was visible on B: %s", p)
+			}
+			if !done {
+				t.Fatalf("the file did not arrive complete after the restart; log of b:\n%s", b.logTail())
+			}
+			if m, _ := filepath.Glob(b.path("big/.syncd-*")); len(m) > 0 {
+				t.Errorf("temporary files left on B after the transfer completed: %v", m)
+			}
+			waitSame(t, a, b)
+			if !a.alive() || !b.alive() {
+				t.Errorf("a daemon is down after the transfer; log of a:\n%s\nlog of b:\n%s", a.logTail(), b.logTail())
+			}
+		})
+	}
+}
+
+// TestMirrorUnknownPeer has C, which A's configuration does not list,
+// connect to A: A refuses it and logs C's node ID, C's status shows the
+// error for A, and nothing travels either way.
+func TestMirrorUnknownPeer(t *testing.T) {
+	t.Parallel()
+	a := newMNode(t, "a", "send-receive")
+	b := newMNode(t, "b", "send-receive") // A's only peer; never started
+	c := newMNode(t, "c", "send-receive")
+	a.setPeers(b.asPeer())
+	c.setPeers(a.asPeer())
+	a.write("secret.txt", []byte("for b only\n"))
+	c.write("from-c.txt", []byte("c's\n"))
+	a.start()
+	c.start()
+	if !waitFor(converge, func() bool { return len(a.logLines("refused", c.id)) > 0 }) {
+		t.Errorf("A did not log a refusal naming C's ID %s; log of a:\n%s", c.id, a.logTail())
+	}
+	var p mpeerStatus
+	if !waitFor(converge, func() bool { p, _ = c.status().peer("a"); return p.Error != "" }) {
+		t.Errorf("C's status shows no error for A: %+v", p)
+	} else {
+		t.Logf("C's status of A: %+v", p)
+	}
+	if p.Connected {
+		t.Errorf("C's status shows A connected: %+v", p)
+	}
+	if _, err := os.Stat(c.path("secret.txt")); err == nil {
+		t.Errorf("A's file reached C, which A does not know")
+	}
+	if _, err := os.Stat(a.path("from-c.txt")); err == nil {
+		t.Errorf("C's file reached A, which does not know C")
+	}
+	if p, _ := a.status().peer("b"); p.Connected {
+		t.Errorf("A shows its peer b connected, but only C connected: %+v", p)
+	}
+	if !a.alive() {
+		t.Errorf("A is down after refusing C; log:\n%s", a.logTail())
+	}
+}

@@ -1,0 +1,498 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/state"
+)
+
+// The mirror tests run real `syncd run` processes, one per node, on
+// 127.0.0.1, each with one folder "data" and no repository (so every node
+// chunks files the same way).
+
+// converge is how long the mirror tests wait for nodes to agree: a
+// generous deadline, not a speed requirement.
+const converge = 90 * time.Second
+
+// mnode is one mirroring node: its directories, ports, ID and process.
+type mnode struct {
+	t      *testing.T
+	name   string
+	dir    string // everything of the node: config, state, log, folder
+	cfg    string
+	state  string
+	folder string
+	listen string // peer protocol
+	http   string // status
+	id     string
+	mode   string
+	// debounce is the watcher's debounce (watch.debounce); "" is 50ms.
+	debounce string
+
+	peers []mpeer // what the config lists
+	cmd   *exec.Cmd
+	logf  string
+}
+
+// mpeer is one entry of a node's peers: section.
+type mpeer struct {
+	name, id, address string
+}
+
+// newMNode makes a node named name with an empty folder and its TLS
+// identity (syncd id); the configuration is written by setPeers.
+func newMNode(t *testing.T, name, mode string) *mnode {
+	t.Helper()
+	dir := t.TempDir()
+	if keep := os.Getenv("SYNCD_E2E_KEEP"); keep != "" { // to look at a failure's nodes afterwards
+		var err error
+		if dir, err = os.MkdirTemp(keep, t.Name()+"-"+name+"-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := &mnode{t: t, name: name, dir: dir, cfg: filepath.Join(dir, "syncd.yaml"), state: filepath.Join(dir, "state"),
+		folder: filepath.Join(dir, "data"), listen: freePort(t), http: freePort(t), mode: mode,
+		logf: filepath.Join(dir, "syncd.log")}
+	if err := os.Mkdir(n.folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n.writeConfig()
+	n.id = strings.TrimSpace(ok(t, nil, "syncd", "id", "--config", n.cfg))
+	return n
+}
+
+// mesh makes nodes named names in mode, each a peer of every other.
+func mesh(t *testing.T, mode string, names ...string) []*mnode {
+	t.Helper()
+	ns := make([]*mnode, len(names))
+	for i, name := range names {
+		ns[i] = newMNode(t, name, mode)
+	}
+	for _, n := range ns {
+		var ps []mpeer
+		for _, o := range ns {
+			if o != n {
+				ps = append(ps, o.asPeer())
+			}
+		}
+		n.setPeers(ps...)
+	}
+	return ns
+}
+
+// asPeer is n as another node's config lists it, at its real address.
+func (n *mnode) asPeer() mpeer { return mpeer{n.name, n.id, n.listen} }
+
+// setPeers rewrites n's configuration with peers ps, all sharing the folder.
+func (n *mnode) setPeers(ps ...mpeer) {
+	n.peers = ps
+	n.writeConfig()
+}
+
+func (n *mnode) writeConfig() {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node:\n  name: %s\n  state_dir: %s\n  listen: %s\n  http: %s\n", n.name, n.state, n.listen, n.http)
+	var names []string
+	if len(n.peers) > 0 {
+		b.WriteString("peers:\n")
+		for _, p := range n.peers {
+			fmt.Fprintf(&b, "  - name: %s\n    id: %s\n    address: %s\n", p.name, p.id, p.address)
+			names = append(names, p.name)
+		}
+	}
+	fmt.Fprintf(&b, "folders:\n  - id: data\n    path: %s\n    mode: %s\n    peers: [%s]\n", n.folder, n.mode, strings.Join(names, ", "))
+	d := n.debounce
+	if d == "" {
+		d = "50ms"
+	}
+	fmt.Fprintf(&b, "watch:\n  debounce: %s\n", d)
+	if err := os.WriteFile(n.cfg, []byte(b.String()), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// start runs syncd run for n and waits until its folder is indexed. The
+// log accumulates over restarts in n.logf.
+func (n *mnode) start() {
+	n.t.Helper()
+	logf, err := os.OpenFile(n.logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	fmt.Fprintf(logf, "---- start %s\n", time.Now().UTC().Format(time.RFC3339Nano))
+	cmd := exec.Command(filepath.Join(binDir, "syncd"), "run", "--config", n.cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	logf.Close()
+	n.cmd = cmd
+	n.t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	n.waitReady()
+}
+
+// stop ends n's daemon with SIGTERM, or SIGKILL when kill is set.
+func (n *mnode) stop(kill bool) {
+	n.t.Helper()
+	if n.cmd == nil {
+		return
+	}
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	n.cmd.Process.Signal(sig)
+	err := n.cmd.Wait()
+	if !kill && err != nil {
+		n.t.Errorf("%s: syncd run after SIGTERM: %v\n%s", n.name, err, n.logTail())
+	}
+	n.cmd = nil
+}
+
+// alive reports whether n's daemon still runs (it has not exited).
+func (n *mnode) alive() bool {
+	if n.cmd == nil {
+		return false
+	}
+	resp, err := http.Get("http://" + n.http + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (n *mnode) waitReady() {
+	n.t.Helper()
+	deadline := time.Now().Add(converge)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + n.http + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n.t.Fatalf("%s: syncd run not ready within %v; log:\n%s", n.name, converge, n.logTail())
+}
+
+// log returns n's whole log.
+func (n *mnode) log() string {
+	b, _ := os.ReadFile(n.logf)
+	return string(b)
+}
+
+// logTail returns the end of n's log, for failure messages.
+func (n *mnode) logTail() string {
+	s := n.log()
+	if len(s) > 6000 {
+		s = "…" + s[len(s)-6000:]
+	}
+	return s
+}
+
+// mstatus is `syncd status --json` as the mirror tests read it.
+type mstatus struct {
+	Node    string `json:"node"`
+	Folders []struct {
+		ID      string `json:"id"`
+		State   string `json:"state"`
+		Files   int64  `json:"files"`
+		Pending int64  `json:"pending"`
+	} `json:"folders"`
+	Peers []mpeerStatus `json:"peers"`
+}
+
+type mpeerStatus struct {
+	Name      string     `json:"name"`
+	ID        string     `json:"id"`
+	Connected bool       `json:"connected"`
+	LastSeen  *time.Time `json:"last_seen"`
+	LagFiles  int64      `json:"lag_files"`
+	LagBytes  int64      `json:"lag_bytes"`
+	Behind    uint64     `json:"behind"`
+	Error     string     `json:"error"`
+}
+
+// status runs syncd status --json for n.
+func (n *mnode) status() mstatus {
+	n.t.Helper()
+	var st mstatus
+	out := ok(n.t, nil, "syncd", "status", "--config", n.cfg, "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		n.t.Fatalf("%s: status --json: %v: %s", n.name, err, out)
+	}
+	return st
+}
+
+// peer returns n's status of the peer named name.
+func (st mstatus) peer(name string) (mpeerStatus, bool) {
+	for _, p := range st.Peers {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return mpeerStatus{}, false
+}
+
+// path returns the absolute path of rel in n's folder.
+func (n *mnode) path(rel string) string { return filepath.Join(n.folder, filepath.FromSlash(rel)) }
+
+// write writes content to rel in n's folder, making its directories.
+func (n *mnode) write(rel string, content []byte) {
+	n.t.Helper()
+	p := n.path(rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// mentry is what the mirror tests compare of a folder entry: contents,
+// modes, file mtimes and link targets (not directory mtimes, owners or
+// inodes).
+type mentry struct {
+	Type   string
+	Mode   fs.FileMode
+	Size   int64
+	MTime  int64 // files only
+	Sum    string
+	Target string
+}
+
+// mscan describes every entry below root by slash-separated relative
+// path. It returns an error instead of failing, as the tree may change
+// while it walks.
+func mscan(root string) (map[string]mentry, error) {
+	out := map[string]mentry{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		e := mentry{Mode: fi.Mode()}
+		switch {
+		case fi.Mode().IsRegular():
+			e.Type, e.Size, e.MTime = "file", fi.Size(), fi.ModTime().UnixNano()
+			if e.Sum, err = fileSum(p); err != nil {
+				return err
+			}
+		case fi.IsDir():
+			e.Type = "dir"
+		case fi.Mode()&fs.ModeSymlink != 0:
+			e.Type = "symlink"
+			if e.Target, err = os.Readlink(p); err != nil {
+				return err
+			}
+		default:
+			e.Type = "other"
+		}
+		out[filepath.ToSlash(rel)] = e
+		return nil
+	})
+	return out, err
+}
+
+func fileSum(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// treeDiff describes how b differs from a, in at most max lines; "" when
+// they are the same. Temporary files of the receiver (.syncd-*) count as
+// differences: none may be left once nodes agree.
+func treeDiff(a, b map[string]mentry, an, bn string, max int) string {
+	var lines []string
+	for p, ea := range a {
+		eb, ok := b[p]
+		switch {
+		case !ok:
+			lines = append(lines, fmt.Sprintf("%s: on %s, not on %s (%+v)", p, an, bn, ea))
+		case ea != eb:
+			lines = append(lines, fmt.Sprintf("%s: %s %+v, %s %+v", p, an, ea, bn, eb))
+		}
+	}
+	for p, eb := range b {
+		if _, ok := a[p]; !ok {
+			lines = append(lines, fmt.Sprintf("%s: on %s, not on %s (%+v)", p, bn, an, eb))
+		}
+	}
+	for _, m := range []map[string]mentry{a, b} {
+		for p := range m {
+			if strings.HasPrefix(filepath.Base(p), ".syncd-") {
+				lines = append(lines, fmt.Sprintf("%s: a temporary file is left", p))
+			}
+		}
+	}
+	sort.Strings(lines)
+	if len(lines) > max {
+		lines = append(lines[:max], fmt.Sprintf("… and %d more", len(lines)-max))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitSame waits until every node's folder holds the same tree, twice in
+// a row a second apart, and returns it; it fails the test with the
+// differences after the deadline.
+func waitSame(t *testing.T, ns ...*mnode) map[string]mentry {
+	t.Helper()
+	return waitSameOr(t, nil, ns...)
+}
+
+// waitSameOr is waitSame that calls explain, if not nil, with the paths
+// that differ before it fails the test.
+func waitSameOr(t *testing.T, explain func(paths []string), ns ...*mnode) map[string]mentry {
+	t.Helper()
+	deadline := time.Now().Add(converge)
+	var last map[string]mentry
+	var diff string
+	for {
+		diff = ""
+		trees := make([]map[string]mentry, len(ns))
+		for i, n := range ns {
+			tr, err := mscan(n.folder)
+			if err != nil {
+				diff = err.Error()
+				break
+			}
+			trees[i] = tr
+		}
+		for i := 1; diff == "" && i < len(ns); i++ {
+			diff = treeDiff(trees[0], trees[i], ns[0].name, ns[i].name, 40)
+		}
+		if diff == "" {
+			if last != nil && treeDiff(last, trees[0], "before", "now", 1) == "" {
+				return trees[0]
+			}
+			last = trees[0]
+		} else {
+			last = nil
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	for _, n := range ns {
+		t.Logf("log of %s:\n%s", n.name, n.logTail())
+	}
+	// What each node logged of the first paths that differ.
+	var paths []string
+	for i, line := range strings.Split(diff, "\n") {
+		rel, _, _ := strings.Cut(line, ": ")
+		if i == 5 || rel == "" {
+			break
+		}
+		paths = append(paths, rel)
+		for _, n := range ns {
+			t.Logf("%s logged of %s:\n%s", n.name, rel, strings.Join(n.logLines("path="+rel), "\n"))
+		}
+	}
+	if explain != nil {
+		explain(paths)
+	}
+	for _, n := range ns {
+		n.stop(false)
+		t.Logf("index entries of %s (%s):\n%s", n.name, n.id[:7], n.indexEntries(paths...))
+	}
+	t.Fatalf("nodes did not converge within %v:\n%s", converge, diff)
+	return nil
+}
+
+// waitFor polls cond every 100 ms until it holds or the deadline passes;
+// it reports whether it held.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// logLines returns the lines of n's log that contain every one of subs.
+func (n *mnode) logLines(subs ...string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(n.log()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		all := true
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				all = false
+				break
+			}
+		}
+		if all {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// indexEntries describes the index entries of paths in n's state
+// database, for failure messages; the daemon must be stopped.
+func (n *mnode) indexEntries(paths ...string) string {
+	db, err := state.Open(filepath.Join(n.state, "state.db"))
+	if err != nil {
+		return err.Error()
+	}
+	defer db.Close()
+	f := db.Folder("data")
+	var b strings.Builder
+	for _, p := range paths {
+		e, ok, err := f.Get(p)
+		switch {
+		case err != nil:
+			fmt.Fprintf(&b, "  %s: %v\n", p, err)
+		case !ok:
+			fmt.Fprintf(&b, "  %s: no entry\n", p)
+		default:
+			fmt.Fprintf(&b, "  %s: deleted=%v type=%s target=%q size=%d mtime=%s version=%d vector=%v\n", p, e.Deleted, e.Type,
+				e.Target, e.Size, time.Unix(0, e.ModTime).UTC().Format("15:04:05.000000000"), e.Version, e.Vector)
+		}
+	}
+	return b.String()
+}
