@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/state"
@@ -274,12 +275,7 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 	for _, name := range names {
 		if isTemp(name) {
 			if strings.HasPrefix(name, staleTemp) {
-				// The receiver's temporary files exist only while it holds
-				// the folder lock, which the daemon holds around Apply too:
-				// one seen here was left by a crash.
-				if err := os.Remove(ix.abs(path.Join(rel, name))); err == nil {
-					ix.log.Info("removed a temporary file left by a crash", "path", path.Join(rel, name))
-				}
+				ix.removeStale(path.Join(rel, name))
 			}
 			continue
 		}
@@ -318,7 +314,27 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 }
 
 // staleTemp starts the names of the transfer receiver's temporary files.
+// One whose inode has not changed for staleAfter was left by a crash: a
+// file being received changes with every block, and a stalled transfer
+// is given up within a minute.
 const staleTemp = ".syncd-tmp-"
+
+var staleAfter = 10 * time.Minute // a variable for tests
+
+// removeStale removes the receiver's temporary file rel if it is stale.
+func (ix *Indexer) removeStale(rel string) {
+	fi, err := os.Lstat(ix.abs(rel))
+	if err != nil {
+		return
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || time.Since(time.Unix(st.Ctim.Sec, st.Ctim.Nsec)) < staleAfter {
+		return
+	}
+	if err := os.Remove(ix.abs(rel)); err == nil {
+		ix.log.Info("removed a temporary file left by a crash", "path", rel)
+	}
+}
 
 // isTemp reports our own temporary files, which are never content.
 func isTemp(name string) bool {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/repotest"
@@ -211,10 +212,12 @@ func TestRenameNextToSibling(t *testing.T) {
 }
 
 // A temporary file of the transfer receiver left by a crash is removed
-// by the next scan; other names of ours are left alone.
+// by the next scan once it is old; one being received is not; other names
+// of ours are left alone.
 func TestStaleTempRemoved(t *testing.T) {
 	root := t.TempDir()
-	os.WriteFile(filepath.Join(root, ".syncd-tmp-0123"), []byte("half"), 0o600)
+	stale, fresh := filepath.Join(root, ".syncd-tmp-0123"), filepath.Join(root, ".syncd-tmp-4567")
+	os.WriteFile(stale, []byte("half"), 0o600)
 	os.WriteFile(filepath.Join(root, ".syncd-restore-1"), []byte("x"), 0o600)
 	db, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
@@ -222,11 +225,21 @@ func TestStaleTempRemoved(t *testing.T) {
 	}
 	defer db.Close()
 	ix := New(Folder{ID: "f", Root: root}, db.Folder("f"), nil, nil)
+	defer func(d time.Duration) { staleAfter = d }(staleAfter)
+	staleAfter = 0 // every temporary file counts as old
 	if err := ix.Apply(context.Background(), nil, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, ".syncd-tmp-0123")); !os.IsNotExist(err) {
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("stale temporary file: %v", err)
+	}
+	staleAfter = time.Minute
+	os.WriteFile(fresh, []byte("being received"), 0o600)
+	if err := ix.Apply(context.Background(), nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a temporary file being received was removed: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(root, ".syncd-restore-1")); err != nil {
 		t.Errorf("restore temporary file removed: %v", err)

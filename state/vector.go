@@ -41,11 +41,12 @@ func (v Vector) Get(node uint64) uint64 {
 }
 
 // Bump returns a copy of v in which node's counter is larger than in v and
-// than now in seconds since the Unix epoch: a node whose index was lost
-// still produces counters above its old ones (as Syncthing does).
+// than now in microseconds since the Unix epoch: a node whose index was
+// lost still produces counters above its old ones (as Syncthing does), and
+// the largest counter of a vector names the node that changed it last.
 func (v Vector) Bump(node uint64, now time.Time) Vector {
 	val := v.Get(node) + 1
-	if s := now.Unix(); s > 0 && uint64(s) > val {
+	if s := now.UnixMicro(); s > 0 && uint64(s) > val {
 		val = uint64(s)
 	}
 	return v.set(node, val)

@@ -40,14 +40,14 @@ func TestVectorMergeBump(t *testing.T) {
 		t.Errorf("merge %v does not dominate %v and %v", m, a, b)
 	}
 	old := time.Unix(100, 0)
-	if got := a.Bump(1, old); got.Get(1) != 100 || a.Get(1) != 2 {
+	if got := a.Bump(1, old); got.Get(1) != 100e6 || a.Get(1) != 2 {
 		t.Errorf("bump to clock: %v (original %v)", got, a)
 	}
-	big := Vector{{1, 500}}
-	if got := big.Bump(1, old); got.Get(1) != 501 {
+	big := Vector{{1, 500e6}}
+	if got := big.Bump(1, old); got.Get(1) != 500e6+1 {
 		t.Errorf("bump above clock: %v", got)
 	}
-	if got := a.Bump(2, old); !slices.Equal(got, Vector{{1, 2}, {2, 100}, {3, 1}}) {
+	if got := a.Bump(2, old); !slices.Equal(got, Vector{{1, 2}, {2, 100e6}, {3, 1}}) {
 		t.Errorf("bump of a new node: %v", got)
 	}
 	for _, bad := range []Vector{{{1, 0}}, {{2, 1}, {1, 1}}, {{1, 1}, {1, 2}}} {
@@ -78,33 +78,33 @@ func TestPutVectors(t *testing.T) {
 		return got
 	}
 	file := Entry{Type: "file", Size: 3, Mode: 0o644, ModTime: 5, Inode: 1}
-	if got := put("a", file); !slices.Equal(got.Vector, Vector{{7, 1000}}) {
+	if got := put("a", file); !slices.Equal(got.Vector, Vector{{7, 1000e6}}) {
 		t.Fatalf("new file: %v", got.Vector)
 	}
 	file.Inode, file.ChTime = 2, 9
-	if got := put("a", file); !slices.Equal(got.Vector, Vector{{7, 1000}}) {
+	if got := put("a", file); !slices.Equal(got.Vector, Vector{{7, 1000e6}}) {
 		t.Errorf("inode change: %v", got.Vector)
 	}
 	file.ModTime = 6
-	if got := put("a", file); !slices.Equal(got.Vector, Vector{{7, 1001}}) {
+	if got := put("a", file); !slices.Equal(got.Vector, Vector{{7, 1000e6 + 1}}) {
 		t.Errorf("edit: %v", got.Vector)
 	}
 	remote := file
-	remote.Size, remote.Vector = 4, Vector{{3, 50}, {7, 1001}}
+	remote.Size, remote.Vector = 4, Vector{{3, 50}, {7, 1000e6 + 1}}
 	if got := put("a", remote); !slices.Equal(got.Vector, remote.Vector) || got.Size != 4 {
 		t.Errorf("peer's version: %+v", got)
 	}
 	dir := Entry{Type: "dir", Mode: 0o755, ModTime: 1}
 	put("d", dir)
 	dir.ModTime = 2
-	if got := put("d", dir); !slices.Equal(got.Vector, Vector{{7, 1000}}) {
+	if got := put("d", dir); !slices.Equal(got.Vector, Vector{{7, 1000e6}}) {
 		t.Errorf("directory mtime: %v", got.Vector)
 	}
 	now = time.Unix(2000, 0)
 	if err := f.Update(func(tx *Tx) error { return tx.Delete("a") }); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _ := f.Get("a"); !got.Deleted || !slices.Equal(got.Vector, Vector{{3, 50}, {7, 2000}}) {
+	if got, _, _ := f.Get("a"); !got.Deleted || !slices.Equal(got.Vector, Vector{{3, 50}, {7, 2000e6}}) {
 		t.Errorf("delete: %+v", got)
 	}
 	bad := file

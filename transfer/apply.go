@@ -33,8 +33,9 @@ type fetchFunc func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int,
 
 // failure is an entry that could not be applied now; it is tried again.
 type failure struct {
-	e   wire.Entry
-	err error
+	e     wire.Entry
+	err   error
+	tries int // for a directory not empty: how often it was tried
 }
 
 type actionKind int
@@ -73,9 +74,12 @@ const (
 // indexed yet, a full disk, a block the peer no longer has). The error is
 // for what stops the whole batch: the index cannot be written, or ctx
 // ended.
+//
+// Planning and writing the temporary files run without the folder lock,
+// so that the indexer goes on while data travels; the lock is taken to
+// move things into place, after checking again, path by path, that
+// neither the index nor the disk changed since the plan.
 func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error) {
-	r.f.Lock.Lock()
-	defer r.f.Lock.Unlock()
 	if r.src == nil {
 		r.src = newSources(r.f)
 	}
@@ -87,7 +91,7 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 		a, err := r.plan(e)
 		switch {
 		case err != nil:
-			fails = append(fails, failure{e, err})
+			fails = append(fails, failure{e: e, err: err})
 		case a != nil:
 			acts = append(acts, a)
 		}
@@ -123,6 +127,9 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 			return nil, err
 		}
 	}
+	r.f.Lock.Lock()
+	defer r.f.Lock.Unlock()
+	r.recheck(acts)
 	r.deletes(acts)
 	for _, a := range acts {
 		if a.err == nil && a.kind != actDelete {
@@ -154,7 +161,7 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 	}
 	for _, a := range acts {
 		if a.err != nil {
-			fails = append(fails, failure{a.e, a.err})
+			fails = append(fails, failure{e: a.e, err: a.err})
 		}
 	}
 	r.f.bell.Ring()
@@ -178,6 +185,12 @@ func (r *receiver) plan(e wire.Entry) (*action, error) {
 		ord = local.Vector.Compare(remote.Vector)
 	}
 	a := &action{e: e, local: local, have: have, rec: remote}
+	if ord == state.Equal && !state.SameContent(local, remote) {
+		// Cannot happen between sound nodes; if it does, resolving it as
+		// a conflict makes every node end with the same content.
+		r.log.Warn("peer's version has our vector but other content", "path", e.Path)
+		ord = state.Concurrent
+	}
 	switch ord {
 	case state.Equal, state.Greater:
 		return nil, nil
@@ -225,6 +238,26 @@ func (r *receiver) plan(e wire.Entry) (*action, error) {
 		a.kind = actLink
 	}
 	return a, nil
+}
+
+// recheck fails the actions whose path changed since the plan: in the
+// index (the indexer recorded a local change) or on disk (a local change
+// not yet indexed). Those wait and are planned again.
+func (r *receiver) recheck(acts []*action) {
+	for _, a := range acts {
+		if a.err != nil {
+			continue
+		}
+		now, have, err := r.f.State.Get(a.e.Path)
+		switch {
+		case err != nil:
+			a.err = err
+		case have != a.have || have && now.Version != a.local.Version:
+			a.err = errLocalChange
+		default:
+			a.err = r.f.matchesDisk(a.e.Path, a.local, a.have)
+		}
+	}
 }
 
 // build writes the temporary files of files: chunks found locally are
@@ -289,6 +322,12 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool) error
 		if a.err == nil {
 			a.err = r.f.setTimes(a.tmp, a.e.ModTime)
 		}
+		if a.err != nil {
+			// at once, not at the end of the batch: on a full disk the
+			// space goes to the files that follow
+			r.f.root.Remove(a.tmp)
+			a.tmp = ""
+		}
 	}
 	return nil
 }
@@ -298,12 +337,13 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool) error
 func (r *receiver) place(a *action) {
 	p := a.e.Path
 	if a.conflict != "" {
-		if err := r.f.root.Rename(p, a.conflict); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		name, err := r.keepConflict(p, a.conflict)
+		if err != nil {
 			a.err = fmt.Errorf("keep conflict copy of %s: %w", p, err)
 			return
 		}
 		r.log.Warn("conflict: kept the local version as a copy", "folder", r.f.Config.ID, "path", p,
-			"copy", a.conflict, "peer", r.peer)
+			"copy", name, "peer", r.peer)
 	}
 	var err error
 	switch a.kind {
@@ -391,9 +431,10 @@ func (r *receiver) deletes(acts []*action) {
 			var gone bool
 			gone, err = r.f.removeDir(a.e.Path)
 			if err == nil && !gone {
-				// Something new is in it: the directory stays, and the
-				// indexer announces it again with what is in it.
-				r.log.Info("deleted directory kept: not empty", "folder", r.f.Config.ID, "path", a.e.Path)
+				// What is in it may be deleted by the next batch: tried
+				// again; the puller gives up after a few tries (then it is
+				// somebody's, and the indexer announces it again).
+				a.err = errDirNotEmpty
 				continue
 			}
 		} else {
@@ -477,4 +518,51 @@ func (r *receiver) durable(acts []*action, few bool) error {
 		}
 	}
 	return nil
+}
+
+// keepConflict moves the local version at p aside under name, or, if a
+// different file already has that name, under name with "-2", "-3"… before
+// its extension. A copy already there with the same content (another
+// node made the same copy) is kept as it is. It never replaces a file.
+func (r *receiver) keepConflict(p, name string) (string, error) {
+	ext := path.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	for i := 1; i < 1000; i++ {
+		cand := name
+		if i > 1 {
+			cand = fmt.Sprintf("%s-%d%s", base, i, ext)
+		}
+		_, err := r.f.root.Lstat(cand)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := r.f.root.Rename(p, cand); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return "", err
+			}
+			return cand, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if r.sameFile(p, cand) {
+			return cand, nil
+		}
+	}
+	return "", fmt.Errorf("too many conflict copies of %s", p)
+}
+
+// sameFile reports whether the files or links at a and b hold the same
+// bytes.
+func (r *receiver) sameFile(a, b string) bool {
+	fa, err1 := r.f.root.Lstat(a)
+	fb, err2 := r.f.root.Lstat(b)
+	if err1 != nil || err2 != nil || fa.Mode().Type() != fb.Mode().Type() || fa.Size() != fb.Size() {
+		return false
+	}
+	if fa.Mode()&fs.ModeSymlink != 0 {
+		ta, err1 := r.f.root.Readlink(a)
+		tb, err2 := r.f.root.Readlink(b)
+		return err1 == nil && err2 == nil && ta == tb
+	}
+	da, err1 := r.f.root.ReadFile(a)
+	db, err2 := r.f.root.ReadFile(b)
+	return err1 == nil && err2 == nil && string(da) == string(db)
 }

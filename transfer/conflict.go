@@ -16,7 +16,7 @@ import (
 //     delete made without knowing of it);
 //  2. a directory beats a file or a link (the file is kept as a conflict
 //     copy; moving a directory aside would move what is in it);
-//  3. the later modification time wins;
+//  3. the later modification time wins (files only);
 //  4. at equal times, the larger vector, compared counter by counter.
 //
 // The loser, if it has content, is kept beside the winner as
@@ -32,7 +32,9 @@ func remoteWins(l, r state.Entry) bool {
 	if (l.Type == "dir") != (r.Type == "dir") {
 		return r.Type == "dir"
 	}
-	if l.ModTime != r.ModTime {
+	// Only a file's mtime travels as it is; a directory's or a link's is
+	// the local time it was made on each node, so it cannot decide.
+	if l.Type == "file" && r.Type == "file" && l.ModTime != r.ModTime {
 		return r.ModTime > l.ModTime
 	}
 	return vectorLess(l.Vector, r.Vector)
@@ -52,7 +54,8 @@ func vectorLess(a, b state.Vector) bool {
 }
 
 // lastChanger returns the node of the largest counter of v: counters are
-// about the time of the change, so that is the node that changed it last.
+// the time of the change in microseconds, so that is the node that
+// changed it last.
 func lastChanger(v state.Vector) uint64 {
 	var best state.Counter
 	for _, c := range v {

@@ -76,6 +76,12 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 				case r.f.Chunking.ID(h, data) != b.ID:
 					fail(a, fmt.Errorf("fetch %s: block at %d does not match its ID: %w", a.e.Path, b.Offset, errUnavailable))
 				default:
+					mu.Lock()
+					failed := a.err != nil
+					mu.Unlock()
+					if failed {
+						return nil // no more of a failed file: the space is for the others
+					}
 					if _, err := a.file.WriteAt(data, b.Offset); err != nil {
 						fail(a, fmt.Errorf("write %s: %w", a.e.Path, err))
 					}

@@ -27,6 +27,9 @@ import (
 // until it has, and is then compared with it.
 var errLocalChange = errors.New("changed locally, not yet indexed")
 
+// errDirNotEmpty marks a deleted directory that still holds something.
+var errDirNotEmpty = errors.New("deleted directory not empty")
+
 // checkParents makes sure the directories above rel are real directories,
 // creating missing ones (mode 0755; their own entries set it later).
 func (f *Folder) checkParents(rel string) error {
@@ -84,11 +87,14 @@ func (f *Folder) matchesDisk(rel string, e state.Entry, have bool) error {
 		}
 	case "symlink":
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			return nil
+			if target, err := f.root.Readlink(rel); err == nil && target == e.Target {
+				return nil
+			}
 		}
 	case "file":
 		st, ok := fi.Sys().(*syscall.Stat_t)
-		if fi.Mode().IsRegular() && ok && fi.Size() == e.Size && fi.ModTime().UnixNano() == e.ModTime && st.Ino == e.Inode {
+		if fi.Mode().IsRegular() && ok && fi.Size() == e.Size && fi.ModTime().UnixNano() == e.ModTime &&
+			st.Ino == e.Inode && uint32(fi.Mode().Perm()) == e.Mode&0o777 {
 			return nil
 		}
 	}

@@ -3,7 +3,9 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -188,7 +190,7 @@ func tree(t *testing.T, dir string) map[string]string {
 			if err != nil {
 				return err
 			}
-			desc += " " + fi.ModTime().UTC().String() + " " + string(b)
+			desc += fmt.Sprintf(" %s %d %x", fi.ModTime().UTC(), len(b), sha256.Sum256(b))
 		}
 		out[rel] = desc
 		return nil

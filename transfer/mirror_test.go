@@ -3,6 +3,7 @@ package transfer
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,5 +145,31 @@ func TestEditBeatsDelete(t *testing.T) {
 	converge(t, a, b)
 	if got, _ := os.ReadFile(filepath.Join(a.dir, "f.txt")); !bytes.Equal(got, []byte("edited")) {
 		t.Errorf("a has %q", got)
+	}
+}
+
+// A directory renamed with more entries than one batch holds: its delete
+// and its contents' deletes come in different batches, and the old
+// directory still goes.
+func TestRenameLargeDirectory(t *testing.T) {
+	a, b := pair(t)
+	for i := range 3 {
+		for j := range 400 {
+			a.write(t, fmt.Sprintf("old/s%d/f%d", i, j), fmt.Sprintf("content %d %d", i, j))
+		}
+	}
+	a.index(t)
+	converge(t, a, b)
+	before := a.node.blocksServed.Load()
+	if err := os.Rename(filepath.Join(a.dir, "old"), filepath.Join(a.dir, "new")); err != nil {
+		t.Fatal(err)
+	}
+	a.index(t)
+	converge(t, a, b)
+	if _, err := os.Lstat(filepath.Join(b.dir, "old")); !os.IsNotExist(err) {
+		t.Errorf("old directory still on b: %v", err)
+	}
+	if got := a.node.blocksServed.Load() - before; got != 0 {
+		t.Errorf("the rename fetched %d bytes", got)
 	}
 }

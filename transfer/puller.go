@@ -63,6 +63,7 @@ const (
 	backoffMin   = 500 * time.Millisecond
 	backoffMax   = 30 * time.Second
 	retryEvery   = 2 * time.Second
+	dirTries     = 3 // a deleted directory still not empty after this many tries is kept
 	cursorPrefix = "transfer/cursor/"
 )
 
@@ -190,10 +191,23 @@ func (p *puller) applyBatch(ctx context.Context, es []wire.Entry) error {
 	if err != nil {
 		return err
 	}
+	prev := map[string]int{}
 	for _, e := range es {
+		if fl, ok := p.retry[e.Path]; ok {
+			prev[e.Path] = fl.tries
+		}
 		delete(p.retry, e.Path) // a newer version supersedes a failed one
 	}
 	for _, fl := range fails {
+		if errors.Is(fl.err, errDirNotEmpty) {
+			fl.tries = prev[fl.e.Path] + 1
+			if fl.tries > dirTries {
+				p.log.Info("deleted directory kept: it holds something not deleted", "path", fl.e.Path)
+				continue
+			}
+			p.retry[fl.e.Path] = fl
+			continue
+		}
 		p.retry[fl.e.Path] = fl
 		if errors.Is(fl.err, errLocalChange) {
 			p.log.Info("peer's version waits for a local change to be indexed", "path", fl.e.Path)
@@ -213,12 +227,12 @@ func (p *puller) retryFailed(ctx context.Context) error {
 	}
 	slices.SortFunc(es, func(a, b wire.Entry) int { return cmpU64(a.Seq, b.Seq) })
 	clear(p.retry)
-	for len(es) > 0 {
-		n := min(len(es), wire.MaxBatch)
-		if err := p.applyBatch(ctx, es[:n]); err != nil {
+	// one at a time: a file that cannot be written (a full disk) must not
+	// take the others down with it again
+	for i := range es {
+		if err := p.applyBatch(ctx, es[i:i+1]); err != nil {
 			return err
 		}
-		es = es[n:]
 	}
 	return nil
 }

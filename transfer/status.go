@@ -38,9 +38,14 @@ func (n *Node) Status() []PeerStatus {
 	for _, cp := range n.cfg.Peers {
 		ps := PeerStatus{Name: cp.Name, ID: cp.ID, Address: cp.Address}
 		var last time.Time
+		pulls := false
+		for _, p := range n.pullers {
+			pulls = pulls || p.peer.Name == cp.Name
+		}
 		if t, ok := n.lastIn[cp.Name]; ok {
 			last = t
-			ps.Connected = time.Since(t) < seenWithin
+			// Without a puller of ours, the peer's requests are all we know.
+			ps.Connected = !pulls && time.Since(t) < seenWithin
 		}
 		for _, p := range n.pullers {
 			if p.peer.Name != cp.Name {
