@@ -178,6 +178,35 @@ func (e *Error) Unwrap() error { return e.Err }
 // missing file is an error matching fs.ErrNotExist, "config PATH: no such
 // file".
 func Load(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// LoadNode reads the configuration at path like [Load], but checks only
+// its node section (and that every key is known): what `syncd id` needs,
+// before the peers' IDs are filled in.
+func LoadNode(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	d := &decoder{file: path, lines: map[string]int{}}
+	c, err := d.decode(data)
+	if err != nil {
+		return nil, err
+	}
+	applyDefaults(c)
+	v := &validator{file: path, lines: d.lines}
+	if err := v.node(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func readFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		msg := err.Error()
@@ -190,7 +219,7 @@ func Load(path string) (*Config, error) {
 		}
 		return nil, &Error{File: path, Msg: msg, Err: err}
 	}
-	return Parse(data, path)
+	return data, nil
 }
 
 // Parse parses data, the text of a configuration file that error messages

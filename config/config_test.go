@@ -256,3 +256,20 @@ func TestParseWithin(t *testing.T) {
 		}
 	}
 }
+
+// syncd id reads a config whose peers are not known yet.
+func TestLoadNode(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "syncd.yaml")
+	os.WriteFile(p, []byte("node: {name: web1, state_dir: /var/lib/syncd}\npeers:\n  - {name: web2, id: <to fill in>, address: 'h:1'}\n"), 0o600)
+	c, err := LoadNode(p)
+	if err != nil || c.Node.StateDir != "/var/lib/syncd" {
+		t.Fatalf("LoadNode: %+v, %v", c, err)
+	}
+	if _, err := Load(p); err == nil {
+		t.Error("Load took the placeholder ID")
+	}
+	os.WriteFile(p, []byte("node: {name: web1, state_dri: /x}\n"), 0o600)
+	if _, err := LoadNode(p); err == nil || !strings.Contains(err.Error(), "state_dri") {
+		t.Errorf("unknown key: %v", err)
+	}
+}

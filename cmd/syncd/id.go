@@ -24,7 +24,7 @@ node.state_dir; later it reads them. The ID never changes while node.key stays.`
 			if path == "" {
 				return cli.Usage("no configuration given: use --config FILE")
 			}
-			cfg, err := config.Load(path)
+			cfg, err := config.LoadNode(path)
 			if err != nil {
 				return err
 			}
