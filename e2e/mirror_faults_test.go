@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -163,6 +165,163 @@ func TestMirrorKilledMidTransfer(t *testing.T) {
 				t.Errorf("a daemon is down after the transfer; log of a:\n%s\nlog of b:\n%s", a.logTail(), b.logTail())
 			}
 		})
+	}
+}
+
+// TestMirrorNetworkCut cuts the network between A and B (a proxy on each
+// direction) for 30 s while both keep writing: during the cut, each side's
+// syncd status shows the other disconnected; after it heals, both
+// converge.
+func TestMirrorNetworkCut(t *testing.T) {
+	t.Parallel()
+	ns := mesh(t, "send-receive", "a", "b")
+	a, b := ns[0], ns[1]
+	toA, toB := proxyTo(t, a), proxyTo(t, b)
+	b.setPeers(mpeer{a.name, a.id, toA.Addr()})
+	a.setPeers(mpeer{b.name, b.id, toB.Addr()})
+	a.write("shared.txt", []byte("before the cut\n"))
+	a.start()
+	b.start()
+	waitSame(t, a, b)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range ns {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				n.write(fmt.Sprintf("%s/%03d.txt", n.name, i), []byte(strings.Repeat(n.name+fmt.Sprint(i)+" ", 100+i)))
+				if i%7 == 3 {
+					n.write(fmt.Sprintf("%s/%03d.txt", n.name, i-3), []byte("edited "+fmt.Sprint(i)))
+				}
+				if i%11 == 5 {
+					os.Remove(n.path(fmt.Sprintf("%s/%03d.txt", n.name, i-5)))
+				}
+				if i%50 == 20 {
+					n.write("shared.txt", []byte(fmt.Sprintf("edited on %s at %d\n", n.name, i)))
+				}
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	toA.Cut()
+	toB.Cut()
+	cutAt := time.Now()
+	seen := map[string]mpeerStatus{} // node → its peer's status once shown disconnected
+	for i := 0; time.Since(cutAt) < 30*time.Second; i++ {
+		for _, n := range ns {
+			other := map[string]string{"a": "b", "b": "a"}[n.name]
+			p, ok := n.status().peer(other)
+			if i%10 == 2 {
+				t.Logf("%s: status of peer %s %v after the cut: %+v", n.name, other, time.Since(cutAt).Round(time.Second), p)
+			}
+			if ok && !p.Connected {
+				if _, dup := seen[n.name]; !dup {
+					seen[n.name] = p
+					t.Logf("%s: peer %s shown disconnected %v after the cut: %+v", n.name, other, time.Since(cutAt).Round(time.Second), p)
+				}
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	toA.Heal()
+	toB.Heal()
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	for _, n := range ns {
+		if p, ok := seen[n.name]; !ok {
+			t.Errorf("%s: syncd status never showed its peer disconnected during the 30 s cut", n.name)
+		} else if p.Error == "" {
+			t.Errorf("%s: status of the disconnected peer has no error: %+v", n.name, p)
+		}
+	}
+	waitSame(t, a, b)
+}
+
+// TestMirrorDiskFull puts B's folder on an 8 MiB tmpfs and has A send a
+// 12 MiB file (written first) and small files: the small files arrive,
+// the big one fails with "no space left on device" in B's log and in its
+// status lag, B stays up; once the tmpfs is remounted with 64 MiB, the
+// big file arrives (retried).
+func TestMirrorDiskFull(t *testing.T) {
+	requireRoot(t, "TestMirrorDiskFull")
+	t.Parallel()
+	ns := mesh(t, "send-receive", "a", "b")
+	a, b := ns[0], ns[1]
+	mount(t, "-t", "tmpfs", "-o", "size=8m", "tmpfs", b.folder)
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", b.folder).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", b.folder, err, out)
+		}
+	})
+	const size = 12 << 20
+	sum := randomFile(t, a.path("big.bin"), size, 2)
+	var small []string
+	for i := range 5 {
+		rel := fmt.Sprintf("small/%d.txt", i)
+		a.write(rel, []byte(strings.Repeat(fmt.Sprint(i), 10000)))
+		small = append(small, rel)
+	}
+	a.start()
+	b.start() // after A has indexed everything: B gets the big file first, in one batch with the others
+
+	arrived := waitFor(converge, func() bool {
+		for _, rel := range small {
+			if _, err := os.Stat(b.path(rel)); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	if !arrived {
+		t.Errorf("the small files did not arrive while the big one could not be written; log of b:\n%s", b.logTail())
+	}
+	if !waitFor(converge, func() bool { return len(b.logLines("big.bin", "no space left on device")) > 0 }) {
+		t.Errorf("B's log has no error for big.bin saying the disk is full; log of b:\n%s", b.logTail())
+	}
+	var lag mpeerStatus
+	if !waitFor(converge, func() bool {
+		lag, _ = b.status().peer("a")
+		return lag.LagFiles >= 1 && lag.LagBytes >= size
+	}) {
+		t.Errorf("B's status does not show big.bin as lag: %+v", lag)
+	}
+	if !b.alive() {
+		t.Fatalf("B is down after the disk filled; log:\n%s", b.logTail())
+	}
+	if _, err := os.Stat(b.path("big.bin")); err == nil {
+		t.Errorf("big.bin is on B although it does not fit")
+	}
+
+	mount(t, "-o", "remount,size=64m", b.folder)
+	if !waitFor(converge, func() bool { s, _ := fileSum(b.path("big.bin")); return s == sum }) {
+		t.Fatalf("big.bin did not arrive once there was space; log of b:\n%s", b.logTail())
+	}
+	waitSame(t, a, b)
+	if lag, _ := b.status().peer("a"); lag.LagFiles != 0 || lag.LagBytes != 0 {
+		t.Errorf("B's status still shows lag once everything arrived: %+v", lag)
+	}
+}
+
+// requireRoot skips when not root: only root can mount a tmpfs.
+func requireRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("%s needs root (to mount a tmpfs); run the e2e tests as root to cover it", why)
+	}
+}
+
+// mount runs mount(8) with args, failing the test if it fails.
+func mount(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command("mount", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 }
 

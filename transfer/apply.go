@@ -50,16 +50,17 @@ const (
 
 // action is what applying one entry takes.
 type action struct {
-	e        wire.Entry
-	kind     actionKind
-	local    state.Entry // the index entry before, if have
-	have     bool
-	rec      state.Entry // what the index records once done
-	conflict string      // keep the local version under this name first
-	tmp      string      // the temporary file or link
-	file     *os.File
-	err      error // set once the action failed
-	done     bool
+	e            wire.Entry
+	kind         actionKind
+	local        state.Entry // the index entry before, if have
+	have         bool
+	rec          state.Entry // what the index records once done
+	conflict     string      // keep the local version as a conflict copy: the node to name it after
+	conflictTime time.Time   // and the time
+	tmp          string      // the temporary file or link
+	file         *os.File
+	err          error // set once the action failed
+	done         bool
 }
 
 // maxOpen bounds the temporary files a batch holds open at once; a batch
@@ -185,6 +186,7 @@ func (r *receiver) plan(e wire.Entry) (*action, error) {
 		ord = local.Vector.Compare(remote.Vector)
 	}
 	a := &action{e: e, local: local, have: have, rec: remote}
+	var conflictTime time.Time
 	if ord == state.Equal && !state.SameContent(local, remote) {
 		// Cannot happen between sound nodes; if it does, resolving it as
 		// a conflict makes every node end with the same content.
@@ -208,13 +210,15 @@ func (r *receiver) plan(e wire.Entry) (*action, error) {
 			// Nothing is lost when only metadata differs (the same tree
 			// copied onto two nodes without its mtimes, say).
 			if !local.Deleted && local.Type != "dir" && !sameBytes(local, remote) {
-				a.conflict = ConflictName(e.Path, time.Unix(0, local.ModTime), r.node(lastChanger(local.Vector)))
+				conflictTime = time.Unix(0, local.ModTime)
+				a.conflict = r.node(lastChanger(local.Vector))
 			}
 		}
 	}
 	if err := r.f.matchesDisk(e.Path, local, have); err != nil {
 		return nil, err
 	}
+	a.conflictTime = conflictTime
 	switch {
 	case have && state.SameContent(local, remote):
 		a.kind = actMerge
@@ -337,7 +341,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool) error
 func (r *receiver) place(a *action) {
 	p := a.e.Path
 	if a.conflict != "" {
-		name, err := r.keepConflict(p, a.conflict)
+		name, err := r.keepConflict(p, a.conflictTime, a.conflict)
 		if err != nil {
 			a.err = fmt.Errorf("keep conflict copy of %s: %w", p, err)
 			return
@@ -520,18 +524,14 @@ func (r *receiver) durable(acts []*action, few bool) error {
 	return nil
 }
 
-// keepConflict moves the local version at p aside under name, or, if a
-// different file already has that name, under name with "-2", "-3"… before
-// its extension. A copy already there with the same content (another
-// node made the same copy) is kept as it is. It never replaces a file.
-func (r *receiver) keepConflict(p, name string) (string, error) {
-	ext := path.Ext(name)
-	base := strings.TrimSuffix(name, ext)
-	for i := 1; i < 1000; i++ {
-		cand := name
-		if i > 1 {
-			cand = fmt.Sprintf("%s-%d%s", base, i, ext)
-		}
+// keepConflict moves the local version at p aside under its conflict
+// name (see [ConflictName]), or, if a different file has that name, the
+// next free [ConflictNameN]. A copy already there with the same content
+// (another node made the same copy) is kept as it is. It never replaces a
+// file.
+func (r *receiver) keepConflict(p string, mtime time.Time, node string) (string, error) {
+	for n := 1; n < 1000; n++ {
+		cand := ConflictNameN(p, mtime, node, n)
 		_, err := r.f.root.Lstat(cand)
 		if errors.Is(err, fs.ErrNotExist) {
 			if err := r.f.root.Rename(p, cand); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,12 +70,25 @@ func lastChanger(v state.Vector) uint64 {
 // ConflictName returns the name under which the losing version of rel,
 // last modified at mtime by the node whose ID starts with node, is kept:
 // "dir/a.txt" → "dir/a.sync-conflict-20261129-154502-ABCDEFG.txt".
+//
+// Should that name be taken by a different file (two losing versions of
+// one path from one node within a second), the copy gets the first free
+// of "-2", "-3"… after the node: see [ConflictNameN].
 func ConflictName(rel string, mtime time.Time, node string) string {
+	return ConflictNameN(rel, mtime, node, 1)
+}
+
+// ConflictNameN is ConflictName for the n-th copy of that name (n ≥ 2
+// appends "-n" to the node).
+func ConflictNameN(rel string, mtime time.Time, node string, n int) string {
 	dir, name := path.Split(rel)
 	ext := path.Ext(name)
 	base := strings.TrimSuffix(name, ext)
 	if base == "" { // ".htaccess": all extension
 		base, ext = name, ""
+	}
+	if n > 1 {
+		node += "-" + strconv.Itoa(n)
 	}
 	return dir + base + ".sync-conflict-" + mtime.UTC().Format("20060102-150405") + "-" + node + ext
 }
