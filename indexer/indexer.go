@@ -314,12 +314,16 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 }
 
 // staleTemp starts the names of the transfer receiver's temporary files.
-// One whose inode has not changed for staleAfter was left by a crash: a
-// file being received changes with every block, and a stalled transfer
-// is given up within a minute.
+// One whose inode has not changed since before this process started, or
+// for staleAfter, was left by a crash: a file being received changes with
+// every block, and a stalled transfer is given up within a minute.
 const staleTemp = ".syncd-tmp-"
 
 var staleAfter = 10 * time.Minute // a variable for tests
+
+// started is when this process started: a temporary file of the receiver
+// older than that was left by an earlier run, whatever its age.
+var started = time.Now()
 
 // removeStale removes the receiver's temporary file rel if it is stale.
 func (ix *Indexer) removeStale(rel string) {
@@ -328,7 +332,8 @@ func (ix *Indexer) removeStale(rel string) {
 		return
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || time.Since(time.Unix(st.Ctim.Sec, st.Ctim.Nsec)) < staleAfter {
+	ctime := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	if !ok || ctime.After(started) && time.Since(ctime) < staleAfter {
 		return
 	}
 	if err := os.Remove(ix.abs(rel)); err == nil {

@@ -215,7 +215,7 @@ func (r *receiver) plan(e wire.Entry) (*action, error) {
 			}
 		}
 	}
-	if err := r.f.matchesDisk(e.Path, local, have); err != nil {
+	if err := r.diskOK(e, local, have); err != nil {
 		return nil, err
 	}
 	a.conflictTime = conflictTime
@@ -256,12 +256,35 @@ func (r *receiver) recheck(acts []*action) {
 		switch {
 		case err != nil:
 			a.err = err
+		case (have != a.have || have && now.Version != a.local.Version) && a.kind == actDir &&
+			(!have || now.Type == "dir" && !now.Deleted):
+			// a directory the indexer found meanwhile, most often one this
+			// receiver made for the files it writes: no conflicting change
+			a.local, a.have = now, have
+			if have && r.f.Config.Mode != config.ReceiveOnly {
+				a.rec.Vector = a.e.Vector.Merge(now.Vector)
+			}
+			a.err = r.diskOK(a.e, now, have)
 		case have != a.have || have && now.Version != a.local.Version:
 			a.err = errLocalChange
 		default:
-			a.err = r.f.matchesDisk(a.e.Path, a.local, a.have)
+			a.err = r.diskOK(a.e, a.local, a.have)
 		}
 	}
+}
+
+// diskOK checks that the disk at e.Path is what the index says (see
+// matchesDisk), with one allowance: a directory where the peer's version
+// is a directory is no conflicting change, whoever made it (the receiver
+// itself makes the parents of the files it writes).
+func (r *receiver) diskOK(e wire.Entry, local state.Entry, have bool) error {
+	err := r.f.matchesDisk(e.Path, local, have)
+	if err == errLocalChange && e.Type == "dir" && !e.Deleted && (!have || local.Deleted || local.Type == "dir") {
+		if fi, lerr := r.f.root.Lstat(e.Path); lerr == nil && fi.IsDir() {
+			return nil
+		}
+	}
+	return err
 }
 
 // build writes the temporary files of files: chunks found locally are
