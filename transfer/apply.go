@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/wire"
@@ -68,6 +70,7 @@ type action struct {
 const (
 	maxOpen    = 128
 	fewActions = 8
+	builders   = 2
 )
 
 // apply applies es, a batch of the peer's entries in its sequence order,
@@ -84,7 +87,6 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 	if r.src == nil {
 		r.src = newSources(r.f)
 	}
-	defer r.src.closeAll()
 
 	var acts []*action
 	var fails []failure
@@ -113,14 +115,25 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 	// A few files are made durable one by one (fsync of each and of its
 	// directory); a batch of many with one syncfs before the renames and
 	// one after, which costs far less than an fsync each.
+	// Groups of files are built by builders at a time: making a file is
+	// mostly the kernel's work, which runs on both cores, and while one
+	// group waits for the peer's blocks the other writes.
 	few := len(acts) <= fewActions
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(builders)
 	for len(files) > 0 {
-		n := min(len(files), maxOpen)
-		if err := r.build(ctx, files[:n], few); err != nil {
-			r.cleanup(acts)
-			return nil, err
-		}
+		n := min(len(files), maxOpen/builders)
+		group := files[:n]
+		g.Go(func() error {
+			rd := r.src.reader()
+			defer rd.close()
+			return r.build(gctx, group, few, rd)
+		})
 		files = files[n:]
+	}
+	if err := g.Wait(); err != nil {
+		r.cleanup(acts)
+		return nil, err
 	}
 	if !few {
 		if err := r.f.syncFS(); err != nil {
@@ -289,7 +302,7 @@ func (r *receiver) diskOK(e wire.Entry, local state.Entry, have bool) error {
 
 // build writes the temporary files of files: chunks found locally are
 // copied, the others asked of the peer in few large requests.
-func (r *receiver) build(ctx context.Context, files []*action, fsync bool) error {
+func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *srcReader) error {
 	var q wire.BlockRequest
 	var owners []*action
 	for _, a := range files {
@@ -308,7 +321,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool) error
 		var off int64
 		for i, id := range a.e.Content {
 			n := a.e.Lengths[i]
-			if data, ok := r.src.read(id, n); ok {
+			if data, ok := rd.read(id, n); ok {
 				if _, err := f.WriteAt(data, off); err != nil {
 					a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
 					break

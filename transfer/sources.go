@@ -3,6 +3,7 @@ package transfer
 import (
 	"io/fs"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,15 +16,14 @@ import (
 // renamed, copied or partly changed file costs no transfer of what is
 // already here. It maps chunk IDs to a place in a file the index lists;
 // the place may be stale, so every chunk read is hashed before it is used.
+// Its methods are safe for concurrent use; each goroutine reads through a
+// reader of its own.
 type sources struct {
 	f     *Folder
+	mu    sync.Mutex
 	m     map[chunkstore.ID]place
 	built time.Time
 	seq   uint64 // the folder's sequence number when m was built
-
-	open map[string]*os.File // files read in this batch
-	h    *crypto.Hasher
-	buf  []byte
 }
 
 type place struct {
@@ -35,14 +35,14 @@ type place struct {
 // rebuildAfter is how old the map may get before a miss rebuilds it.
 const rebuildAfter = 5 * time.Second
 
-func newSources(f *Folder) *sources {
-	return &sources{f: f, open: map[string]*os.File{}, h: crypto.NewHasher(f.Chunking.Key)}
-}
+func newSources(f *Folder) *sources { return &sources{f: f} }
 
 // add records the chunks of e, a file at rel, in front of what the map
 // knew of them: a file just written or about to be replaced is the
 // likeliest to still hold them.
 func (s *sources) add(rel string, e state.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.m == nil {
 		s.rebuild()
 	}
@@ -53,18 +53,20 @@ func (s *sources) add(rel string, e state.Entry) {
 	}
 }
 
-// addIndexed is add for the rebuild: the first place found stays.
-func (s *sources) addIndexed(rel string, e state.Entry) {
-	var off int64
-	for i, id := range e.Content {
-		if _, ok := s.m[id]; !ok {
-			s.m[id] = place{rel, off, e.Lengths[i]}
-		}
-		off += int64(e.Lengths[i])
+// lookup returns where chunk id may be, rebuilding a stale map on a miss.
+func (s *sources) lookup(id chunkstore.ID) (place, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.m[id]
+	if !ok {
+		s.rebuild()
+		p, ok = s.m[id]
 	}
+	return p, ok
 }
 
-// rebuild reads the index anew if it changed and the map is old.
+// rebuild reads the index anew if it changed and the map is old; s.mu is
+// held.
 func (s *sources) rebuild() {
 	seq := s.f.State.Seq()
 	if s.m != nil && (seq == s.seq || time.Since(s.built) < rebuildAfter) {
@@ -73,35 +75,43 @@ func (s *sources) rebuild() {
 	s.m = map[chunkstore.ID]place{}
 	s.seq, s.built = seq, time.Now()
 	s.f.State.Walk("", func(rel string, e state.Entry) error {
-		if e.Type == "file" && !e.Deleted {
-			s.addIndexed(rel, e)
+		if e.Type != "file" || e.Deleted {
+			return nil
+		}
+		var off int64
+		for i, id := range e.Content {
+			if _, ok := s.m[id]; !ok {
+				s.m[id] = place{rel, off, e.Lengths[i]}
+			}
+			off += int64(e.Lengths[i])
 		}
 		return nil
 	})
 }
 
-// read returns chunk id of length n from a local file, or false.
-// The slice is reused by the next call.
-func (s *sources) read(id chunkstore.ID, n uint32) ([]byte, bool) {
-	p, ok := s.m[id]
-	if !ok {
-		s.rebuild()
-		if p, ok = s.m[id]; !ok {
-			return nil, false
-		}
-	}
-	if p.n != n {
-		return nil, false
-	}
-	return s.readAt(p, id)
+// srcReader reads chunks from local files for one goroutine.
+type srcReader struct {
+	s    *sources
+	open map[string]*os.File
+	h    *crypto.Hasher
+	buf  []byte
 }
 
-// readAt reads and checks chunk id at p.
-func (s *sources) readAt(p place, id chunkstore.ID) ([]byte, bool) {
-	f, ok := s.open[p.path]
+func (s *sources) reader() *srcReader {
+	return &srcReader{s: s, open: map[string]*os.File{}, h: crypto.NewHasher(s.f.Chunking.Key)}
+}
+
+// read returns chunk id of length n from a local file, or false.
+// The slice is reused by the next call.
+func (r *srcReader) read(id chunkstore.ID, n uint32) ([]byte, bool) {
+	p, ok := r.s.lookup(id)
+	if !ok || p.n != n {
+		return nil, false
+	}
+	f, ok := r.open[p.path]
 	if !ok {
 		var err error
-		f, err = s.f.root.OpenFile(p.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		f, err = r.s.f.root.OpenFile(p.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err == nil {
 			if fi, err2 := f.Stat(); err2 != nil || !fi.Mode().IsRegular() {
 				f.Close()
@@ -109,35 +119,35 @@ func (s *sources) readAt(p place, id chunkstore.ID) ([]byte, bool) {
 			}
 		}
 		if err != nil {
-			s.open[p.path] = nil
-			return nil, false
+			f = nil
 		}
-		if len(s.open) > 64 {
-			s.closeAll()
+		if len(r.open) > 64 {
+			r.close()
 		}
-		s.open[p.path] = f
+		r.open[p.path] = f
 	}
 	if f == nil {
 		return nil, false
 	}
-	if cap(s.buf) < int(p.n) {
-		s.buf = make([]byte, p.n)
+	if cap(r.buf) < int(p.n) {
+		r.buf = make([]byte, p.n)
 	}
-	b := s.buf[:p.n]
+	b := r.buf[:p.n]
 	if _, err := f.ReadAt(b, p.off); err != nil {
 		return nil, false
 	}
-	if s.f.Chunking.ID(s.h, b) != id {
+	if r.s.f.Chunking.ID(r.h, b) != id {
 		return nil, false
 	}
 	return b, true
 }
 
-func (s *sources) closeAll() {
-	for k, f := range s.open {
+// close closes the files the reader opened.
+func (r *srcReader) close() {
+	for k, f := range r.open {
 		if f != nil {
 			f.Close()
 		}
-		delete(s.open, k)
+		delete(r.open, k)
 	}
 }
