@@ -17,7 +17,7 @@ var allowed = map[string][]string{
 	"chunkstore/s3":          {"chunkstore/backend"},
 	"chunkstore/backendtest": {"chunkstore/backend"},
 	"chunkstore":             {"chunkstore/backend", "crypto"},
-	"archiver":               {"chunkstore", "chunkstore/backend", "crypto", "state"},
+	"archiver":               {"chunkstore", "chunkstore/backend", "crypto", "state", "internal/binread"},
 	"restorer":               {"chunkstore", "chunkstore/backend", "crypto"},
 	"checker":                {"chunkstore", "chunkstore/backend", "crypto"},
 	"internal/miniotest":     {},
@@ -25,13 +25,14 @@ var allowed = map[string][]string{
 	"config":                 {},
 	"watcher":                {},
 	"daemon": {"archiver", "chunkstore", "chunkstore/backend", "config", "crypto", "indexer", "retention", "state",
-		"transfer", "transfer/tlsid", "transfer/wire", "watcher"},
-	"transfer":            {"chunkstore", "chunkstore/backend", "config", "crypto", "state", "transfer/tlsid", "transfer/wire"},
-	"transfer/wire":       {"chunkstore", "chunkstore/backend", "crypto", "state"},
+		"transfer", "transfer/tlsid", "transfer/wire", "watcher", "internal/binread"},
+	"transfer":            {"chunkstore", "chunkstore/backend", "config", "crypto", "state", "transfer/tlsid", "transfer/wire", "internal/binread"},
+	"transfer/wire":       {"chunkstore", "chunkstore/backend", "crypto", "state", "internal/binread"},
+	"internal/binread":    {},
 	"transfer/tlsid":      {},
 	"internal/faultproxy": {},
-	"indexer":             {"state", "chunkstore", "chunkstore/backend", "crypto"},
-	"state":               {"chunkstore", "chunkstore/backend", "crypto"},
+	"indexer":             {"state", "chunkstore", "chunkstore/backend", "crypto", "internal/binread"},
+	"state":               {"chunkstore", "chunkstore/backend", "crypto", "internal/binread"},
 }
 
 func TestImportLayers(t *testing.T) {

@@ -97,18 +97,8 @@ func (ix *Indexer) Failed() []FileError {
 	for p, err := range ix.failed {
 		out = append(out, FileError{Path: p, Err: err})
 	}
-	slices.SortFunc(out, func(a, b FileError) int { return cmpString(a.Path, b.Path) })
+	slices.SortFunc(out, func(a, b FileError) int { return strings.Compare(a.Path, b.Path) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (ix *Indexer) fail(rel string, err error) {

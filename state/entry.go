@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/binread"
 )
 
 // Entry is what the index knows about one path of a folder: its metadata as
@@ -110,133 +111,69 @@ func appendEntry(dst []byte, e *Entry) []byte {
 	return dst
 }
 
-// decoder reads an encoded entry; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-var errShort = errors.New("truncated")
-
-func (d *decoder) byte() byte {
-	if d.err != nil || len(d.b) == 0 {
-		d.fail(errShort)
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint(max uint64) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail(errors.New("bad varint"))
-		return 0
-	}
-	if v > max {
-		d.fail(fmt.Errorf("value %d out of range", v))
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail(errors.New("bad varint"))
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes(n uint64) []byte {
-	if d.err != nil || uint64(len(d.b)) < n {
-		d.fail(errShort)
-		return nil
-	}
-	p := d.b[:n]
-	d.b = d.b[n:]
-	return p
-}
-
-func (d *decoder) fail(err error) {
-	if d.err == nil {
-		d.err = err
-	}
-}
-
 // decodeEntry decodes b, which it does not retain. It returns an error, and
 // never panics, on any input that appendEntry cannot have produced.
 func decodeEntry(b []byte) (Entry, error) {
 	var e Entry
-	d := decoder{b: b}
-	format := d.byte()
-	if d.err == nil && format != entryFormat && format != entryFormatV1 {
+	d := binread.Reader{B: b}
+	format := d.Byte()
+	if d.Err == nil && format != entryFormat && format != entryFormatV1 {
 		return e, fmt.Errorf("unknown entry format %d", format)
 	}
-	flags := d.byte()
+	flags := d.Byte()
 	if flags&^flagDeleted != 0 {
-		d.fail(fmt.Errorf("unknown flags %#x", flags))
+		d.Fail(fmt.Errorf("unknown flags %#x", flags))
 	}
 	e.Deleted = flags&flagDeleted != 0
-	if t := d.byte(); d.err == nil {
+	if t := d.Byte(); d.Err == nil {
 		if int(t) >= len(typeNames) || typeNames[t] == "" {
-			d.fail(fmt.Errorf("unknown entry type %d", t))
+			d.Fail(fmt.Errorf("unknown entry type %d", t))
 		} else {
 			e.Type = typeNames[t]
 		}
 	}
 	const max32, max64 = 1<<32 - 1, 1<<64 - 1
-	e.Version = d.uvarint(max64)
-	e.Size = d.varint()
-	e.Mode = uint32(d.uvarint(max32))
-	e.ModTime = d.varint()
-	e.ChTime = d.varint()
-	e.Inode = d.uvarint(max64)
-	e.Device = d.uvarint(max64)
-	e.Links = d.uvarint(max64)
-	e.UID = uint32(d.uvarint(max32))
-	e.GID = uint32(d.uvarint(max32))
-	e.Target = string(d.bytes(d.uvarint(uint64(len(d.b)))))
+	e.Version = d.Uvarint(max64)
+	e.Size = d.Varint()
+	e.Mode = uint32(d.Uvarint(max32))
+	e.ModTime = d.Varint()
+	e.ChTime = d.Varint()
+	e.Inode = d.Uvarint(max64)
+	e.Device = d.Uvarint(max64)
+	e.Links = d.Uvarint(max64)
+	e.UID = uint32(d.Uvarint(max32))
+	e.GID = uint32(d.Uvarint(max32))
+	e.Target = string(d.Bytes(d.Uvarint(uint64(len(d.B)))))
 	// each chunk takes at least 33 bytes: bounds n before allocating
-	n := d.uvarint(uint64(len(d.b)) / 33)
-	if d.err == nil && n > 0 {
+	n := d.Uvarint(uint64(len(d.B)) / 33)
+	if d.Err == nil && n > 0 {
 		e.Content = make([]chunkstore.ID, n)
 		for i := range e.Content {
-			copy(e.Content[i][:], d.bytes(32))
+			copy(e.Content[i][:], d.Bytes(32))
 		}
 		e.Lengths = make([]uint32, n)
 		for i := range e.Lengths {
-			e.Lengths[i] = uint32(d.uvarint(max32))
+			e.Lengths[i] = uint32(d.Uvarint(max32))
 		}
 	}
 	if format == entryFormat {
 		// each counter takes at least 2 bytes
-		m := d.uvarint(uint64(len(d.b)) / 2)
-		if d.err == nil && m > 0 {
+		m := d.Uvarint(uint64(len(d.B)) / 2)
+		if d.Err == nil && m > 0 {
 			e.Vector = make(Vector, m)
 			for i := range e.Vector {
-				e.Vector[i] = Counter{Node: d.uvarint(max64), Value: d.uvarint(max64)}
+				e.Vector[i] = Counter{Node: d.Uvarint(max64), Value: d.Uvarint(max64)}
 			}
-			if d.err == nil && !e.Vector.Valid() {
-				d.fail(errors.New("vector not sorted or with a zero counter"))
+			if d.Err == nil && !e.Vector.Valid() {
+				d.Fail(errors.New("vector not sorted or with a zero counter"))
 			}
 		}
 	}
-	if d.err == nil && len(d.b) > 0 {
-		d.fail(fmt.Errorf("%d trailing bytes", len(d.b)))
+	if d.Err == nil && len(d.B) > 0 {
+		d.Fail(fmt.Errorf("%d trailing bytes", len(d.B)))
 	}
-	if d.err != nil {
-		return Entry{}, d.err
+	if d.Err != nil {
+		return Entry{}, d.Err
 	}
 	return e, nil
 }

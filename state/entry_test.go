@@ -117,7 +117,7 @@ func TestPathKeys(t *testing.T) {
 }
 
 // TestImports keeps the package on its layer: of ours, it imports
-// chunkstore only (for chunkstore.ID).
+// chunkstore (for chunkstore.ID) and internal/binread only.
 func TestImports(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -133,8 +133,9 @@ func TestImports(t *testing.T) {
 		}
 		for _, imp := range f.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
-			if strings.HasPrefix(p, "github.com/syncd/syncd/") && p != "github.com/syncd/syncd/chunkstore" {
-				t.Errorf("%s imports %s: state may import only chunkstore of ours", name, p)
+			if strings.HasPrefix(p, "github.com/syncd/syncd/") && p != "github.com/syncd/syncd/chunkstore" &&
+				p != "github.com/syncd/syncd/internal/binread" {
+				t.Errorf("%s imports %s: state may import only chunkstore and internal/binread of ours", name, p)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -33,7 +34,7 @@ const (
 
 // Get returns node's counter, 0 if the vector has none.
 func (v Vector) Get(node uint64) uint64 {
-	i, ok := slices.BinarySearchFunc(v, node, func(c Counter, n uint64) int { return cmpU64(c.Node, n) })
+	i, ok := slices.BinarySearchFunc(v, node, func(c Counter, n uint64) int { return cmp.Compare(c.Node, n) })
 	if !ok {
 		return 0
 	}
@@ -54,7 +55,7 @@ func (v Vector) Bump(node uint64, now time.Time) Vector {
 
 func (v Vector) set(node, val uint64) Vector {
 	w := slices.Clone(v)
-	i, ok := slices.BinarySearchFunc(w, node, func(c Counter, n uint64) int { return cmpU64(c.Node, n) })
+	i, ok := slices.BinarySearchFunc(w, node, func(c Counter, n uint64) int { return cmp.Compare(c.Node, n) })
 	if ok {
 		w[i].Value = val
 		return w
@@ -128,16 +129,6 @@ func (v Vector) Valid() bool {
 		}
 	}
 	return true
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // SameContent reports whether a and b describe the same content of a

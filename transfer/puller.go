@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -225,7 +226,7 @@ func (p *puller) retryFailed(ctx context.Context) error {
 	for _, fl := range p.retry {
 		es = append(es, fl.e)
 	}
-	slices.SortFunc(es, func(a, b wire.Entry) int { return cmpU64(a.Seq, b.Seq) })
+	slices.SortFunc(es, func(a, b wire.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 	clear(p.retry)
 	// one at a time: a file that cannot be written (a full disk) must not
 	// take the others down with it again
@@ -235,16 +236,6 @@ func (p *puller) retryFailed(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (p *puller) countFailed() {

@@ -8,11 +8,11 @@ package wire
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/binread"
 	"github.com/syncd/syncd/state"
 )
 
@@ -114,48 +114,48 @@ func appendString(dst []byte, s string) []byte {
 // It does not retain b.
 func DecodeEntry(b []byte) (Entry, error) {
 	var w Entry
-	d := decoder{b: b}
-	if t := d.byte(); d.err == nil {
+	d := binread.Reader{B: b}
+	if t := d.Byte(); d.Err == nil {
 		if int(t) >= len(typeNames) || typeNames[t] == "" {
-			d.fail(fmt.Errorf("unknown entry type %d", t))
+			d.Fail(fmt.Errorf("unknown entry type %d", t))
 		} else {
 			w.Type = typeNames[t]
 		}
 	}
-	flags := d.byte()
-	if d.err == nil && flags&^flagDeleted != 0 {
-		d.fail(fmt.Errorf("unknown flags %#x", flags))
+	flags := d.Byte()
+	if d.Err == nil && flags&^flagDeleted != 0 {
+		d.Fail(fmt.Errorf("unknown flags %#x", flags))
 	}
 	w.Deleted = flags&flagDeleted != 0
-	w.Seq = d.uvarint(1<<64 - 1)
-	w.Path = d.string(MaxPath)
-	w.Size = d.varint()
-	w.Mode = uint32(d.uvarint(0o7777))
-	w.ModTime = d.varint()
-	w.Target = d.string(MaxTarget)
-	n := d.uvarint(uint64(len(d.b)) / 33) // each chunk takes at least 33 bytes
-	if d.err == nil && n > 0 {
+	w.Seq = d.Uvarint(1<<64 - 1)
+	w.Path = d.String(MaxPath)
+	w.Size = d.Varint()
+	w.Mode = uint32(d.Uvarint(0o7777))
+	w.ModTime = d.Varint()
+	w.Target = d.String(MaxTarget)
+	n := d.Uvarint(uint64(len(d.B)) / 33) // each chunk takes at least 33 bytes
+	if d.Err == nil && n > 0 {
 		w.Content = make([]chunkstore.ID, n)
 		for i := range w.Content {
-			copy(w.Content[i][:], d.bytes(32))
+			copy(w.Content[i][:], d.Bytes(32))
 		}
 		w.Lengths = make([]uint32, n)
 		for i := range w.Lengths {
-			w.Lengths[i] = uint32(d.uvarint(MaxChunk))
+			w.Lengths[i] = uint32(d.Uvarint(MaxChunk))
 		}
 	}
-	m := d.uvarint(min(MaxVector, uint64(len(d.b))/2))
-	if d.err == nil && m > 0 {
+	m := d.Uvarint(min(MaxVector, uint64(len(d.B))/2))
+	if d.Err == nil && m > 0 {
 		w.Vector = make(state.Vector, m)
 		for i := range w.Vector {
-			w.Vector[i] = state.Counter{Node: d.uvarint(1<<64 - 1), Value: d.uvarint(1<<64 - 1)}
+			w.Vector[i] = state.Counter{Node: d.Uvarint(1<<64 - 1), Value: d.Uvarint(1<<64 - 1)}
 		}
 	}
-	if d.err == nil && len(d.b) > 0 {
-		d.fail(fmt.Errorf("%d trailing bytes", len(d.b)))
+	if d.Err == nil && len(d.B) > 0 {
+		d.Fail(fmt.Errorf("%d trailing bytes", len(d.B)))
 	}
-	if d.err != nil {
-		return Entry{}, fmt.Errorf("entry: %w", d.err)
+	if d.Err != nil {
+		return Entry{}, fmt.Errorf("entry: %w", d.Err)
 	}
 	if err := w.Check(); err != nil {
 		return Entry{}, err
@@ -240,72 +240,4 @@ func trim(s string) string {
 		return s[:200] + "…"
 	}
 	return s
-}
-
-// decoder reads encoded fields; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-var errShort = errors.New("truncated")
-
-func (d *decoder) fail(err error) {
-	if d.err == nil {
-		d.err = err
-	}
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil || len(d.b) == 0 {
-		d.fail(errShort)
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint(max uint64) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail(errors.New("bad varint"))
-		return 0
-	}
-	if v > max {
-		d.fail(fmt.Errorf("value %d out of range", v))
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail(errors.New("bad varint"))
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes(n uint64) []byte {
-	if d.err != nil || uint64(len(d.b)) < n {
-		d.fail(errShort)
-		return nil
-	}
-	p := d.b[:n]
-	d.b = d.b[n:]
-	return p
-}
-
-func (d *decoder) string(max uint64) string {
-	return string(d.bytes(d.uvarint(max)))
 }

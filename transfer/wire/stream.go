@@ -11,6 +11,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/binread"
 )
 
 // Protocol is the version of the peer protocol this package speaks.
@@ -272,31 +273,31 @@ func DecodeBlockRequest(b []byte) (BlockRequest, error) {
 	if len(b) < len(blocksMagic) || string(b[:len(blocksMagic)]) != blocksMagic {
 		return q, errors.New("blocks: not a block request")
 	}
-	d := decoder{b: b[len(blocksMagic):]}
-	nf := d.uvarint(MaxBlocks)
+	d := binread.Reader{B: b[len(blocksMagic):]}
+	nf := d.Uvarint(MaxBlocks)
 	blocks, total := 0, int64(0)
-	for i := uint64(0); i < nf && d.err == nil; i++ {
-		f := FileBlocks{Path: d.string(MaxPath)}
-		nb := d.uvarint(uint64(MaxBlocks - blocks))
+	for i := uint64(0); i < nf && d.Err == nil; i++ {
+		f := FileBlocks{Path: d.String(MaxPath)}
+		nb := d.Uvarint(uint64(MaxBlocks - blocks))
 		blocks += int(nb)
-		for j := uint64(0); j < nb && d.err == nil; j++ {
-			blk := Block{Offset: int64(d.uvarint(1<<62 - 1)), Length: uint32(d.uvarint(MaxChunk))}
-			copy(blk.ID[:], d.bytes(32))
+		for j := uint64(0); j < nb && d.Err == nil; j++ {
+			blk := Block{Offset: int64(d.Uvarint(1<<62 - 1)), Length: uint32(d.Uvarint(MaxChunk))}
+			copy(blk.ID[:], d.Bytes(32))
 			total += int64(blk.Length)
 			f.Blocks = append(f.Blocks, blk)
 		}
-		if d.err == nil {
+		if d.Err == nil {
 			if err := CheckPath(f.Path); err != nil {
 				return q, fmt.Errorf("blocks: %w", err)
 			}
 		}
 		q.Files = append(q.Files, f)
 	}
-	if d.err == nil && len(d.b) > 0 {
-		d.fail(fmt.Errorf("%d trailing bytes", len(d.b)))
+	if d.Err == nil && len(d.B) > 0 {
+		d.Fail(fmt.Errorf("%d trailing bytes", len(d.B)))
 	}
-	if d.err != nil {
-		return BlockRequest{}, fmt.Errorf("blocks: %w", d.err)
+	if d.Err != nil {
+		return BlockRequest{}, fmt.Errorf("blocks: %w", d.Err)
 	}
 	if total > MaxBlockBytes {
 		return BlockRequest{}, fmt.Errorf("blocks: %d bytes asked, at most %d", total, MaxBlockBytes)
