@@ -227,10 +227,25 @@ func (p *puller) retryFailed(ctx context.Context) error {
 		es = append(es, fl.e)
 	}
 	slices.SortFunc(es, func(a, b wire.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	// Deleted directories together, so that they go deepest first; the
+	// others one at a time: a file that cannot be written (a full disk)
+	// must not take the others down with it again.
+	var dirs []wire.Entry
+	for _, e := range es {
+		if errors.Is(p.retry[e.Path].err, errDirNotEmpty) {
+			dirs = append(dirs, e)
+		}
+	}
 	clear(p.retry)
-	// one at a time: a file that cannot be written (a full disk) must not
-	// take the others down with it again
-	for i := range es {
+	if len(dirs) > 0 {
+		if err := p.applyBatch(ctx, dirs); err != nil {
+			return err
+		}
+	}
+	for i, e := range es {
+		if e.Deleted && e.Type == "dir" && slices.ContainsFunc(dirs, func(d wire.Entry) bool { return d.Path == e.Path }) {
+			continue
+		}
 		if err := p.applyBatch(ctx, es[i:i+1]); err != nil {
 			return err
 		}
