@@ -2,14 +2,11 @@ package transfer
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -372,147 +369,6 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 	return nil
 }
 
-// place moves a's new version into place, keeping a conflicting local
-// version under its conflict name first.
-func (r *receiver) place(a *action) {
-	p := a.e.Path
-	if a.conflict != "" {
-		name, err := r.keepConflict(p, a.conflictTime, a.conflict)
-		if err != nil {
-			a.err = fmt.Errorf("keep conflict copy of %s: %w", p, err)
-			return
-		}
-		r.log.Warn("conflict: kept the local version as a copy", "folder", r.f.Config.ID, "path", p,
-			"copy", name, "peer", r.peer)
-	}
-	var err error
-	switch a.kind {
-	case actMerge:
-		a.done = true
-		return
-	case actFile, actLink:
-		if a.kind == actLink {
-			if err = r.f.checkParents(p); err != nil {
-				break
-			}
-			a.tmp = tempName(p)
-			if err = r.f.root.Symlink(a.e.Target, a.tmp); err != nil {
-				break
-			}
-		}
-		if err = r.clearDir(p); err != nil {
-			r.f.root.Remove(a.tmp)
-			break
-		}
-		err = r.f.root.Rename(a.tmp, p)
-		a.tmp = ""
-	case actDir:
-		if err = r.f.checkParents(p); err != nil {
-			break
-		}
-		if fi, lerr := r.f.root.Lstat(p); lerr == nil && !fi.IsDir() {
-			if err = r.f.root.Remove(p); err != nil {
-				break
-			}
-		}
-		if err = r.f.root.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			break
-		}
-		err = r.f.root.Chmod(p, fileMode(a.rec.Mode))
-	}
-	if err == nil {
-		err = r.record(a)
-	}
-	if err != nil {
-		a.err = fmt.Errorf("apply %s: %w", p, err)
-		return
-	}
-	a.done = true
-}
-
-// clearDir removes an empty directory at p, which a file or a link is
-// about to replace; a directory with something in it is an error.
-func (r *receiver) clearDir(p string) error {
-	fi, err := r.f.root.Lstat(p)
-	if err != nil || !fi.IsDir() {
-		return nil
-	}
-	if ok, err := r.f.removeDir(p); err != nil || !ok {
-		return fmt.Errorf("directory in the way is not empty")
-	}
-	return nil
-}
-
-// record completes a.rec with the local facts of the path now on disk.
-func (r *receiver) record(a *action) error {
-	fi, err := r.f.root.Lstat(a.e.Path)
-	if err != nil {
-		return err
-	}
-	localFacts(&a.rec, fi)
-	return nil
-}
-
-// deletes removes what the peer deleted, deepest paths first, so that a
-// directory is empty by the time its turn comes.
-func (r *receiver) deletes(acts []*action) {
-	var dels []*action
-	for _, a := range acts {
-		if a.kind == actDelete && a.err == nil {
-			dels = append(dels, a)
-		}
-	}
-	slices.SortFunc(dels, func(a, b *action) int {
-		return strings.Count(b.e.Path, "/") - strings.Count(a.e.Path, "/")
-	})
-	for _, a := range dels {
-		var err error
-		if a.local.Type == "dir" {
-			var gone bool
-			gone, err = r.f.removeDir(a.e.Path)
-			if err == nil && !gone {
-				// What is in it may be deleted by the next batch: tried
-				// again; the puller gives up after a few tries (then it is
-				// somebody's, and the indexer announces it again).
-				a.err = errDirNotEmpty
-				continue
-			}
-		} else {
-			err = r.f.root.Remove(a.e.Path)
-			if errors.Is(err, fs.ErrNotExist) {
-				err = nil
-			}
-		}
-		if err != nil {
-			a.err = fmt.Errorf("delete %s: %w", a.e.Path, err)
-			continue
-		}
-		a.rec = a.e.State()
-		a.rec.Vector = a.rec.Vector.Merge(a.local.Vector)
-		a.rec.Type = a.local.Type
-		a.done = true
-	}
-}
-
-// dirTimes sets the mtimes of the directories made or changed, deepest
-// first, once nothing more is written into them.
-func (r *receiver) dirTimes(acts []*action) {
-	var dirs []*action
-	for _, a := range acts {
-		if a.kind == actDir && a.done && a.err == nil {
-			dirs = append(dirs, a)
-		}
-	}
-	slices.SortFunc(dirs, func(a, b *action) int {
-		return strings.Count(b.e.Path, "/") - strings.Count(a.e.Path, "/")
-	})
-	for _, a := range dirs {
-		if err := r.f.setTimes(a.e.Path, a.e.ModTime); err == nil {
-			r.record(a)
-		}
-	}
-}
-
 // cleanup closes and removes what a batch left behind.
 func (r *receiver) cleanup(acts []*action) {
 	for _, a := range acts {
@@ -558,47 +414,4 @@ func (r *receiver) durable(acts []*action, few bool) error {
 		}
 	}
 	return nil
-}
-
-// keepConflict moves the local version at p aside under its conflict
-// name (see [ConflictName]), or, if a different file has that name, the
-// next free [ConflictNameN]. A copy already there with the same content
-// (another node made the same copy) is kept as it is. It never replaces a
-// file.
-func (r *receiver) keepConflict(p string, mtime time.Time, node string) (string, error) {
-	for n := 1; n < 1000; n++ {
-		cand := ConflictNameN(p, mtime, node, n)
-		_, err := r.f.root.Lstat(cand)
-		if errors.Is(err, fs.ErrNotExist) {
-			if err := r.f.root.Rename(p, cand); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return "", err
-			}
-			return cand, nil
-		}
-		if err != nil {
-			return "", err
-		}
-		if r.sameFile(p, cand) {
-			return cand, nil
-		}
-	}
-	return "", fmt.Errorf("too many conflict copies of %s", p)
-}
-
-// sameFile reports whether the files or links at a and b hold the same
-// bytes.
-func (r *receiver) sameFile(a, b string) bool {
-	fa, err1 := r.f.root.Lstat(a)
-	fb, err2 := r.f.root.Lstat(b)
-	if err1 != nil || err2 != nil || fa.Mode().Type() != fb.Mode().Type() || fa.Size() != fb.Size() {
-		return false
-	}
-	if fa.Mode()&fs.ModeSymlink != 0 {
-		ta, err1 := r.f.root.Readlink(a)
-		tb, err2 := r.f.root.Readlink(b)
-		return err1 == nil && err2 == nil && ta == tb
-	}
-	da, err1 := r.f.root.ReadFile(a)
-	db, err2 := r.f.root.ReadFile(b)
-	return err1 == nil && err2 == nil && string(da) == string(db)
 }
