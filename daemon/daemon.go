@@ -133,7 +133,11 @@ func (d *Daemon) newFolder(fc config.Folder) (*folder, error) {
 	}
 	st := d.db.Folder(fc.ID)
 	ch := d.chunking()
-	ix := indexer.New(indexer.Folder{ID: fc.ID, Root: fc.Path, Ignore: m.Match}, st, ch.NewSplitter(), d.log.With("folder", fc.ID))
+	var sp *chunkstore.Splitter // nil: metadata only, for a folder neither mirrored nor backed up
+	if d.repo != nil || len(fc.Peers) > 0 {
+		sp = ch.NewSplitter()
+	}
+	ix := indexer.New(indexer.Folder{ID: fc.ID, Root: fc.Path, Ignore: m.Match}, st, sp, d.log.With("folder", fc.ID))
 	f := &folder{cfg: fc, st: st, ix: ix, w: w}
 	f.tf = &transfer.Folder{Config: fc, State: st, Chunking: ch, Ignore: m.Match, Lock: &f.mu}
 	return f, nil
