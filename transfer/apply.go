@@ -60,6 +60,7 @@ type action struct {
 	file         *os.File
 	err          error // set once the action failed
 	done         bool
+	skip         bool // nothing to do after all (ours turned out newer)
 }
 
 // maxOpen bounds the temporary files a batch holds open at once; a batch
@@ -116,6 +117,7 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 	// mostly the kernel's work, which runs on both cores, and while one
 	// group waits for the peer's blocks the other writes.
 	few := len(acts) <= fewActions
+	dirs := new(dirCache) // for the builds only: the placing checks afresh, under the lock
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(builders)
 	for len(files) > 0 {
@@ -124,7 +126,7 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 		g.Go(func() error {
 			rd := r.src.reader()
 			defer rd.close()
-			return r.build(gctx, group, few, rd)
+			return r.build(gctx, group, few, rd, dirs)
 		})
 		files = files[n:]
 	}
@@ -143,7 +145,7 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 	r.recheck(acts)
 	r.deletes(acts)
 	for _, a := range acts {
-		if a.err == nil && a.kind != actDelete {
+		if a.err == nil && !a.skip && a.kind != actDelete {
 			r.place(a)
 		}
 	}
@@ -269,10 +271,18 @@ func (r *receiver) recheck(acts []*action) {
 		case (have != a.have || have && now.Version != a.local.Version) && a.kind == actDir &&
 			(!have || now.Type == "dir" && !now.Deleted):
 			// a directory the indexer found meanwhile, most often one this
-			// receiver made for the files it writes: no conflicting change
+			// receiver made for the files it writes: resolved like any
+			// version of ours, by the same rules on every node
 			a.local, a.have = now, have
 			if have && r.f.Config.Mode != config.ReceiveOnly {
-				a.rec.Vector = a.e.Vector.Merge(now.Vector)
+				remote := a.e.State()
+				ord := now.Vector.Compare(remote.Vector)
+				if ord == state.Greater || ord == state.Equal && state.SameContent(now, remote) ||
+					ord != state.Lesser && !state.SameContent(now, remote) && !remoteWins(now, remote) {
+					a.skip = true // ours is newer or wins: nothing to do here
+					continue
+				}
+				a.rec.Vector = remote.Vector.Merge(now.Vector)
 			}
 			a.err = r.diskOK(a.e, now, have)
 		case have != a.have || have && now.Version != a.local.Version:
@@ -299,11 +309,11 @@ func (r *receiver) diskOK(e wire.Entry, local state.Entry, have bool) error {
 
 // build writes the temporary files of files: chunks found locally are
 // copied, the others asked of the peer in few large requests.
-func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *srcReader) error {
+func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *srcReader, dirs *dirCache) error {
 	var q wire.BlockRequest
 	var owners []*action
 	for _, a := range files {
-		if err := r.f.checkParents(a.e.Path); err != nil {
+		if err := r.f.checkParents(a.e.Path, dirs); err != nil {
 			a.err = err
 			continue
 		}

@@ -1,7 +1,9 @@
 package transfer
 
 import (
+	"bytes"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +40,34 @@ func remoteWins(l, r state.Entry) bool {
 	if l.Type == "file" && r.Type == "file" && l.ModTime != r.ModTime {
 		return r.ModTime > l.ModTime
 	}
-	return vectorLess(l.Vector, r.Vector)
+	if !slices.Equal(l.Vector, r.Vector) {
+		return vectorLess(l.Vector, r.Vector)
+	}
+	// Equal vectors with different content: cannot happen between sound
+	// nodes, but if it does, the content decides, the same way everywhere.
+	return contentLess(l, r)
+}
+
+// contentLess orders two versions by what they hold.
+func contentLess(l, r state.Entry) bool {
+	if l.Mode != r.Mode {
+		return l.Mode < r.Mode
+	}
+	if l.Target != r.Target {
+		return l.Target < r.Target
+	}
+	if l.Size != r.Size {
+		return l.Size < r.Size
+	}
+	if l.ModTime != r.ModTime {
+		return l.ModTime < r.ModTime
+	}
+	for i := 0; i < len(l.Content) && i < len(r.Content); i++ {
+		if c := bytes.Compare(l.Content[i][:], r.Content[i][:]); c != 0 {
+			return c < 0
+		}
+	}
+	return len(l.Content) < len(r.Content)
 }
 
 // vectorLess orders vectors as sequences of (node, value) pairs.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,20 +32,26 @@ var errLocalChange = errors.New("changed locally, not yet indexed")
 var errDirNotEmpty = errors.New("deleted directory not empty")
 
 // checkParents makes sure the directories above rel are real directories,
-// creating missing ones (mode 0755; their own entries set it later).
-func (f *Folder) checkParents(rel string) error {
+// creating missing ones (mode 0755; their own entries set it later). seen,
+// if not nil, remembers the directories found good during one batch, so
+// that the files of one directory check it once.
+func (f *Folder) checkParents(rel string, seen *dirCache) error {
 	dir := path.Dir(rel)
-	if dir == "." {
+	if dir == "." || seen.has(dir) {
 		return nil
 	}
 	p := ""
 	for name := range strings.SplitSeq(dir, "/") {
 		p = path.Join(p, name)
+		if seen.has(p) {
+			continue
+		}
 		fi, err := f.root.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			if err := f.root.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}
+			seen.add(p)
 			continue
 		}
 		if err != nil {
@@ -53,8 +60,37 @@ func (f *Folder) checkParents(rel string) error {
 		if !fi.IsDir() {
 			return fmt.Errorf("%s: not a directory", p)
 		}
+		seen.add(p)
 	}
 	return nil
+}
+
+// dirCache is a set of directories checked during one batch; the nil
+// cache remembers nothing. Safe for concurrent use.
+type dirCache struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (c *dirCache) has(dir string) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[dir]
+}
+
+func (c *dirCache) add(dir string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]bool{}
+	}
+	c.m[dir] = true
 }
 
 // tempName returns a new temporary name beside rel.

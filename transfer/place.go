@@ -29,7 +29,7 @@ func (r *receiver) place(a *action) {
 		return
 	case actFile, actLink:
 		if a.kind == actLink {
-			if err = r.f.checkParents(p); err != nil {
+			if err = r.f.checkParents(p, nil); err != nil {
 				break
 			}
 			a.tmp = tempName(p)
@@ -44,7 +44,7 @@ func (r *receiver) place(a *action) {
 		err = r.f.root.Rename(a.tmp, p)
 		a.tmp = ""
 	case actDir:
-		if err = r.f.checkParents(p); err != nil {
+		if err = r.f.checkParents(p, nil); err != nil {
 			break
 		}
 		if fi, lerr := r.f.root.Lstat(p); lerr == nil && !fi.IsDir() {

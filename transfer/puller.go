@@ -134,6 +134,7 @@ func (p *puller) session(ctx context.Context) error {
 	p.setConnected(true, nil)
 	p.log.Info("peer connected", "node", h.Node, "peer_seq", h.Folders[i].Seq, "from", p.next)
 	lastRetry := time.Now()
+	var ahead chan fetched // the next batch, asked for while the last was applied
 	for {
 		if len(p.retry) > 0 && time.Since(lastRetry) >= retryEvery {
 			if err := p.retryFailed(ctx); err != nil {
@@ -149,12 +150,19 @@ func (p *puller) session(ctx context.Context) error {
 			p.next = 0
 			clear(p.retry)
 		}
-		pctx, cancel := context.WithCancel(ctx)
-		p.mu.Lock()
-		p.pollCancel = cancel
-		p.mu.Unlock()
-		b, err := p.c.index(pctx, p.f.Config.ID, p.next, wait)
-		cancel()
+		var b wire.IndexBatch
+		var err error
+		if r, ok := p.takeAhead(ahead); ok {
+			b, err = r.b, r.err
+		} else {
+			pctx, cancel := context.WithCancel(ctx)
+			p.mu.Lock()
+			p.pollCancel = cancel
+			p.mu.Unlock()
+			b, err = p.c.index(pctx, p.f.Config.ID, p.next, wait)
+			cancel()
+		}
+		ahead = nil
 		if err != nil && p.fromStart.Load() && ctx.Err() == nil {
 			continue // the poll was cut by restart
 		}
@@ -163,10 +171,19 @@ func (p *puller) session(ctx context.Context) error {
 		}
 		p.seen(b)
 		if len(b.Entries) > 0 {
+			last := b.Entries[len(b.Entries)-1].Seq
+			if b.More {
+				// the next batch travels while this one is applied
+				ahead = make(chan fetched, 1)
+				go func() {
+					nb, err := p.c.index(ctx, p.f.Config.ID, last, 0)
+					ahead <- fetched{nb, err, last}
+				}()
+			}
 			if err := p.applyBatch(ctx, b.Entries); err != nil {
 				return err
 			}
-			p.next = b.Entries[len(b.Entries)-1].Seq
+			p.next = last
 		}
 		if !b.More && b.Seq > p.next {
 			p.next = b.Seq
@@ -176,6 +193,24 @@ func (p *puller) session(ctx context.Context) error {
 		}
 		p.saveCursor()
 	}
+}
+
+// fetched is an index batch asked for ahead.
+type fetched struct {
+	b     wire.IndexBatch
+	err   error
+	since uint64
+}
+
+// takeAhead waits for the batch asked for ahead, if any, and returns it
+// if it still follows what was applied (a restart or a retry round may
+// have moved the cursor meanwhile).
+func (p *puller) takeAhead(ahead chan fetched) (fetched, bool) {
+	if ahead == nil {
+		return fetched{}, false
+	}
+	r := <-ahead
+	return r, r.since == p.next && !p.fromStart.Load()
 }
 
 // applyBatch applies es and files its failures for retry.
