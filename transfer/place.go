@@ -13,6 +13,12 @@ import (
 // version under its conflict name first.
 func (r *receiver) place(a *action) {
 	p := a.e.Path
+	// once more, right before the rename: a local write a moment ago must
+	// not be replaced (the window left is that of two system calls)
+	if err := r.diskOK(a.e, a.local, a.have); err != nil {
+		a.err = err
+		return
+	}
 	if a.conflict != "" {
 		name, err := r.keepConflict(p, a.conflictTime, a.conflict)
 		if err != nil {
@@ -103,6 +109,10 @@ func (r *receiver) deletes(acts []*action) {
 		return strings.Count(b.e.Path, "/") - strings.Count(a.e.Path, "/")
 	})
 	for _, a := range dels {
+		if err := r.diskOK(a.e, a.local, a.have); err != nil {
+			a.err = err // changed a moment ago: not removed
+			continue
+		}
 		var err error
 		if a.local.Type == "dir" {
 			var gone bool
