@@ -284,12 +284,10 @@ func (r *receiver) recheck(acts []*action) {
 				}
 				a.rec.Vector = remote.Vector.Merge(now.Vector)
 			}
-			a.err = r.diskOK(a.e, now, have)
 		case have != a.have || have && now.Version != a.local.Version:
 			a.err = errLocalChange
-		default:
-			a.err = r.diskOK(a.e, a.local, a.have)
 		}
+		// the disk is checked right before each move (place, deletes)
 	}
 }
 

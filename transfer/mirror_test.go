@@ -173,3 +173,19 @@ func TestRenameLargeDirectory(t *testing.T) {
 		t.Errorf("the rename fetched %d bytes", got)
 	}
 }
+
+func TestSameContent(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 200<<10)
+	other := bytes.Clone(big)
+	other[len(other)-1] = 'y'
+	for _, tc := range []struct {
+		a, b []byte
+		want bool
+	}{
+		{nil, nil, true}, {big, big, true}, {big, other, false}, {big, big[:len(big)-1], false}, {[]byte("a"), nil, false},
+	} {
+		if got := sameContent(bytes.NewReader(tc.a), bytes.NewReader(tc.b)); got != tc.want {
+			t.Errorf("sameContent(%d bytes, %d bytes) = %v", len(tc.a), len(tc.b), got)
+		}
+	}
+}

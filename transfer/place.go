@@ -1,8 +1,10 @@
 package transfer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"slices"
 	"strings"
@@ -198,7 +200,36 @@ func (r *receiver) sameFile(a, b string) bool {
 		tb, err2 := r.f.root.Readlink(b)
 		return err1 == nil && err2 == nil && ta == tb
 	}
-	da, err1 := r.f.root.ReadFile(a)
-	db, err2 := r.f.root.ReadFile(b)
-	return err1 == nil && err2 == nil && string(da) == string(db)
+	fa2, err1 := r.f.root.Open(a)
+	if err1 != nil {
+		return false
+	}
+	defer fa2.Close()
+	fb2, err2 := r.f.root.Open(b)
+	if err2 != nil {
+		return false
+	}
+	defer fb2.Close()
+	return sameContent(fa2, fb2)
+}
+
+// sameContent compares two readers block by block, in bounded memory
+// whatever their size.
+func sameContent(a, b io.Reader) bool {
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, erra := io.ReadFull(a, ba)
+		nb, errb := io.ReadFull(b, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
+		}
+		endA := erra == io.EOF || erra == io.ErrUnexpectedEOF
+		endB := errb == io.EOF || errb == io.ErrUnexpectedEOF
+		if endA || endB {
+			return endA && endB
+		}
+		if erra != nil || errb != nil {
+			return false
+		}
+	}
 }
