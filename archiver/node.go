@@ -10,7 +10,7 @@ import (
 
 // nodeFromInfo fills a node's metadata from an lstat result.
 func nodeFromInfo(name string, fi fs.FileInfo) chunkstore.Node {
-	n := chunkstore.Node{Mode: modeBits(fi.Mode()), ModTime: fi.ModTime()}
+	n := chunkstore.Node{Mode: chunkstore.ModeBits(fi.Mode()), ModTime: fi.ModTime()}
 	n.SetName(name)
 	switch {
 	case fi.Mode().IsRegular():
@@ -31,21 +31,6 @@ func nodeFromInfo(name string, fi fs.FileInfo) chunkstore.Node {
 		n.Links = 0 // a directory's link count is its subdirectory count: noise
 	}
 	return n
-}
-
-// modeBits converts Go's FileMode to chmod bits.
-func modeBits(m fs.FileMode) uint32 {
-	b := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		b |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		b |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		b |= 0o1000
-	}
-	return b
 }
 
 // unchanged reports whether the file described by cur may reuse the

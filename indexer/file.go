@@ -64,7 +64,7 @@ func (ix *Indexer) file(rel string, e state.Entry) error {
 		ix.fail(rel, ErrChanging)
 		return nil
 	}
-	e = entryFromInfo(after)
+	e = state.EntryOf(after)
 	e.Content, e.Lengths = split.Content, split.Lengths
 	ix.filesRead.Add(1)
 	ix.bytesRead.Add(split.Size)

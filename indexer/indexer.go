@@ -174,7 +174,7 @@ func (ix *Indexer) refreshDir(dir string) error {
 	if err != nil || !fi.IsDir() {
 		return nil // gone or replaced: the scan of its own hint handles it
 	}
-	return ix.put(dir, entryFromInfo(fi))
+	return ix.put(dir, state.EntryOf(fi))
 }
 
 func (ix *Indexer) abs(rel string) string { return filepath.Join(ix.f.Root, filepath.FromSlash(rel)) }
@@ -213,7 +213,7 @@ func (ix *Indexer) ignored(rel string, isDir bool) bool {
 
 // entry indexes rel, whose lstat is fi.
 func (ix *Indexer) entry(ctx context.Context, rel string, fi fs.FileInfo) error {
-	e := entryFromInfo(fi)
+	e := state.EntryOf(fi)
 	if !fi.IsDir() && rel != "" {
 		// a directory replaced by a file or a link: what was below it is gone
 		if old, have, err := ix.st.Get(rel); err != nil {
@@ -397,36 +397,4 @@ func (ix *Indexer) flush() error {
 		}
 		return nil
 	})
-}
-
-// entryFromInfo fills an entry's metadata from an lstat.
-func entryFromInfo(fi fs.FileInfo) state.Entry {
-	e := state.Entry{Size: fi.Size(), Mode: uint32(fi.Mode().Perm()), ModTime: fi.ModTime().UnixNano()}
-	switch {
-	case fi.IsDir():
-		e.Type, e.Size = "dir", 0
-	case fi.Mode()&fs.ModeSymlink != 0:
-		e.Type, e.Size = "symlink", 0
-	default:
-		e.Type = "file"
-	}
-	m := fi.Mode()
-	if m&fs.ModeSetuid != 0 {
-		e.Mode |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		e.Mode |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		e.Mode |= 0o1000
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		e.ChTime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
-		e.Inode, e.Device, e.Links = st.Ino, uint64(st.Dev), uint64(st.Nlink)
-		e.UID, e.GID = st.Uid, st.Gid
-		if fi.IsDir() {
-			e.Links = 0
-		}
-	}
-	return e
 }

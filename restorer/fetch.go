@@ -205,7 +205,7 @@ func (p *planner) setMeta(rel string, n chunkstore.Node, symlink bool) error {
 	if symlink {
 		return p.lutimes(rel, n.ModTime)
 	}
-	if err := p.root.Chmod(rel, fileMode(n.Mode)); err != nil {
+	if err := p.root.Chmod(rel, chunkstore.FileMode(n.Mode)); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
 	if err := p.root.Chtimes(rel, n.ModTime, n.ModTime); err != nil {
@@ -228,20 +228,6 @@ func (p *planner) lutimes(rel string, mtime time.Time) error {
 		return fmt.Errorf("set symlink times: %w", err)
 	}
 	return nil
-}
-
-func fileMode(bits uint32) os.FileMode {
-	m := os.FileMode(bits & 0o777)
-	if bits&0o4000 != 0 {
-		m |= os.ModeSetuid
-	}
-	if bits&0o2000 != 0 {
-		m |= os.ModeSetgid
-	}
-	if bits&0o1000 != 0 {
-		m |= os.ModeSticky
-	}
-	return m
 }
 
 // finishLinks creates the hard links to files restored earlier.

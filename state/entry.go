@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
+	"syscall"
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/binread"
@@ -39,6 +41,30 @@ type Entry struct {
 	// entry without one (a local change) sets it; [Tx.Put] of an entry with
 	// one (a peer's change, applied here) keeps it.
 	Vector Vector
+}
+
+// EntryOf returns the entry of what an lstat describes: its type, size,
+// mode bits and mtime, and the local facts (ctime, inode, device, links,
+// owner) that tell whether it changed. Content and Vector are left empty.
+func EntryOf(fi fs.FileInfo) Entry {
+	e := Entry{Size: fi.Size(), Mode: chunkstore.ModeBits(fi.Mode()), ModTime: fi.ModTime().UnixNano()}
+	switch {
+	case fi.IsDir():
+		e.Type, e.Size = "dir", 0
+	case fi.Mode()&fs.ModeSymlink != 0:
+		e.Type, e.Size = "symlink", 0
+	default:
+		e.Type = "file"
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		e.ChTime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
+		e.Inode, e.Device, e.Links = st.Ino, uint64(st.Dev), uint64(st.Nlink)
+		e.UID, e.GID = st.Uid, st.Gid
+		if fi.IsDir() {
+			e.Links = 0 // a directory's link count is its subdirectory count: noise
+		}
+	}
+	return e
 }
 
 // entryFormat is the first byte of every encoded entry: 2 since entries

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/wire"
@@ -355,7 +356,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			continue
 		}
 		if a.err == nil {
-			a.err = a.file.Chmod(fileMode(a.e.Mode))
+			a.err = a.file.Chmod(chunkstore.FileMode(a.e.Mode))
 		}
 		if a.err == nil && fsync {
 			a.err = a.file.Sync()

@@ -137,34 +137,14 @@ func (f *Folder) matchesDisk(rel string, e state.Entry, have bool) error {
 	return errLocalChange
 }
 
-// localFacts fills in what only a stat of the applied path knows.
+// localFacts fills in what only a stat of the applied path knows; a
+// directory's or a link's mtime is local too (see SameContent).
 func localFacts(e *state.Entry, fi fs.FileInfo) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		e.ChTime = st.Ctim.Sec*1e9 + st.Ctim.Nsec
-		e.Inode, e.Device, e.Links = st.Ino, uint64(st.Dev), uint64(st.Nlink)
-		e.UID, e.GID = st.Uid, st.Gid
-		if fi.IsDir() {
-			e.Links = 0
-		}
-	}
+	l := state.EntryOf(fi)
+	e.ChTime, e.Inode, e.Device, e.Links, e.UID, e.GID = l.ChTime, l.Inode, l.Device, l.Links, l.UID, l.GID
 	if e.Type == "dir" || e.Type == "symlink" {
-		e.ModTime = fi.ModTime().UnixNano()
+		e.ModTime = l.ModTime
 	}
-}
-
-// fileMode converts the mode of an entry (chmod bits) to an fs.FileMode.
-func fileMode(m uint32) fs.FileMode {
-	fm := fs.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		fm |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= fs.ModeSticky
-	}
-	return fm
 }
 
 // syncFS flushes the file system of the folder: one call makes every

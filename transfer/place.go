@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/syncd/syncd/chunkstore"
 )
 
 // place moves a's new version into place, keeping a conflicting local
@@ -63,7 +65,7 @@ func (r *receiver) place(a *action) {
 		if err = r.f.root.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			break
 		}
-		err = r.f.root.Chmod(p, fileMode(a.rec.Mode))
+		err = r.f.root.Chmod(p, chunkstore.FileMode(a.rec.Mode))
 	}
 	if err == nil {
 		err = r.record(a)
