@@ -68,41 +68,14 @@ func daemonBackend(root string) Backend {
 	return b
 }
 
-// measureDaemon runs the daemon section for s.pairs pairs.
-func (s *suite) measureDaemon(ctx context.Context) error {
-	for p := 1; p <= s.pairs; p++ {
-		if err := s.pairDaemon(ctx, p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // pairDaemon runs one pair of the daemon section on a fresh copy of the
 // data set (see daemonBackend's Procedure).
 func (s *suite) pairDaemon(ctx context.Context, p int) error {
-	tree := filepath.Join(s.work, "tree")
-	dir := filepath.Join(tree, "data")
-	if err := os.RemoveAll(tree); err != nil {
+	dir, repos, done, err := s.freshCopy(ctx, p, "daemon")
+	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tree)
-	s.say(p, "copying the data set to %s", dir)
-	if err := s.data.copyTo(ctx, s.run, dir); err != nil {
-		return err
-	}
-	var repos [2]*Repo
-	defer removeRepos(&repos)
-	for i, t := range s.tools() {
-		r, err := s.backend.Repo(ctx, t.name, fmt.Sprintf("p%d-daemon", p))
-		if err != nil {
-			return err
-		}
-		repos[i] = r
-		if err := t.init(ctx, r); err != nil {
-			return err
-		}
-	}
+	defer done()
 	ddir := filepath.Join(s.work, fmt.Sprintf("daemon-p%d", p))
 	if err := os.RemoveAll(ddir); err != nil {
 		return err

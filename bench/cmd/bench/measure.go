@@ -92,13 +92,13 @@ func (s *suite) measure(ctx context.Context) error {
 		return err
 	}
 	if s.backend.Name == "prune" {
-		return s.measurePrune(ctx)
+		return s.eachPair(ctx, s.pairPrune)
 	}
 	if s.backend.Name == "mirror" {
 		return s.measureMirror(ctx)
 	}
 	if s.backend.Defs != nil {
-		return s.measureDaemon(ctx)
+		return s.eachPair(ctx, s.pairDaemon)
 	}
 	needInitial := s.want("initial") || s.want("nochange") || s.want("restore") || s.want("size") || s.want("rss")
 	for p := 1; p <= s.pairs; p++ {
@@ -221,28 +221,13 @@ func (s *suite) pairInitial(ctx context.Context, p int) error {
 // times the backup of the mutated copy. In the first pair the latest
 // snapshot is then restored and compared with the mutated copy.
 func (s *suite) pairMutation(ctx context.Context, p int) error {
-	tree := filepath.Join(s.work, "tree")
-	dir := filepath.Join(tree, "data")
-	if err := os.RemoveAll(tree); err != nil {
+	dir, repos, done, err := s.freshCopy(ctx, p, "mut")
+	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tree)
-	s.say(p, "copying the data set to %s", dir)
-	if err := s.data.copyTo(ctx, s.run, dir); err != nil {
-		return err
-	}
-	var repos [2]*Repo
-	defer removeRepos(&repos)
+	defer done()
 	for i, t := range s.tools() {
-		r, err := s.backend.Repo(ctx, t.name, fmt.Sprintf("p%d-mut", p))
-		if err != nil {
-			return err
-		}
-		repos[i] = r
-		if err := t.init(ctx, r); err != nil {
-			return err
-		}
-		res, err := t.backup(ctx, r, dir)
+		res, err := t.backup(ctx, repos[i], dir)
 		if err != nil {
 			return err
 		}
@@ -314,4 +299,48 @@ func removeRepos(repos *[2]*Repo) {
 			r.Remove(context.Background())
 		}
 	}
+}
+
+// eachPair runs pair for pairs 1 to s.pairs, stopping at the first error.
+func (s *suite) eachPair(ctx context.Context, pair func(context.Context, int) error) error {
+	for p := 1; p <= s.pairs; p++ {
+		if err := pair(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// freshCopy copies the data set to a fresh <work>/tree/data and makes and
+// initializes a new repository of each tool, named p<P>-<tag>. done
+// removes both; it is also safe to call after an error.
+func (s *suite) freshCopy(ctx context.Context, p int, tag string) (dir string, repos *[2]*Repo, done func(), err error) {
+	tree := filepath.Join(s.work, "tree")
+	dir = filepath.Join(tree, "data")
+	repos = new([2]*Repo)
+	done = func() {
+		removeRepos(repos)
+		os.RemoveAll(tree)
+	}
+	if err := os.RemoveAll(tree); err != nil {
+		return "", nil, func() {}, err
+	}
+	s.say(p, "copying the data set to %s", dir)
+	if err := s.data.copyTo(ctx, s.run, dir); err != nil {
+		done()
+		return "", nil, func() {}, err
+	}
+	for i, t := range s.tools() {
+		r, err := s.backend.Repo(ctx, t.name, fmt.Sprintf("p%d-%s", p, tag))
+		if err != nil {
+			done()
+			return "", nil, func() {}, err
+		}
+		repos[i] = r
+		if err := t.init(ctx, r); err != nil {
+			done()
+			return "", nil, func() {}, err
+		}
+	}
+	return dir, repos, done, nil
 }

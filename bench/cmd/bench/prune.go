@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 )
 
 // pruneRounds is how many mutation rounds follow the initial backup: the
@@ -38,41 +36,14 @@ func pruneBackend(root string) Backend {
 	return b
 }
 
-// measurePrune runs the prune section for s.pairs pairs.
-func (s *suite) measurePrune(ctx context.Context) error {
-	for p := 1; p <= s.pairs; p++ {
-		if err := s.pairPrune(ctx, p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // pairPrune builds the same history in a repository of each tool, then
 // forgets half of it and prunes (see pruneBackend's Procedure).
 func (s *suite) pairPrune(ctx context.Context, p int) error {
-	tree := filepath.Join(s.work, "tree")
-	dir := filepath.Join(tree, "data")
-	if err := os.RemoveAll(tree); err != nil {
+	dir, repos, done, err := s.freshCopy(ctx, p, "prune")
+	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tree)
-	s.say(p, "copying the data set to %s", dir)
-	if err := s.data.copyTo(ctx, s.run, dir); err != nil {
-		return err
-	}
-	var repos [2]*Repo
-	defer removeRepos(&repos)
-	for i, t := range s.tools() {
-		r, err := s.backend.Repo(ctx, t.name, fmt.Sprintf("p%d-prune", p))
-		if err != nil {
-			return err
-		}
-		repos[i] = r
-		if err := t.init(ctx, r); err != nil {
-			return err
-		}
-	}
+	defer done()
 	for k := 0; k <= pruneRounds; k++ {
 		if k > 0 {
 			if err := s.data.mutate(ctx, s.run, dir, k); err != nil {
