@@ -122,19 +122,8 @@ func appendEntry(dst []byte, e *Entry) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Target)))
 	dst = append(dst, e.Target...)
-	dst = binary.AppendUvarint(dst, uint64(len(e.Content)))
-	for _, id := range e.Content {
-		dst = append(dst, id[:]...)
-	}
-	for _, n := range e.Lengths {
-		dst = binary.AppendUvarint(dst, uint64(n))
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(e.Vector)))
-	for _, c := range e.Vector {
-		dst = binary.AppendUvarint(dst, c.Node)
-		dst = binary.AppendUvarint(dst, c.Value)
-	}
-	return dst
+	dst = AppendChunks(dst, e.Content, e.Lengths)
+	return e.Vector.Append(dst)
 }
 
 // decodeEntry decodes b, which it does not retain. It returns an error, and
@@ -170,29 +159,11 @@ func decodeEntry(b []byte) (Entry, error) {
 	e.UID = uint32(d.Uvarint(max32))
 	e.GID = uint32(d.Uvarint(max32))
 	e.Target = string(d.Bytes(d.Uvarint(uint64(len(d.B)))))
-	// each chunk takes at least 33 bytes: bounds n before allocating
-	n := d.Uvarint(uint64(len(d.B)) / 33)
-	if d.Err == nil && n > 0 {
-		e.Content = make([]chunkstore.ID, n)
-		for i := range e.Content {
-			copy(e.Content[i][:], d.Bytes(32))
-		}
-		e.Lengths = make([]uint32, n)
-		for i := range e.Lengths {
-			e.Lengths[i] = uint32(d.Uvarint(max32))
-		}
-	}
+	e.Content, e.Lengths = ReadChunks(&d, max32)
 	if format == entryFormat {
-		// each counter takes at least 2 bytes
-		m := d.Uvarint(uint64(len(d.B)) / 2)
-		if d.Err == nil && m > 0 {
-			e.Vector = make(Vector, m)
-			for i := range e.Vector {
-				e.Vector[i] = Counter{Node: d.Uvarint(max64), Value: d.Uvarint(max64)}
-			}
-			if d.Err == nil && !e.Vector.Valid() {
-				d.Fail(errors.New("vector not sorted or with a zero counter"))
-			}
+		e.Vector = ReadVector(&d, max64)
+		if d.Err == nil && !e.Vector.Valid() {
+			d.Fail(errors.New("vector not sorted or with a zero counter"))
 		}
 	}
 	if d.Err == nil && len(d.B) > 0 {

@@ -90,19 +90,8 @@ func AppendEntry(dst []byte, w *Entry) []byte {
 	dst = binary.AppendUvarint(dst, uint64(w.Mode))
 	dst = binary.AppendVarint(dst, w.ModTime)
 	dst = appendString(dst, w.Target)
-	dst = binary.AppendUvarint(dst, uint64(len(w.Content)))
-	for _, id := range w.Content {
-		dst = append(dst, id[:]...)
-	}
-	for _, n := range w.Lengths {
-		dst = binary.AppendUvarint(dst, uint64(n))
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(w.Vector)))
-	for _, c := range w.Vector {
-		dst = binary.AppendUvarint(dst, c.Node)
-		dst = binary.AppendUvarint(dst, c.Value)
-	}
-	return dst
+	dst = state.AppendChunks(dst, w.Content, w.Lengths)
+	return w.Vector.Append(dst)
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -133,24 +122,8 @@ func DecodeEntry(b []byte) (Entry, error) {
 	w.Mode = uint32(d.Uvarint(0o7777))
 	w.ModTime = d.Varint()
 	w.Target = d.String(MaxTarget)
-	n := d.Uvarint(uint64(len(d.B)) / 33) // each chunk takes at least 33 bytes
-	if d.Err == nil && n > 0 {
-		w.Content = make([]chunkstore.ID, n)
-		for i := range w.Content {
-			copy(w.Content[i][:], d.Bytes(32))
-		}
-		w.Lengths = make([]uint32, n)
-		for i := range w.Lengths {
-			w.Lengths[i] = uint32(d.Uvarint(MaxChunk))
-		}
-	}
-	m := d.Uvarint(min(MaxVector, uint64(len(d.B))/2))
-	if d.Err == nil && m > 0 {
-		w.Vector = make(state.Vector, m)
-		for i := range w.Vector {
-			w.Vector[i] = state.Counter{Node: d.Uvarint(1<<64 - 1), Value: d.Uvarint(1<<64 - 1)}
-		}
-	}
+	w.Content, w.Lengths = state.ReadChunks(&d, MaxChunk)
+	w.Vector = state.ReadVector(&d, MaxVector)
 	if d.Err == nil && len(d.B) > 0 {
 		d.Fail(fmt.Errorf("%d trailing bytes", len(d.B)))
 	}
