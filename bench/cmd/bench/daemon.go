@@ -242,7 +242,15 @@ func (s *suite) checkCount(ctx context.Context, p int, d *daemonProc, dir, when 
 
 // procCPU is the user + system CPU time of process pid so far, from
 // /proc/PID/stat (clock ticks, 100 per second), or -1.
-func procCPU(pid int) time.Duration {
+func procCPU(pid int) time.Duration { return procTicks(pid, 2) }
+
+// procCPUChildren is procCPU plus the CPU time of the children pid has
+// waited for, or -1.
+func procCPUChildren(pid int) time.Duration { return procTicks(pid, 4) }
+
+// procTicks sums n fields of /proc/PID/stat from utime on (utime, stime,
+// cutime, cstime) as a duration, or -1.
+func procTicks(pid, n int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return -1
@@ -253,15 +261,18 @@ func procCPU(pid int) time.Duration {
 		return -1
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
+	if len(f) < 11+n {
 		return -1
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return -1
+	var ticks int64
+	for _, s := range f[11 : 11+n] {
+		t, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return -1
+		}
+		ticks += t
 	}
-	return time.Duration(ut+st) * (time.Second / 100)
+	return time.Duration(ticks) * (time.Second / 100)
 }
 
 func (s *suite) findCheck(title string) *check {

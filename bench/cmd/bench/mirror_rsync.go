@@ -180,32 +180,6 @@ func rsyncPush(ctx context.Context, rn *runner, src, addr, dst string) (runResul
 	return res, st, err
 }
 
-// procCPUChildren is the CPU time (user + system) of process pid and of its
-// children it has waited for, from /proc/PID/stat, or -1.
-func procCPUChildren(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
-		return -1
-	}
-	var ticks int64
-	for _, s := range f[11:15] { // utime stime cutime cstime
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return -1
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * (time.Second / 100)
-}
-
 // rsyncVersion is the first line of `rsync --version`.
 func rsyncVersion(ctx context.Context) string {
 	out, err := exec.CommandContext(ctx, "rsync", "--version").Output()

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -16,48 +15,14 @@ import (
 // permission bits; regular files the same size, mtime and content; symlinks
 // the same target. Directory mtimes, owners and hard-link groups are not
 // compared: neither syncd nor `rsync -a` promises them.
-type mirrorEntry struct {
-	mode  fs.FileMode
-	size  int64
-	mtime int64 // nanoseconds since the epoch
-	link  string
-}
-
-// scanMirror lstats every path below root, keyed by its slash-separated
-// path relative to root ("." is the root itself, whose mode is compared
-// too).
-func scanMirror(root string) (map[string]mirrorEntry, error) {
-	m := map[string]mirrorEntry{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		e := mirrorEntry{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if e.link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		m[filepath.ToSlash(rel)] = e
-		return nil
-	})
-	return m, err
-}
+type mirrorEntry = entry
 
 // diffMirror compares the entries of a replica (got) with those of its
 // source (want). It returns the differences, one line each, in path order,
 // and the regular files whose metadata agree, whose contents are still to
 // be compared.
 func diffMirror(want, got map[string]mirrorEntry) (problems, files []string) {
-	for _, p := range sortedMirrorKeys(want) {
+	for _, p := range sortedKeys(want) {
 		w := want[p]
 		g, ok := got[p]
 		if !ok {
@@ -91,7 +56,7 @@ func diffMirror(want, got map[string]mirrorEntry) (problems, files []string) {
 			files = append(files, p)
 		}
 	}
-	for _, p := range sortedMirrorKeys(got) {
+	for _, p := range sortedKeys(got) {
 		if _, ok := want[p]; !ok {
 			problems = append(problems, "extra: "+p)
 		}
@@ -103,11 +68,11 @@ func diffMirror(want, got map[string]mirrorEntry) (problems, files []string) {
 // diffMirror on both trees' lstat, then the bytes of every regular file
 // whose metadata agree. It returns the differences (none: equal).
 func compareMirror(want, got string) []string {
-	a, err := scanMirror(want)
+	a, err := scanTree(want)
 	if err != nil {
 		return []string{"scanning the source: " + err.Error()}
 	}
-	b, err := scanMirror(got)
+	b, err := scanTree(got)
 	if err != nil {
 		return []string{"scanning the replica: " + err.Error()}
 	}
@@ -167,13 +132,4 @@ func typeName(m fs.FileMode) string {
 		return "symlink"
 	}
 	return fmt.Sprintf("special (%v)", m.Type())
-}
-
-func sortedMirrorKeys(m map[string]mirrorEntry) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
