@@ -38,6 +38,7 @@ import (
 // config holds the command-line flags, resolved to absolute paths.
 type config struct {
 	root, bin, out, data, mkdata, work string
+	fs                                 string
 	pairs                              int
 	only                               *regexp.Regexp
 	small                              bool
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&c.data, "data", "", "cached data set directory (default ~/.cache/syncd-bench/data, or data-small with -small)")
 	flag.StringVar(&c.mkdata, "mkdata", "", "path of mkdata.py (default: <repo>/../shared/bench/mkdata.py)")
 	flag.StringVar(&c.work, "work", "", "scratch space; a fresh subdirectory is made in it and removed at the end (default: $TMPDIR or /tmp)")
+	flag.StringVar(&c.fs, "fs", "auto", "file system of the work directory: ext4 (a fresh journaled ext4 on a loop device; needs root), none (a plain directory), auto (ext4 when possible)")
 	flag.IntVar(&c.pairs, "pairs", 3, "number of ours/restic pairs per measurement")
 	flag.StringVar(&only, "only", "", "run only the measurements whose id (e.g. local/initial, local/restore) matches this regular expression")
 	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune), mirror (two syncd run nodes vs rsync to an rsync daemon: initial mirror, mutation bytes, latency)")
@@ -112,10 +114,17 @@ func run(ctx context.Context, c *config) error {
 	if err != nil {
 		return err
 	}
+	scratch, err := mountScratch(ctx, c.fs, work)
+	if err != nil {
+		os.Remove(work)
+		return err
+	}
 	defer func() {
 		progress("removing %s", work)
+		scratch.unmount()
 		os.RemoveAll(work)
 	}()
+	progress("%s", scratch.Describe)
 
 	ds := dataset{Dir: c.data, Mkdata: c.mkdata, Args: mkdataArgs(c.small)}
 	if err := ds.ensure(ctx); err != nil {
@@ -153,6 +162,7 @@ func run(ctx context.Context, c *config) error {
 	if err != nil {
 		return err
 	}
+	env.fs = scratch.Describe
 	progress("log of every command: %s (removed at the end)", rn.logPath)
 
 	for _, name := range backendNames {

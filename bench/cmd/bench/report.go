@@ -19,7 +19,7 @@ import (
 type envInfo struct {
 	date, uname, cpu, goVersion, load, tree string
 	nproc                                   int
-	ours, restic, data, run                 string
+	ours, restic, data, run, fs             string
 }
 
 // describeEnv gathers the report header.
@@ -173,7 +173,7 @@ func section(e *envInfo, s *suite) string {
 	fmt.Fprintf(&b, "Measured %s on `%s`, %s, %d cores (load average at start %s, at end %s).\n",
 		e.date, e.uname, e.cpu, e.nproc, e.load, loadAvg())
 	fmt.Fprintf(&b, "Ours: %s (repository HEAD during the run: %s). Anchor: %s. Runner: %s.\n\n", e.ours, e.tree, anchorVersion, e.goVersion)
-	fmt.Fprintf(&b, "Data set: %s.\n\n", e.data)
+	fmt.Fprintf(&b, "Data set: %s. File system: %s.\n\n", e.data, e.fs)
 	if s.backend.Procedure != "" {
 		fmt.Fprintf(&b, "Procedure: %s. %s ", e.run, s.backend.Procedure)
 		if s.want("rss") {
