@@ -357,7 +357,12 @@ func (ix *Indexer) remove(rel string, self bool) error {
 		return err
 	}
 	ix.ok(rel)
-	for _, p := range gone {
+	// WalkTree lists a directory before what is in it; deleted the other
+	// way round, everything in a directory gets a lower sequence number
+	// than the directory, so a peer that takes the changes in batches
+	// never meets a directory's delete before those of its contents (it
+	// could not remove it yet, and would retry later).
+	for _, p := range slices.Backward(gone) {
 		ix.batch = append(ix.batch, op{rel: p, erase: true})
 	}
 	return ix.maybeFlush()

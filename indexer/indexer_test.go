@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -243,5 +244,46 @@ func TestStaleTempRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, ".syncd-restore-1")); err != nil {
 		t.Errorf("restore temporary file removed: %v", err)
+	}
+}
+
+// A removed tree is recorded contents first: every entry's delete has a
+// lower sequence number than its directory's, so that a peer applying
+// the changes in batches can remove each directory when it meets it.
+func TestRemovedTreeDeletesDeepestFirst(t *testing.T) {
+	f := setup(t, nil)
+	for i := range 3 {
+		for j := range 3 {
+			f.write(t, fmt.Sprintf("gone/d%d/e%d/f.txt", i, j), []byte(fmt.Sprint(i, j)))
+		}
+	}
+	f.write(t, "kept.txt", []byte("kept"))
+	ctx := context.Background()
+	if err := f.ix.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(f.root, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ix.Apply(ctx, []string{"gone"}, false); err != nil {
+		t.Fatal(err)
+	}
+	seq := map[string]uint64{}
+	err := f.st.Walk("", func(rel string, e state.Entry) error {
+		if e.Deleted {
+			seq[rel] = e.Version
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seq) != 1+3+9+9 {
+		t.Fatalf("%d deletes recorded, want 22: %v", len(seq), seq)
+	}
+	for p, v := range seq {
+		if dir := path.Dir(p); dir != "." && seq[dir] <= v {
+			t.Errorf("%s deleted at %d, not after %s (%d)", dir, seq[dir], p, v)
+		}
 	}
 }

@@ -86,6 +86,7 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 	if r.src == nil {
 		r.src = newSources(r.f)
 	}
+	t0 := time.Now()
 
 	var acts []*action
 	var fails []failure
@@ -118,6 +119,7 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 	// mostly the kernel's work, which runs on both cores, and while one
 	// group waits for the peer's blocks the other writes.
 	few := len(acts) <= fewActions
+	t1 := time.Now()
 	dirs := new(dirCache) // for the builds only: the placing checks afresh, under the lock
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(builders)
@@ -135,14 +137,17 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 		r.cleanup(acts)
 		return nil, err
 	}
+	t2 := time.Now()
 	if !few {
 		if err := r.f.syncFS(); err != nil {
 			r.cleanup(acts)
 			return nil, err
 		}
 	}
+	t3 := time.Now()
 	r.f.Lock.Lock()
 	defer r.f.Lock.Unlock()
+	t4 := time.Now()
 	r.recheck(acts)
 	r.deletes(acts)
 	for _, a := range acts {
@@ -151,10 +156,12 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 		}
 	}
 	r.dirTimes(acts)
+	t5 := time.Now()
 	if err := r.durable(acts, few); err != nil {
 		r.cleanup(acts)
 		return nil, err
 	}
+	t6 := time.Now()
 	err := r.f.State.Update(func(tx *state.Tx) error {
 		for _, a := range acts {
 			if a.err != nil || !a.done {
@@ -179,8 +186,14 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 		}
 	}
 	r.f.bell.Ring()
+	r.log.Debug("batch applied", "entries", len(es), "actions", len(acts), "failed", len(fails),
+		"plan", ms(t1.Sub(t0)), "build", ms(t2.Sub(t1)), "sync", ms(t3.Sub(t2)), "lock_wait", ms(t4.Sub(t3)),
+		"place", ms(t5.Sub(t4)), "durable", ms(t6.Sub(t5)), "record", ms(time.Since(t6)))
 	return fails, nil
 }
+
+// ms rounds d to milliseconds, for logs.
+func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
 // plan decides what the peer's entry e takes here: nothing (nil, we have
 // it or something newer), or an action.

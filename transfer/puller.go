@@ -140,6 +140,9 @@ func (p *puller) session(ctx context.Context) error {
 			if err := p.retryFailed(ctx); err != nil {
 				return err
 			}
+			// What the retries applied moves the cursor now, not when the
+			// next poll returns (up to pollWait later).
+			p.saveCursor()
 			lastRetry = time.Now()
 		}
 		wait := pollWait
@@ -271,7 +274,8 @@ func (p *puller) retryFailed(ctx context.Context) error {
 			dirs = append(dirs, e)
 		}
 	}
-	clear(p.retry)
+	// Each applyBatch takes its entries out of p.retry and puts back the
+	// ones that fail again, counting a directory's tries.
 	if len(dirs) > 0 {
 		if err := p.applyBatch(ctx, dirs); err != nil {
 			return err
