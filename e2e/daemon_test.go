@@ -211,6 +211,9 @@ func TestDaemonBadConfigAndFolders(t *testing.T) {
 	res := run(t, nil, "syncd", "run", "--config", bad)
 	oneLine(t, "an unknown key", res, 1, bad+":5", `"htp"`)
 
+	res = run(t, nil, "syncd", "run", "--config", n.cfg, "--log-level", "loud")
+	oneLine(t, "an unknown log level", res, 2, "--log-level", `"loud"`)
+
 	os.RemoveAll(n.folder)
 	res = run(t, nil, "syncd", "run", "--config", n.cfg)
 	oneLine(t, "a missing folder at start", res, 1, "folder www", n.folder)

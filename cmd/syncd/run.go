@@ -28,7 +28,7 @@ import (
 const daemonMemoryLimit = 96 << 20
 
 func runCmd() *cobra.Command {
-	var path string
+	var path, level string
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run the agent: watch and index the folders, snapshot on schedule",
@@ -42,7 +42,11 @@ SIGHUP reloads the configuration (an invalid one is logged and ignored).`,
 			if path == "" {
 				return cli.Usage("no configuration given: use --config FILE")
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			var lv slog.Level
+			if err := lv.UnmarshalText([]byte(level)); err != nil {
+				return cli.Usage("--log-level %q: want debug, info, warn or error", level)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 			// A soft memory limit for the long-running agent: the collector
 			// works harder as the heap nears it, so a node's memory stays
 			// flat instead of following the collector's timing. It is a
@@ -74,6 +78,7 @@ SIGHUP reloads the configuration (an invalid one is logged and ignored).`,
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file")
+	cmd.Flags().StringVar(&level, "log-level", "info", "least severe messages logged: debug, info, warn or error")
 	return cmd
 }
 

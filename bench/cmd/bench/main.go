@@ -38,7 +38,7 @@ import (
 // config holds the command-line flags, resolved to absolute paths.
 type config struct {
 	root, bin, out, data, mkdata, work string
-	fs                                 string
+	fs, nodeLogs                       string
 	pairs                              int
 	only                               *regexp.Regexp
 	small                              bool
@@ -57,6 +57,7 @@ func main() {
 	flag.StringVar(&c.mkdata, "mkdata", "", "path of mkdata.py (default: <repo>/../shared/bench/mkdata.py)")
 	flag.StringVar(&c.work, "work", "", "scratch space; a fresh subdirectory is made in it and removed at the end (default: $TMPDIR or /tmp)")
 	flag.StringVar(&c.fs, "fs", "auto", "file system of the work directory: ext4 (a fresh journaled ext4 on a loop device; needs root), none (a plain directory), auto (ext4 when possible)")
+	flag.StringVar(&c.nodeLogs, "node-logs", "", "mirror: run the nodes with --log-level debug and keep their logs in this directory (as p<P>-<node>.log)")
 	flag.IntVar(&c.pairs, "pairs", 3, "number of ours/restic pairs per measurement")
 	flag.StringVar(&only, "only", "", "run only the measurements whose id (e.g. local/initial, local/restore) matches this regular expression")
 	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune), mirror (two syncd run nodes vs rsync to an rsync daemon: initial mirror, mutation bytes, latency)")
@@ -171,7 +172,7 @@ func run(ctx context.Context, c *config) error {
 		}
 		s := &suite{
 			ours: ours, restic: restic, run: rn, data: &ds,
-			pairs: c.pairs, only: c.only, work: filepath.Join(work, name),
+			pairs: c.pairs, only: c.only, work: filepath.Join(work, name), nodeLogs: c.nodeLogs,
 		}
 		if err := s.runBackend(ctx, c, env, name, work); err != nil {
 			return err
@@ -245,7 +246,7 @@ func (c *config) resolve(root string) error {
 		}
 		c.data = filepath.Join(home, ".cache", "syncd-bench", name)
 	}
-	for _, p := range []*string{&c.bin, &c.mkdata, &c.data, &c.out, &c.work} {
+	for _, p := range []*string{&c.bin, &c.mkdata, &c.data, &c.out, &c.work, &c.nodeLogs} {
 		if *p == "" {
 			continue
 		}

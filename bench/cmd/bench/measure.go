@@ -58,6 +58,7 @@ type suite struct {
 	pairs        int
 	only         *regexp.Regexp
 	work         string
+	nodeLogs     string // mirror: where to keep the nodes' debug logs ("": not kept)
 
 	metrics []*metric
 	checks  []*check

@@ -144,6 +144,10 @@ func (s *suite) pairMirror(ctx context.Context, p int, rd *rsyncDaemon, rp *faul
 	if mp.b, err = newMirrorNode("b", filepath.Join(pdir, "b"), mp.dst); err != nil {
 		return err
 	}
+	if s.nodeLogs != "" {
+		mp.a.keepLog = filepath.Join(s.nodeLogs, fmt.Sprintf("p%d-a.log", p))
+		mp.b.keepLog = filepath.Join(s.nodeLogs, fmt.Sprintf("p%d-b.log", p))
+	}
 	defer mp.b.stop()
 	defer mp.a.stop()
 	for _, n := range []*mirrorNode{mp.a, mp.b} {

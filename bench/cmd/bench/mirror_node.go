@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ type mirrorNode struct {
 	name, dir, folder  string
 	listen, http, conf string
 	id                 string
+	keepLog            string // copy the log here when stopped, and log at debug level ("": neither)
 	proc               *daemonProc
 }
 
@@ -95,6 +97,9 @@ func (n *mirrorNode) start(ctx context.Context, rn *runner, syncd, conf string) 
 	}
 	defer logf.Close()
 	cmd := exec.Command(syncd, "run", "--config", n.conf)
+	if n.keepLog != "" {
+		cmd.Args = append(cmd.Args, "--log-level", "debug")
+	}
 	cmd.Env = rn.env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childSysProcAttr(true)
@@ -149,6 +154,15 @@ func (n *mirrorNode) stop() {
 	ru, err := n.proc.stop()
 	if err != nil {
 		progress("node %s: %v", n.name, err)
+	}
+	if n.keepLog != "" {
+		err := os.MkdirAll(filepath.Dir(n.keepLog), 0o755)
+		if err == nil {
+			err = copyFile(n.proc.logPath, n.keepLog, io.Discard)
+		}
+		if err != nil {
+			progress("node %s: keeping its log: %v", n.name, err)
+		}
 	}
 	if ru != nil {
 		progress("node %s: peak RSS %s, cpu %.2f s over the pair", n.name, iec(ru.Maxrss*1024),
@@ -272,6 +286,9 @@ func waitMirrored(ctx context.Context, a, b *mirrorNode, p *faultproxy.Proxy, wa
 		done, w := mirrorDone(sa, sb, want)
 		if done {
 			return lastMove, nil
+		}
+		if w != why {
+			progress("mirror not complete yet, %.1f s after the last bytes moved: %s", now.Sub(lastMove).Seconds(), w)
 		}
 		why = w
 	}
