@@ -178,8 +178,20 @@ func (d *Daemon) runFolder(ctx context.Context, f *folder) error {
 			f.pending.Store(-1) // unknown until the scan is done
 		}
 		f.mu.Lock()
-		err := f.ix.Apply(ctx, b.Paths, b.Rescan)
+		paths := b.Paths
+		if !b.Rescan {
+			// under the lock: what the receiver wrote is recorded by now
+			paths = f.tf.NotOwn(paths)
+		}
+		var err error
+		start := time.Now()
+		reported := len(paths)
+		if len(paths) > 0 || b.Rescan {
+			err = f.ix.Apply(ctx, paths, b.Rescan)
+		}
 		f.mu.Unlock()
+		d.log.Debug("indexed", "folder", f.cfg.ID, "reported", len(b.Paths), "not_own", reported, "sample", paths[:min(len(paths), 4)], "rescan", b.Rescan,
+			"took", time.Since(start).Round(time.Millisecond))
 		d.node.Notify(f.cfg.ID)
 		f.pending.Store(0)
 		switch {

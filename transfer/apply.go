@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -24,7 +25,9 @@ type receiver struct {
 	fetch fetchFunc
 	node  func(uint64) string // a node's ID prefix, for conflict names
 	log   *slog.Logger
-	src   *sources
+
+	srcOnce sync.Once
+	src     *sources
 }
 
 // fetchFunc asks the peer for blocks and calls fn with each, in the order
@@ -72,31 +75,42 @@ const (
 	builders   = 2
 )
 
+// prepared is a batch whose files are built and durable in their
+// temporary files, waiting to be moved into place by commit.
+type prepared struct {
+	es             []wire.Entry
+	acts           []*action
+	fails          []failure
+	few            bool
+	t0, t1, t2, t3 time.Time // start, planned, built, synced
+}
+
 // apply applies es, a batch of the peer's entries in its sequence order,
 // and returns those that could not be applied now (a local change not
 // indexed yet, a full disk, a block the peer no longer has). The error is
 // for what stops the whole batch: the index cannot be written, or ctx
 // ended.
-//
-// Planning and writing the temporary files run without the folder lock,
-// so that the indexer goes on while data travels; the lock is taken to
-// move things into place, after checking again, path by path, that
-// neither the index nor the disk changed since the plan.
 func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error) {
-	if r.src == nil {
-		r.src = newSources(r.f)
+	pb, err := r.prepare(ctx, es)
+	if err != nil {
+		return nil, err
 	}
-	t0 := time.Now()
+	return r.commit(pb)
+}
 
-	var acts []*action
-	var fails []failure
+// prepare plans es and writes the temporary files. It runs without the
+// folder lock, so that the indexer goes on while data travels, and may
+// run while the previous batch is committed (see puller.session).
+func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, error) {
+	r.srcOnce.Do(func() { r.src = newSources(r.f) })
+	pb := &prepared{es: es, t0: time.Now()}
 	for _, e := range es {
 		a, err := r.plan(e)
 		switch {
 		case err != nil:
-			fails = append(fails, failure{e: e, err: err})
+			pb.fails = append(pb.fails, failure{e: e, err: err})
 		case a != nil:
-			acts = append(acts, a)
+			pb.acts = append(pb.acts, a)
 		}
 	}
 	// Files first, into temporary files, while every local source is still
@@ -104,7 +118,7 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 	// delete and a create); then deletes; then everything is moved into
 	// place.
 	var files []*action
-	for _, a := range acts {
+	for _, a := range pb.acts {
 		if a.kind == actFile {
 			files = append(files, a)
 		}
@@ -118,8 +132,8 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 	// Groups of files are built by builders at a time: making a file is
 	// mostly the kernel's work, which runs on both cores, and while one
 	// group waits for the peer's blocks the other writes.
-	few := len(acts) <= fewActions
-	t1 := time.Now()
+	pb.few = len(pb.acts) <= fewActions
+	pb.t1 = time.Now()
 	dirs := new(dirCache) // for the builds only: the placing checks afresh, under the lock
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(builders)
@@ -129,22 +143,48 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 		g.Go(func() error {
 			rd := r.src.reader()
 			defer rd.close()
-			return r.build(gctx, group, few, rd, dirs)
+			return r.build(gctx, group, pb.few, rd, dirs)
 		})
 		files = files[n:]
 	}
 	if err := g.Wait(); err != nil {
-		r.cleanup(acts)
+		r.cleanup(pb.acts)
 		return nil, err
 	}
-	t2 := time.Now()
-	if !few {
+	pb.t2 = time.Now()
+	if !pb.few {
 		if err := r.f.syncFS(); err != nil {
-			r.cleanup(acts)
+			r.cleanup(pb.acts)
 			return nil, err
 		}
 	}
-	t3 := time.Now()
+	// The new files are sources for the next batch, which may be prepared
+	// before this one is committed: by their temporary names (a reader
+	// that opened one keeps it through the rename; one that did not falls
+	// back to the peer).
+	for _, a := range pb.acts {
+		if a.kind == actFile && a.err == nil && a.tmp != "" {
+			r.src.add(a.tmp, a.e.State())
+		}
+	}
+	pb.t3 = time.Now()
+	return pb, nil
+}
+
+// abandon removes the temporary files of a prepared batch that will not
+// be committed.
+func (r *receiver) abandon(pb *prepared) {
+	if pb != nil {
+		r.cleanup(pb.acts)
+	}
+}
+
+// commit moves a prepared batch into place under the folder lock, after
+// checking again, path by path, that neither the index nor the disk
+// changed since the plan, and records it in the index.
+func (r *receiver) commit(pb *prepared) ([]failure, error) {
+	acts, fails := pb.acts, pb.fails
+	tc := time.Now()
 	r.f.Lock.Lock()
 	defer r.f.Lock.Unlock()
 	t4 := time.Now()
@@ -157,7 +197,7 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 	}
 	r.dirTimes(acts)
 	t5 := time.Now()
-	if err := r.durable(acts, few); err != nil {
+	if err := r.durable(acts, pb.few); err != nil {
 		r.cleanup(acts)
 		return nil, err
 	}
@@ -181,13 +221,18 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 		return nil, fmt.Errorf("record %s: %w", r.f.Config.ID, err)
 	}
 	for _, a := range acts {
+		if a.err == nil && a.done && a.kind != actMerge {
+			r.f.own.note(a.e.Path, a.rec)
+		}
+	}
+	for _, a := range acts {
 		if a.err != nil {
 			fails = append(fails, failure{e: a.e, err: a.err})
 		}
 	}
 	r.f.bell.Ring()
-	r.log.Debug("batch applied", "entries", len(es), "actions", len(acts), "failed", len(fails),
-		"plan", ms(t1.Sub(t0)), "build", ms(t2.Sub(t1)), "sync", ms(t3.Sub(t2)), "lock_wait", ms(t4.Sub(t3)),
+	r.log.Debug("batch applied", "entries", len(pb.es), "actions", len(acts), "failed", len(fails),
+		"plan", ms(pb.t1.Sub(pb.t0)), "build", ms(pb.t2.Sub(pb.t1)), "sync", ms(pb.t3.Sub(pb.t2)), "queued", ms(tc.Sub(pb.t3)), "lock_wait", ms(t4.Sub(tc)),
 		"place", ms(t5.Sub(t4)), "durable", ms(t6.Sub(t5)), "record", ms(time.Since(t6)))
 	return fails, nil
 }

@@ -35,6 +35,7 @@ type Folder struct {
 
 	root *os.Root
 	bell *bell
+	own  ownWrites
 }
 
 func (f *Folder) open() error {

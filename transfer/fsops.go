@@ -51,6 +51,11 @@ func (f *Folder) checkParents(rel string, seen *dirCache) error {
 			if err := f.root.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}
+			// the watcher's report of it is ours (its entry is recorded
+			// when the batch that holds it is committed)
+			if fi, err := f.root.Lstat(p); err == nil && fi.IsDir() {
+				f.own.note(p, state.EntryOf(fi))
+			}
 			seen.add(p)
 			continue
 		}
@@ -179,4 +184,32 @@ func (f *Folder) removeDir(rel string) (bool, error) {
 func (f *Folder) setTimes(rel string, mtime int64) error {
 	t := time.Unix(0, mtime)
 	return f.root.Chtimes(rel, t, t)
+}
+
+// renameNew renames tmp to rel, both in the same directory, only if
+// nothing is at rel: used where the receiver found rel empty (a new path,
+// or one whose local version it just moved aside), so that a file created
+// there a moment ago by somebody else is never replaced. Something at rel
+// is errLocalChange. File systems without RENAME_NOREPLACE get a plain
+// rename after a last look.
+func (f *Folder) renameNew(tmp, rel string) error {
+	d, err := f.root.Open(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	from, to := path.Base(tmp), path.Base(rel)
+	err = unix.Renameat2(int(d.Fd()), from, int(d.Fd()), to, unix.RENAME_NOREPLACE)
+	switch {
+	case errors.Is(err, unix.EEXIST):
+		return errLocalChange
+	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
+		if _, lerr := f.root.Lstat(rel); lerr == nil {
+			return errLocalChange
+		}
+		return f.root.Rename(tmp, rel)
+	case err != nil:
+		return &fs.PathError{Op: "rename", Path: rel, Err: err}
+	}
+	return nil
 }

@@ -47,11 +47,21 @@ func (r *receiver) place(a *action) {
 				break
 			}
 		}
-		if err = r.clearDir(p); err != nil {
+		var cleared bool
+		if cleared, err = r.clearDir(p); err != nil {
 			r.f.root.Remove(a.tmp)
 			break
 		}
-		err = r.f.root.Rename(a.tmp, p)
+		if !a.have || a.local.Deleted || a.conflict != "" || cleared {
+			// nothing should be at p now: a file made there since the
+			// last look is somebody's, and stays
+			err = r.f.renameNew(a.tmp, p)
+			if err != nil {
+				r.f.root.Remove(a.tmp)
+			}
+		} else {
+			err = r.f.root.Rename(a.tmp, p)
+		}
 		a.tmp = ""
 	case actDir:
 		if err = r.f.checkParents(p, nil); err != nil {
@@ -78,16 +88,17 @@ func (r *receiver) place(a *action) {
 }
 
 // clearDir removes an empty directory at p, which a file or a link is
-// about to replace; a directory with something in it is an error.
-func (r *receiver) clearDir(p string) error {
+// about to replace, and says whether it did; a directory with something
+// in it is an error.
+func (r *receiver) clearDir(p string) (bool, error) {
 	fi, err := r.f.root.Lstat(p)
 	if err != nil || !fi.IsDir() {
-		return nil
+		return false, nil
 	}
 	if ok, err := r.f.removeDir(p); err != nil || !ok {
-		return fmt.Errorf("directory in the way is not empty")
+		return false, fmt.Errorf("directory in the way is not empty")
 	}
-	return nil
+	return true, nil
 }
 
 // record completes a.rec with the local facts of the path now on disk.

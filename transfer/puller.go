@@ -135,8 +135,15 @@ func (p *puller) session(ctx context.Context) error {
 	p.log.Info("peer connected", "node", h.Node, "peer_seq", h.Folders[i].Seq, "from", p.next)
 	lastRetry := time.Now()
 	var ahead chan fetched // the next batch, asked for while the last was applied
+	var ready *readyBatch  // and prepared while the last was committed
+	defer func() {
+		if ready != nil {
+			p.r.abandon(ready.pb)
+		}
+	}()
 	for {
-		if len(p.retry) > 0 && time.Since(lastRetry) >= retryEvery {
+		// (not while a prepared batch waits: its plan must not be overtaken)
+		if ready == nil && len(p.retry) > 0 && time.Since(lastRetry) >= retryEvery {
 			if err := p.retryFailed(ctx); err != nil {
 				return err
 			}
@@ -155,7 +162,12 @@ func (p *puller) session(ctx context.Context) error {
 		}
 		var b wire.IndexBatch
 		var err error
-		if r, ok := p.takeAhead(ahead); ok {
+		r, ok := p.takeAhead(ahead)
+		if ready != nil && (!ok || ready.since != p.next) {
+			p.r.abandon(ready.pb) // the cursor moved: not the batch that follows
+			ready = nil
+		}
+		if ok {
 			b, err = r.b, r.err
 		} else {
 			pctx, cancel := context.WithCancel(ctx)
@@ -183,8 +195,18 @@ func (p *puller) session(ctx context.Context) error {
 					ahead <- fetched{nb, err, last}
 				}()
 			}
-			if err := p.applyBatch(ctx, b.Entries); err != nil {
+			pb := (*prepared)(nil)
+			if ready != nil {
+				pb, ready = ready.pb, nil
+			} else if pb, err = p.r.prepare(ctx, b.Entries); err != nil {
 				return err
+			}
+			var next *prepared
+			if next, ahead, err = p.commitAndPrepare(ctx, pb, last, ahead); err != nil {
+				return err
+			}
+			if next != nil {
+				ready = &readyBatch{since: last, pb: next}
 			}
 			p.next = last
 		}
@@ -216,20 +238,90 @@ func (p *puller) takeAhead(ahead chan fetched) (fetched, bool) {
 	return r, r.since == p.next && !p.fromStart.Load()
 }
 
-// applyBatch applies es and files its failures for retry.
-func (p *puller) applyBatch(ctx context.Context, es []wire.Entry) error {
+// readyBatch is a batch asked for ahead and prepared while the batch
+// before it (which ended at since) was committed.
+type readyBatch struct {
+	since uint64
+	pb    *prepared
+}
+
+// commitAndPrepare commits pb, the batch ending at sequence last, and
+// meanwhile prepares the next one if it has come (ahead) and does not
+// depend on pb: the next batch's blocks travel and its files are written
+// while this one is moved into place and made durable. It files pb's
+// failures for retry, and returns the batch asked for ahead again (for
+// takeAhead) with what was prepared of it, if anything.
+func (p *puller) commitAndPrepare(ctx context.Context, pb *prepared, last uint64, ahead chan fetched) (*prepared, chan fetched, error) {
+	p.setPending(pb.es)
+	defer p.setPending(nil)
+	type result struct {
+		fails []failure
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		fails, err := p.r.commit(pb)
+		done <- result{fails, err}
+	}()
+	var next *prepared
+	if ahead != nil {
+		nb := <-ahead
+		ahead = make(chan fetched, 1)
+		ahead <- nb
+		if nb.err == nil && nb.since == last && len(nb.b.Entries) > 0 && independent(pb.es, nb.b.Entries) {
+			// an error here is met again when the batch's turn comes
+			next, _ = p.r.prepare(ctx, nb.b.Entries)
+		}
+	}
+	res := <-done
+	if res.err != nil {
+		p.r.abandon(next)
+		return nil, nil, res.err
+	}
+	p.settle(pb.es, res.fails)
+	return next, ahead, nil
+}
+
+// independent reports whether batch b can be prepared before batch a is
+// committed: a deletes nothing (what b plans around must still be
+// there) and no path is in both.
+func independent(a, b []wire.Entry) bool {
+	paths := make(map[string]bool, len(a))
+	for _, e := range a {
+		if e.Deleted {
+			return false
+		}
+		paths[e.Path] = true
+	}
+	for _, e := range b {
+		if paths[e.Path] {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *puller) setPending(es []wire.Entry) {
 	p.mu.Lock()
 	p.stat.pending = es
 	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.stat.pending = nil
-		p.mu.Unlock()
-	}()
+}
+
+// applyBatch applies es and files its failures for retry.
+func (p *puller) applyBatch(ctx context.Context, es []wire.Entry) error {
+	p.setPending(es)
+	defer p.setPending(nil)
 	fails, err := p.r.apply(ctx, es)
 	if err != nil {
 		return err
 	}
+	p.settle(es, fails)
+	return nil
+}
+
+// settle files the failures of applying es for retry; a newer version of
+// a path supersedes its failed one.
+func (p *puller) settle(es []wire.Entry, fails []failure) {
 	prev := map[string]int{}
 	for _, e := range es {
 		if fl, ok := p.retry[e.Path]; ok {
@@ -255,7 +347,6 @@ func (p *puller) applyBatch(ctx context.Context, es []wire.Entry) error {
 		}
 	}
 	p.countFailed()
-	return nil
 }
 
 // retryFailed applies the failed entries again, in sequence order.
