@@ -104,8 +104,10 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, error) {
 	r.srcOnce.Do(func() { r.src = newSources(r.f) })
 	pb := &prepared{es: es, t0: time.Now()}
+	at := r.f.at()
+	defer at.close()
 	for _, e := range es {
-		a, err := r.plan(e)
+		a, err := r.plan(e, at)
 		switch {
 		case err != nil:
 			pb.fails = append(pb.fails, failure{e: e, err: err})
@@ -143,7 +145,7 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 		g.Go(func() error {
 			rd := r.src.reader()
 			defer rd.close()
-			return r.build(gctx, group, pb.few, rd, dirs)
+			return r.build(gctx, group, pb.few, rd, dirs, at)
 		})
 		files = files[n:]
 	}
@@ -185,17 +187,19 @@ func (r *receiver) abandon(pb *prepared) {
 func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	acts, fails := pb.acts, pb.fails
 	tc := time.Now()
+	at := r.f.at()
+	defer at.close()
 	r.f.Lock.Lock()
 	defer r.f.Lock.Unlock()
 	t4 := time.Now()
 	r.recheck(acts)
-	r.deletes(acts)
+	r.deletes(acts, at)
 	for _, a := range acts {
 		if a.err == nil && !a.skip && a.kind != actDelete {
-			r.place(a)
+			r.place(a, at)
 		}
 	}
-	r.dirTimes(acts)
+	r.dirTimes(acts, at)
 	t5 := time.Now()
 	if err := r.durable(acts, pb.few); err != nil {
 		r.cleanup(acts)
@@ -242,7 +246,7 @@ func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
 // plan decides what the peer's entry e takes here: nothing (nil, we have
 // it or something newer), or an action.
-func (r *receiver) plan(e wire.Entry) (*action, error) {
+func (r *receiver) plan(e wire.Entry, at *atRoot) (*action, error) {
 	isDir := e.Type == "dir" && !e.Deleted
 	if r.f.ignored(e.Path, isDir) {
 		return nil, nil
@@ -286,7 +290,7 @@ func (r *receiver) plan(e wire.Entry) (*action, error) {
 			}
 		}
 	}
-	if err := r.diskOK(e, local, have); err != nil {
+	if err := r.diskOK(e, local, have, at); err != nil {
 		return nil, err
 	}
 	a.conflictTime = conflictTime
@@ -354,10 +358,10 @@ func (r *receiver) recheck(acts []*action) {
 // matchesDisk), with one allowance: a directory where the peer's version
 // is a directory is no conflicting change, whoever made it (the receiver
 // itself makes the parents of the files it writes).
-func (r *receiver) diskOK(e wire.Entry, local state.Entry, have bool) error {
-	err := r.f.matchesDisk(e.Path, local, have)
+func (r *receiver) diskOK(e wire.Entry, local state.Entry, have bool, fsys lstater) error {
+	err := matchesDisk(fsys, e.Path, local, have)
 	if err == errLocalChange && e.Type == "dir" && !e.Deleted && (!have || local.Deleted || local.Type == "dir") {
-		if fi, lerr := r.f.root.Lstat(e.Path); lerr == nil && fi.IsDir() {
+		if fi, lerr := fsys.Lstat(e.Path); lerr == nil && fi.IsDir() {
 			return nil
 		}
 	}
@@ -366,7 +370,7 @@ func (r *receiver) diskOK(e wire.Entry, local state.Entry, have bool) error {
 
 // build writes the temporary files of files: chunks found locally are
 // copied, the others asked of the peer in few large requests.
-func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *srcReader, dirs *dirCache) error {
+func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *srcReader, dirs *dirCache, at *atRoot) error {
 	var q wire.BlockRequest
 	var owners []*action
 	for _, a := range files {
@@ -375,7 +379,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			continue
 		}
 		a.tmp = tempName(a.e.Path)
-		f, err := r.f.root.OpenFile(a.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := at.OpenFile(a.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			a.err = err
 			continue
@@ -424,7 +428,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		}
 		a.file = nil
 		if a.err == nil {
-			a.err = r.f.setTimes(a.tmp, a.e.ModTime)
+			a.err = at.Chtimes(a.tmp, time.Unix(0, a.e.ModTime))
 		}
 		if a.err != nil {
 			// at once, not at the end of the batch: on a full disk the

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -105,11 +104,17 @@ func tempName(rel string) string {
 	return path.Join(path.Dir(rel), wire.TempPrefix+"tmp-"+hex.EncodeToString(b[:]))
 }
 
+// lstater is the part of os.Root (or an atRoot) that looks at a path.
+type lstater interface {
+	Lstat(rel string) (fs.FileInfo, error)
+	Readlink(rel string) (string, error)
+}
+
 // matchesDisk reports whether the index entry e (which may be missing or a
 // tombstone) still describes what is on disk at rel: otherwise the path
 // has a local change the indexer has not seen yet.
-func (f *Folder) matchesDisk(rel string, e state.Entry, have bool) error {
-	fi, err := f.root.Lstat(rel)
+func matchesDisk(fsys lstater, rel string, e state.Entry, have bool) error {
+	fi, err := fsys.Lstat(rel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 		if have && !e.Deleted {
@@ -128,7 +133,7 @@ func (f *Folder) matchesDisk(rel string, e state.Entry, have bool) error {
 		}
 	case "symlink":
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			if target, err := f.root.Readlink(rel); err == nil && target == e.Target {
+			if target, err := fsys.Readlink(rel); err == nil && target == e.Target {
 				return nil
 			}
 		}
@@ -178,38 +183,4 @@ func (f *Folder) removeDir(rel string) (bool, error) {
 		return false, nil
 	}
 	return false, err
-}
-
-// setTimes sets the mtime of rel (and its atime to the same).
-func (f *Folder) setTimes(rel string, mtime int64) error {
-	t := time.Unix(0, mtime)
-	return f.root.Chtimes(rel, t, t)
-}
-
-// renameNew renames tmp to rel, both in the same directory, only if
-// nothing is at rel: used where the receiver found rel empty (a new path,
-// or one whose local version it just moved aside), so that a file created
-// there a moment ago by somebody else is never replaced. Something at rel
-// is errLocalChange. File systems without RENAME_NOREPLACE get a plain
-// rename after a last look.
-func (f *Folder) renameNew(tmp, rel string) error {
-	d, err := f.root.Open(path.Dir(rel))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	from, to := path.Base(tmp), path.Base(rel)
-	err = unix.Renameat2(int(d.Fd()), from, int(d.Fd()), to, unix.RENAME_NOREPLACE)
-	switch {
-	case errors.Is(err, unix.EEXIST):
-		return errLocalChange
-	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
-		if _, lerr := f.root.Lstat(rel); lerr == nil {
-			return errLocalChange
-		}
-		return f.root.Rename(tmp, rel)
-	case err != nil:
-		return &fs.PathError{Op: "rename", Path: rel, Err: err}
-	}
-	return nil
 }

@@ -12,7 +12,7 @@ import (
 // A file that appeared where the receiver expected nothing (created by
 // somebody between the receiver's last look and its rename) is kept, and
 // the receiver's version waits as a local change.
-func TestRenameNewKeepsWhatAppeared(t *testing.T) {
+func TestRenameNoReplaceKeepsWhatAppeared(t *testing.T) {
 	n := newTestNode(t, "a", config.SendReceive)
 	if err := n.f.open(); err != nil {
 		t.Fatal(err)
@@ -20,14 +20,16 @@ func TestRenameNewKeepsWhatAppeared(t *testing.T) {
 	defer n.f.close()
 	n.write(t, "d/.syncd-tmp-1", "received")
 	n.write(t, "d/f", "made here a moment ago")
-	err := n.f.renameNew("d/.syncd-tmp-1", "d/f")
+	at := n.f.at()
+	defer at.close()
+	err := at.Rename("d/.syncd-tmp-1", "d/f", true)
 	if !errors.Is(err, errLocalChange) {
 		t.Fatalf("rename over a file that appeared: %v, want errLocalChange", err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(n.dir, "d/f")); string(got) != "made here a moment ago" {
 		t.Errorf("the file that appeared now holds %q", got)
 	}
-	if err := n.f.renameNew("d/.syncd-tmp-1", "d/g"); err != nil {
+	if err := at.Rename("d/.syncd-tmp-1", "d/g", true); err != nil {
 		t.Fatalf("rename to a free name: %v", err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(n.dir, "d/g")); string(got) != "received" {

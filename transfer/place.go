@@ -15,11 +15,11 @@ import (
 
 // place moves a's new version into place, keeping a conflicting local
 // version under its conflict name first.
-func (r *receiver) place(a *action) {
+func (r *receiver) place(a *action, at *atRoot) {
 	p := a.e.Path
 	// once more, right before the rename: a local write a moment ago must
 	// not be replaced (the window left is that of two system calls)
-	if err := r.diskOK(a.e, a.local, a.have); err != nil {
+	if err := r.diskOK(a.e, a.local, a.have, at); err != nil {
 		a.err = err
 		return
 	}
@@ -48,19 +48,16 @@ func (r *receiver) place(a *action) {
 			}
 		}
 		var cleared bool
-		if cleared, err = r.clearDir(p); err != nil {
+		if cleared, err = r.clearDir(p, at); err != nil {
 			r.f.root.Remove(a.tmp)
 			break
 		}
-		if !a.have || a.local.Deleted || a.conflict != "" || cleared {
-			// nothing should be at p now: a file made there since the
-			// last look is somebody's, and stays
-			err = r.f.renameNew(a.tmp, p)
-			if err != nil {
-				r.f.root.Remove(a.tmp)
-			}
-		} else {
-			err = r.f.root.Rename(a.tmp, p)
+		// Where nothing should be now (a new path, or the local version
+		// just moved aside), a file made there since the last look is
+		// somebody's, and stays: the rename does not replace it.
+		noReplace := !a.have || a.local.Deleted || a.conflict != "" || cleared
+		if err = at.Rename(a.tmp, p, noReplace); err != nil {
+			at.Remove(a.tmp)
 		}
 		a.tmp = ""
 	case actDir:
@@ -78,7 +75,7 @@ func (r *receiver) place(a *action) {
 		err = r.f.root.Chmod(p, chunkstore.FileMode(a.rec.Mode))
 	}
 	if err == nil {
-		err = r.record(a)
+		err = r.record(a, at)
 	}
 	if err != nil {
 		a.err = fmt.Errorf("apply %s: %w", p, err)
@@ -90,8 +87,8 @@ func (r *receiver) place(a *action) {
 // clearDir removes an empty directory at p, which a file or a link is
 // about to replace, and says whether it did; a directory with something
 // in it is an error.
-func (r *receiver) clearDir(p string) (bool, error) {
-	fi, err := r.f.root.Lstat(p)
+func (r *receiver) clearDir(p string, at *atRoot) (bool, error) {
+	fi, err := at.Lstat(p)
 	if err != nil || !fi.IsDir() {
 		return false, nil
 	}
@@ -102,8 +99,8 @@ func (r *receiver) clearDir(p string) (bool, error) {
 }
 
 // record completes a.rec with the local facts of the path now on disk.
-func (r *receiver) record(a *action) error {
-	fi, err := r.f.root.Lstat(a.e.Path)
+func (r *receiver) record(a *action, at *atRoot) error {
+	fi, err := at.Lstat(a.e.Path)
 	if err != nil {
 		return err
 	}
@@ -113,7 +110,7 @@ func (r *receiver) record(a *action) error {
 
 // deletes removes what the peer deleted, deepest paths first, so that a
 // directory is empty by the time its turn comes.
-func (r *receiver) deletes(acts []*action) {
+func (r *receiver) deletes(acts []*action, at *atRoot) {
 	var dels []*action
 	for _, a := range acts {
 		if a.kind == actDelete && a.err == nil {
@@ -124,7 +121,7 @@ func (r *receiver) deletes(acts []*action) {
 		return strings.Count(b.e.Path, "/") - strings.Count(a.e.Path, "/")
 	})
 	for _, a := range dels {
-		if err := r.diskOK(a.e, a.local, a.have); err != nil {
+		if err := r.diskOK(a.e, a.local, a.have, at); err != nil {
 			a.err = err // changed a moment ago: not removed
 			continue
 		}
@@ -158,7 +155,7 @@ func (r *receiver) deletes(acts []*action) {
 
 // dirTimes sets the mtimes of the directories made or changed, deepest
 // first, once nothing more is written into them.
-func (r *receiver) dirTimes(acts []*action) {
+func (r *receiver) dirTimes(acts []*action, at *atRoot) {
 	var dirs []*action
 	for _, a := range acts {
 		if a.kind == actDir && a.done && a.err == nil {
@@ -169,8 +166,8 @@ func (r *receiver) dirTimes(acts []*action) {
 		return strings.Count(b.e.Path, "/") - strings.Count(a.e.Path, "/")
 	})
 	for _, a := range dirs {
-		if err := r.f.setTimes(a.e.Path, a.e.ModTime); err == nil {
-			r.record(a)
+		if err := at.Chtimes(a.e.Path, time.Unix(0, a.e.ModTime)); err == nil {
+			r.record(a, at)
 		}
 	}
 }

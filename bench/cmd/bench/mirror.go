@@ -32,7 +32,7 @@ var mirrorMetricDefs = []metric{
 const (
 	mirrorTick      = 2 * time.Millisecond   // reads of the proxy's byte counters
 	mirrorQuiet     = 100 * time.Millisecond // no bytes moved for this long: ask /status
-	mirrorCheck     = time.Second            // at most this often
+	mirrorCheck     = 2 * time.Second        // at most this often (each costs both nodes ~30 ms of CPU)
 	mirrorLatGap    = 50 * time.Millisecond  // between two writes of the latency series
 	mirrorLatPoll   = 2 * time.Millisecond   // lstat of the replica's files in the latency series
 	mirrorLatSize   = 1024
@@ -62,7 +62,7 @@ func mirrorBackend(ver string) Backend {
 			"folder scanned with nothing pending and its files and bytes equal to the tree's, nothing left for A to " +
 			"send to B (send_files 0), B connected with lag 0 and behind 0, and B's folder files and bytes equal to " +
 			"A's. (/status walks the whole index, ~30 ms of CPU per call at this size, so it is asked only after 100 ms " +
-			"without traffic and at most once a second.) The replica is then compared with the source (untimed). " +
+			"without traffic and at most every 2 s; the time is that of the last bytes moved, so how often it asks does not change it.) The replica is then compared with the source (untimed). " +
 			"Anchor: `rsync -a --delete --stats SRC/ rsync://127.0.0.1:PORT/bench/DST/` into an empty " +
 			"directory, timed as a command; its CPU time includes the rsync daemon's forked receiver. B dials A, and " +
 			"rsync the daemon, through the same kind of counting TCP proxy (internal/faultproxy, in the runner), for " +
