@@ -16,7 +16,7 @@ import (
 // much in memory (each block is written out as it arrives).
 const (
 	requestBytes = 16 << 20
-	fetchers     = 2
+	fetchers     = 3
 )
 
 var errUnavailable = fmt.Errorf("the peer no longer has this version")

@@ -33,8 +33,9 @@ type Node struct {
 	peers   map[tlsid.NodeID]config.Peer
 	names   map[uint64]string // node short ID → ID prefix, for conflict names
 
-	blocksServed atomic.Int64 // bytes of file content sent to peers
-	indexID      string       // this node's index, see wire.HelloFolder.Index
+	blocksServed atomic.Int64  // bytes of file content sent to peers
+	indexID      string        // this node's index, see wire.HelloFolder.Index
+	serving      chan struct{} // a slot per block response being written
 
 	mu      sync.Mutex
 	pullers []*puller
@@ -51,7 +52,7 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 	}
 	n := &Node{cfg: cfg, id: id, sdb: db, log: log, folders: map[string]*Folder{}, peers: map[tlsid.NodeID]config.Peer{},
 		names: map[uint64]string{id.ID.Uint64(): id.ID.Short()}, lastIn: map[string]time.Time{},
-		acks: map[string]map[string]uint64{}}
+		acks: map[string]map[string]uint64{}, serving: make(chan struct{}, maxServing())}
 	for _, p := range cfg.Peers {
 		pid, err := tlsid.ParseNodeID(p.ID)
 		if err != nil {

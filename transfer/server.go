@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -204,6 +205,16 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, http.StatusBadRequest, err)
 		return
 	}
+	// Each response compresses on a core of its own: a node that many
+	// peers pull from at once (a new fleet, a restore of one node) serves
+	// a few at a time and the others wait, instead of taking every core
+	// and a compressor's memory per request from the web server.
+	select {
+	case n.serving <- struct{}{}:
+		defer func() { <-n.serving }()
+	case <-r.Context().Done():
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-syncd-blocks")
 	bw, err := wire.NewBlockWriter(w)
 	if err != nil {
@@ -261,3 +272,7 @@ func (n *Node) openServed(f *Folder, rel string) *os.File {
 	}
 	return file
 }
+
+// maxServing is how many block responses a node writes at once: two per
+// core, so that reading and sending overlap with compressing.
+func maxServing() int { return 2 * runtime.GOMAXPROCS(0) }
