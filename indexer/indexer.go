@@ -126,12 +126,26 @@ func (ix *Indexer) Apply(ctx context.Context, paths []string, rescan bool) error
 		paths = []string{""}
 	}
 	parents := map[string]bool{}
+	// What exists first, what is gone after: the new name of a renamed
+	// file or directory gets its sequence numbers before the old name's
+	// deletes, so a peer taking the changes in batches finds the content
+	// still at the old name when it builds the new one.
+	var gone []string
 	for _, p := range dedupe(paths) {
+		if p != "" {
+			parents[path.Dir(p)] = true
+			if _, err := os.Lstat(ix.abs(p)); errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+				gone = append(gone, p)
+				continue
+			}
+		}
 		if err := ix.scan(ctx, p); err != nil {
 			return err
 		}
-		if p != "" {
-			parents[path.Dir(p)] = true
+	}
+	for _, p := range gone {
+		if err := ix.scan(ctx, p); err != nil {
+			return err
 		}
 	}
 	// A created, removed or renamed entry changes its directory's mtime.

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -285,5 +286,42 @@ func TestRemovedTreeDeletesDeepestFirst(t *testing.T) {
 		if dir := path.Dir(p); dir != "." && seq[dir] <= v {
 			t.Errorf("%s deleted at %d, not after %s (%d)", dir, seq[dir], p, v)
 		}
+	}
+}
+
+// A renamed directory's new entries are numbered before the old ones'
+// deletes, whatever order the names sort in: a peer applying the changes
+// in batches still has the old files to copy the content from.
+func TestRenameNumbersNewBeforeOld(t *testing.T) {
+	f := setup(t, nil)
+	for i := range 20 {
+		f.write(t, fmt.Sprintf("site/inc/f%02d.php", i), []byte(fmt.Sprint("content ", i)))
+	}
+	ctx := context.Background()
+	if err := f.ix.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(f.root, "site/inc"), filepath.Join(f.root, "site/inc-r1")); err != nil {
+		t.Fatal(err)
+	}
+	// one report of both names, the old one sorting first
+	if err := f.ix.Apply(ctx, []string{"site/inc", "site/inc-r1"}, false); err != nil {
+		t.Fatal(err)
+	}
+	var maxNew, minOld uint64 = 0, ^uint64(0)
+	err := f.st.Walk("", func(rel string, e state.Entry) error {
+		switch {
+		case strings.HasPrefix(rel, "site/inc-r1"):
+			maxNew = max(maxNew, e.Version)
+		case strings.HasPrefix(rel, "site/inc") && e.Deleted:
+			minOld = min(minOld, e.Version)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if minOld == ^uint64(0) || maxNew == 0 || maxNew >= minOld {
+		t.Errorf("new entries up to %d, old deletes from %d: want every new one first", maxNew, minOld)
 	}
 }
