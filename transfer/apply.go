@@ -161,12 +161,11 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 		}
 	}
 	// The new files are sources for the next batch, which may be prepared
-	// before this one is committed: by their temporary names (a reader
-	// that opened one keeps it through the rename; one that did not falls
-	// back to the peer).
+	// while this one is committed: under their temporary names, or their
+	// final ones once renamed.
 	for _, a := range pb.acts {
 		if a.kind == actFile && a.err == nil && a.tmp != "" {
-			r.src.add(a.tmp, a.e.State())
+			r.src.addTemp(a.tmp, a.e.Path, a.e.State())
 		}
 	}
 	pb.t3 = time.Now()

@@ -189,3 +189,30 @@ func TestSameContent(t *testing.T) {
 		}
 	}
 }
+
+// A tree of several batches, half of it copies of the other half, is
+// mirrored whole, and a file whose content arrived in an earlier batch is
+// built from the local copy, not fetched again: whether that batch was
+// committed already or is being committed while this one is prepared
+// (then its files are read under their temporary or final names).
+func TestManyBatchesDeduplicated(t *testing.T) {
+	a := newTestNode(t, "a", config.SendOnly)
+	b := newTestNode(t, "b", config.ReceiveOnly)
+	connect(a, b)
+	const n = 1500
+	var unique int64
+	for i := range n {
+		content := fmt.Sprintf("%0200d", i)
+		unique += int64(len(content))
+		a.write(t, fmt.Sprintf("d1/f%04d", i), content)
+		a.write(t, fmt.Sprintf("d2/f%04d", i), content)
+	}
+	a.index(t)
+	a.start(t)
+	b.start(t)
+	converge(t, a, b)
+	// d1 travels once; d2 comes from b's own files.
+	if got := a.node.blocksServed.Load(); got < unique || got > unique+unique/20 {
+		t.Errorf("served %d bytes for %d of distinct content (and as much again copied)", got, unique)
+	}
+}

@@ -28,6 +28,7 @@ type sources struct {
 
 type place struct {
 	path string
+	alt  string // tried if path cannot be opened ("": none)
 	off  int64
 	n    uint32
 }
@@ -40,7 +41,13 @@ func newSources(f *Folder) *sources { return &sources{f: f} }
 // add records the chunks of e, a file at rel, in front of what the map
 // knew of them: a file just written or about to be replaced is the
 // likeliest to still hold them.
-func (s *sources) add(rel string, e state.Entry) {
+func (s *sources) add(rel string, e state.Entry) { s.addAt(rel, "", e) }
+
+// addTemp records the chunks of e, built in the temporary file tmp, which
+// is about to be renamed to rel: it is read under whichever name it has.
+func (s *sources) addTemp(tmp, rel string, e state.Entry) { s.addAt(tmp, rel, e) }
+
+func (s *sources) addAt(rel, alt string, e state.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
@@ -48,7 +55,7 @@ func (s *sources) add(rel string, e state.Entry) {
 	}
 	var off int64
 	for i, id := range e.Content {
-		s.m[id] = place{rel, off, e.Lengths[i]}
+		s.m[id] = place{rel, alt, off, e.Lengths[i]}
 		off += int64(e.Lengths[i])
 	}
 }
@@ -81,7 +88,7 @@ func (s *sources) rebuild() {
 		var off int64
 		for i, id := range e.Content {
 			if _, ok := s.m[id]; !ok {
-				s.m[id] = place{rel, off, e.Lengths[i]}
+				s.m[id] = place{rel, "", off, e.Lengths[i]}
 			}
 			off += int64(e.Lengths[i])
 		}
@@ -112,6 +119,9 @@ func (r *srcReader) read(id chunkstore.ID, n uint32) ([]byte, bool) {
 	if !ok {
 		var err error
 		f, err = r.s.f.root.OpenFile(p.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		if err != nil && p.alt != "" {
+			f, err = r.s.f.root.OpenFile(p.alt, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		}
 		if err == nil {
 			if fi, err2 := f.Stat(); err2 != nil || !fi.Mode().IsRegular() {
 				f.Close()
