@@ -24,6 +24,7 @@ var mirrorMetricDefs = []metric{
 	{id: "latency-max", title: "write-to-replica latency, 100 small files, max", unit: millis, anchorless: true},
 	{id: "mutation-floor", title: "one mutation round: its new random bytes (50 uploads, the 1 MiB overwrite), a floor for any tool, vs rsync's bytes both ways (informational)", unit: byteCount},
 	{id: "initial-bytes", title: "bytes on the wire for the initial mirror, both directions (informational)", unit: byteCount},
+	{id: "initial-z", title: "initial mirror against `rsync -z --compress-choice=zstd`, which compresses as ours does (informational)", unit: seconds},
 	{id: "mutation-time", title: "one mutation round: start of the mutation to replica complete (informational)", unit: seconds},
 	{id: "initial-from-start", title: "ours: initial mirror from the start of node A's process (informational)", unit: seconds, anchorless: true},
 }
@@ -64,7 +65,8 @@ func mirrorBackend(ver string) Backend {
 			"A's. (/status walks the whole index, ~30 ms of CPU per call at this size, so it is asked only after 100 ms " +
 			"without traffic and at most every 2 s; the time is that of the last bytes moved, so how often it asks does not change it.) The replica is then compared with the source (untimed). " +
 			"Anchor: `rsync -a --delete --stats SRC/ rsync://127.0.0.1:PORT/bench/DST/` into an empty " +
-			"directory, timed as a command; its CPU time includes the rsync daemon's forked receiver. B dials A, and " +
+			"directory, timed as a command, then again with `-z --compress-choice=zstd` into an emptied one (an informational row: syncd " +
+			"compresses chunk data with zstd, as issue 6 asks); its CPU time includes the rsync daemon's forked receiver. B dials A, and " +
 			"rsync the daemon, through the same kind of counting TCP proxy (internal/faultproxy, in the runner), for " +
 			"the whole pair, so both pay the same copy. Then the mutation round (mkdata.py --mutate --round 1) is " +
 			"applied to the source while both daemons run; ours counts the proxy's bytes (both directions, TLS " +
@@ -195,6 +197,20 @@ func (s *suite) pairMirror(ctx context.Context, p int, rd *rsyncDaemon, rp *faul
 	}
 	s.checkReplica(ctx, p, 1, "replica equals the source after the initial mirror", mp.src, rd.dst)
 
+	// Rsync again, compressing with zstd as ours does; it leaves the same
+	// unmutated copy for the mutation round.
+	if s.want("initial-z") {
+		s.recordMirror("initial-z", 0, wall, cpu)
+		if err := emptyDir(rd.dst); err != nil {
+			return err
+		}
+		syscall.Sync()
+		if _, err := s.rsyncRun(ctx, p, rd, rp, mp.src, "initial-z", "", "", "-z", "--compress-choice=zstd"); err != nil {
+			return err
+		}
+		s.checkReplica(ctx, p, 1, "replica equals the source after the initial mirror", mp.src, rd.dst)
+	}
+
 	// One mutation round, applied while the daemons run.
 	up0, down0 := mp.proxy.BytesUp(), mp.proxy.BytesDown()
 	mstart := time.Now()
@@ -254,10 +270,10 @@ func (s *suite) recordMirror(id string, i int, v, cpu float64) {
 // daemon's receiver), the proxy's count both ways under bytesID and, if
 // sentID is set, `--stats` Total bytes sent under sentID. It returns the
 // proxy's count.
-func (s *suite) rsyncRun(ctx context.Context, p int, rd *rsyncDaemon, rp *faultproxy.Proxy, src, timeID, bytesID, sentID string) (int64, error) {
+func (s *suite) rsyncRun(ctx context.Context, p int, rd *rsyncDaemon, rp *faultproxy.Proxy, src, timeID, bytesID, sentID string, extra ...string) (int64, error) {
 	up0, down0 := rp.BytesUp(), rp.BytesDown()
 	dcpu0 := rd.cpu()
-	res, st, err := rsyncPush(ctx, s.run, src, rp.Addr(), rd.dst)
+	res, st, err := rsyncPush(ctx, s.run, src, rp.Addr(), rd.dst, extra...)
 	if err != nil {
 		return 0, err
 	}
@@ -269,7 +285,9 @@ func (s *suite) rsyncRun(ctx context.Context, p int, rd *rsyncDaemon, rp *faultp
 	cpu := (res.CPU + rd.cpu() - dcpu0).Seconds()
 	wire := rp.BytesUp() - up0 + rp.BytesDown() - down0
 	s.recordMirror(timeID, 1, res.Wall.Seconds(), cpu)
-	s.record(bytesID, 1, float64(wire))
+	if bytesID != "" {
+		s.record(bytesID, 1, float64(wire))
+	}
 	if sentID != "" {
 		s.record(sentID, 1, float64(st.Sent))
 	}

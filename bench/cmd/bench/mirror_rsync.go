@@ -171,8 +171,9 @@ func parseRsyncStats(out string) (rsyncStats, error) {
 // rsyncPush runs `rsync -a --delete --stats src/ rsync://addr/MODULE/dst/`,
 // the anchor's mirror of src into dst (absolute, below the module's "/"),
 // and returns what it cost and its stats.
-func rsyncPush(ctx context.Context, rn *runner, src, addr, dst string) (runResult, rsyncStats, error) {
-	res, err := rn.run(ctx, nil, "rsync", "-a", "--delete", "--stats", src+"/", fmt.Sprintf("rsync://%s/%s%s/", addr, rsyncModule, dst))
+func rsyncPush(ctx context.Context, rn *runner, src, addr, dst string, extra ...string) (runResult, rsyncStats, error) {
+	args := append(append([]string{"-a", "--delete", "--stats"}, extra...), src+"/", fmt.Sprintf("rsync://%s/%s%s/", addr, rsyncModule, dst))
+	res, err := rn.run(ctx, nil, "rsync", args...)
 	if err != nil {
 		return res, rsyncStats{}, err
 	}
