@@ -130,21 +130,26 @@ func (ix *Indexer) Apply(ctx context.Context, paths []string, rescan bool) error
 	// file or directory gets its sequence numbers before the old name's
 	// deletes, so a peer taking the changes in batches finds the content
 	// still at the old name when it builds the new one.
-	var gone []string
+	type goneRel struct {
+		rel string
+		err error
+	}
+	var gone []goneRel
 	for _, p := range dedupe(paths) {
 		if p != "" {
 			parents[path.Dir(p)] = true
-			if _, err := os.Lstat(ix.abs(p)); errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-				gone = append(gone, p)
-				continue
-			}
 		}
-		if err := ix.scan(ctx, p); err != nil {
+		fi, err := os.Lstat(ix.abs(p))
+		if p != "" && isGone(err) {
+			gone = append(gone, goneRel{p, err})
+			continue
+		}
+		if err := ix.scanStat(ctx, p, fi, err); err != nil {
 			return err
 		}
 	}
-	for _, p := range gone {
-		if err := ix.scan(ctx, p); err != nil {
+	for _, g := range gone {
+		if err := ix.scanStat(ctx, g.rel, nil, g.err); err != nil {
 			return err
 		}
 	}
@@ -196,10 +201,15 @@ func (ix *Indexer) abs(rel string) string { return filepath.Join(ix.f.Root, file
 // scan compares the place rel (and, for a directory, everything below it)
 // with the index.
 func (ix *Indexer) scan(ctx context.Context, rel string) error {
+	fi, err := os.Lstat(ix.abs(rel))
+	return ix.scanStat(ctx, rel, fi, err)
+}
+
+// scanStat is scan with rel's lstat already taken.
+func (ix *Indexer) scanStat(ctx context.Context, rel string, fi fs.FileInfo, err error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	fi, err := os.Lstat(ix.abs(rel))
 	if rel == "" && (err != nil || !fi.IsDir()) {
 		// The folder itself is gone or unreadable: an unmounted disk more
 		// often than a deliberate deletion of everything. Keep the index
@@ -209,8 +219,7 @@ func (ix *Indexer) scan(ctx context.Context, rel string) error {
 		}
 		return fmt.Errorf("folder %s: %w", ix.f.Root, err)
 	}
-	// ENOTDIR: a directory on the way became a file; the path is gone too
-	gone := errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+	gone := isGone(err)
 	if gone || (err == nil && rel != "" && ix.ignored(rel, fi.IsDir())) {
 		return ix.removeTree(rel)
 	}
@@ -416,4 +425,10 @@ func (ix *Indexer) flush() error {
 		}
 		return nil
 	})
+}
+
+// isGone reports whether an lstat error says the path is not there
+// (ENOTDIR: a directory on the way became a file; the path is gone too).
+func isGone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
