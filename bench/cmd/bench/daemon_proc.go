@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -54,14 +55,23 @@ repository:
   index_key: %s
   data_recipients: []
 `, state, listen, httpAddr, folder, repo.URL, ours.indexKey(repo))
+	syscall.Sync()
+	return launchDaemon(rn, ours.syncd, httpAddr, dir, filepath.Join(dir, "syncd.yaml"), cfg, "",
+		append(slices.Clone(rn.env), repo.Env...))
+}
+
+// launchDaemon writes cfg to conf and starts `syncd run --config conf`
+// (and extra arguments) with env, its output in dir/daemon.log; what
+// names it in the runner's log. It does not wait for it to be ready.
+func launchDaemon(rn *runner, syncd, httpAddr, dir, conf, cfg, what string, env []string, extra ...string) (*daemonProc, error) {
 	d := &daemonProc{
 		base:    "http://" + httpAddr,
 		logPath: filepath.Join(dir, "daemon.log"),
-		config:  filepath.Join(dir, "syncd.yaml"),
+		config:  conf,
 		done:    make(chan struct{}),
 		client:  &http.Client{Timeout: 5 * time.Second},
 	}
-	if err := os.WriteFile(d.config, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
 	logf, err := os.Create(d.logPath)
@@ -69,15 +79,14 @@ repository:
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(ours.syncd, "run", "--config", d.config)
-	cmd.Env = append(slices.Clone(rn.env), repo.Env...)
+	cmd := exec.Command(syncd, append([]string{"run", "--config", conf}, extra...)...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childSysProcAttr(true)
-	syscall.Sync()
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s run: %v", ours.syncd, err)
+		return nil, fmt.Errorf("start %s run: %v", syncd, err)
 	}
-	fmt.Fprintf(rn.log, "$ %s run --config %s &  (pid %d, log %s)\n%s\n", ours.syncd, d.config, cmd.Process.Pid, d.logPath, cfg)
+	fmt.Fprintf(rn.log, "$ %s &  (%spid %d, log %s)\n%s\n", strings.Join(cmd.Args, " "), what, cmd.Process.Pid, d.logPath, cfg)
 	d.cmd = cmd
 	go func() {
 		d.waitErr = cmd.Wait()
@@ -104,15 +113,24 @@ func (d *daemonProc) stop() (*syscall.Rusage, error) {
 	default:
 	}
 	progress("stopping syncd run (pid %d) with SIGTERM", d.cmd.Process.Pid)
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
+	if !terminate(d.cmd.Process, d.done, 30*time.Second) {
 		return d.rusage, fmt.Errorf("syncd run did not stop within 30 s of SIGTERM (killed): %s", logTail(d.logPath))
 	}
 	return d.rusage, d.exitErr("after SIGTERM")
+}
+
+// terminate sends p SIGTERM and waits for done; after grace it kills p,
+// waits, and reports false.
+func terminate(p *os.Process, done <-chan struct{}, grace time.Duration) bool {
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		return true
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-done
+		return false
+	}
 }
 
 func (d *daemonProc) exitErr(when string) error {

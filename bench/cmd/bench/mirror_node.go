@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -81,43 +80,15 @@ func (n *mirrorNode) makeIdentity(ctx context.Context, rn *runner, syncd string)
 // start writes the node's configuration and starts `syncd run`, then waits
 // until its /healthz answers.
 func (n *mirrorNode) start(ctx context.Context, rn *runner, syncd, conf string) error {
-	if err := os.WriteFile(n.conf, []byte(conf), 0o600); err != nil {
-		return err
+	var extra []string
+	if n.keepLog != "" {
+		extra = []string{"--log-level", "debug"}
 	}
-	d := &daemonProc{
-		base:    "http://" + n.http,
-		logPath: filepath.Join(n.dir, "daemon.log"),
-		config:  n.conf,
-		done:    make(chan struct{}),
-		client:  &http.Client{Timeout: 5 * time.Second},
-	}
-	logf, err := os.Create(d.logPath)
+	d, err := launchDaemon(rn, syncd, n.http, n.dir, n.conf, conf, "node "+n.name+", ", rn.env, extra...)
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(syncd, "run", "--config", n.conf)
-	if n.keepLog != "" {
-		cmd.Args = append(cmd.Args, "--log-level", "debug")
-	}
-	cmd.Env = rn.env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = childSysProcAttr(true)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s run: %v", syncd, err)
-	}
-	fmt.Fprintf(rn.log, "$ %s run --config %s &  (node %s, pid %d, log %s)\n%s\n", syncd, n.conf, n.name, cmd.Process.Pid, d.logPath, conf)
-	d.cmd = cmd
 	n.proc = d
-	go func() {
-		d.waitErr = cmd.Wait()
-		if ps := cmd.ProcessState; ps != nil {
-			if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-				d.rusage = ru
-			}
-		}
-		close(d.done)
-	}()
 	for {
 		if err := d.alive(); err != nil {
 			return fmt.Errorf("node %s: %v", n.name, err)

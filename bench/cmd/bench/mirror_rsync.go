@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -112,13 +111,7 @@ func (d *rsyncDaemon) stop() {
 	if d == nil || d.cmd == nil || d.cmd.Process == nil {
 		return
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(5 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
+	terminate(d.cmd.Process, d.done, 5*time.Second)
 }
 
 // cpu is the daemon's CPU time so far, its reaped children (one per
