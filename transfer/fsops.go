@@ -174,8 +174,8 @@ func (f *Folder) syncFS() error {
 
 // removeDir removes the empty directory rel; a directory with something
 // in it stays, and that is no error: what is in it is somebody's.
-func (f *Folder) removeDir(rel string) (bool, error) {
-	err := f.root.Remove(rel)
+func removeDir(at *atRoot, rel string) (bool, error) {
+	err := at.Remove(rel)
 	switch {
 	case err == nil || errors.Is(err, fs.ErrNotExist):
 		return true, nil

@@ -49,7 +49,7 @@ func (r *receiver) place(a *action, at *atRoot) {
 		}
 		var cleared bool
 		if cleared, err = r.clearDir(p, at); err != nil {
-			r.f.root.Remove(a.tmp)
+			at.Remove(a.tmp)
 			break
 		}
 		// Where nothing should be now (a new path, or the local version
@@ -92,7 +92,7 @@ func (r *receiver) clearDir(p string, at *atRoot) (bool, error) {
 	if err != nil || !fi.IsDir() {
 		return false, nil
 	}
-	if ok, err := r.f.removeDir(p); err != nil || !ok {
+	if ok, err := removeDir(at, p); err != nil || !ok {
 		return false, fmt.Errorf("directory in the way is not empty")
 	}
 	return true, nil
@@ -128,7 +128,7 @@ func (r *receiver) deletes(acts []*action, at *atRoot) {
 		var err error
 		if a.local.Type == "dir" {
 			var gone bool
-			gone, err = r.f.removeDir(a.e.Path)
+			gone, err = removeDir(at, a.e.Path)
 			if err == nil && !gone {
 				// What is in it may be deleted by the next batch: tried
 				// again; the puller gives up after a few tries (then it is
@@ -137,7 +137,7 @@ func (r *receiver) deletes(acts []*action, at *atRoot) {
 				continue
 			}
 		} else {
-			err = r.f.root.Remove(a.e.Path)
+			err = at.Remove(a.e.Path)
 			if errors.Is(err, fs.ErrNotExist) {
 				err = nil
 			}
