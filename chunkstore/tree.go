@@ -247,7 +247,9 @@ func (c *treeCache) pack(ctx context.Context, loc Location) (*Pack, error) {
 	if ok {
 		return p, nil
 	}
-	p, err := c.r.OpenPack(ctx, TreeBlob, loc.Pack, loc.PackSize, true)
+	// Every tree blob read from it is checked against its ID: no hash of
+	// the whole pack (see ReadPack).
+	p, _, err := c.r.ReadPack(ctx, TreeBlob, loc.Pack, loc.PackSize, nil)
 	if err != nil {
 		return nil, err
 	}
