@@ -1,6 +1,8 @@
 package transfer
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/syncd/syncd/state"
@@ -32,22 +34,30 @@ const seenWithin = pollWait + 10*time.Second
 
 // Status reports every configured peer, in configuration order.
 func (n *Node) Status() []PeerStatus {
-	out := make([]PeerStatus, 0, len(n.cfg.Peers))
+	// What the node's lock guards is copied out; the index walks below
+	// (SendFiles) take a while and must not hold up serving the peers.
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	pullers := slices.Clone(n.pullers)
+	lastIn := maps.Clone(n.lastIn)
+	acks := make(map[string]map[string]uint64, len(n.acks))
+	for peer, m := range n.acks {
+		acks[peer] = maps.Clone(m)
+	}
+	n.mu.Unlock()
+	out := make([]PeerStatus, 0, len(n.cfg.Peers))
 	for _, cp := range n.cfg.Peers {
 		ps := PeerStatus{Name: cp.Name, ID: cp.ID, Address: cp.Address}
 		var last time.Time
 		pulls := false
-		for _, p := range n.pullers {
+		for _, p := range pullers {
 			pulls = pulls || p.peer.Name == cp.Name
 		}
-		if t, ok := n.lastIn[cp.Name]; ok {
+		if t, ok := lastIn[cp.Name]; ok {
 			last = t
 			// Without a puller of ours, the peer's requests are all we know.
 			ps.Connected = !pulls && time.Since(t) < seenWithin
 		}
-		for _, p := range n.pullers {
+		for _, p := range pullers {
 			if p.peer.Name != cp.Name {
 				continue
 			}
@@ -71,7 +81,7 @@ func (n *Node) Status() []PeerStatus {
 				ps.Error = st.lastErr
 			}
 		}
-		for folder, since := range n.acks[cp.Name] {
+		for folder, since := range acks[cp.Name] {
 			f := n.folders[folder]
 			if f == nil || !f.sends() {
 				continue
