@@ -185,14 +185,17 @@ func (d *Daemon) runFolder(ctx context.Context, f *folder) error {
 		}
 		var err error
 		start := time.Now()
-		reported := len(paths)
-		if len(paths) > 0 || b.Rescan {
+		indexed := len(paths) > 0 || b.Rescan
+		if indexed {
 			err = f.ix.Apply(ctx, paths, b.Rescan)
 		}
 		f.mu.Unlock()
-		d.log.Debug("indexed", "folder", f.cfg.ID, "reported", len(b.Paths), "not_own", reported, "sample", paths[:min(len(paths), 4)], "rescan", b.Rescan,
-			"took", time.Since(start).Round(time.Millisecond))
-		d.node.Notify(f.cfg.ID)
+		d.log.Debug("indexed", "folder", f.cfg.ID, "reported", len(b.Paths), "not_own", len(paths),
+			"sample", paths[:min(len(paths), 4)], "rescan", b.Rescan, "took", time.Since(start).Round(time.Millisecond))
+		if indexed {
+			// (the receiver tells the peers of its own writes itself)
+			d.node.Notify(f.cfg.ID)
+		}
 		f.pending.Store(0)
 		switch {
 		case ctx.Err() != nil:
