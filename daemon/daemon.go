@@ -22,6 +22,7 @@ import (
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/indexer"
+	"github.com/syncd/syncd/internal/health"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer"
 	"github.com/syncd/syncd/transfer/tlsid"
@@ -49,10 +50,10 @@ type folder struct {
 	ix      *indexer.Indexer
 	w       *watcher.Watcher
 	tf      *transfer.Folder
-	mu      sync.Mutex   // held while the indexer or the receiver apply a batch
-	pending atomic.Int64 // paths handed over and not yet indexed
-	scanned atomic.Bool  // the first full scan is done
-	failure atomic.Pointer[string]
+	mu      sync.Mutex         // held while the indexer or the receiver apply a batch
+	pending atomic.Int64       // paths handed over and not yet indexed
+	scanned atomic.Bool        // the first full scan is done
+	health  *health.Conditions // the folder's lasting conditions, shared with the watcher and transfer
 }
 
 // New opens the state database under node.state_dir, loads the node's
@@ -126,8 +127,9 @@ func (d *Daemon) newFolder(fc config.Folder) (*folder, error) {
 	if rescan == 0 {
 		rescan = -1 // config: 0 = never; watcher: < 0 = never
 	}
+	hc := health.NewConditions(nil)
 	w, err := watcher.New(watcher.Options{Root: fc.Path, Debounce: fc.Watch.Debounce, Rescan: rescan,
-		Ignore: m.Match, Logger: d.log.With("folder", fc.ID)})
+		Ignore: m.Match, Logger: d.log.With("folder", fc.ID), Health: hc})
 	if err != nil {
 		return nil, fmt.Errorf("folder %s: %w", fc.ID, err)
 	}
@@ -138,8 +140,8 @@ func (d *Daemon) newFolder(fc config.Folder) (*folder, error) {
 		sp = ch.NewSplitter()
 	}
 	ix := indexer.New(indexer.Folder{ID: fc.ID, Root: fc.Path, Ignore: m.Match}, st, sp, d.log.With("folder", fc.ID))
-	f := &folder{cfg: fc, st: st, ix: ix, w: w}
-	f.tf = &transfer.Folder{Config: fc, State: st, Chunking: ch, Ignore: m.Match, Lock: &f.mu}
+	f := &folder{cfg: fc, st: st, ix: ix, w: w, health: hc}
+	f.tf = &transfer.Folder{Config: fc, State: st, Chunking: ch, Ignore: m.Match, Lock: &f.mu, Health: hc}
 	return f, nil
 }
 
@@ -200,11 +202,13 @@ func (d *Daemon) runFolder(ctx context.Context, f *folder) error {
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
-			msg := err.Error()
-			f.failure.Store(&msg)
-			d.log.Error("folder failed", "folder", f.cfg.ID, "err", err)
+			if f.health.Set("index", health.Failed, err.Error()) {
+				d.log.Error("folder failed", "folder", f.cfg.ID, "err", err)
+			}
 		default:
-			f.failure.Store(nil)
+			if f.health.Clear("index") {
+				d.log.Info("folder recovered", "folder", f.cfg.ID)
+			}
 			if b.Rescan {
 				f.scanned.Store(true)
 			}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/syncd/syncd/internal/health"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer"
 )
@@ -21,16 +22,18 @@ type SnapshotInfo struct {
 
 // FolderStatus is one folder in Status.
 type FolderStatus struct {
-	ID           string        `json:"id"`
-	Path         string        `json:"path"`
-	State        string        `json:"state"` // "scanning", "ok" or "failed"
-	Error        string        `json:"error,omitempty"`
-	Files        int64         `json:"files"`
-	Bytes        int64         `json:"bytes"`
-	Pending      int64         `json:"pending"` // paths waiting to be indexed; -1 during a full scan
-	Failed       []string      `json:"failed_paths,omitempty"`
-	LocalChanges int           `json:"local_changes,omitempty"` // receive-only: paths changed here, not sent
-	LastSnapshot *SnapshotInfo `json:"last_snapshot,omitempty"`
+	ID    string `json:"id"`
+	Path  string `json:"path"`
+	State string `json:"state"`           // "scanning", "ok", "degraded" or "failed"
+	Error string `json:"error,omitempty"` // the worst condition's reason
+	// Conditions are what makes the folder degraded or failed, worst first.
+	Conditions   []health.Condition `json:"conditions,omitempty"`
+	Files        int64              `json:"files"`
+	Bytes        int64              `json:"bytes"`
+	Pending      int64              `json:"pending"` // paths waiting to be indexed; -1 during a full scan
+	Failed       []string           `json:"failed_paths,omitempty"`
+	LocalChanges int                `json:"local_changes,omitempty"` // receive-only: paths changed here, not sent
+	LastSnapshot *SnapshotInfo      `json:"last_snapshot,omitempty"`
 }
 
 // Status is what `syncd status` shows.
@@ -49,8 +52,8 @@ func (d *Daemon) Status() Status {
 		if !f.scanned.Load() {
 			fs.State = "scanning"
 		}
-		if msg := f.failure.Load(); msg != nil {
-			fs.State, fs.Error = "failed", *msg
+		if cs := f.health.List(); len(cs) > 0 {
+			fs.State, fs.Error, fs.Conditions = cs[0].State, cs[0].Reason, cs
 		}
 		f.st.Walk("", func(rel string, e state.Entry) error {
 			if !e.Deleted && e.Type == "file" {
@@ -74,7 +77,7 @@ func (d *Daemon) Status() Status {
 // nothing pending: a load balancer may send traffic.
 func (d *Daemon) Ready() bool {
 	for _, f := range d.folders {
-		if !f.scanned.Load() || f.pending.Load() != 0 || f.failure.Load() != nil {
+		if !f.scanned.Load() || f.pending.Load() != 0 || f.health.Failed() {
 			return false
 		}
 	}

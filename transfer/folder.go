@@ -18,6 +18,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/health"
 	"github.com/syncd/syncd/state"
 )
 
@@ -33,6 +34,13 @@ type Folder struct {
 	// the receiver has put in place but not yet recorded in the index.
 	Lock *sync.Mutex
 
+	// Health holds the folder's lasting conditions, shared with the
+	// daemon's status: the receiver reports a full disk here (degraded),
+	// and a Failed condition (set by whoever finds it: a missing marker,
+	// a vanished folder) stops both serving and applying. Nil: open makes
+	// an empty set.
+	Health *health.Conditions
+
 	root *os.Root
 	bell *bell
 	own  ownWrites
@@ -41,6 +49,9 @@ type Folder struct {
 func (f *Folder) open() error {
 	if f.Lock == nil {
 		f.Lock = new(sync.Mutex)
+	}
+	if f.Health == nil {
+		f.Health = health.NewConditions(nil)
 	}
 	if f.bell == nil {
 		f.bell = newBell()

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/syncd/syncd/internal/health"
 )
 
 // Defaults applied by [New] to zero fields of [Options].
@@ -68,6 +70,9 @@ type Options struct {
 	// Logger receives warnings (overflow, watch limit, root removed) and
 	// progress; nil discards them.
 	Logger *slog.Logger
+	// Health receives the watcher's lasting conditions (the watch limit
+	// reached: degraded); nil: none are reported.
+	Health *health.Conditions
 }
 
 // withDefaults validates o and fills its zero fields.
