@@ -38,7 +38,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
 )
@@ -206,8 +205,10 @@ func LoadNode(path string) (*Config, error) {
 	return c, nil
 }
 
+// readFile reads the file at path, at most one byte past MaxFileSize: the
+// decoder refuses a longer file before parsing it.
 func readFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := readAtMost(path, MaxFileSize+1)
 	if err != nil {
 		msg := err.Error()
 		var pe *fs.PathError

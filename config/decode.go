@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -32,7 +33,25 @@ type handler func(v *yaml.Node, path string, line int) error
 // syntaxLine finds the line in the messages of the YAML parser.
 var syntaxLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// MaxFileSize is the largest configuration file read, 1 MiB: a real one is
+// a few kilobytes, and a larger one (a wrong path, a device, a hostile
+// file) is refused before the YAML parser spends memory on it.
+const MaxFileSize = 1 << 20
+
+// readAtMost reads the file at path up to n bytes.
+func readAtMost(path string, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, n))
+}
+
 func (d *decoder) decode(data []byte) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{File: d.file, Msg: fmt.Sprintf("larger than the limit of %d MiB; refused", MaxFileSize>>20)}
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
