@@ -44,12 +44,18 @@ import (
 
 // Defaults applied by [Parse] to keys the file leaves out.
 const (
-	DefaultListen   = "0.0.0.0:7410"         // node.listen
-	DefaultHTTP     = "127.0.0.1:7411"       // node.http
-	DefaultMode     = SendReceive            // folders[].mode
-	DefaultDebounce = 100 * time.Millisecond // watch.debounce
-	DefaultRescan   = time.Hour              // watch.rescan
+	DefaultListen    = "0.0.0.0:7410"         // node.listen
+	DefaultHTTP      = "127.0.0.1:7411"       // node.http
+	DefaultMode      = SendReceive            // folders[].mode
+	DefaultDebounce  = 100 * time.Millisecond // watch.debounce
+	DefaultRescan    = time.Hour              // watch.rescan
+	DefaultMaxDelete = 0.5                    // folders[].max_delete, "50%"
 )
+
+// MinHeldDeletes is the number of deleted files below which a batch is
+// never held back by max_delete: in a folder of a few files, deleting two
+// of three is an edit, not a vanished disk.
+const MinHeldDeletes = 10
 
 // Config is one node's configuration. [Parse] fills in the defaults, so
 // every field holds the value the daemon runs with.
@@ -101,6 +107,13 @@ type Folder struct {
 	// Watch is the top-level Config.Watch with this folder's own watch:
 	// block, if any, applied over it.
 	Watch Watch
+	// MaxDelete (max_delete, "50%" by default) is the share of the
+	// folder's files one batch of local changes may delete. A batch that
+	// deletes more, and more than [MinHeldDeletes] files, keeps its
+	// deletes back (the folder is failed, the peers keep their copies)
+	// until an operator runs `syncd confirm-deletes FOLDER`. 1 ("100%")
+	// never holds a batch back.
+	MaxDelete float64
 }
 
 // Watch holds the watcher tunables. The file writes them as Go durations
@@ -252,6 +265,9 @@ func applyDefaults(c *Config) {
 	for i := range c.Folders {
 		if c.Folders[i].Mode == "" {
 			c.Folders[i].Mode = DefaultMode
+		}
+		if c.Folders[i].MaxDelete == 0 {
+			c.Folders[i].MaxDelete = DefaultMaxDelete
 		}
 	}
 }

@@ -39,8 +39,9 @@ func TestLoadSample(t *testing.T) {
 		}},
 		Folders: []Folder{{
 			ID: "www", Path: "/var/www/html", Mode: SendReceive, Peers: []string{"web2"},
-			Ignore: []string{"wp-content/cache/**", "*.tmp"},
-			Watch:  Watch{Debounce: 100 * time.Millisecond, Rescan: time.Hour},
+			Ignore:    []string{"wp-content/cache/**", "*.tmp"},
+			Watch:     Watch{Debounce: 100 * time.Millisecond, Rescan: time.Hour},
+			MaxDelete: 0.5,
 		}},
 		Repository: &Repository{
 			URL: "s3://backups/web", IndexKey: "/etc/syncd/index.key",
@@ -81,6 +82,10 @@ func TestDefaults(t *testing.T) {
 		}},
 		{"paths cleaned", "node:\n  name: web1\n  state_dir: /var/lib//syncd/\nfolders:\n  - {id: www, path: /srv/www/./html/}\n", func(c *Config) (any, any) {
 			return c.Node.StateDir + " " + c.Folders[0].Path, "/var/lib/syncd /srv/www/html"
+		}},
+		{"max_delete default", minimal + "folders:\n  - {id: www, path: /srv/www}\n", func(c *Config) (any, any) { return c.Folders[0].MaxDelete, 0.5 }},
+		{"max_delete", minimal + "folders:\n  - {id: www, path: /srv/www, max_delete: 100%}\n  - {id: up, path: /srv/up, max_delete: '12.5 %'}\n", func(c *Config) (any, any) {
+			return [2]float64{c.Folders[0].MaxDelete, c.Folders[1].MaxDelete}, [2]float64{1, 0.125}
 		}},
 		{"empty repository is none", minimal + "repository:\n", func(c *Config) (any, any) { return c.Repository == nil, true }},
 		{"empty data_recipients", minimal + "repository: {url: /srv/backup, index_key: /etc/syncd/index.key, data_recipients: []}\n", func(c *Config) (any, any) {
@@ -153,6 +158,10 @@ func TestParseErrors(t *testing.T) {
 		{"folder holding another", minimal + "folders:\n  - {id: www, path: /srv/www/html}\n  - {id: all, path: /srv/www}\n", `t.yaml:6: folders[1].path: /srv/www holds the path of folder "www", /srv/www/html (line 5)`},
 		{"same folder path", minimal + folder + "  - id: two\n    path: /var/www/\n", `t.yaml:10: folders[1].path: /var/www is also the path of folder "www" (line 8)`},
 		{"folder holding state_dir", minimal + "folders:\n  - {id: all, path: /var/lib}\n", `t.yaml:5: folders[0].path: /var/lib overlaps node.state_dir /var/lib/syncd (line 3)`},
+		{"max_delete over 100%", minimal + folder + "    max_delete: 150%\n", `t.yaml:9: folders[0].max_delete: want a share of the folder's files like 50%, above 0% and at most 100%, not "150%"`},
+		{"max_delete without %", minimal + folder + "    max_delete: 50\n", `t.yaml:9: folders[0].max_delete: want a share of the folder's files like 50%, above 0% and at most 100%, not "50"`},
+		{"max_delete zero", minimal + folder + "    max_delete: 0%\n", `t.yaml:9: folders[0].max_delete: want a share of the folder's files like 50%, above 0% and at most 100%, not "0%"`},
+		{"max_delete a word", minimal + folder + "    max_delete: half\n", `t.yaml:9: folders[0].max_delete: want a share of the folder's files like 50%, above 0% and at most 100%, not "half"`},
 		{"bad ignore pattern", minimal + folder + "    ignore: ['*.tmp', '[']\n", `t.yaml:9: folders[0].ignore[1]: bad pattern "[": syntax error in pattern`},
 		{"bad watch duration", minimal + "watch:\n  debounce: 100\n", `t.yaml:5: watch.debounce: want a duration like 100ms, 30s or 1h, not "100"`},
 		{"bad cron", minimal + repo + "  schedule: '61 */6 * * *'\n", `t.yaml:7: repository.schedule: bad cron expression "61 */6 * * *" (want 5 fields: minute hour day-of-month month day-of-week): end of range (61) above maximum (59): 61`},
@@ -271,5 +280,41 @@ func TestLoadNode(t *testing.T) {
 	os.WriteFile(p, []byte("node: {name: web1, state_dri: /x}\n"), 0o600)
 	if _, err := LoadNode(p); err == nil || !strings.Contains(err.Error(), "state_dri") {
 		t.Errorf("unknown key: %v", err)
+	}
+}
+
+// A folder path that is a symlink is compared as it resolves: a link to
+// another folder, or into the state directory, is refused like the path
+// itself.
+func TestSymlinkedFolderPaths(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "www")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "html")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	cfg := func(folders string) string {
+		return "node:\n  name: web1\n  state_dir: " + state + "\nfolders:\n" + folders
+	}
+	tests := []struct{ name, yaml, want string }{
+		{"link to another folder", cfg("  - {id: a, path: " + real + "}\n  - {id: b, path: " + link + "}\n"),
+			"t.yaml:6: folders[1].path: " + link + " (resolves to " + real + ") is also the path of folder \"a\" (line 5)"},
+		{"link below another folder", cfg("  - {id: a, path: " + real + "}\n  - {id: b, path: " + link + "/up}\n"),
+			"t.yaml:6: folders[1].path: " + link + "/up (resolves to " + real + "/up) is inside the path of folder \"a\", " + real + " (line 5)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "t.yaml")
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error:\ngot  %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+	if got := Resolve(link + "/not/yet"); got != real+"/not/yet" {
+		t.Errorf("Resolve of a path not there yet = %s, want %s", got, real+"/not/yet")
 	}
 }

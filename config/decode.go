@@ -150,6 +150,19 @@ func (d *decoder) folder(v *yaml.Node, path string, line int, f *Folder, w *watc
 		"mode":   d.str((*string)(&f.Mode)),
 		"peers":  d.strs(&f.Peers),
 		"ignore": d.strs(&f.Ignore),
+		"max_delete": func(v *yaml.Node, path string, line int) error {
+			var s string
+			if err := d.str(&s)(v, path, line); err != nil {
+				return err
+			}
+			pct, ok := strings.CutSuffix(strings.TrimSpace(s), "%")
+			x, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
+			if !ok || err != nil || !(x > 0 && x <= 100) {
+				return d.errorf(line, path, "%s: want a share of the folder's files like 50%%, above 0%% and at most 100%%, not %q", path, s)
+			}
+			f.MaxDelete = x / 100
+			return nil
+		},
 		"watch": func(v *yaml.Node, path string, line int) error {
 			return d.watch(v, path, line, w)
 		},

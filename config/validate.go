@@ -121,25 +121,60 @@ func (v *validator) folders(c *Config) error {
 // overlaps refuses a folder inside another one, or holding or inside the
 // state directory: the same file would be mirrored twice, or the index
 // would be mirrored and snapshotted with the content.
+// Paths are compared as they resolve: a symlink to another folder is that
+// folder.
 func (v *validator) overlaps(c *Config) error {
+	state := Resolve(c.Node.StateDir)
+	real := make([]string, len(c.Folders))
+	for i, f := range c.Folders {
+		real[i] = Resolve(f.Path)
+	}
 	for i, f := range c.Folders {
 		at := fmt.Sprintf("folders[%d].path", i)
-		if within(f.Path, c.Node.StateDir) || within(c.Node.StateDir, f.Path) {
-			return v.errorf(at, "%s overlaps node.state_dir %s (line %d)", f.Path, c.Node.StateDir, v.line("node.state_dir"))
+		p := real[i]
+		if within(p, state) || within(state, p) {
+			return v.errorf(at, "%s overlaps node.state_dir %s (line %d)", shown(f.Path, p), c.Node.StateDir, v.line("node.state_dir"))
 		}
 		for j, g := range c.Folders[:i] {
 			other := fmt.Sprintf("folders[%d].path", j)
+			q := real[j]
 			switch {
-			case f.Path == g.Path:
-				return v.errorf(at, "%s is also the path of folder %q (line %d)", f.Path, g.ID, v.line(other))
-			case within(f.Path, g.Path):
-				return v.errorf(at, "%s is inside the path of folder %q, %s (line %d)", f.Path, g.ID, g.Path, v.line(other))
-			case within(g.Path, f.Path):
-				return v.errorf(at, "%s holds the path of folder %q, %s (line %d)", f.Path, g.ID, g.Path, v.line(other))
+			case p == q:
+				return v.errorf(at, "%s is also the path of folder %q (line %d)", shown(f.Path, p), g.ID, v.line(other))
+			case within(p, q):
+				return v.errorf(at, "%s is inside the path of folder %q, %s (line %d)", shown(f.Path, p), g.ID, shown(g.Path, q), v.line(other))
+			case within(q, p):
+				return v.errorf(at, "%s holds the path of folder %q, %s (line %d)", shown(f.Path, p), g.ID, shown(g.Path, q), v.line(other))
 			}
 		}
 	}
 	return nil
+}
+
+// shown names a configured path and, when a symlink makes it another,
+// what it resolves to.
+func shown(path, real string) string {
+	if path == real {
+		return path
+	}
+	return path + " (resolves to " + real + ")"
+}
+
+// Resolve returns the clean absolute path p with every symlink of its
+// longest existing prefix resolved; the part that does not exist yet is
+// kept as written. It never fails: a path it cannot resolve is returned
+// as it is.
+func Resolve(p string) string {
+	rest := ""
+	for dir := p; ; dir = filepath.Dir(dir) {
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if dir == filepath.Dir(dir) {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
 }
 
 // within reports whether the clean absolute path p is dir or below it.
