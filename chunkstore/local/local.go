@@ -71,10 +71,12 @@ func (b *Backend) Save(ctx context.Context, name string, r io.ReaderAt, size int
 		return err
 	}
 	dir := filepath.Dir(fn)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save %s: %w", name, err)
-	}
 	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = b.mkdirs(path.Dir(name)); err == nil {
+			f, err = os.CreateTemp(dir, tempPrefix+"*")
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("save %s: %w", name, err)
 	}
@@ -106,6 +108,40 @@ func (b *Backend) Save(ctx context.Context, name string, r io.ReaderAt, size int
 	}
 	ok = true
 	return syncDir(dir)
+}
+
+// ErrRootMissing is matched by the error of Save when the repository's
+// directory itself is gone (a backup disk not mounted, a directory moved
+// away): Save creates the subdirectories of objects, never the directory
+// the repository lives in, which only Create makes.
+var ErrRootMissing = errors.New("repository directory missing")
+
+// mkdirs creates the directories of the slash-separated path rel below
+// the repository's directory, one level at a time, so that a repository
+// directory that vanished is an error rather than made again.
+func (b *Backend) mkdirs(rel string) error {
+	root := filepath.Clean(b.dir)
+	missing := fmt.Errorf("%s: %w (not mounted or deleted?)", b.dir, ErrRootMissing)
+	if rel == "." {
+		return missing // CreateTemp found no directory to write in
+	}
+	p := root
+	for seg := range strings.SplitSeq(rel, "/") {
+		p = filepath.Join(p, seg)
+		err := os.Mkdir(p, 0o700)
+		switch {
+		case err == nil:
+			if err := syncDir(filepath.Dir(p)); err != nil {
+				return err
+			}
+		case errors.Is(err, fs.ErrExist):
+		case errors.Is(err, fs.ErrNotExist) && filepath.Dir(p) == root:
+			return missing
+		default:
+			return err
+		}
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
