@@ -31,6 +31,30 @@ type Folder struct {
 	ID     string
 	Root   string                            // absolute path
 	Ignore func(rel string, isDir bool) bool // nil: nothing ignored
+	// MaxDelete is the share of the folder's files (0 < MaxDelete < 1) one
+	// Apply may record as deleted when it deletes at least MinHeld files;
+	// a larger delete is held back: see [HeldError]. 0 or 1: no limit.
+	MaxDelete float64
+	MinHeld   int
+	// Check, if not nil, guards the folder (its marker, its device): it is
+	// called before Apply looks at the folder and again right before Apply
+	// records deletes. An error stops Apply; no delete is recorded.
+	Check func() error
+}
+
+// HeldError is returned by Apply when the changes it found delete more
+// than Folder.MaxDelete of the folder's files: everything else was
+// recorded, the deletes were not (the peers keep their copies). After
+// [Indexer.ConfirmDeletes], the next Apply that finds them records them.
+type HeldError struct {
+	Folder       string
+	Files, Total int // files the changes delete, files in the folder
+	Max          float64
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("folder %s: holding back a change that deletes %d of its %d files (%.0f%%, over max_delete %.0f%%): if that is intended, run syncd confirm-deletes %s",
+		e.Folder, e.Files, e.Total, 100*float64(e.Files)/float64(max(e.Total, 1)), 100*e.Max, e.Folder)
 }
 
 // FileError is a path that could not be indexed (unreadable, say).
@@ -52,6 +76,14 @@ type Indexer struct {
 	filesRead, bytesRead, bytesMatched atomic.Int64
 
 	batch []op // writes not yet committed
+
+	// The deletes one Apply finds are recorded last, after everything that
+	// exists (a renamed entry's new name is numbered before its old name's
+	// delete), and only once the folder's guard and max_delete allow it.
+	deferred []op            // deletes, and puts that must follow them, in order
+	goneSet  map[string]bool // paths in deferred as deletes
+	after    map[string]bool // puts to defer: a directory replaced by a file
+	confirm  atomic.Bool     // an operator confirmed a held delete
 
 	mu     sync.Mutex
 	failed map[string]error
@@ -114,9 +146,36 @@ func (ix *Indexer) ok(rel string) {
 	ix.mu.Unlock()
 }
 
+// ConfirmDeletes lets the next Apply record a delete that max_delete would
+// hold back (once); a full rescan that holds nothing withdraws it. It is
+// safe for concurrent use.
+func (ix *Indexer) ConfirmDeletes() { ix.confirm.Store(true) }
+
 // Apply brings the index up to date for the hinted paths (relative to the
-// folder root), or for the whole folder when rescan is set.
+// folder root), or for the whole folder when rescan is set. It returns a
+// *[HeldError] when it held deletes back.
 func (ix *Indexer) Apply(ctx context.Context, paths []string, rescan bool) error {
+	ix.deferred, ix.goneSet, ix.after = nil, nil, nil
+	if ix.f.Check != nil {
+		if err := ix.f.Check(); err != nil {
+			return err
+		}
+	}
+	if err := ix.apply(ctx, paths, rescan); err != nil {
+		ix.deferred, ix.goneSet, ix.after = nil, nil, nil
+		ix.batch = nil
+		return err
+	}
+	held := len(ix.deferred) > 0
+	err := ix.commitDeletes()
+	if rescan && !held {
+		ix.confirm.Store(false)
+	}
+	return err
+}
+
+// apply is Apply without the deletes' commit.
+func (ix *Indexer) apply(ctx context.Context, paths []string, rescan bool) error {
 	if fi, err := os.Stat(ix.f.Root); err != nil || !fi.IsDir() {
 		// no hint is believed while the folder itself is missing: its
 		// paths would all look deleted
@@ -245,6 +304,10 @@ func (ix *Indexer) entry(ctx context.Context, rel string, fi fs.FileInfo) error 
 			if err := ix.removeBelow(rel); err != nil {
 				return err
 			}
+			if ix.after == nil {
+				ix.after = map[string]bool{}
+			}
+			ix.after[rel] = true
 		}
 	}
 	switch {
@@ -369,10 +432,14 @@ func (ix *Indexer) remove(rel string, self bool) error {
 	if err := ix.flush(); err != nil {
 		return err
 	}
-	var gone []string
+	type goneEntry struct {
+		rel string
+		e   state.Entry
+	}
+	var gone []goneEntry
 	err := ix.st.WalkTree(rel, func(p string, e state.Entry) error {
 		if !e.Deleted && p != "" && (self || p != rel) {
-			gone = append(gone, p)
+			gone = append(gone, goneEntry{p, state.Entry{Type: e.Type}})
 		}
 		return nil
 	})
@@ -385,16 +452,73 @@ func (ix *Indexer) remove(rel string, self bool) error {
 	// than the directory, so a peer that takes the changes in batches
 	// never meets a directory's delete before those of its contents (it
 	// could not remove it yet, and would retry later).
-	for _, p := range slices.Backward(gone) {
-		ix.batch = append(ix.batch, op{rel: p, erase: true})
+	if ix.goneSet == nil {
+		ix.goneSet = map[string]bool{}
 	}
-	return ix.maybeFlush()
+	for _, g := range slices.Backward(gone) {
+		if !ix.goneSet[g.rel] {
+			ix.goneSet[g.rel] = true
+			ix.deferred = append(ix.deferred, op{rel: g.rel, e: g.e, erase: true})
+		}
+	}
+	return nil
 }
 
 // put records e for rel unless the index already has it.
 func (ix *Indexer) put(rel string, e state.Entry) error {
+	if ix.after[rel] {
+		// a directory replaced by a file: the file after its contents' deletes
+		ix.deferred = append(ix.deferred, op{rel: rel, e: e})
+		return nil
+	}
 	ix.batch = append(ix.batch, op{rel: rel, e: e})
 	return ix.maybeFlush()
+}
+
+// commitDeletes records the deletes Apply found, unless they delete more
+// than MaxDelete of the folder's files (a *HeldError) or the folder's
+// guard fails.
+func (ix *Indexer) commitDeletes() error {
+	defer func() { ix.deferred, ix.goneSet, ix.after = nil, nil, nil }()
+	files := 0
+	for _, o := range ix.deferred {
+		if o.erase && o.e.Type != "dir" {
+			files++
+		}
+	}
+	if files == 0 && len(ix.deferred) == 0 {
+		return nil
+	}
+	if m := ix.f.MaxDelete; m > 0 && m < 1 && files >= max(ix.f.MinHeld, 1) {
+		total := 0
+		err := ix.st.Walk("", func(_ string, e state.Entry) error {
+			if !e.Deleted && e.Type != "dir" {
+				total++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if float64(files) > m*float64(total) && !ix.confirm.Swap(false) {
+			return &HeldError{Folder: ix.f.ID, Files: files, Total: total, Max: m}
+		}
+	}
+	if ix.f.Check != nil {
+		if err := ix.f.Check(); err != nil {
+			return err
+		}
+	}
+	for _, o := range ix.deferred {
+		if o.erase {
+			ix.ok(o.rel)
+		}
+		ix.batch = append(ix.batch, op{rel: o.rel, e: o.e, erase: o.erase})
+		if err := ix.maybeFlush(); err != nil {
+			return err
+		}
+	}
+	return ix.flush()
 }
 
 func (ix *Indexer) maybeFlush() error {
