@@ -20,7 +20,11 @@
 //   - An inotify queue overflow, the inotify watch limit
 //     (fs.inotify.max_user_watches; one warning saying how to raise it), a
 //     removed root, and a timer (Options.Rescan, default 1h) each turn into
-//     a Rescan batch. Before an overflow's or the timer's Rescan is sent,
+//     a Rescan batch. While the watch limit leaves directories without a
+//     watch, those directories (only) are polled every Options.Poll
+//     (default 10s) and their changes reported as ordinary paths; each poll
+//     retries their watches, and Options.Health holds the condition
+//     "watch-limit" (degraded) until every directory is watched. Before an overflow's or the timer's Rescan is sent,
 //     the watcher walks the tree and re-adds every watch, so the
 //     consumer's rescan starts with the tree fully watched again. Such
 //     walks are spaced so that they take at most a tenth of the time.

@@ -52,8 +52,9 @@ func addWatch(n notifier, dir string) error { return n.Add(dir) }
 // watch limit (fs.inotify.max_user_watches) is reached.
 func isWatchLimit(err error) bool { return errors.Is(err, syscall.ENOSPC) }
 
-// watchLimitHelp is the warning logged once when the watch limit is hit.
+// watchLimitHelp is the warning logged once when the watch limit is hit; %v
+// is Options.Poll.
 const watchLimitHelp = "inotify watch limit reached (fs.inotify.max_user_watches): " +
-	"directories beyond it are not watched and their changes are found only by rescans; " +
+	"directories beyond it are not watched; they are polled every %v until watches can be added; " +
 	"raise the limit with: sysctl -w fs.inotify.max_user_watches=1048576 " +
 	"(persist it in /etc/sysctl.d/)"

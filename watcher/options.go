@@ -17,6 +17,7 @@ const (
 	DefaultDebounce = 100 * time.Millisecond
 	DefaultMaxHold  = 10 * time.Second
 	DefaultRescan   = time.Hour
+	DefaultPoll     = 10 * time.Second
 )
 
 // TempPrefix starts the names of syncd's own temporary files (a transfer
@@ -57,6 +58,12 @@ type Options struct {
 	// Rescan is the interval of the periodic full rescan, a safety net for
 	// lost events and unwatched directories. Default 1h; negative disables.
 	Rescan time.Duration
+	// Poll is how often the directories left without a watch by the inotify
+	// watch limit are polled (a listing and an lstat of each entry: those
+	// directories only), and their watches retried, until every directory
+	// is watched again. A change in such a directory is reported within
+	// Poll plus Debounce. Default 10s.
+	Poll time.Duration
 	// Ignore reports whether a path (relative, slash-separated) is ignored;
 	// an ignored directory is neither watched nor walked. Nil: nothing is
 	// ignored. The config package provides a gitignore matcher.
@@ -70,8 +77,9 @@ type Options struct {
 	// Logger receives warnings (overflow, watch limit, root removed) and
 	// progress; nil discards them.
 	Logger *slog.Logger
-	// Health receives the watcher's lasting conditions (the watch limit
-	// reached: degraded); nil: none are reported.
+	// Health receives the watcher's lasting conditions: "watch-limit",
+	// degraded, while the inotify watch limit leaves directories without a
+	// watch (its reason names the sysctl to raise). Nil: none are reported.
 	Health *health.Conditions
 }
 
@@ -92,8 +100,11 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("watcher: root %s is not a directory", o.Root)
 	}
 	o.Root = root
-	if o.Debounce < 0 || o.Settle < 0 || o.MaxHold < 0 {
-		return o, errors.New("watcher: negative Debounce, Settle or MaxHold")
+	if o.Debounce < 0 || o.Settle < 0 || o.MaxHold < 0 || o.Poll < 0 {
+		return o, errors.New("watcher: negative Debounce, Settle, MaxHold or Poll")
+	}
+	if o.Poll == 0 {
+		o.Poll = DefaultPoll
 	}
 	if o.Debounce == 0 {
 		o.Debounce = DefaultDebounce
@@ -122,6 +133,7 @@ func (o Options) withDefaults() (Options, error) {
 // Stats are counters of a [Watcher] for metrics.
 type Stats struct {
 	Watches      int    // directories with an inotify watch
+	Unwatched    int    // directories without a watch (the watch limit), polled
 	WatchLimited bool   // the inotify watch limit was hit; some directories are unwatched
 	Pending      int    // paths waiting for Debounce or Settle
 	Events       uint64 // file-system events received

@@ -2,10 +2,13 @@ package watcher
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/syncd/syncd/internal/health"
 )
 
 // progressEvery is how often a long walk logs its progress.
@@ -16,7 +19,7 @@ const progressEvery = 10 * time.Second
 // none), periodically and when the root comes back. Re-adding a watched
 // directory is cheap and repairs a path whose directory was replaced.
 // Watches of directories no longer on disk are dropped. A complete walk
-// without hitting the watch limit clears the limited state.
+// that finds every directory watched clears the watch-limit condition.
 //
 // A refresh walks the tree in Run's goroutine; so that overflows under a
 // sustained load do not turn into back-to-back walks, the next refresh
@@ -36,12 +39,13 @@ func (s *session) refresh(progress bool) {
 			delete(s.dirs, d)
 		}
 	}
-	s.w.watches.Store(int64(len(s.dirs)))
-	if s.limited && !s.stopAdding {
-		s.limited = false
-		s.w.limited.Store(false)
-		s.log.Info("watcher: every directory is watched again", "root", s.root, "dirs", len(s.dirs))
+	for d := range s.unwatched {
+		if _, ok := seen[d]; !ok {
+			delete(s.unwatched, d)
+		}
 	}
+	s.counts()
+	s.limitState()
 }
 
 // addTree watches the new directory dir and everything below it, and
@@ -102,27 +106,35 @@ func (s *session) walk(dir string, report bool, seen map[string]struct{}, progre
 		}
 		return nil
 	})
-	s.w.watches.Store(int64(len(s.dirs)))
+	s.counts()
 	return done
 }
 
-// watch adds a watch for dir. Hitting the watch limit logs one warning
-// (until a refresh succeeds), sends a Rescan and stops adding watches for
-// the rest of the walk: no retry storm, the periodic rescan tries again.
+// watch adds a watch for dir. Hitting the watch limit logs one warning and
+// sets the watch-limit condition (until every directory is watched again),
+// sends a Rescan and stops adding watches for the rest of the walk: no
+// retry storm. The directories left without a watch are polled every
+// Options.Poll, which also retries their watches.
 func (s *session) watch(dir string) {
 	if s.stopAdding {
+		s.unwatch(dir)
 		return
 	}
 	err := s.w.addWatch(s.n, dir)
 	switch {
 	case err == nil:
 		s.dirs[dir] = struct{}{}
+		delete(s.unwatched, dir)
 	case isWatchLimit(err):
 		s.stopAdding = true
+		s.unwatch(dir)
 		if !s.limited {
 			s.limited = true
 			s.w.limited.Store(true)
-			s.log.Warn("watcher: "+watchLimitHelp, "root", s.root, "watched", len(s.dirs), "dir", dir)
+			if s.opts.Health != nil {
+				s.opts.Health.Set(watchLimitCondition, health.Degraded, s.limitReason())
+			}
+			s.log.Warn("watcher: "+fmt.Sprintf(watchLimitHelp, s.opts.Poll), "root", s.root, "watched", len(s.dirs), "dir", dir)
 			s.emitRescan("inotify watch limit reached")
 		}
 	case errors.Is(err, fs.ErrNotExist):
@@ -143,5 +155,16 @@ func (s *session) dropTree(dir string) {
 			delete(s.dirs, d)
 		}
 	}
+	for d := range s.unwatched {
+		if d == dir || strings.HasPrefix(d, below) {
+			delete(s.unwatched, d)
+		}
+	}
+	s.counts()
+}
+
+// counts publishes the numbers of watched and polled directories.
+func (s *session) counts() {
 	s.w.watches.Store(int64(len(s.dirs)))
+	s.w.unwatched.Store(int64(len(s.unwatched)))
 }

@@ -30,7 +30,7 @@ type Watcher struct {
 	syncc       chan chan struct{}
 
 	running                                    atomic.Bool
-	watches, pending                           atomic.Int64
+	watches, unwatched, pending                atomic.Int64
 	limited                                    atomic.Bool
 	events, overflows, rescans, batches, paths atomic.Uint64
 }
@@ -49,6 +49,7 @@ func New(opts Options) (*Watcher, error) {
 func (w *Watcher) Stats() Stats {
 	return Stats{
 		Watches:      int(w.watches.Load()),
+		Unwatched:    int(w.unwatched.Load()),
 		WatchLimited: w.limited.Load(),
 		Pending:      int(w.pending.Load()),
 		Events:       w.events.Load(),
@@ -88,7 +89,8 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Batch) error {
 	s := &session{
 		w: w, ctx: ctx, n: n, opts: &w.opts, log: w.opts.Logger,
 		root: w.opts.Root, prefix: strings.TrimSuffix(w.opts.Root, "/") + "/",
-		dirs: make(map[string]struct{}), pending: make(map[string]*pend),
+		dirs: make(map[string]struct{}), unwatched: make(map[string]listing),
+		pending: make(map[string]*pend),
 	}
 	defer s.close()
 	s.start()
@@ -104,16 +106,19 @@ type session struct {
 	log          *slog.Logger
 	root, prefix string
 
-	dirs    map[string]struct{} // watched directories (absolute)
-	pending map[string]*pend    // relative path → state, not yet reported
-	out     *Batch              // due, not yet received by the consumer
-	outSet  map[string]struct{} // paths in out
+	dirs      map[string]struct{} // watched directories (absolute)
+	unwatched map[string]listing  // directories without a watch (the limit), polled
+	pending   map[string]*pend    // relative path → state, not yet reported
+	out       *Batch              // due, not yet received by the consumer
+	outSet    map[string]struct{} // paths in out
 
 	flushT    Timer
 	flushAt   time.Time // when flushT fires; zero if not armed
 	lastFlush time.Time
 	rescanT   Timer
 	retryT    Timer
+	pollT     Timer         // polls the unwatched directories
+	pollTook  time.Duration // how long the last poll took
 
 	limited          bool      // the watch limit was hit (warned once)
 	stopAdding       bool      // the watch limit was hit in the current walk
@@ -127,10 +132,12 @@ func (s *session) close() {
 	stop(&s.flushT)
 	stop(&s.rescanT)
 	stop(&s.retryT)
+	stop(&s.pollT)
 	if err := s.n.Close(); err != nil {
 		s.log.Warn("watcher: close inotify", "root", s.root, "err", err)
 	}
 	s.w.watches.Store(0)
+	s.w.unwatched.Store(0)
 	s.w.pending.Store(0)
 }
 
@@ -194,6 +201,9 @@ func (s *session) loop(out chan<- Batch) error {
 		case <-timerC(s.retryT):
 			s.retryT = nil
 			s.retryRoot()
+		case <-timerC(s.pollT):
+			s.pollT = nil
+			s.poll()
 		case c := <-s.w.syncc:
 			close(c)
 		}
