@@ -38,7 +38,8 @@ type fetchFunc func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int,
 type failure struct {
 	e     wire.Entry
 	err   error
-	tries int // for a directory not empty: how often it was tried
+	tries int       // how often its path failed in a row
+	due   time.Time // when it is tried next
 }
 
 type actionKind int
@@ -432,7 +433,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		if a.err != nil {
 			// at once, not at the end of the batch: on a full disk the
 			// space goes to the files that follow
-			r.f.root.Remove(a.tmp)
+			r.f.root().Remove(a.tmp)
 			a.tmp = ""
 		}
 	}
@@ -447,7 +448,7 @@ func (r *receiver) cleanup(acts []*action) {
 			a.file = nil
 		}
 		if a.tmp != "" {
-			r.f.root.Remove(a.tmp)
+			r.f.root().Remove(a.tmp)
 			a.tmp = ""
 		}
 	}
@@ -473,7 +474,7 @@ func (r *receiver) durable(acts []*action, few bool) error {
 		}
 	}
 	for dir := range dirs {
-		d, err := r.f.root.Open(dir)
+		d, err := r.f.root().Open(dir)
 		if err != nil {
 			continue // gone since: nothing to make durable there
 		}

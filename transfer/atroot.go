@@ -53,7 +53,7 @@ func (a *atRoot) dir(rel string) (int, string, error) {
 	d, ok := a.fds[dir]
 	if !ok {
 		var err error
-		if d, err = a.f.root.Open(dir); err != nil {
+		if d, err = a.f.root().Open(dir); err != nil {
 			var pe *fs.PathError
 			if errors.As(err, &pe) {
 				err = pe.Err // named after rel below, as os.Root names it

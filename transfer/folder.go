@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
@@ -41,9 +42,9 @@ type Folder struct {
 	// an empty set.
 	Health *health.Conditions
 
-	root *os.Root
-	bell *bell
-	own  ownWrites
+	rootp atomic.Pointer[os.Root] // nil: the folder could not be opened
+	bell  *bell
+	own   ownWrites
 }
 
 func (f *Folder) open() error {
@@ -56,22 +57,80 @@ func (f *Folder) open() error {
 	if f.bell == nil {
 		f.bell = newBell()
 	}
-	if f.root != nil {
+	if f.rootp.Load() != nil {
 		return nil
 	}
-	r, err := os.OpenRoot(f.Config.Path)
-	if err != nil {
-		return fmt.Errorf("folder %s: %w", f.Config.ID, errors.Unwrap(err))
-	}
-	f.root = r
+	// A folder missing now is the daemon's to report (failed) and retry:
+	// until Reopen succeeds every operation in it fails.
+	_ = f.Reopen()
 	return nil
 }
 
 func (f *Folder) close() {
-	if f.root != nil {
-		f.root.Close()
+	if r := f.rootp.Swap(nil); r != nil {
+		r.Close()
 	}
 }
+
+// root returns the folder's open directory. Every file operation of the
+// transfer service goes through it, so that none follows a symlink out of
+// the folder, and so that a folder whose disk was unmounted under it is
+// never written through its old path: Reopen swaps it.
+func (f *Folder) root() *os.Root {
+	if r := f.rootp.Load(); r != nil {
+		return r
+	}
+	return deadRoot()
+}
+
+// Reopen opens the folder's path again and uses it from now on: the
+// daemon calls it when the directory at the path is no longer the one
+// open (a disk mounted or unmounted there) and the folder's marker says
+// it is the folder. On an error the folder has no directory at all, and
+// every operation in it fails until a Reopen succeeds. Operations under
+// way in the old directory fail and are retried.
+func (f *Folder) Reopen() error {
+	r, err := os.OpenRoot(f.Config.Path)
+	if err != nil {
+		err = fmt.Errorf("folder %s: %w", f.Config.ID, errors.Unwrap(err))
+		r = nil
+	}
+	if old := f.rootp.Swap(r); old != nil {
+		old.Close()
+	}
+	return err
+}
+
+// SameRoot reports whether the directory open for the folder is the one at
+// its path now (same device and inode).
+func (f *Folder) SameRoot() bool {
+	r := f.rootp.Load()
+	if r == nil {
+		return false
+	}
+	open, err := r.Stat(".")
+	if err != nil {
+		return false
+	}
+	now, err := os.Stat(f.Config.Path)
+	return err == nil && os.SameFile(open, now)
+}
+
+// deadRoot is a directory that no longer exists: creating anything in it
+// fails (ENOENT), and it holds nothing to read. A folder that cannot be
+// opened uses it, so that no code path needs a nil check to be safe.
+var deadRoot = sync.OnceValue(func() *os.Root {
+	dir, err := os.MkdirTemp("", "syncd-no-folder-")
+	if err != nil {
+		panic("transfer: temporary directory: " + err.Error())
+	}
+	r, err := os.OpenRoot(dir)
+	os.Remove(dir)
+	if err != nil {
+		panic("transfer: open temporary directory: " + err.Error())
+	}
+	return r
+})
 
 func (f *Folder) sends() bool    { return f.Config.Mode != config.ReceiveOnly }
 func (f *Folder) receives() bool { return f.Config.Mode != config.SendOnly }

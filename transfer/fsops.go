@@ -45,14 +45,14 @@ func (f *Folder) checkParents(rel string, seen *dirCache) error {
 		if seen.has(p) {
 			continue
 		}
-		fi, err := f.root.Lstat(p)
+		fi, err := f.root().Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			if err := f.root.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			if err := f.root().Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}
 			// the watcher's report of it is ours (its entry is recorded
 			// when the batch that holds it is committed)
-			if fi, err := f.root.Lstat(p); err == nil && fi.IsDir() {
+			if fi, err := f.root().Lstat(p); err == nil && fi.IsDir() {
 				f.own.note(p, state.EntryOf(fi))
 			}
 			seen.add(p)
@@ -161,7 +161,7 @@ func localFacts(e *state.Entry, fi fs.FileInfo) {
 // temporary file of a batch durable before any is renamed into place,
 // and every rename durable before the index records it.
 func (f *Folder) syncFS() error {
-	d, err := f.root.Open(".")
+	d, err := f.root().Open(".")
 	if err != nil {
 		return err
 	}

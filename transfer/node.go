@@ -37,6 +37,12 @@ type Node struct {
 	indexID      string        // this node's index, see wire.HelloFolder.Index
 	serving      chan struct{} // a slot per block response being written
 
+	// now is the clock of the retries; retryMin and retryMax bound their
+	// backoff (tests shorten them).
+	now                func() time.Time
+	retryMin, retryMax time.Duration
+	reps               map[*Folder]*reporters // who reports each folder's conditions
+
 	mu      sync.Mutex
 	pullers []*puller
 	lastIn  map[string]time.Time         // peer name → last request from it
@@ -52,7 +58,8 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 	}
 	n := &Node{cfg: cfg, id: id, sdb: db, log: log, folders: map[string]*Folder{}, peers: map[tlsid.NodeID]config.Peer{},
 		names: map[uint64]string{id.ID.Uint64(): id.ID.Short()}, lastIn: map[string]time.Time{},
-		acks: map[string]map[string]uint64{}, serving: make(chan struct{}, maxServing())}
+		acks: map[string]map[string]uint64{}, serving: make(chan struct{}, maxServing()),
+		now: time.Now, retryMin: retryMin, retryMax: retryMax, reps: map[*Folder]*reporters{}}
 	for _, p := range cfg.Peers {
 		pid, err := tlsid.ParseNodeID(p.ID)
 		if err != nil {

@@ -43,7 +43,7 @@ func (r *receiver) place(a *action, at *atRoot) {
 				break
 			}
 			a.tmp = tempName(p)
-			if err = r.f.root.Symlink(a.e.Target, a.tmp); err != nil {
+			if err = r.f.root().Symlink(a.e.Target, a.tmp); err != nil {
 				break
 			}
 		}
@@ -64,15 +64,15 @@ func (r *receiver) place(a *action, at *atRoot) {
 		if err = r.f.checkParents(p, nil); err != nil {
 			break
 		}
-		if fi, lerr := r.f.root.Lstat(p); lerr == nil && !fi.IsDir() {
-			if err = r.f.root.Remove(p); err != nil {
+		if fi, lerr := r.f.root().Lstat(p); lerr == nil && !fi.IsDir() {
+			if err = r.f.root().Remove(p); err != nil {
 				break
 			}
 		}
-		if err = r.f.root.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err = r.f.root().Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			break
 		}
-		err = r.f.root.Chmod(p, chunkstore.FileMode(a.rec.Mode))
+		err = r.f.root().Chmod(p, chunkstore.FileMode(a.rec.Mode))
 	}
 	if err == nil {
 		err = r.record(a, at)
@@ -180,9 +180,9 @@ func (r *receiver) dirTimes(acts []*action, at *atRoot) {
 func (r *receiver) keepConflict(p string, mtime time.Time, node string) (string, error) {
 	for n := 1; n < 1000; n++ {
 		cand := ConflictNameN(p, mtime, node, n)
-		_, err := r.f.root.Lstat(cand)
+		_, err := r.f.root().Lstat(cand)
 		if errors.Is(err, fs.ErrNotExist) {
-			if err := r.f.root.Rename(p, cand); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := r.f.root().Rename(p, cand); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return "", err
 			}
 			return cand, nil
@@ -200,22 +200,22 @@ func (r *receiver) keepConflict(p string, mtime time.Time, node string) (string,
 // sameFile reports whether the files or links at a and b hold the same
 // bytes.
 func (r *receiver) sameFile(a, b string) bool {
-	fa, err1 := r.f.root.Lstat(a)
-	fb, err2 := r.f.root.Lstat(b)
+	fa, err1 := r.f.root().Lstat(a)
+	fb, err2 := r.f.root().Lstat(b)
 	if err1 != nil || err2 != nil || fa.Mode().Type() != fb.Mode().Type() || fa.Size() != fb.Size() {
 		return false
 	}
 	if fa.Mode()&fs.ModeSymlink != 0 {
-		ta, err1 := r.f.root.Readlink(a)
-		tb, err2 := r.f.root.Readlink(b)
+		ta, err1 := r.f.root().Readlink(a)
+		tb, err2 := r.f.root().Readlink(b)
 		return err1 == nil && err2 == nil && ta == tb
 	}
-	fa2, err1 := r.f.root.Open(a)
+	fa2, err1 := r.f.root().Open(a)
 	if err1 != nil {
 		return false
 	}
 	defer fa2.Close()
-	fb2, err2 := r.f.root.Open(b)
+	fb2, err2 := r.f.root().Open(b)
 	if err2 != nil {
 		return false
 	}

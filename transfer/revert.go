@@ -64,7 +64,7 @@ func (n *Node) Revert(folder string) ([]string, error) {
 			return done, err
 		}
 		if !e.Deleted {
-			err = f.root.Remove(p)
+			err = f.root().Remove(p)
 			if errors.Is(err, fs.ErrNotExist) {
 				err = nil
 			}

@@ -262,7 +262,7 @@ func (n *Node) openServed(f *Folder, rel string) *os.File {
 	if err != nil || !ok || e.Deleted || e.Type != "file" {
 		return nil
 	}
-	file, err := f.root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	file, err := f.root().OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil
 	}

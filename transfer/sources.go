@@ -118,9 +118,9 @@ func (r *srcReader) read(id chunkstore.ID, n uint32) ([]byte, bool) {
 	f, ok := r.open[p.path]
 	if !ok {
 		var err error
-		f, err = r.s.f.root.OpenFile(p.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		f, err = r.s.f.root().OpenFile(p.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err != nil && p.alt != "" {
-			f, err = r.s.f.root.OpenFile(p.alt, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+			f, err = r.s.f.root().OpenFile(p.alt, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		}
 		if err == nil {
 			if fi, err2 := f.Stat(); err2 != nil || !fi.Mode().IsRegular() {
