@@ -63,6 +63,48 @@ func (x *Index) Each(fn func(ID, Location)) {
 	}
 }
 
+// LookupAll returns the location of blob id that Lookup returns, and a copy
+// of the list of its other copies (nil for a blob stored once).
+func (x *Index) LookupAll(id ID) (first Location, others []Location, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	first, ok = x.m[id]
+	if alts := x.alt[id]; ok && len(alts) > 0 {
+		others = slices.Clone(alts)
+	}
+	return first, others, ok
+}
+
+// Copies appends every stored copy of blob id to dst and returns it: the
+// location Lookup returns first, then the others in the order they were
+// loaded. Most blobs have one copy; a blob that two writers stored, or that
+// a run stored again, has more, and a hostile writer can add copies whose
+// bytes are wrong. Readers try the next copy when one does not hash to id.
+func (x *Index) Copies(dst []Location, id ID) []Location {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	l, ok := x.m[id]
+	if !ok {
+		return dst
+	}
+	return append(append(dst, l), x.alt[id]...)
+}
+
+// EachCopy calls fn for every copy of every blob (Each, plus the copies
+// beyond the first), under a read lock: fn must not modify x.
+func (x *Index) EachCopy(fn func(ID, Location)) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for id, l := range x.m {
+		fn(id, l)
+	}
+	for id, alts := range x.alt {
+		for _, l := range alts {
+			fn(id, l)
+		}
+	}
+}
+
 // addPack records the blobs of one pack.
 func (x *Index) addPack(p IndexPack) {
 	x.mu.Lock()
@@ -70,10 +112,13 @@ func (x *Index) addPack(p IndexPack) {
 	for _, b := range p.Blobs {
 		l := Location{Pack: p.ID, PackSize: p.Size, Type: p.Type, Offset: b.Offset,
 			Length: b.Length, Raw: b.Raw, Zstd: b.Compression == "zstd"}
-		if _, ok := x.m[b.ID]; ok {
+		if first, ok := x.m[b.ID]; ok {
 			// another copy, from a concurrent writer or a run that stored
-			// the blob again after its pack was lost
-			x.alt[b.ID] = append(x.alt[b.ID], l)
+			// the blob again after its pack was lost; the same pack listed
+			// by two index objects (a prune that died) is one copy
+			if first.Pack != l.Pack && !slices.ContainsFunc(x.alt[b.ID], func(a Location) bool { return a.Pack == l.Pack }) {
+				x.alt[b.ID] = append(x.alt[b.ID], l)
+			}
 			continue
 		}
 		x.m[b.ID] = l
