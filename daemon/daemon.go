@@ -21,12 +21,9 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
-	"github.com/syncd/syncd/indexer"
-	"github.com/syncd/syncd/internal/health"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer"
 	"github.com/syncd/syncd/transfer/tlsid"
-	"github.com/syncd/syncd/watcher"
 )
 
 // Daemon runs the services of one node. Its methods are safe for
@@ -43,23 +40,11 @@ type Daemon struct {
 	last   atomic.Pointer[SnapshotInfo]
 }
 
-// folder is one configured folder's watcher and indexer.
-type folder struct {
-	cfg     config.Folder
-	st      *state.Folder
-	ix      *indexer.Indexer
-	w       *watcher.Watcher
-	tf      *transfer.Folder
-	mu      sync.Mutex         // held while the indexer or the receiver apply a batch
-	pending atomic.Int64       // paths handed over and not yet indexed
-	scanned atomic.Bool        // the first full scan is done
-	health  *health.Conditions // the folder's lasting conditions, shared with the watcher and transfer
-}
-
 // New opens the state database under node.state_dir, loads the node's
 // TLS identity (creating it on first use) and prepares every folder and
 // the transfer service. repo may be nil. A folder that is missing or
-// unreadable at start is an error naming it.
+// unreadable at start is not an error: Run reports it failed and retries
+// it, and the other folders run.
 func New(cfg *config.Config, repo *chunkstore.Repository, log *slog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -108,43 +93,6 @@ func (d *Daemon) chunking() chunkstore.Chunking {
 	return chunkstore.MirrorChunking()
 }
 
-func (d *Daemon) newFolder(fc config.Folder) (*folder, error) {
-	fi, err := os.Stat(fc.Path)
-	if err != nil {
-		return nil, fmt.Errorf("folder %s: %s: %w", fc.ID, fc.Path, errors.Unwrap(err))
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("folder %s: %s is not a directory", fc.ID, fc.Path)
-	}
-	if _, err := os.ReadDir(fc.Path); err != nil {
-		return nil, fmt.Errorf("folder %s: %s: %w", fc.ID, fc.Path, errors.Unwrap(err))
-	}
-	m, err := config.NewMatcher(fc.Ignore)
-	if err != nil {
-		return nil, fmt.Errorf("folder %s: %w", fc.ID, err)
-	}
-	rescan := fc.Watch.Rescan
-	if rescan == 0 {
-		rescan = -1 // config: 0 = never; watcher: < 0 = never
-	}
-	hc := health.NewConditions(nil)
-	w, err := watcher.New(watcher.Options{Root: fc.Path, Debounce: fc.Watch.Debounce, Rescan: rescan,
-		Ignore: m.Match, Logger: d.log.With("folder", fc.ID), Health: hc})
-	if err != nil {
-		return nil, fmt.Errorf("folder %s: %w", fc.ID, err)
-	}
-	st := d.db.Folder(fc.ID)
-	ch := d.chunking()
-	var sp *chunkstore.Splitter // nil: metadata only, for a folder neither mirrored nor backed up
-	if d.repo != nil || len(fc.Peers) > 0 {
-		sp = ch.NewSplitter()
-	}
-	ix := indexer.New(indexer.Folder{ID: fc.ID, Root: fc.Path, Ignore: m.Match}, st, sp, d.log.With("folder", fc.ID))
-	f := &folder{cfg: fc, st: st, ix: ix, w: w, health: hc}
-	f.tf = &transfer.Folder{Config: fc, State: st, Chunking: ch, Ignore: m.Match, Lock: &f.mu, Health: hc}
-	return f, nil
-}
-
 // Close releases the state database and the folders.
 func (d *Daemon) Close() error {
 	d.node.Close()
@@ -165,59 +113,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		g.Go(func() error { return d.schedule(ctx) })
 	}
 	return g.Wait()
-}
-
-// runFolder feeds the watcher's batches to the indexer. A failure of the
-// folder (gone, unreadable) marks it failed in the status; the other
-// folders go on, and the next batch retries.
-func (d *Daemon) runFolder(ctx context.Context, f *folder) error {
-	ch := make(chan watcher.Batch, 1)
-	errc := make(chan error, 1)
-	go func() { errc <- f.w.Run(ctx, ch) }()
-	for b := range ch {
-		f.pending.Store(int64(len(b.Paths)))
-		if b.Rescan {
-			f.pending.Store(-1) // unknown until the scan is done
-		}
-		f.mu.Lock()
-		paths := b.Paths
-		if !b.Rescan {
-			// under the lock: what the receiver wrote is recorded by now
-			paths = f.tf.NotOwn(paths)
-		}
-		var err error
-		start := time.Now()
-		indexed := len(paths) > 0 || b.Rescan
-		if indexed {
-			err = f.ix.Apply(ctx, paths, b.Rescan)
-		}
-		f.mu.Unlock()
-		d.log.Debug("indexed", "folder", f.cfg.ID, "reported", len(b.Paths), "not_own", len(paths),
-			"sample", paths[:min(len(paths), 4)], "rescan", b.Rescan, "took", time.Since(start).Round(time.Millisecond))
-		if indexed {
-			// (the receiver tells the peers of its own writes itself)
-			d.node.Notify(f.cfg.ID)
-		}
-		f.pending.Store(0)
-		switch {
-		case ctx.Err() != nil:
-		case err != nil:
-			if f.health.Set("index", health.Failed, err.Error()) {
-				d.log.Error("folder failed", "folder", f.cfg.ID, "err", err)
-			}
-		default:
-			if f.health.Clear("index") {
-				d.log.Info("folder recovered", "folder", f.cfg.ID)
-			}
-			if b.Rescan {
-				f.scanned.Store(true)
-			}
-		}
-	}
-	if err := <-errc; err != nil && ctx.Err() == nil {
-		return fmt.Errorf("folder %s: %w", f.cfg.ID, err)
-	}
-	return nil
 }
 
 // serveHTTP serves the status endpoints on node.http until ctx ends.

@@ -86,8 +86,9 @@ func (d *Daemon) Ready() bool {
 
 // Handler serves /healthz (the process is alive), /readyz (200 once
 // Ready), /status (JSON), POST /snapshot (a snapshot now, from the
-// index; JSON SnapshotInfo) and POST /revert?folder=ID (throw away the
-// local changes of a receive-only folder).
+// index; JSON SnapshotInfo), POST /revert?folder=ID (throw away the
+// local changes of a receive-only folder) and POST
+// /confirm-deletes?folder=ID (let deletes held back by max_delete go).
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -110,6 +111,13 @@ func (d *Daemon) Handler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string][]string{"reverted": paths})
+	})
+	mux.HandleFunc("POST /confirm-deletes", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.ConfirmDeletes(r.Context(), r.URL.Query().Get("folder")); err != nil {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{})
 	})
 	mux.HandleFunc("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
 		info, err := d.Snapshot(r.Context())

@@ -198,7 +198,7 @@ func (ix *Indexer) apply(ctx context.Context, paths []string, rescan bool) error
 		if p != "" {
 			parents[path.Dir(p)] = true
 		}
-		fi, err := os.Lstat(ix.abs(p))
+		fi, err := ix.lstat(p)
 		if p != "" && isGone(err) {
 			gone = append(gone, goneRel{p, err})
 			continue
@@ -260,8 +260,17 @@ func (ix *Indexer) abs(rel string) string { return filepath.Join(ix.f.Root, file
 // scan compares the place rel (and, for a directory, everything below it)
 // with the index.
 func (ix *Indexer) scan(ctx context.Context, rel string) error {
-	fi, err := os.Lstat(ix.abs(rel))
+	fi, err := ix.lstat(rel)
 	return ix.scanStat(ctx, rel, fi, err)
+}
+
+// lstat is os.Lstat of rel, but follows the folder root itself when it is
+// a symlink: a folder's path may be a link to where the content is.
+func (ix *Indexer) lstat(rel string) (fs.FileInfo, error) {
+	if rel == "" {
+		return os.Stat(ix.f.Root)
+	}
+	return os.Lstat(ix.abs(rel))
 }
 
 // scanStat is scan with rel's lstat already taken.

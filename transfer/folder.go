@@ -101,6 +101,16 @@ func (f *Folder) Reopen() error {
 	return err
 }
 
+// Release closes the folder's open directory: until a Reopen succeeds,
+// every operation in the folder fails. The daemon calls it when the
+// folder's guard fails, so that nothing is written to (or read from) a
+// disk unmounted under the folder, and so that the disk can be unmounted.
+func (f *Folder) Release() {
+	if old := f.rootp.Swap(nil); old != nil {
+		old.Close()
+	}
+}
+
 // SameRoot reports whether the directory open for the folder is the one at
 // its path now (same device and inode).
 func (f *Folder) SameRoot() bool {

@@ -28,7 +28,7 @@ func main() {
 encrypted, deduplicated repository (a directory or S3-compatible storage).`,
 		}
 		root.AddCommand(keygenCmd(), initCmd(), snapshotCmd(), runCmd(), statusCmd(), pruneCmd())
-		root.AddCommand(idCmd(), revertCmd())
+		root.AddCommand(idCmd(), revertCmd(), confirmDeletesCmd())
 		root.AddCommand(forgetCmd())
 		cli.Prepare(root)
 		return root.ExecuteContext(ctx)
