@@ -162,6 +162,13 @@ func Init(ctx context.Context, be backend.Backend, key *crypto.IndexKey, opts In
 			return Config{}, fmt.Errorf("init: %w", err)
 		}
 	}
+	sealed, err := sealIndexKey(key, cfg)
+	if err != nil {
+		return Config{}, fmt.Errorf("init: %w", err)
+	}
+	if err := backend.SaveBytes(ctx, be, SealedKeyName, sealed); err != nil {
+		return Config{}, fmt.Errorf("init: %w", err)
+	}
 	body, _ := json.MarshalIndent(cfg, "", "  ")
 	// The config is written last: a repository without it is not initialized.
 	if err := backend.SaveBytes(ctx, be, configName, body); err != nil {
@@ -174,12 +181,18 @@ func Init(ctx context.Context, be backend.Backend, key *crypto.IndexKey, opts In
 // belong to the repository.
 var ErrWrongIndexKey = errors.New("wrong index key")
 
+// ErrConfigMissing is matched by the error of LoadConfig and of a session
+// start when the repository's config object does not exist: nothing was
+// initialized there, or the repository vanished (a backup disk not
+// mounted, a directory moved or deleted).
+var ErrConfigMissing = errors.New("config missing")
+
 // LoadConfig reads and authenticates the repository config.
 func LoadConfig(ctx context.Context, be backend.Backend, key *crypto.IndexKey) (Config, error) {
 	body, err := backend.ReadAll(ctx, be, configName)
 	if err != nil {
 		if errors.Is(err, backend.ErrNotExist) {
-			return Config{}, errors.New("no repository here (config object missing); run syncd init first")
+			return Config{}, fmt.Errorf("no repository here (%w); run syncd init first", ErrConfigMissing)
 		}
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}

@@ -245,7 +245,7 @@ func (l *Lock) put(ctx context.Context) error {
 		return err
 	}
 	name := LockPrefix + RandomID().String()
-	if err := backend.SaveBytes(ctx, l.r.be, name, sealed); err != nil {
+	if err := backend.SaveBytes(ctx, l.r.raw, name, sealed); err != nil {
 		return fmt.Errorf("write lock: %w", err)
 	}
 	l.mu.Lock()
@@ -261,7 +261,7 @@ func (l *Lock) remove() {
 	l.name = ""
 	l.mu.Unlock()
 	if name != "" {
-		l.r.be.Remove(context.WithoutCancel(context.Background()), name)
+		l.r.raw.Remove(context.WithoutCancel(context.Background()), name)
 	}
 }
 
@@ -290,7 +290,7 @@ func (l *Lock) conflicts(ctx context.Context) ([]LockInfo, bool, error) {
 			}
 			// Stale: ignored whether or not it can be removed (a web node
 			// may delete only locks; a store may refuse).
-			if err := l.r.be.Remove(ctx, o.Name); err != nil && !errors.Is(err, backend.ErrNotExist) {
+			if err := l.r.raw.Remove(ctx, o.Name); err != nil && !errors.Is(err, backend.ErrNotExist) {
 				why += fmt.Sprintf(" (could not remove it: %v)", err)
 			}
 			if l.opts.OnStale != nil {
@@ -380,7 +380,7 @@ func (l *Lock) Refresh(ctx context.Context) error {
 	old := l.name
 	l.mu.Unlock()
 	if old != "" {
-		if _, err := l.r.be.Stat(ctx, old); errors.Is(err, backend.ErrNotExist) {
+		if _, err := l.r.raw.Stat(ctx, old); errors.Is(err, backend.ErrNotExist) {
 			return l.fail(fmt.Errorf("%w: %s was removed by another node", ErrLockLost, old))
 		}
 	}
@@ -392,7 +392,7 @@ func (l *Lock) Refresh(ctx context.Context) error {
 		return err
 	}
 	if old != "" {
-		if err := l.r.be.Remove(ctx, old); errors.Is(err, backend.ErrNotExist) {
+		if err := l.r.raw.Remove(ctx, old); errors.Is(err, backend.ErrNotExist) {
 			l.remove() // the object just written
 			return l.fail(fmt.Errorf("%w: %s was removed by another node", ErrLockLost, old))
 		}

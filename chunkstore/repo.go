@@ -27,7 +27,8 @@ const maxObjectSize = 256 << 20
 // Repository is an opened repository. Its methods are safe for concurrent
 // use.
 type Repository struct {
-	be       backend.Backend
+	be       backend.Backend // raw behind the write gate (see Session)
+	raw      backend.Backend // for the config, locks and the sealed key
 	cfg      Config
 	key      *crypto.IndexKey
 	pol      chunker.Pol
@@ -41,6 +42,8 @@ type Repository struct {
 	trees *treeCache
 
 	heldLock atomic.Pointer[Lock] // the shared lock SaveSnapshot checks
+	writers  atomic.Int32         // write sessions open (see BeginWrite)
+	sealed   atomic.Bool          // keys/index-sealed is known to exist
 
 	loadedMu sync.Mutex
 	loaded   map[string]bool // index objects in idx
@@ -57,7 +60,8 @@ func Open(ctx context.Context, be backend.Backend, key *crypto.IndexKey) (*Repos
 		return nil, err
 	}
 	pol, _ := cfg.Polynomial() // validated by LoadConfig
-	r := &Repository{be: be, cfg: cfg, key: key, pol: pol, chunkKey: key.ChunkIDKey(cfg.ID), idx: NewIndex()}
+	r := &Repository{raw: be, cfg: cfg, key: key, pol: pol, chunkKey: key.ChunkIDKey(cfg.ID), idx: NewIndex()}
+	r.be = gate{Backend: be, r: r}
 	r.metaRecipients = append(r.metaRecipients, key.Recipient())
 	for _, s := range cfg.DataRecipients {
 		rc, err := crypto.ParseRecipient(s)
@@ -96,7 +100,8 @@ func (r *Repository) HasDataIdentity() bool { return len(r.dataIDs) > 0 }
 // Config returns the repository config.
 func (r *Repository) Config() Config { return r.cfg }
 
-// Backend returns the storage the repository lives in.
+// Backend returns the storage the repository lives in. Its Save and
+// Remove fail with [ErrNoSession] unless a write session is open.
 func (r *Repository) Backend() backend.Backend { return r.be }
 
 // Index returns the in-memory index (complete after LoadIndex).

@@ -66,6 +66,13 @@ func open(t testing.TB, be backend.Backend, k keys, data bool) *chunkstore.Repos
 	if data {
 		r.SetDataIdentities([]age.Identity{k.data})
 	}
+	// Writes need a write session; the scenario's nodes take locked ones
+	// (snapshot, forgetAndPrune), the other tests use the repository alone.
+	sess, err := r.BeginWrite(context.Background(), chunkstore.WriteOptions{NoLock: true, NoIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sess.Close)
 	return r
 }
 
@@ -261,18 +268,18 @@ func (s scenario) identify(t *testing.T, sn *chunkstore.Snapshot) (int, int) {
 // snapshot writes one snapshot of dir as a node does: under a shared
 // lock, with the index read under it.
 func snapshot(ctx context.Context, repo *chunkstore.Repository, dir, host string, at time.Time, lo chunkstore.LockOptions) error {
-	lock, err := repo.Lock(ctx, lo)
+	sess, err := repo.BeginWrite(ctx, chunkstore.WriteOptions{LockOptions: lo})
 	if err != nil {
 		return err
 	}
-	defer lock.Unlock()
+	defer sess.Close()
 	if activePrunes.Load() != 0 {
 		return fmt.Errorf("shared lock granted while a prune runs")
 	}
 	activeWriters.Add(1)
 	defer activeWriters.Add(-1)
-	if bad, err := repo.ReloadIndex(ctx); err != nil || len(bad) > 0 {
-		return fmt.Errorf("reload index: %v %v", bad, err)
+	if len(sess.BadIndex) > 0 {
+		return fmt.Errorf("reload index: %v", sess.BadIndex)
 	}
 	_, err = archiver.Snapshot(ctx, repo, []string{dir}, archiver.Options{Host: host, Time: at})
 	return err
@@ -291,18 +298,17 @@ func forgetAndPrune(ctx context.Context, repo *chunkstore.Repository, opts Optio
 	if _, err := retention.Forget(ctx, repo, groups); err != nil {
 		return err
 	}
-	lo.Exclusive = true
-	lock, err := repo.Lock(ctx, lo)
+	sess, err := repo.BeginExclusive(ctx, chunkstore.WriteOptions{LockOptions: lo})
 	if err != nil {
 		return err
 	}
-	defer lock.Unlock()
+	defer sess.Close()
 	if activeWriters.Load() != 0 {
 		return fmt.Errorf("exclusive lock granted while %d snapshots run", activeWriters.Load())
 	}
 	activePrunes.Add(1)
 	defer activePrunes.Add(-1)
-	opts.Lock = lock
+	opts.Lock = sess.Lock()
 	_, err = Run(ctx, repo, opts)
 	return err
 }

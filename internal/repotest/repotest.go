@@ -15,7 +15,7 @@ import (
 
 // New initializes a repository in a temporary directory with fresh keys
 // and returns it opened with the data identity, so that tests can read
-// contents back.
+// contents back, and with a write session open until the test ends.
 func New(t testing.TB) *chunkstore.Repository {
 	t.Helper()
 	ctx := context.Background()
@@ -41,5 +41,12 @@ func New(t testing.TB) *chunkstore.Repository {
 	}
 	t.Cleanup(repo.Close)
 	repo.SetDataIdentities([]age.Identity{data})
+	// A write session for the whole test, so that it can write; without a
+	// lock, as nothing else uses the repository.
+	sess, err := repo.BeginWrite(ctx, chunkstore.WriteOptions{NoLock: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sess.Close)
 	return repo
 }
