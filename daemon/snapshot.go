@@ -28,31 +28,33 @@ func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 	d.snapMu.Lock()
 	defer d.snapMu.Unlock()
 	start := time.Now()
-	// The shared lock keeps a prune from deleting what this snapshot
-	// references; the index is read again under it, as a prune may have
-	// removed packs since the last snapshot.
-	lock, err := d.repo.Lock(ctx, chunkstore.LockOptions{Program: "syncd run", Wait: 24 * time.Hour,
+	// The write session's shared lock keeps a prune from deleting what
+	// this snapshot references; the index is read again under it, as a
+	// prune may have removed packs since the last snapshot. The session
+	// fails when the repository is gone (a backup disk not mounted): the
+	// snapshot then fails with that reason instead of filling an empty
+	// directory.
+	sess, err := d.repo.BeginWrite(ctx, chunkstore.WriteOptions{LockOptions: chunkstore.LockOptions{
+		Program: "syncd run", Wait: 24 * time.Hour,
 		OnWait: func(h []chunkstore.LockInfo) {
 			d.log.Info("snapshot waits for the repository lock", "holder", h[0].String())
 		},
 		OnStale: func(name string, l chunkstore.LockInfo, why string) {
 			d.log.Warn("removing stale repository lock", "object", name, "why", why, "holder", l.String())
-		}})
+		}}})
 	if err != nil {
+		err = fmt.Errorf("repository %s: %w", d.cfg.Repository.URL, err)
 		info := &SnapshotInfo{Time: start.UTC(), Result: "failed", Error: err.Error()}
 		d.record(info)
 		d.log.Error("snapshot failed", "err", err)
 		return info, err
 	}
-	defer lock.Unlock()
-	bad, err := d.repo.ReloadIndex(ctx)
-	if err != nil {
-		info := &SnapshotInfo{Time: start.UTC(), Result: "failed", Error: err.Error()}
-		d.record(info)
-		return info, err
-	}
-	for _, e := range bad {
+	defer sess.Close()
+	for _, e := range sess.BadIndex {
 		d.log.Warn("index object unreadable; its blobs will be stored again", "object", e.Name, "err", e.Err)
+	}
+	for _, name := range sess.Dropped {
+		d.log.Warn("pack missing or truncated; its blobs will be stored again", "object", name)
 	}
 	var folders []archiver.IndexedFolder
 	for _, f := range d.folders {
@@ -152,9 +154,22 @@ func (d *Daemon) schedule(ctx context.Context) error {
 		// a partial snapshot is a snapshot, as in restic; a node with one
 		// file it can never read must not pile up snapshots forever
 		if _, err := d.Snapshot(ctx); err == nil {
-			if _, err := d.forget(ctx, time.Now()); err != nil {
+			if err := d.retain(ctx); err != nil {
 				d.log.Error("retention failed", "err", err)
 			}
 		}
 	}
+}
+
+// retain applies the retention policy (forget) in a write session of its
+// own, without the index.
+func (d *Daemon) retain(ctx context.Context) error {
+	sess, err := d.repo.BeginWrite(ctx, chunkstore.WriteOptions{NoIndex: true,
+		LockOptions: chunkstore.LockOptions{Program: "syncd run (retention)", Wait: time.Hour}})
+	if err != nil {
+		return fmt.Errorf("retention: repository %s: %w", d.cfg.Repository.URL, err)
+	}
+	defer sess.Close()
+	_, err = d.forget(ctx, time.Now())
+	return err
 }

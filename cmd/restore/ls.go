@@ -35,7 +35,7 @@ func lsCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "ls --repo R --index-key F SNAPSHOT [PATH] [--json]",
+		Use:   "ls --repo R --index-key F|--identity F SNAPSHOT [PATH] [--json]",
 		Short: "List the files of a snapshot (below PATH)",
 		Long: `ls lists every entry of SNAPSHOT below PATH (default: all), one per line.
 Names that are not printable are shown quoted, Go style. --json prints one JSON
@@ -60,7 +60,7 @@ object per line.`,
 			return l.list(sn, start)
 		},
 	}
-	f.Register(cmd, false)
+	f.Register(cmd, true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
 	return cmd
 }

@@ -36,13 +36,16 @@ func restoreCmd() *cobra.Command {
 	var include []string
 	var overwrite bool
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT --repo R --index-key F --identity F --target DIR [--include PATH]… [--overwrite]",
+		Use:   "restore SNAPSHOT --repo R [--index-key F] --identity F --target DIR [--include PATH]… [--overwrite]",
 		Short: "Restore a snapshot of a syncd repository",
 		Long: `restore writes the files of SNAPSHOT (an ID, a unique ID prefix, or "latest")
 under DIR, at their full snapshot paths (DIR/var/www/…). --include limits it to
 paths of the snapshot and everything below them. Each file is written under a
 temporary name and renamed into place when complete and verified. Nothing is
-written outside DIR. A non-empty DIR is refused unless --overwrite.`,
+written outside DIR. A non-empty DIR is refused unless --overwrite.
+
+Without --index-key, the index key sealed in the repository is opened with
+the data identity (docs/RECOVERY.md).`,
 		Args: cli.Args(1, 1, "one SNAPSHOT (ID, ID prefix or latest)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if target == "" {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
+	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/cli"
 )
 
@@ -10,7 +13,7 @@ func pruneCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var p cli.PruneFlags
 	cmd := &cobra.Command{
-		Use:   "prune --repo R --index-key F --identity F [--repack] [--max-unused P%] [--dry-run] [--wait D]",
+		Use:   "prune --repo R [--index-key F] --identity F [--repack] [--max-unused P%] [--dry-run] [--wait D]",
 		Short: "Delete unused packs; with --repack, rewrite mostly unused content packs",
 		Long: `prune deletes the packs no snapshot references, like syncd prune. With --repack
 and the data identity it also rewrites the content packs of which more than
@@ -22,7 +25,15 @@ copied into new packs, and the old packs are deleted.`,
 				return cli.Usage("--repack needs the data identity: use --identity FILE or SYNCD_IDENTITY")
 			}
 			ctx := cmd.Context()
-			repo, _, err := f.Open(ctx)
+			// prune reads the index itself; the identity check needs it
+			open := f.OpenNoIndex
+			if p.Repack {
+				open = func(ctx context.Context) (*chunkstore.Repository, error) {
+					repo, _, err := f.Open(ctx)
+					return repo, err
+				}
+			}
+			repo, err := open(ctx)
 			if err != nil {
 				return err
 			}
@@ -32,7 +43,7 @@ copied into new packs, and the old packs are deleted.`,
 					return f.KeyError(err)
 				}
 			}
-			return cli.RunPrune(ctx, repo, p, "restore prune", cmd.OutOrStdout())
+			return cli.RunPrune(ctx, repo, f.Repo, p, "restore prune", cmd.OutOrStdout())
 		},
 	}
 	f.Register(cmd, true)

@@ -45,7 +45,7 @@ func snapshotsCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "snapshots --repo R --index-key F [--json]",
+		Use:   "snapshots --repo R --index-key F|--identity F [--json]",
 		Short: "List the snapshots, oldest first",
 		Args:  cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -87,19 +87,39 @@ func snapshotsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	f.Register(cmd, false)
+	f.Register(cmd, true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
-// findSnapshot resolves an ID, unique ID prefix or "latest".
+// findSnapshot resolves an ID, unique ID prefix or "latest". A snapshot
+// object that cannot be read and that the reference may mean (any, for
+// "latest": its time is unknown, it may be the newest) is an error naming
+// it, never a silent pick of another snapshot.
 func findSnapshot(ctx context.Context, repo *chunkstore.Repository, ref string) (*chunkstore.Snapshot, error) {
 	snaps, bad, err := repo.Snapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
+	var hit []*chunkstore.SnapshotError
 	for _, e := range bad {
-		fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
+		id := strings.TrimPrefix(e.Name, "snapshots/")
+		if ref == "latest" || (ref != "" && strings.HasPrefix(id, strings.ToLower(ref))) {
+			hit = append(hit, e)
+		} else {
+			fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
+		}
+	}
+	if len(hit) > 0 {
+		more := ""
+		if len(hit) > 1 {
+			more = fmt.Sprintf(" (and %d more damaged)", len(hit)-1)
+		}
+		if ref == "latest" {
+			return nil, fmt.Errorf("latest: damaged snapshot %s%s may be the newest: %v; give a snapshot ID (restore snapshots lists the readable ones)",
+				hit[0].Name, more, hit[0].Err)
+		}
+		return nil, fmt.Errorf("snapshot %q: damaged snapshot %s%s: %v", ref, hit[0].Name, more, hit[0].Err)
 	}
 	return chunkstore.FindSnapshot(snaps, ref)
 }

@@ -15,7 +15,7 @@ func verifyCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var readData bool
 	cmd := &cobra.Command{
-		Use:   "verify --repo R --index-key F [--identity F --read-data]",
+		Use:   "verify --repo R --index-key F|--identity F [--read-data]",
 		Short: "Check the repository's integrity",
 		Long: `verify checks that every index, snapshot and tree can be read, and that every
 pack a snapshot needs is present with the size the index records. With

@@ -22,7 +22,7 @@ import (
 // pruneAfterForget runs after forget has removed snapshots (not on a dry
 // run), when --prune is given. prune.go sets it; forget stays buildable
 // without it.
-var pruneAfterForget func(ctx context.Context, repo *chunkstore.Repository) error
+var pruneAfterForget func(ctx context.Context, repo *chunkstore.Repository, url string) error
 
 // errPruneMissing is --prune in a build without prune.
 var errPruneMissing = errors.New("--prune: prune not built yet")
@@ -113,11 +113,22 @@ snapshot of the hosts given with --host.`,
 			}
 			p.Now = time.Now()
 			ctx := cmd.Context()
-			repo, err := f.OpenNoIndex(ctx) // forget reads snapshots only
+			// forget removes snapshot objects only: a session without the
+			// index (none for a dry run, which writes nothing). It ends
+			// before a --prune begins its exclusive one.
+			var repo *chunkstore.Repository
+			var sess *chunkstore.Session
+			var err error
+			if dryRun {
+				repo, err = f.OpenNoIndex(ctx)
+			} else {
+				repo, sess, err = f.BeginWrite(ctx, "syncd forget", time.Hour, true)
+			}
 			if err != nil {
 				return err
 			}
 			defer repo.Close()
+			defer sess.Close()
 			snaps, bad, err := repo.Snapshots(ctx)
 			if err != nil {
 				return err
@@ -154,7 +165,8 @@ snapshot of the hosts given with --host.`,
 				fmt.Fprintf(out, "removed %d snapshots\n", len(removed))
 			}
 			if prune && !dryRun && len(removed) > 0 {
-				return pruneAfterForget(ctx, repo)
+				sess.Close()
+				return pruneAfterForget(ctx, repo, f.Repo)
 			}
 			return nil
 		},

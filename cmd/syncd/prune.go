@@ -30,12 +30,12 @@ snapshot that cannot be read stops prune before it deletes anything.`,
 		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			repo, _, err := f.Open(ctx)
+			repo, err := f.OpenNoIndex(ctx) // prune reads the index itself
 			if err != nil {
 				return err
 			}
 			defer repo.Close()
-			return cli.RunPrune(ctx, repo, p, "syncd prune", cmd.OutOrStdout())
+			return cli.RunPrune(ctx, repo, f.Repo, p, "syncd prune", cmd.OutOrStdout())
 		},
 	}
 	f.Register(cmd, false)
@@ -45,7 +45,7 @@ snapshot that cannot be read stops prune before it deletes anything.`,
 
 // forget --prune runs what syncd prune runs, with its defaults.
 func init() {
-	pruneAfterForget = func(ctx context.Context, repo *chunkstore.Repository) error {
-		return cli.RunPrune(ctx, repo, cli.PruneFlags{MaxUnused: "10%", Wait: time.Hour}, "syncd forget --prune", os.Stdout)
+	pruneAfterForget = func(ctx context.Context, repo *chunkstore.Repository, url string) error {
+		return cli.RunPrune(ctx, repo, url, cli.PruneFlags{MaxUnused: "10%", Wait: time.Hour}, "syncd forget --prune", os.Stdout)
 	}
 }

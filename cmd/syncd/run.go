@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -35,8 +36,12 @@ func runCmd() *cobra.Command {
 		Long: `run is the long-running agent. It indexes each configured folder (a full scan
 at start, then file-system events), writes snapshots from the index on the
 repository's schedule and on demand (syncd snapshot --config), and serves
-/healthz, /readyz and /status on node.http. SIGTERM or SIGINT stop it cleanly;
-SIGHUP reloads the configuration (an invalid one is logged and ignored).`,
+/healthz, /readyz and /status on node.http. SIGTERM or SIGINT stop it cleanly
+within 10 s, whatever it is doing (a scan, a transfer or a snapshot is
+abandoned; past 10 s it exits with code 1). SIGHUP reloads the
+configuration; one that is invalid, or that changes node.state_dir (the
+node's identity and index live there: restart syncd to move it), is logged
+as an ERROR and ignored, and the daemon goes on with the old one.`,
 		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
@@ -62,17 +67,13 @@ SIGHUP reloads the configuration (an invalid one is logged and ignored).`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
+			ctx := cmd.Context()
+			go exitIfStuck(ctx, log)
 			for {
-				reload, err := runOnce(cmd.Context(), cfg, log, hup)
-				if err != nil || !reload {
+				next, err := runOnce(ctx, cfg, log, hup, func() *config.Config { return reloadConfig(path, cfg, log) })
+				if err != nil || next == nil {
 					return err
 				}
-				next, err := config.Load(path)
-				if err != nil {
-					log.Error("reload: configuration not applied", "err", err)
-					continue
-				}
-				log.Info("reloading configuration", "file", path)
 				cfg = next
 			}
 		},
@@ -82,16 +83,61 @@ SIGHUP reloads the configuration (an invalid one is logged and ignored).`,
 	return cmd
 }
 
-// runOnce runs a daemon for cfg until ctx ends (reload false) or SIGHUP
-// (reload true).
-func runOnce(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-chan os.Signal) (reload bool, err error) {
+// stopTimeout bounds the time from SIGTERM to exit: past it, the process
+// exits with code 1 whatever is still running (a backstop; every service
+// stops on its context well before).
+const stopTimeout = 9 * time.Second
+
+// exitIfStuck exits the process stopTimeout after ctx ends (SIGTERM or
+// SIGINT), if it has not exited by then.
+func exitIfStuck(ctx context.Context, log *slog.Logger) {
+	<-ctx.Done()
+	time.Sleep(stopTimeout)
+	log.Error("syncd run did not stop within the time allowed after the signal; exiting now", "after", stopTimeout)
+	os.Exit(cli.ExitError)
+}
+
+// reloadConfig reads the configuration at path for a reload from old. It
+// returns nil, after logging why at ERROR, if the file is invalid or
+// changes a key that cannot change while the daemon runs.
+func reloadConfig(path string, old *config.Config, log *slog.Logger) *config.Config {
+	next, err := config.Load(path)
+	if err != nil {
+		log.Error("reload: configuration not applied", "err", err)
+		return nil
+	}
+	if key := fixedKey(old, next); key != "" {
+		log.Error("reload: configuration not applied: "+key+" cannot change while syncd runs; "+
+			"restart syncd to apply it", "key", key, "file", path)
+		return nil
+	}
+	log.Info("reloading configuration", "file", path)
+	return next
+}
+
+// fixedKey returns the first key that next changes and a reload cannot
+// apply, or "". node.state_dir holds the node's TLS identity and index: a
+// new one would make a new node (a new ID its peers do not know) with an
+// empty index.
+func fixedKey(old, next *config.Config) string {
+	if filepath.Clean(old.Node.StateDir) != filepath.Clean(next.Node.StateDir) {
+		return "node.state_dir"
+	}
+	return ""
+}
+
+// runOnce runs a daemon for cfg until ctx ends (it returns nil) or a
+// SIGHUP for which reload returns a configuration (it returns that one).
+// When reload returns nil, the daemon goes on with cfg.
+func runOnce(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-chan os.Signal,
+	reload func() *config.Config) (next *config.Config, err error) {
 	repo, err := openConfigRepo(ctx, cfg, log)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	d, err := daemon.New(cfg, repo, log)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer d.Close()
 	dctx, cancel := context.WithCancel(ctx)
@@ -99,17 +145,23 @@ func runOnce(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-ch
 	done := make(chan error, 1)
 	go func() { done <- d.Run(dctx) }()
 	log.Info("syncd running", "node", cfg.Node.Name, "folders", len(cfg.Folders), "http", cfg.Node.HTTP)
-	select {
-	case err := <-done:
-		return false, err
-	case <-hup:
-		cancel()
-		<-done
-		return true, nil
+	for {
+		select {
+		case err := <-done:
+			return nil, err
+		case <-hup:
+			if next = reload(); next == nil {
+				continue
+			}
+			cancel()
+			<-done
+			return next, nil
+		}
 	}
 }
 
-// openConfigRepo opens the repository of the configuration, if any.
+// openConfigRepo opens the repository of the configuration, if any. It
+// reads no index: each snapshot's write session loads what is new.
 func openConfigRepo(ctx context.Context, cfg *config.Config, log *slog.Logger) (*chunkstore.Repository, error) {
 	if cfg.Repository == nil {
 		return nil, nil
@@ -124,18 +176,10 @@ func openConfigRepo(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	}
 	repo, err := chunkstore.Open(ctx, be, key)
 	if err != nil {
+		be.Close()
 		return nil, fmt.Errorf("repository %s: %w", cfg.Repository.URL, err)
 	}
-	bad, err := repo.LoadIndex(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range bad {
-		log.Warn("index object unreadable; its blobs will be stored again", "object", e.Name, "err", e.Err)
-	}
-	if _, err := repo.DropMissingPacks(ctx); err != nil {
-		return nil, err
-	}
+	log.Debug("repository opened", "url", cfg.Repository.URL, "id", repo.Config().ID[:16])
 	return repo, nil
 }
 

@@ -54,29 +54,20 @@ index instead: no walk, only what changed since its last snapshot is read.`,
 			if host == "" {
 				host, _ = os.Hostname()
 			}
-			repo, err := f.OpenNoIndex(ctx)
+			// The write session's shared lock keeps a prune from deleting
+			// what this snapshot references; the index is read under it,
+			// without the blobs of missing packs (stored again).
+			repo, sess, err := f.BeginWrite(ctx, "syncd snapshot", lockWait, false)
 			if err != nil {
 				return err
 			}
 			defer repo.Close()
-			// The shared lock keeps a prune from deleting what this
-			// snapshot references; the index is read under it.
-			lock, badIdx, err := cli.LockForSnapshot(ctx, repo, lockWait)
-			if err != nil {
-				return err
-			}
-			defer lock.Unlock()
+			defer sess.Close()
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			for _, e := range badIdx {
+			for _, e := range sess.BadIndex {
 				log.Warn("index object unreadable; its blobs will be stored again", "object", e.Name, "err", e.Err)
 			}
-			// One listing of the packs: blobs of missing packs are stored
-			// again rather than referenced.
-			dropped, err := repo.DropMissingPacks(ctx)
-			if err != nil {
-				return err
-			}
-			for _, name := range dropped {
+			for _, name := range sess.Dropped {
 				log.Warn("pack missing or truncated; its blobs will be stored again", "object", name)
 			}
 			var parent *chunkstore.Snapshot

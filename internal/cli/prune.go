@@ -57,9 +57,11 @@ func LockLogger(w io.Writer, opts chunkstore.LockOptions) chunkstore.LockOptions
 	return opts
 }
 
-// RunPrune takes the exclusive lock on repo and prunes it, printing a
-// progress line on a terminal and a summary on out.
-func RunPrune(ctx context.Context, repo *chunkstore.Repository, p PruneFlags, program string, out io.Writer) error {
+// RunPrune begins the exclusive write session of a prune on repo (none
+// for a dry run, which writes nothing) and prunes it, printing a progress
+// line on a terminal and a summary on out. url names the repository in
+// errors.
+func RunPrune(ctx context.Context, repo *chunkstore.Repository, url string, p PruneFlags, program string, out io.Writer) error {
 	maxUnused, err := ParsePercent(p.MaxUnused)
 	if err != nil {
 		return err
@@ -67,12 +69,13 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, p PruneFlags, pr
 	opts := prune.Options{Repack: p.Repack, MaxUnused: maxUnused, DryRun: p.DryRun, Progress: new(prune.Progress),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if !p.DryRun {
-		lock, err := repo.Lock(ctx, LockLogger(os.Stderr, chunkstore.LockOptions{Exclusive: true, Program: program, Wait: p.Wait}))
+		sess, err := repo.BeginExclusive(ctx, chunkstore.WriteOptions{
+			LockOptions: LockLogger(os.Stderr, chunkstore.LockOptions{Program: program, Wait: p.Wait})})
 		if err != nil {
-			return err
+			return fmt.Errorf("repository %s: %w", url, err)
 		}
-		defer lock.Unlock()
-		opts.Lock = lock
+		defer sess.Close()
+		opts.Lock = sess.Lock()
 	}
 	opts.Hook = killHook(os.Getenv("SYNCD_TEST_PRUNE_KILL"))
 	prog := opts.Progress
@@ -117,19 +120,4 @@ func killHook(spec string) func(string) {
 			}
 		}
 	}
-}
-
-// LockForSnapshot takes the shared lock a snapshot holds, waiting up to
-// wait for a prune, and reloads the index under it.
-func LockForSnapshot(ctx context.Context, repo *chunkstore.Repository, wait time.Duration) (*chunkstore.Lock, []*chunkstore.IndexError, error) {
-	lock, err := repo.Lock(ctx, LockLogger(os.Stderr, chunkstore.LockOptions{Program: "syncd snapshot", Wait: wait}))
-	if err != nil {
-		return nil, nil, err
-	}
-	bad, err := repo.ReloadIndex(ctx)
-	if err != nil {
-		lock.Unlock()
-		return nil, nil, err
-	}
-	return lock, bad, nil
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"github.com/syncd/syncd/chunkstore"
@@ -37,10 +39,10 @@ func (f *RepoFlags) KeyError(err error) error {
 // Register adds --repo and --index-key (and --identity when withIdentity)
 // to cmd.
 func (f *RepoFlags) Register(cmd *cobra.Command, withIdentity bool) {
-	cmd.Flags().StringVarP(&f.Repo, "repo", "r", os.Getenv("SYNCD_REPO"), "repository: a directory or s3://BUCKET[/PREFIX] (env SYNCD_REPO)")
+	cmd.Flags().StringVarP(&f.Repo, "repo", "r", os.Getenv("SYNCD_REPO"), "repository: a directory, s3://BUCKET[/PREFIX] or s3:BUCKET[/PREFIX] (env SYNCD_REPO)")
 	cmd.Flags().StringVar(&f.IndexKey, "index-key", os.Getenv("SYNCD_INDEX_KEY"), "index key file (env SYNCD_INDEX_KEY)")
 	if withIdentity {
-		cmd.Flags().StringVar(&f.Identity, "identity", os.Getenv("SYNCD_IDENTITY"), "data identity file, to read file contents (env SYNCD_IDENTITY)")
+		cmd.Flags().StringVar(&f.Identity, "identity", os.Getenv("SYNCD_IDENTITY"), "data identity file, to read file contents; without --index-key it opens the index key sealed in the repository (env SYNCD_IDENTITY)")
 	}
 }
 
@@ -48,6 +50,13 @@ func (f *RepoFlags) Register(cmd *cobra.Command, withIdentity bool) {
 func Backend(ctx context.Context, url string, create bool) (backend.Backend, error) {
 	if url == "" {
 		return nil, Usage("no repository given: use --repo or SYNCD_REPO")
+	}
+	if rest, ok := strings.CutPrefix(url, "s3:"); ok && !strings.HasPrefix(rest, "//") {
+		// restic's spelling, s3:BUCKET/PREFIX; never a directory "s3:BUCKET"
+		if rest == "" || strings.HasPrefix(rest, "/") || strings.Contains(rest, "://") {
+			return nil, Usage("repository %s: want s3://BUCKET[/PREFIX] or s3:BUCKET[/PREFIX]", url)
+		}
+		url = "s3://" + rest
 	}
 	if strings.HasPrefix(url, "s3://") {
 		return openS3(ctx, url, create)
@@ -65,9 +74,11 @@ func Backend(ctx context.Context, url string, create bool) (backend.Backend, err
 	return be, err
 }
 
-// Open opens the repository with its index key, and the data identity when
-// one is given, and loads the index. Unreadable index objects are logged
-// by the caller through the returned slice.
+// Open opens the repository for reading, with its index key (or, given
+// only the data identity, with the index key sealed in the repository),
+// and the data identity when one is given, and loads the index.
+// Unreadable index objects are logged by the caller through the returned
+// slice.
 func (f *RepoFlags) Open(ctx context.Context) (*chunkstore.Repository, []*chunkstore.IndexError, error) {
 	repo, err := f.OpenNoIndex(ctx)
 	if err != nil {
@@ -81,32 +92,64 @@ func (f *RepoFlags) Open(ctx context.Context) (*chunkstore.Repository, []*chunks
 	return repo, bad, nil
 }
 
-// OpenNoIndex is Open without loading the index: for a command that loads
-// it once it holds the repository lock.
+// OpenNoIndex is Open without loading the index: for a command that reads
+// no index, or begins a write session (which loads it under the lock).
 func (f *RepoFlags) OpenNoIndex(ctx context.Context) (*chunkstore.Repository, error) {
-	if f.IndexKey == "" {
+	if f.IndexKey == "" && f.Identity == "" {
 		return nil, Usage("no index key given: use --index-key or SYNCD_INDEX_KEY")
 	}
-	key, err := crypto.LoadIndexKey(f.IndexKey)
-	if err != nil {
-		return nil, err
+	var key *crypto.IndexKey
+	var err error
+	if f.IndexKey != "" {
+		if key, err = crypto.LoadIndexKey(f.IndexKey); err != nil {
+			return nil, err
+		}
+	}
+	var ids []age.Identity
+	if f.Identity != "" {
+		if ids, err = crypto.LoadIdentities(f.Identity); err != nil {
+			return nil, err
+		}
 	}
 	be, err := Backend(ctx, f.Repo, false)
 	if err != nil {
 		return nil, err
+	}
+	if key == nil {
+		key, err = chunkstore.UnsealIndexKey(ctx, be, ids)
+		if errors.Is(err, chunkstore.ErrNoSealedKey) {
+			err = errors.New("no index key given and the repository holds no sealed index key: use --index-key")
+		}
+		if err != nil {
+			be.Close()
+			return nil, fmt.Errorf("repository %s: %w", f.Repo, f.KeyError(err))
+		}
 	}
 	repo, err := chunkstore.Open(ctx, be, key)
 	if err != nil {
 		be.Close()
 		return nil, fmt.Errorf("repository %s: %w", f.Repo, err)
 	}
-	if f.Identity != "" {
-		ids, err := crypto.LoadIdentities(f.Identity)
-		if err != nil {
-			repo.Close()
-			return nil, err
-		}
+	if ids != nil {
 		repo.SetDataIdentities(ids)
 	}
 	return repo, nil
+}
+
+// BeginWrite opens the repository and begins a shared write session
+// (chunkstore.Repository.BeginWrite) for program, waiting up to wait for a
+// running prune, and reporting waits and stale locks on stderr. Closing
+// the session does not close the repository.
+func (f *RepoFlags) BeginWrite(ctx context.Context, program string, wait time.Duration, noIndex bool) (*chunkstore.Repository, *chunkstore.Session, error) {
+	repo, err := f.OpenNoIndex(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err := repo.BeginWrite(ctx, chunkstore.WriteOptions{NoIndex: noIndex,
+		LockOptions: LockLogger(os.Stderr, chunkstore.LockOptions{Program: program, Wait: wait})})
+	if err != nil {
+		repo.Close()
+		return nil, nil, fmt.Errorf("repository %s: %w", f.Repo, err)
+	}
+	return repo, sess, nil
 }
