@@ -1,8 +1,10 @@
 package indexer
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 
@@ -15,8 +17,9 @@ import (
 var ErrChanging = errors.New("changed while being read")
 
 // file indexes the regular file rel with metadata e: unchanged files are
-// not read; changed ones are chunked against their previous chunks.
-func (ix *Indexer) file(rel string, e state.Entry) error {
+// not read; changed ones are chunked against their previous chunks. A
+// read stops when ctx ends (a huge file takes minutes to hash).
+func (ix *Indexer) file(ctx context.Context, rel string, e state.Entry) error {
 	old, have, err := ix.st.Get(rel)
 	if err != nil {
 		return err
@@ -50,8 +53,11 @@ func (ix *Indexer) file(rel string, e state.Entry) error {
 			oldChunks[i] = chunkstore.OldChunk{ID: id, Len: int64(old.Lengths[i])}
 		}
 	}
-	split, err := ix.sp.Split(f, before.Size(), oldChunks, nil, nil)
+	split, err := ix.sp.Split(ctxReaderAt{ctx, f}, before.Size(), oldChunks, nil, nil)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		ix.fail(rel, err)
 		return nil
 	}
@@ -71,6 +77,19 @@ func (ix *Indexer) file(rel string, e state.Entry) error {
 	ix.bytesMatched.Add(split.Matched)
 	ix.ok(rel)
 	return ix.put(rel, e)
+}
+
+// ctxReaderAt is r that fails with ctx's error once ctx ends.
+type ctxReaderAt struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.ReadAt(p, off)
 }
 
 // sameFile reports whether the index entry old still describes the file

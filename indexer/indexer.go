@@ -336,7 +336,7 @@ func (ix *Indexer) entry(ctx context.Context, rel string, fi fs.FileInfo) error 
 		e.Target = target
 		return ix.put(rel, e)
 	case fi.Mode().IsRegular():
-		return ix.file(rel, e)
+		return ix.file(ctx, rel, e)
 	}
 	return ix.removeTree(rel) // sockets, devices, fifos: not content
 }
