@@ -121,7 +121,9 @@ func (d *Daemon) serveHTTP(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node.http %s: %w", d.cfg.Node.HTTP, err)
 	}
-	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Requests run under ctx: a POST /snapshot in flight stops with the daemon.
+	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
