@@ -164,13 +164,9 @@ func (r *Repository) LoadTree(ctx context.Context, id ID) (*Tree, error) {
 // walk that only follows references — prune's — several times faster
 // than LoadTree.
 func (r *Repository) TreeRefs(ctx context.Context, id ID) (subtrees, content []ID, err error) {
-	loc, p, err := r.trees.blob(ctx, id)
+	data, p, err := r.trees.read(ctx, id)
 	if err != nil {
 		return nil, nil, err
-	}
-	data, err := p.ReadBlob(nil, id, loc, r.NewHasher())
-	if err != nil {
-		return nil, nil, fmt.Errorf("tree %s: %w", id.Short(), err)
 	}
 	var t struct {
 		Nodes []struct {
@@ -208,30 +204,55 @@ func newTreeCache(r *Repository, limit int64) *treeCache {
 	return &treeCache{r: r, limit: limit, packs: make(map[ID]*Pack)}
 }
 
-// blob finds tree blob id and opens its pack.
-func (c *treeCache) blob(ctx context.Context, id ID) (Location, *Pack, error) {
-	loc, ok := c.r.idx.Lookup(id)
+// read returns the plaintext of tree blob id and the pack it was read
+// from: from its first copy that reads back as the blob (hashes to id),
+// so that a copy a hostile writer stored under the ID of a real tree is
+// passed over. The error is the first copy's.
+func (c *treeCache) read(ctx context.Context, id ID) ([]byte, *Pack, error) {
+	first, others, ok := c.r.idx.LookupAll(id)
 	if !ok {
-		return loc, nil, fmt.Errorf("tree %s: not in the index", id.Short())
+		return nil, nil, fmt.Errorf("tree %s: not in the index", id.Short())
 	}
+	var firstErr error
+	for i := -1; i < len(others); i++ {
+		loc := first
+		if i >= 0 {
+			loc = others[i]
+		}
+		data, p, err := c.readCopy(ctx, id, loc)
+		if err == nil {
+			return data, p, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, nil, firstErr
+}
+
+// readCopy reads the copy of tree blob id at loc.
+func (c *treeCache) readCopy(ctx context.Context, id ID, loc Location) ([]byte, *Pack, error) {
 	if loc.Type != TreeBlob {
-		return loc, nil, fmt.Errorf("tree %s: the index lists it as a %s blob: %w", id.Short(), loc.Type, ErrCorrupt)
+		return nil, nil, fmt.Errorf("tree %s: the index lists it as a %s blob: %w", id.Short(), loc.Type, ErrCorrupt)
 	}
 	p, err := c.pack(ctx, loc)
 	if err != nil {
-		return loc, nil, fmt.Errorf("tree %s: %w", id.Short(), err)
-	}
-	return loc, p, nil
-}
-
-func (c *treeCache) load(ctx context.Context, id ID) (*Tree, error) {
-	loc, p, err := c.blob(ctx, id)
-	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("tree %s: %w", id.Short(), err)
 	}
 	data, err := p.ReadBlob(nil, id, loc, c.r.NewHasher())
 	if err != nil {
-		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+		return nil, nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return data, p, nil
+}
+
+func (c *treeCache) load(ctx context.Context, id ID) (*Tree, error) {
+	data, p, err := c.read(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	t, err := DecodeTree(data)
 	if err != nil {
