@@ -16,8 +16,42 @@ import (
 )
 
 // fetch reads every needed pack once and writes its blobs. Packs are read
-// on opts.Workers goroutines, the largest first.
+// on opts.Workers goroutines, the largest first. A blob whose copy cannot
+// be read or does not hash to its ID is read again from its next copy, in
+// another round over the packs holding those copies. Files whose blobs
+// have copies of different lengths are restored last, blob by blob.
 func (p *planner) fetch() error {
+	for len(p.packs) > 0 {
+		if err := p.fetchRound(); err != nil {
+			return err
+		}
+		p.packs = make(map[chunkstore.ID]*packJob)
+		for _, bj := range p.retry {
+			pj := p.packs[bj.loc.Pack]
+			if pj == nil {
+				pj = &packJob{id: bj.loc.Pack, size: bj.loc.PackSize, blobs: make(map[chunkstore.ID]*blobJob)}
+				p.packs[bj.loc.Pack] = pj
+			}
+			pj.blobs[bj.id] = bj
+			pj.needed += int64(bj.loc.Length)
+		}
+		p.retry = nil
+	}
+	g, ctx := errgroup.WithContext(p.ctx)
+	g.SetLimit(p.opts.Workers)
+	for _, f := range p.slow {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return p.fetchSlow(f)
+		})
+	}
+	return g.Wait()
+}
+
+// fetchRound reads the packs of p.packs.
+func (p *planner) fetchRound() error {
 	jobs := make([]*packJob, 0, len(p.packs))
 	for _, pj := range p.packs {
 		jobs = append(jobs, pj)
@@ -62,7 +96,7 @@ func (p *planner) fetchPack(pj *packJob) error {
 			return p.ctx.Err()
 		}
 		for _, bj := range pj.blobs {
-			p.failTargets(bj, err)
+			p.blobFailed(bj, err)
 		}
 		return nil
 	}
@@ -74,12 +108,15 @@ func (p *planner) fetchPack(pj *packJob) error {
 	h := p.repo.NewHasher()
 	var buf []byte
 	for _, bj := range blobs {
+		if len(bj.targets) == 0 { // planned for a file restored by fetchSlow
+			continue
+		}
 		buf, err = pack.ReadBlob(buf[:0], bj.id, bj.loc, h)
 		if err != nil {
 			if p.ctx.Err() != nil {
 				return p.ctx.Err()
 			}
-			p.failTargets(bj, err)
+			p.blobFailed(bj, err)
 			continue
 		}
 		for _, t := range bj.targets {
@@ -125,6 +162,102 @@ func pwriteAll(fd int, data []byte, off int64) error {
 		}
 		data, off = data[n:], off+int64(n)
 	}
+	return nil
+}
+
+// blobFailed queues bj for its next copy, if it has one of the same
+// length; otherwise it fails the files that need it, with the error of the
+// first copy tried.
+func (p *planner) blobFailed(bj *blobJob, err error) {
+	copies := p.repo.Index().Copies(nil, bj.id)
+	i := slices.IndexFunc(copies, func(l chunkstore.Location) bool { return l.Pack == bj.loc.Pack })
+	p.mu.Lock()
+	first, seen := p.firstErr[bj]
+	if !seen {
+		first = err
+	}
+	for _, l := range copies[i+1:] {
+		if l.Type != chunkstore.DataBlob || l.Raw != bj.loc.Raw {
+			continue
+		}
+		if p.firstErr == nil {
+			p.firstErr = make(map[*blobJob]error)
+			p.warned = make(map[chunkstore.ID]bool)
+		}
+		p.firstErr[bj] = first
+		if !p.warned[bj.loc.Pack] {
+			p.warned[bj.loc.Pack] = true
+			p.opts.Logger.Warn("a blob copy cannot be used; reading its other copies",
+				"pack", chunkstore.ObjectName(chunkstore.DataBlob, bj.loc.Pack), "err", err)
+		}
+		bj.loc = l
+		p.retry = append(p.retry, bj)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	if seen {
+		err = fmt.Errorf("%w; no other copy is the blob either", first)
+	}
+	p.failTargets(bj, err)
+}
+
+// fetchSlow restores f blob by blob, each from the first of its copies
+// that reads back as the blob: for a file with a blob whose copies
+// disagree on its length, which only reading them settles.
+func (p *planner) fetchSlow(f *file) error {
+	fd, err := p.open(f)
+	if err != nil {
+		p.fail(f, err)
+		return nil
+	}
+	h := p.repo.NewHasher()
+	var buf []byte
+	var copies []chunkstore.Location
+	var off int64
+	for _, id := range f.node.Content {
+		copies = p.repo.Index().Copies(copies[:0], id)
+		var first error
+		done := false
+		for _, l := range copies {
+			if l.Type != chunkstore.DataBlob {
+				continue
+			}
+			pack, err := p.repo.OpenPack(p.ctx, chunkstore.DataBlob, l.Pack, l.PackSize, false)
+			if err == nil {
+				buf, err = pack.ReadBlob(buf[:0], id, l, h)
+			}
+			if err == nil {
+				done = true
+				break
+			}
+			if p.ctx.Err() != nil {
+				unix.Close(fd)
+				return p.ctx.Err()
+			}
+			if first == nil {
+				first = err
+			}
+		}
+		if !done {
+			unix.Close(fd)
+			p.fail(f, fmt.Errorf("%w; no other copy is the blob either", first))
+			return nil
+		}
+		if err := pwriteAll(fd, buf, off); err != nil {
+			unix.Close(fd)
+			p.fail(f, err)
+			return nil
+		}
+		off += int64(len(buf))
+		p.opts.Progress.BytesWritten.Add(int64(len(buf)))
+	}
+	if uint64(off) != f.node.Size {
+		unix.Close(fd)
+		p.fail(f, fmt.Errorf("content adds up to %d bytes, the tree says %d", off, f.node.Size))
+		return nil
+	}
+	p.finishFile(f, fd)
 	return nil
 }
 

@@ -33,6 +33,13 @@ type planner struct {
 	dirs  []dirMeta
 	fds   *dirCache
 	files []*file
+	slow  []*file // restored blob by blob: see locate
+
+	// blobs whose copy failed and that have another, for the next round
+	// of fetch; the first error of each; packs already warned about
+	retry    []*blobJob
+	firstErr map[*blobJob]error
+	warned   map[chunkstore.ID]bool
 
 	// whole packs being read, one per worker: a free list rather than a
 	// sync.Pool, which every GC empties (16 MiB allocated and faulted in
@@ -226,11 +233,16 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 	var off int64
 	var targets []*blobJob
 	var offs []int64
+	slow := false
 	for _, id := range n.Content {
-		loc, ok := p.repo.Index().Lookup(id)
-		if !ok || loc.Type != chunkstore.DataBlob {
+		loc, ok, mixed := p.locate(id)
+		if !ok {
 			p.fileError("/"+rel, fmt.Errorf("data blob %s: in no index, or its pack is missing or truncated (restore verify names it)", id.Short()))
 			return
+		}
+		if mixed {
+			slow = true // the blob's copies disagree on its length
+			break
 		}
 		pj := p.packs[loc.Pack]
 		if pj == nil {
@@ -247,7 +259,9 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 		offs = append(offs, off)
 		off += int64(loc.Raw)
 	}
-	if uint64(off) != n.Size {
+	if slow {
+		off = int64(n.Size)
+	} else if uint64(off) != n.Size {
 		p.fileError("/"+rel, fmt.Errorf("content adds up to %d bytes, the tree says %d", off, n.Size))
 		return
 	}
@@ -255,6 +269,10 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 	p.res.Bytes += off
 	if n.Links > 1 && n.Inode != 0 {
 		p.links[[2]uint64{n.Device, n.Inode}] = f
+	}
+	if slow {
+		p.slow = append(p.slow, f)
+		return
 	}
 	if len(targets) == 0 { // an empty file: no blob write will create it
 		fd, err := p.open(f)
@@ -269,6 +287,28 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 		bj.targets = append(bj.targets, target{f: f, off: offs[i]})
 	}
 	f.remaining.Store(int64(len(targets)))
+}
+
+// locate returns the copy of data blob id to plan with: the first one the
+// index lists as a data blob. mixed is set when the blob's data copies
+// disagree on its length: only reading them tells which is the blob, and
+// the offsets of the file's later blobs depend on it (fetchSlow).
+func (p *planner) locate(id chunkstore.ID) (loc chunkstore.Location, ok, mixed bool) {
+	first, others, ok := p.repo.Index().LookupAll(id)
+	if !ok || others == nil {
+		return first, ok && first.Type == chunkstore.DataBlob, false
+	}
+	ok = false
+	for _, l := range append([]chunkstore.Location{first}, others...) {
+		switch {
+		case l.Type != chunkstore.DataBlob:
+		case !ok:
+			loc, ok = l, true
+		case l.Raw != loc.Raw:
+			mixed = true
+		}
+	}
+	return loc, ok, mixed
 }
 
 // open opens (creating it if needed) the temporary file of f. Blob
