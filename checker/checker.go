@@ -6,6 +6,7 @@
 package checker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,9 @@ type Report struct {
 	Problems   []Problem
 	affected   map[string]map[string]bool // object → files
 	badObjects map[string]string          // object → what is wrong
+	// pack → its blobs that do not read back as themselves; unlike a
+	// pack in badObjects for itself, the pack's other blobs are good
+	badBlobs map[string]map[chunkstore.ID]bool
 }
 
 // OK reports whether no problem was found.
@@ -76,7 +80,8 @@ func Check(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Rep
 	if opts.PacksRead == nil {
 		opts.PacksRead = new(atomic.Int64)
 	}
-	rep := &Report{affected: map[string]map[string]bool{}, badObjects: map[string]string{}}
+	rep := &Report{affected: map[string]map[string]bool{}, badObjects: map[string]string{},
+		badBlobs: map[string]map[chunkstore.ID]bool{}}
 	badIdx, err := repo.ReloadIndex(ctx)
 	if err != nil {
 		return nil, err
@@ -86,9 +91,10 @@ func Check(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Rep
 	}
 	rep.Blobs = repo.Index().Len()
 
-	// Which packs does the index name, and which exist?
+	// Which packs does the index name (for any copy of a blob), and which
+	// exist?
 	want := map[string]int64{}
-	repo.Index().Each(func(_ chunkstore.ID, l chunkstore.Location) {
+	repo.Index().EachCopy(func(_ chunkstore.ID, l chunkstore.Location) {
 		want[chunkstore.ObjectName(l.Type, l.Pack)] = l.PackSize
 	})
 	have := map[string]int64{}
@@ -167,9 +173,10 @@ func (r *Report) affect(object, file string) {
 }
 
 type walker struct {
-	ctx  context.Context
-	repo *chunkstore.Repository
-	rep  *Report
+	ctx    context.Context
+	repo   *chunkstore.Repository
+	rep    *Report
+	copies []chunkstore.Location
 }
 
 // walk checks the tree id at dir of snapshot sn.
@@ -178,15 +185,8 @@ func (w *walker) walk(sn *chunkstore.Snapshot, id chunkstore.ID, dir string) err
 		return err
 	}
 	label := sn.ID().Short() + ":" + dir
-	loc, ok := w.repo.Index().Lookup(id)
+	pack, ok := w.usable(chunkstore.TreeBlob, id, label)
 	if !ok {
-		w.rep.badObjects["tree blob "+id.Short()] = "not in any index (index object missing or unreadable?)"
-		w.rep.affect("tree blob "+id.Short(), label)
-		return nil
-	}
-	pack := chunkstore.ObjectName(chunkstore.TreeBlob, loc.Pack)
-	if _, bad := w.rep.badObjects[pack]; bad {
-		w.rep.affect(pack, label)
 		return nil
 	}
 	tree, err := w.repo.LoadTree(w.ctx, id)
@@ -207,21 +207,46 @@ func (w *walker) walk(sn *chunkstore.Snapshot, id chunkstore.ID, dir string) err
 			}
 		case chunkstore.NodeFile:
 			for _, b := range n.Content {
-				l, ok := w.repo.Index().Lookup(b)
-				if !ok {
-					obj := "data blob " + b.Short()
-					w.rep.badObjects[obj] = "not in any index (index object missing or unreadable?)"
-					w.rep.affect(obj, sn.ID().Short()+":"+p)
-					continue
-				}
-				obj := chunkstore.ObjectName(chunkstore.DataBlob, l.Pack)
-				if _, bad := w.rep.badObjects[obj]; bad {
-					w.rep.affect(obj, sn.ID().Short()+":"+p)
-				}
+				w.usable(chunkstore.DataBlob, b, sn.ID().Short()+":"+p)
 			}
 		}
 	}
 	return nil
+}
+
+// usable tells whether blob id of type t has a copy that is not known to
+// be bad (in a pack found bad, or a blob of it that does not read back as
+// itself), and returns the pack of the first such copy: restore and
+// verify fall back to it. A blob without one affects file, through every
+// pack that holds a copy of it.
+func (w *walker) usable(t chunkstore.BlobType, id chunkstore.ID, file string) (string, bool) {
+	w.copies = w.repo.Index().Copies(w.copies[:0], id)
+	if len(w.copies) == 0 {
+		obj := t.String() + " blob " + id.Short()
+		w.rep.badObjects[obj] = "not in any index (index object missing or unreadable?)"
+		w.rep.affect(obj, file)
+		return "", false
+	}
+	for _, l := range w.copies {
+		pack := chunkstore.ObjectName(l.Type, l.Pack)
+		if _, bad := w.rep.badObjects[pack]; l.Type == t && (!bad || w.rep.badBlobs[pack] != nil) && !w.rep.badBlobs[pack][id] {
+			return pack, true
+		}
+	}
+	named := false
+	for _, l := range w.copies {
+		pack := chunkstore.ObjectName(l.Type, l.Pack)
+		if _, bad := w.rep.badObjects[pack]; bad && l.Type == t {
+			w.rep.affect(pack, file)
+			named = true
+		}
+	}
+	if !named {
+		obj := t.String() + " blob " + id.Short()
+		w.rep.badObjects[obj] = "the index lists it only as a blob of another type"
+		w.rep.affect(obj, file)
+	}
+	return "", false
 }
 
 // readPacks downloads and verifies every pack the index names.
@@ -229,20 +254,24 @@ func readPacks(ctx context.Context, repo *chunkstore.Repository, want map[string
 	if err := repo.CheckDataIdentity(ctx); err != nil {
 		return err
 	}
-	byPack := map[string][]chunkstore.ID{}
-	repo.Index().Each(func(id chunkstore.ID, l chunkstore.Location) {
+	byPack := map[string][]blobCopy{}
+	repo.Index().EachCopy(func(id chunkstore.ID, l chunkstore.Location) {
 		n := chunkstore.ObjectName(l.Type, l.Pack)
-		byPack[n] = append(byPack[n], id)
+		byPack[n] = append(byPack[n], blobCopy{id, l})
 	})
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Workers)
-	for name, size := range want {
-		if _, bad := rep.badObjects[name]; bad {
-			continue
+	var toRead []string // chosen before the workers write rep.badObjects
+	for name := range want {
+		if _, bad := rep.badObjects[name]; !bad {
+			toRead = append(toRead, name)
 		}
+	}
+	for _, name := range toRead {
+		size := want[name]
 		g.Go(func() error {
-			err := readPack(gctx, repo, name, size, byPack[name])
+			bad, err := readPack(gctx, repo, name, size, byPack[name])
 			opts.PacksRead.Add(1)
 			if gctx.Err() != nil {
 				return gctx.Err()
@@ -250,8 +279,15 @@ func readPacks(ctx context.Context, repo *chunkstore.Repository, want map[string
 			mu.Lock()
 			defer mu.Unlock()
 			rep.PacksRead++
-			if err != nil {
+			switch {
+			case err != nil:
 				rep.badObjects[name] = strings.TrimPrefix(err.Error(), name+": ")
+			case len(bad) > 0:
+				rep.badObjects[name] = badBlobsMessage(name, bad)
+				rep.badBlobs[name] = map[chunkstore.ID]bool{}
+				for _, b := range bad {
+					rep.badBlobs[name][b.id] = true
+				}
 			}
 			return nil
 		})
@@ -259,18 +295,34 @@ func readPacks(ctx context.Context, repo *chunkstore.Repository, want map[string
 	return g.Wait()
 }
 
-func readPack(ctx context.Context, repo *chunkstore.Repository, name string, size int64, blobs []chunkstore.ID) error {
+// blobCopy is one copy of a blob: its ID and where it is.
+type blobCopy struct {
+	id  chunkstore.ID
+	loc chunkstore.Location
+}
+
+// badBlob is a blob of a pack that is not what the index says.
+type badBlob struct {
+	id  chunkstore.ID
+	err error
+}
+
+// readPack reads pack name and checks each of its blobs the index lists.
+// The error is for a pack that cannot be read at all; bad lists the blobs
+// that are not what the index says (a copy a hostile writer made, say),
+// sorted by ID.
+func readPack(ctx context.Context, repo *chunkstore.Repository, name string, size int64, blobs []blobCopy) (bad []badBlob, err error) {
 	t, id, err := parsePackName(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pack, err := repo.OpenPack(ctx, t, id, size, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hdr, err := pack.Header()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	inHeader := map[chunkstore.ID]chunkstore.IndexBlob{}
 	for _, b := range hdr {
@@ -279,16 +331,39 @@ func readPack(ctx context.Context, repo *chunkstore.Repository, name string, siz
 	h := repo.NewHasher()
 	var buf []byte
 	for _, b := range blobs {
-		loc, _ := repo.Index().Lookup(b)
-		hb, ok := inHeader[b]
-		if !ok || hb.Offset != loc.Offset || hb.Length != loc.Length {
-			return fmt.Errorf("blob %s: index and pack header disagree", b.Short())
+		hb, ok := inHeader[b.id]
+		if !ok || hb.Offset != b.loc.Offset || hb.Length != b.loc.Length {
+			bad = append(bad, badBlob{b.id, fmt.Errorf("blob %s: index and pack header disagree", b.id.Short())})
+			continue
 		}
-		if buf, err = pack.ReadBlob(buf[:0], b, loc, h); err != nil {
-			return err
+		if buf, err = pack.ReadBlob(buf[:0], b.id, b.loc, h); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			bad = append(bad, badBlob{b.id, err})
 		}
 	}
-	return nil
+	sort.Slice(bad, func(i, j int) bool { return bytes.Compare(bad[i].id[:], bad[j].id[:]) < 0 })
+	return bad, nil
+}
+
+// badBlobsMessage says which blobs of pack name are bad: the first error,
+// and the IDs of a few more.
+func badBlobsMessage(name string, bad []badBlob) string {
+	msg := strings.TrimSuffix(strings.TrimPrefix(bad[0].err.Error(), name+": "), ": "+chunkstore.ErrCorrupt.Error())
+	if len(bad) == 1 {
+		return msg
+	}
+	ids := make([]string, 0, 5)
+	for _, b := range bad[1:min(len(bad), 6)] {
+		ids = append(ids, b.id.Short())
+	}
+	more := ""
+	if len(bad) > 6 {
+		more = ", …"
+	}
+	return fmt.Sprintf("%d blobs are not what the index says (another copy is used where there is one): %s; also blob %s%s",
+		len(bad), msg, strings.Join(ids, ", blob "), more)
 }
 
 func parsePackName(name string) (chunkstore.BlobType, chunkstore.ID, error) {
