@@ -159,7 +159,12 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 	if err != nil {
 		return nil, err
 	}
-	plans, err := plan(repo, objs, have, used, opts, st)
+	prog.set("checking the copies of blobs stored more than once")
+	skip, err := judgeCopies(ctx, repo, used, have, opts)
+	if err != nil {
+		return nil, err
+	}
+	plans, err := plan(repo, objs, have, used, skip, opts, st)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +277,7 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 
 // plan decides what becomes of each pack the index lists, by name.
 func plan(repo *chunkstore.Repository, objs map[string][]chunkstore.IndexPack, have map[string]int64,
-	used map[chunkstore.ID]struct{}, opts Options, st *Stats) (map[string]*packPlan, error) {
+	used map[chunkstore.ID]struct{}, skip map[copyKey]bool, opts Options, st *Stats) (map[string]*packPlan, error) {
 	idx := repo.Index()
 	plans := map[string]*packPlan{}
 	for _, packs := range objs {
@@ -285,13 +290,13 @@ func plan(repo *chunkstore.Repository, objs map[string][]chunkstore.IndexPack, h
 			var usedBytes, total int64
 			for _, b := range p.Blobs {
 				total += int64(b.Length)
-				if _, ok := used[b.ID]; !ok {
+				// every copy of a used blob counts unless judgeCopies
+				// dropped it (docs/FORMAT.md, "Which copies of a blob count")
+				if _, ok := used[b.ID]; !ok || skip[copyKey{p.ID, b.ID}] {
 					continue
 				}
-				if l, ok := idx.Lookup(b.ID); ok && l.Pack == p.ID {
-					usedBlobs = append(usedBlobs, b)
-					usedBytes += int64(b.Length)
-				}
+				usedBlobs = append(usedBlobs, b)
+				usedBytes += int64(b.Length)
 			}
 			pp := &packPlan{pack: p}
 			size, ok := have[name]
