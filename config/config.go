@@ -188,7 +188,7 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Load reads and parses the configuration file at path; see [Parse]. A
 // missing file is an error matching fs.ErrNotExist, "config PATH: no such
-// file".
+// file"; a file over [MaxFileSize] is refused before it is parsed.
 func Load(path string) (*Config, error) {
 	data, err := readFile(path)
 	if err != nil {
