@@ -35,6 +35,7 @@ type testNode struct {
 	cfg  *config.Config
 	node *Node
 	log  *logBuffer
+	tune func(*Node) // if set, called on the service before it runs
 }
 
 // logBuffer collects log lines for assertions; safe for concurrent use.
@@ -53,6 +54,20 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// len returns how many bytes were logged so far, a mark for since.
+func (l *logBuffer) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Len()
+}
+
+// since returns what was logged after mark, a value of len.
+func (l *logBuffer) since(mark int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf.Bytes()[mark:])
 }
 
 func freeAddr(t *testing.T) string {
@@ -107,6 +122,9 @@ func (n *testNode) start(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(n.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if n.node, err = New(n.cfg, n.id, n.db, []*Folder{n.f}, log); err != nil {
 		t.Fatal(err)
+	}
+	if n.tune != nil {
+		n.tune(n.node)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
