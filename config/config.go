@@ -108,11 +108,11 @@ type Folder struct {
 	// block, if any, applied over it.
 	Watch Watch
 	// MaxDelete (max_delete, "50%" by default) is the share of the
-	// folder's files one batch of local changes may delete. A batch that
-	// deletes more, and more than [MinHeldDeletes] files, keeps its
-	// deletes back (the folder is failed, the peers keep their copies)
-	// until an operator runs `syncd confirm-deletes FOLDER`. 1 ("100%")
-	// never holds a batch back.
+	// folder's files local changes may delete within a minute. A batch
+	// that would go over it, once at least [MinHeldDeletes] files are
+	// deleted, keeps its deletes back (the folder is failed, the peers
+	// keep their copies) until an operator runs `syncd confirm-deletes
+	// FOLDER`. 1 ("100%") never holds a batch back.
 	MaxDelete float64
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/syncd/syncd/state"
 )
@@ -17,7 +18,8 @@ import (
 func TestMaxDeleteHoldsMassDeletes(t *testing.T) {
 	ctx := context.Background()
 	f := setup(t, nil)
-	f.ix.f.MaxDelete, f.ix.f.MinHeld = 0.5, 10
+	now := time.Unix(1e9, 0)
+	f.ix.f.MaxDelete, f.ix.f.MinHeld, f.ix.f.Now = 0.5, 10, func() time.Time { return now }
 	for i := range 40 {
 		f.write(t, fmt.Sprintf("d/f%02d", i), []byte{byte(i)})
 	}
@@ -37,8 +39,9 @@ func TestMaxDeleteHoldsMassDeletes(t *testing.T) {
 		t.Fatalf("after deleting 15 of 40: %d live entries, want 26", n)
 	}
 
-	// 20 of the 25 left (80%) and one new file: the new file is recorded,
-	// the deletes are held
+	// 20 of the 25 left (80%) and one new file, later than the window:
+	// the new file is recorded, the deletes are held
+	now = now.Add(2 * time.Minute)
 	for i := 15; i < 35; i++ {
 		os.Remove(filepath.Join(f.root, fmt.Sprintf("d/f%02d", i)))
 	}
@@ -174,5 +177,48 @@ func TestDirReplacedByFileOrder(t *testing.T) {
 	// Changed lists by sequence number
 	if len(order) != 3 || order[2] != "x:false" {
 		t.Fatalf("order %v, want x/a and x/b deleted before x the file", order)
+	}
+}
+
+// An rm -rf reaches the indexer in several batches, each too small to
+// hold alone: the deletes of the last DeleteWindow count together.
+func TestMaxDeleteWindow(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, nil)
+	now := time.Unix(1e9, 0)
+	f.ix.f.MaxDelete, f.ix.f.MinHeld, f.ix.f.Now = 0.5, 10, func() time.Time { return now }
+	for i := range 40 {
+		f.write(t, fmt.Sprintf("f%02d", i), []byte{byte(i)})
+	}
+	if err := f.ix.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	del := func(from, to int) error {
+		var paths []string
+		for i := from; i < to; i++ {
+			p := fmt.Sprintf("f%02d", i)
+			os.Remove(filepath.Join(f.root, p))
+			paths = append(paths, p)
+		}
+		now = now.Add(5 * time.Second)
+		return f.ix.Apply(ctx, paths, false)
+	}
+	if err := del(0, 9); err != nil {
+		t.Fatalf("9 of 40: %v", err)
+	}
+	if err := del(9, 18); err != nil {
+		t.Fatalf("18 of 40 within a minute: %v", err)
+	}
+	var held *HeldError
+	if err := del(18, 27); !errors.As(err, &held) || held.Files != 27 || held.Total != 40 {
+		t.Fatalf("27 of 40 within a minute: %v, want held (27 of 40)", err)
+	}
+	if n := len(f.live(t)); n != 40-18 {
+		t.Fatalf("%d live entries, want the 22 the first two batches left", n)
+	}
+	// a minute later the window is empty: the same 9 deletes go through
+	now = now.Add(time.Minute)
+	if err := f.ix.Apply(ctx, []string{"f18", "f19", "f20", "f21", "f22", "f23", "f24", "f25", "f26"}, false); err != nil {
+		t.Fatalf("9 of 22 a minute later: %v", err)
 	}
 }

@@ -31,30 +31,55 @@ type Folder struct {
 	ID     string
 	Root   string                            // absolute path
 	Ignore func(rel string, isDir bool) bool // nil: nothing ignored
-	// MaxDelete is the share of the folder's files (0 < MaxDelete < 1) one
-	// Apply may record as deleted when it deletes at least MinHeld files;
-	// a larger delete is held back: see [HeldError]. 0 or 1: no limit.
-	MaxDelete float64
-	MinHeld   int
+	// MaxDelete is the share of the folder's files (0 < MaxDelete < 1)
+	// that may be recorded as deleted within DeleteWindow (default a
+	// minute: an rm -rf reaches the indexer in several batches), once at
+	// least MinHeld files are; an Apply that would go over it holds its
+	// deletes back: see [HeldError]. 0 or 1: no limit.
+	MaxDelete    float64
+	MinHeld      int
+	DeleteWindow time.Duration
+	Now          func() time.Time // the clock of DeleteWindow; nil: time.Now
 	// Check, if not nil, guards the folder (its marker, its device): it is
 	// called before Apply looks at the folder and again right before Apply
 	// records deletes. An error stops Apply; no delete is recorded.
 	Check func() error
 }
 
-// HeldError is returned by Apply when the changes it found delete more
-// than Folder.MaxDelete of the folder's files: everything else was
-// recorded, the deletes were not (the peers keep their copies). After
+// HeldError is returned by Apply when the changes it found, with the
+// deletes recorded within Folder.DeleteWindow before, delete more than
+// Folder.MaxDelete of the folder's files: everything else was recorded,
+// the deletes were not (the peers keep their copies). After
 // [Indexer.ConfirmDeletes], the next Apply that finds them records them.
 type HeldError struct {
-	Folder       string
-	Files, Total int // files the changes delete, files in the folder
-	Max          float64
+	Folder string
+	Files  int // files deleted within the window, these changes' included
+	Total  int // files in the folder at the window's start
+	Max    float64
 }
 
 func (e *HeldError) Error() string {
 	return fmt.Sprintf("folder %s: holding back a change that deletes %d of its %d files (%.0f%%, over max_delete %.0f%%): if that is intended, run syncd confirm-deletes %s",
 		e.Folder, e.Files, e.Total, 100*float64(e.Files)/float64(max(e.Total, 1)), 100*e.Max, e.Folder)
+}
+
+// recentDeletes sums the files recorded as deleted within the window
+// before now, and forgets older records.
+func (ix *Indexer) recentDeletes(now time.Time) int {
+	w := ix.f.DeleteWindow
+	if w == 0 {
+		w = time.Minute
+	}
+	keep := ix.recent[:0]
+	sum := 0
+	for _, r := range ix.recent {
+		if now.Sub(r.at) < w {
+			keep = append(keep, r)
+			sum += r.files
+		}
+	}
+	ix.recent = keep
+	return sum
 }
 
 // FileError is a path that could not be indexed (unreadable, say).
@@ -84,9 +109,16 @@ type Indexer struct {
 	goneSet  map[string]bool // paths in deferred as deletes
 	after    map[string]bool // puts to defer: a directory replaced by a file
 	confirm  atomic.Bool     // an operator confirmed a held delete
+	recent   []deleted       // deletes recorded within the window
 
 	mu     sync.Mutex
 	failed map[string]error
+}
+
+// deleted is a number of files recorded as deleted at a time.
+type deleted struct {
+	at    time.Time
+	files int
 }
 
 // op is one pending write to the index.
@@ -498,8 +530,13 @@ func (ix *Indexer) commitDeletes() error {
 	if files == 0 && len(ix.deferred) == 0 {
 		return nil
 	}
-	if m := ix.f.MaxDelete; m > 0 && m < 1 && files >= max(ix.f.MinHeld, 1) {
-		total := 0
+	now := time.Now()
+	if ix.f.Now != nil {
+		now = ix.f.Now()
+	}
+	recent := ix.recentDeletes(now)
+	if m := ix.f.MaxDelete; m > 0 && m < 1 && files > 0 && files+recent >= max(ix.f.MinHeld, 1) {
+		total := recent // files in the folder at the window's start
 		err := ix.st.Walk("", func(_ string, e state.Entry) error {
 			if !e.Deleted && e.Type != "dir" {
 				total++
@@ -509,14 +546,20 @@ func (ix *Indexer) commitDeletes() error {
 		if err != nil {
 			return err
 		}
-		if float64(files) > m*float64(total) && !ix.confirm.Swap(false) {
-			return &HeldError{Folder: ix.f.ID, Files: files, Total: total, Max: m}
+		if float64(files+recent) > m*float64(total) {
+			if !ix.confirm.Swap(false) {
+				return &HeldError{Folder: ix.f.ID, Files: files + recent, Total: total, Max: m}
+			}
+			ix.recent, files = nil, 0 // confirmed: the window starts again
 		}
 	}
 	if ix.f.Check != nil {
 		if err := ix.f.Check(); err != nil {
 			return err
 		}
+	}
+	if files > 0 {
+		ix.recent = append(ix.recent, deleted{now, files})
 	}
 	for _, o := range ix.deferred {
 		if o.erase {
