@@ -200,9 +200,11 @@ func craft(t *testing.T, r *repo, treeJSON string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := repo.LoadIndex(ctx); err != nil {
+	sess, err := repo.BeginWrite(ctx, chunkstore.WriteOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer sess.Close()
 	s := repo.NewSaver(ctx, chunkstore.SaverOptions{})
 	data := []byte(treeJSON)
 	id := repo.BlobID(repo.NewHasher(), data)
