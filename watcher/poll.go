@@ -127,7 +127,10 @@ func (s *session) pollDir(dir string) {
 	old := s.unwatched[dir]
 	cur, err := s.list(dir)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && dir == s.root:
+			s.lostRoot("removed or moved away") // no watch told
+		case errors.Is(err, fs.ErrNotExist):
 			s.dropTree(dir) // its removal is seen from its parent
 		}
 		return

@@ -120,3 +120,17 @@ func TestRealWatchLimitPollsUnwatchedDirs(t *testing.T) {
 	r.write("nowatch/sub/page.html", "<html>")
 	r.collect(3*time.Second, has("nowatch/sub/page.html"))
 }
+
+// A root that the watch limit left without a watch is polled too: its
+// removal is noticed by the poll.
+func TestWatchLimitUnwatchedRootRemoved(t *testing.T) {
+	enospc := func(n notifier, dir string) error { return syscall.ENOSPC }
+	h := newHarness(t, Options{Poll: time.Second}, []string{"a/f"}, func(w *Watcher) { w.addWatch = enospc })
+	if err := os.RemoveAll(h.root); err != nil {
+		t.Fatal(err)
+	}
+	b, at := h.next(time.Minute)
+	if !b.Rescan || b.Reason != "root removed" || at != time.Second {
+		t.Fatalf("at %v: batch %+v, want the Rescan for the removed root at the first poll", at, b)
+	}
+}
