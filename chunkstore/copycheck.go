@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/syncd/syncd/crypto"
 )
 
 // CheckCopies tells which of blobs, listed by the index in pack id of type
@@ -21,6 +23,9 @@ import (
 // blob as possibly good. CheckCopies is safe for concurrent use.
 func (r *Repository) CheckCopies(ctx context.Context, t BlobType, id ID, size int64, blobs []IndexBlob) (bad []ID, err error) {
 	name := ObjectName(t, id)
+	if len(r.identitiesFor(t)) == 0 {
+		return nil, fmt.Errorf("%s: reading file contents needs the data identity (--identity): %w", name, crypto.ErrNoKey)
+	}
 	all := func() []ID {
 		out := make([]ID, len(blobs))
 		for i, b := range blobs {
