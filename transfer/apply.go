@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,6 +29,9 @@ type receiver struct {
 
 	srcOnce sync.Once
 	src     *sources
+
+	pmu      sync.Mutex          // guards partials
+	partials map[string]*partial // by path: the files kept after a full disk
 }
 
 // fetchFunc asks the peer for blocks and calls fn with each, in the order
@@ -86,6 +90,10 @@ type prepared struct {
 	t0, t1, t2, t3 time.Time // start, planned, built, synced
 }
 
+// errFolderFailed stops a batch of a folder that has a Failed condition
+// (see [Folder.Health]): nothing is applied until it clears.
+var errFolderFailed = errors.New("folder failed: applying nothing until it is fixed")
+
 // apply applies es, a batch of the peer's entries in its sequence order,
 // and returns those that could not be applied now (a local change not
 // indexed yet, a full disk, a block the peer no longer has). The error is
@@ -103,6 +111,9 @@ func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error
 // folder lock, so that the indexer goes on while data travels, and may
 // run while the previous batch is committed (see puller.session).
 func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, error) {
+	if r.f.Health.Failed() {
+		return nil, errFolderFailed
+	}
 	r.srcOnce.Do(func() { r.src = newSources(r.f) })
 	pb := &prepared{es: es, t0: time.Now()}
 	at := r.f.at()
@@ -192,6 +203,10 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	r.f.Lock.Lock()
 	defer r.f.Lock.Unlock()
 	t4 := time.Now()
+	if r.f.Health.Failed() {
+		r.cleanup(acts)
+		return nil, errFolderFailed
+	}
 	r.recheck(acts)
 	r.deletes(acts, at)
 	for _, a := range acts {
@@ -373,22 +388,42 @@ func (r *receiver) diskOK(e wire.Entry, local state.Entry, have bool, fsys lstat
 func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *srcReader, dirs *dirCache, at *atRoot) error {
 	var q wire.BlockRequest
 	var owners []*action
+	_, short := r.f.Health.Get(condDiskFull)
 	for _, a := range files {
 		if err := r.f.checkParents(a.e.Path, dirs); err != nil {
 			a.err = err
 			continue
 		}
-		a.tmp = tempName(a.e.Path)
-		f, err := at.OpenFile(a.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			a.err = err
-			continue
+		var f *os.File
+		resumed := false
+		if pt := r.takePartial(a.e.Path); pt != nil {
+			if f = r.resume(pt, at); f != nil {
+				a.tmp, resumed = pt.tmp, true
+			}
+		}
+		if f == nil {
+			a.tmp = tempName(a.e.Path)
+			var err error
+			if f, err = at.OpenFile(a.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+				a.err, a.tmp = err, ""
+				continue
+			}
 		}
 		a.file = f
+		if resumed || short {
+			if err := reserve(f, a.e.Size); err != nil {
+				a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
+				continue
+			}
+		}
 		var missing []wire.Block
 		var off int64
 		for i, id := range a.e.Content {
 			n := a.e.Lengths[i]
+			if resumed && rd.holds(f, id, n, off) {
+				off += int64(n)
+				continue // received by an earlier try
+			}
 			if data, ok := rd.read(id, n); ok {
 				if _, err := f.WriteAt(data, off); err != nil {
 					a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
@@ -400,8 +435,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			off += int64(n)
 		}
 		if a.err == nil {
-			err = f.Truncate(a.e.Size)
-			if err != nil {
+			if err := f.Truncate(a.e.Size); err != nil {
 				a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
 			}
 		}
@@ -431,9 +465,12 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			a.err = at.Chtimes(a.tmp, time.Unix(0, a.e.ModTime))
 		}
 		if a.err != nil {
-			// at once, not at the end of the batch: on a full disk the
-			// space goes to the files that follow
-			r.f.root().Remove(a.tmp)
+			// At once, not at the end of the batch: on a full disk the
+			// space goes to the files that follow, unless what this one
+			// holds is kept for its next try (see keepPartial).
+			if failClass(a.err) != condDiskFull || !r.keepPartial(a, at) {
+				at.Remove(a.tmp)
+			}
 			a.tmp = ""
 		}
 	}

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -20,6 +21,10 @@ const (
 )
 
 var errUnavailable = fmt.Errorf("the peer no longer has this version")
+
+// errAllFailed ends a block request whose files have all failed: the
+// rest of its blocks would be of no use.
+var errAllFailed = errors.New("every file of the request failed")
 
 // fetchAll gets the blocks of q from the peer and writes each, checked
 // against its ID, into the temporary file of owners[i]. A block that is
@@ -63,10 +68,23 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 		}
 		mu.Unlock()
 	}
+	allFailed := func(as []*action) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, a := range as {
+			if a.err == nil {
+				return false
+			}
+		}
+		return true
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(fetchers)
 	for _, p := range parts {
 		g.Go(func() error {
+			if allFailed(p.owners) {
+				return nil // a full disk, say: nothing to ask for
+			}
 			h := crypto.NewHasher(r.f.Chunking.Key)
 			err := r.fetch(ctx, &p.q, func(i, j int, data []byte, ok bool) error {
 				a, b := p.owners[i], p.q.Files[i].Blocks[j]
@@ -80,14 +98,23 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 					failed := a.err != nil
 					mu.Unlock()
 					if failed {
-						return nil // no more of a failed file: the space is for the others
+						break // no more of a failed file: the space is for the others
 					}
 					if _, err := a.file.WriteAt(data, b.Offset); err != nil {
 						fail(a, fmt.Errorf("write %s: %w", a.e.Path, err))
+					} else {
+						return nil
 					}
+				}
+				if allFailed(p.owners) {
+					return errAllFailed // and when no file is left, the rest is not asked for
 				}
 				return nil
 			})
+
+			if errors.Is(err, errAllFailed) {
+				return nil
+			}
 			if err != nil && ctx.Err() == nil {
 				// The connection broke: every file of the request waits.
 				for _, a := range p.owners {

@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -26,7 +25,8 @@ type puller struct {
 	c    *client
 	r    *receiver
 	log  *slog.Logger
-	key  string // state meta key of the cursor
+	key  string     // state meta key of the cursor
+	rep  *reporters // shared by the folder's pullers
 
 	next      uint64             // the peer's sequence number to ask after
 	peerIndex string             // the peer's index ID that next counts in
@@ -70,9 +70,12 @@ const (
 
 func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 	c := newClient(n.id, pid, p.Address)
+	if n.reps[f] == nil {
+		n.reps[f] = new(reporters)
+	}
 	pl := &puller{n: n, peer: p, f: f, c: c, retry: map[string]failure{},
 		log: n.log.With("peer", p.Name, "folder", f.Config.ID),
-		key: cursorPrefix + pid.String() + "/" + f.Config.ID}
+		key: cursorPrefix + pid.String() + "/" + f.Config.ID, rep: n.reps[f]}
 	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, log: pl.log,
 		fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 			return c.blocks(ctx, f.Config.ID, q, fn)
@@ -86,24 +89,38 @@ func (p *puller) run(ctx context.Context) {
 	p.next = p.loadCursor()
 	backoff := backoffMin
 	for ctx.Err() == nil {
+		if p.f.Health.Failed() {
+			// the folder stopped (whoever set the condition logged it):
+			// nothing is asked or applied until it clears
+			p.setConnected(false, errFolderFailed)
+			p.sleep(ctx, retryEvery)
+			continue
+		}
 		start := time.Now()
 		err := p.session(ctx)
 		p.setConnected(false, err)
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, errFolderFailed) {
+			continue
+		}
 		if time.Since(start) > backoffMax {
 			backoff = backoffMin
 		}
 		p.log.Warn("peer session ended", "err", err, "retry_in", backoff.Round(time.Millisecond))
-		d := backoff/2 + rand.N(backoff/2+1)
+		p.sleep(ctx, backoff/2+rand.N(backoff/2+1))
 		backoff = min(2*backoff, backoffMax)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
+	}
+}
+
+// sleep waits for d or until ctx ends.
+func (p *puller) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -128,12 +145,11 @@ func (p *puller) session(ctx context.Context) error {
 			p.log.Info("peer's index is new: asking it for everything", "index", idx)
 		}
 		p.next, p.peerIndex = 0, idx
-		clear(p.retry)
+		p.forgetRetries()
 		p.saveCursor()
 	}
 	p.setConnected(true, nil)
 	p.log.Info("peer connected", "node", h.Node, "peer_seq", h.Folders[i].Seq, "from", p.next)
-	lastRetry := time.Now()
 	var ahead chan fetched // the next batch, asked for while the last was applied
 	var ready *readyBatch  // and prepared while the last was committed
 	defer func() {
@@ -143,22 +159,24 @@ func (p *puller) session(ctx context.Context) error {
 	}()
 	for {
 		// (not while a prepared batch waits: its plan must not be overtaken)
-		if ready == nil && len(p.retry) > 0 && time.Since(lastRetry) >= retryEvery {
-			if err := p.retryFailed(ctx); err != nil {
+		due, next := p.due(p.n.now())
+		if ready == nil && len(due) > 0 {
+			if err := p.retryFailed(ctx, due); err != nil {
 				return err
 			}
 			// What the retries applied moves the cursor now, not when the
 			// next poll returns (up to pollWait later).
 			p.saveCursor()
-			lastRetry = time.Now()
+			_, next = p.due(p.n.now())
 		}
 		wait := pollWait
-		if len(p.retry) > 0 {
-			wait = retryEvery
+		if !next.IsZero() {
+			// the poll returns when the next retry is due
+			wait = min(wait, max(next.Sub(p.n.now()), time.Millisecond))
 		}
 		if p.fromStart.Swap(false) {
 			p.next = 0
-			clear(p.retry)
+			p.forgetRetries()
 		}
 		var b wire.IndexBatch
 		var err error
@@ -321,17 +339,23 @@ func (p *puller) applyBatch(ctx context.Context, es []wire.Entry) error {
 
 // settle files the failures of applying es for retry; a newer version of
 // a path supersedes its failed one.
+//
+// A path's failure is logged when it starts or its error changes, its
+// retries at debug level; what many paths meet (a full disk) is logged
+// once as a condition of the folder (see conditions).
 func (p *puller) settle(es []wire.Entry, fails []failure) {
-	prev := map[string]int{}
+	prev := map[string]failure{}
 	for _, e := range es {
 		if fl, ok := p.retry[e.Path]; ok {
-			prev[e.Path] = fl.tries
+			prev[e.Path] = fl
 		}
 		delete(p.retry, e.Path) // a newer version supersedes a failed one
 	}
+	now := p.n.now()
 	for _, fl := range fails {
+		old, again := prev[fl.e.Path]
+		p.schedule(&fl, old, now)
 		if errors.Is(fl.err, errDirNotEmpty) {
-			fl.tries = prev[fl.e.Path] + 1
 			if fl.tries > dirTries {
 				p.log.Info("deleted directory kept: it holds something not deleted", "path", fl.e.Path)
 				continue
@@ -340,29 +364,47 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 			continue
 		}
 		p.retry[fl.e.Path] = fl
+		level := slog.LevelWarn
+		switch {
+		case failClass(fl.err) != "" || again && old.err.Error() == fl.err.Error():
+			level = slog.LevelDebug
+		case errors.Is(fl.err, errLocalChange):
+			level = slog.LevelInfo
+		}
 		if errors.Is(fl.err, errLocalChange) {
-			p.log.Info("peer's version waits for a local change to be indexed", "path", fl.e.Path)
+			p.log.Log(context.Background(), level, "peer's version waits for a local change to be indexed", "path", fl.e.Path)
 		} else {
-			p.log.Warn("could not apply peer's version; will retry", "path", fl.e.Path, "err", fl.err)
+			p.log.Log(context.Background(), level, "could not apply peer's version; will retry", "path", fl.e.Path,
+				"err", fl.err, "tries", fl.tries, "retry_in", fl.due.Sub(now))
 		}
 	}
+	p.r.dropPartials(func(rel string) bool { _, ok := p.retry[rel]; return ok })
+	p.conditions()
 	p.countFailed()
 }
 
-// retryFailed applies the failed entries again, in sequence order.
-func (p *puller) retryFailed(ctx context.Context) error {
-	es := make([]wire.Entry, 0, len(p.retry))
-	for _, fl := range p.retry {
+// forgetRetries drops the failed entries: they are asked for again.
+func (p *puller) forgetRetries() {
+	clear(p.retry)
+	p.r.dropPartials(func(string) bool { return false })
+	p.conditions()
+	p.countFailed()
+}
+
+// retryFailed applies the failed entries that are due again, in the
+// order of due.
+func (p *puller) retryFailed(ctx context.Context, due []failure) error {
+	es := make([]wire.Entry, 0, len(due))
+	for _, fl := range due {
 		es = append(es, fl.e)
 	}
-	slices.SortFunc(es, func(a, b wire.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 	// Deleted directories together, so that they go deepest first; the
 	// others one at a time: a file that cannot be written (a full disk)
 	// must not take the others down with it again.
 	var dirs []wire.Entry
-	for _, e := range es {
-		if errors.Is(p.retry[e.Path].err, errDirNotEmpty) {
-			dirs = append(dirs, e)
+	for _, fl := range due {
+		if errors.Is(fl.err, errDirNotEmpty) {
+			dirs = append(dirs, fl.e)
 		}
 	}
 	// Each applyBatch takes its entries out of p.retry and puts back the

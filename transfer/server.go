@@ -106,7 +106,7 @@ func (n *Node) serveHello(w http.ResponseWriter, r *http.Request) {
 // to MS milliseconds for one if there is none.
 func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 	f, peer, ok := n.folderFor(w, r)
-	if !ok {
+	if !ok || !n.available(w, f) {
 		return
 	}
 	q := r.URL.Query()
@@ -189,7 +189,7 @@ func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 // files F's index lists as files; anything else is unavailable.
 func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 	f, peer, ok := n.folderFor(w, r)
-	if !ok {
+	if !ok || !n.available(w, f) {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequest+1))

@@ -1,0 +1,199 @@
+package transfer
+
+import (
+	"bytes"
+	"io/fs"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/health"
+	"github.com/syncd/syncd/transfer/wire"
+)
+
+// An entry that fails for lack of space is tried again after 2 s, 4 s,
+// 8 s … at most 5 min; once applied, its next failure starts again from
+// 2 s. The folder is degraded "disk-full" from the first failure to the
+// success, which is logged once each (and reminded every 10 minutes), not
+// on every try.
+func TestRetryBackoff(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { return now }
+	var logs bytes.Buffer
+	f := &Folder{Config: config.Folder{ID: "www", Path: "/srv/www"}, Health: health.NewConditions(clock)}
+	p := &puller{n: &Node{now: clock, retryMin: retryMin, retryMax: retryMax}, f: f, peer: config.Peer{Name: "a"},
+		retry: map[string]failure{}, r: &receiver{f: f}, rep: new(reporters),
+		log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	e := wire.Entry{Path: "big.bin", Type: "file", Seq: 7, Size: 60 << 20}
+	full := failure{e: e, err: &fs.PathError{Op: "write", Path: "big.bin", Err: syscall.ENOSPC}}
+
+	want := []time.Duration{2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300, 300, 300}
+	for i, w := range want {
+		w *= time.Second
+		p.settle([]wire.Entry{e}, []failure{full})
+		if got := p.retry[e.Path].due.Sub(now); got != w {
+			t.Fatalf("failure %d: next try in %v, want %v", i+1, got, w)
+		}
+		if due, next := p.due(now.Add(w - time.Millisecond)); len(due) != 0 || next.Sub(now) != w {
+			t.Fatalf("failure %d: %d due a moment early (next %v), want none until %v", i+1, len(due), next.Sub(now), w)
+		}
+		now = now.Add(w)
+		if due, _ := p.due(now); len(due) != 1 || due[0].e.Path != e.Path {
+			t.Fatalf("failure %d: due after %v: %v, want big.bin", i+1, w, due)
+		}
+		if c, ok := f.Health.Get(condDiskFull); !ok || c.Severity != health.Degraded ||
+			!strings.Contains(c.Reason, "big.bin") || !strings.Contains(c.Reason, "no space left") {
+			t.Fatalf("failure %d: condition %+v (set %v), want degraded disk-full naming big.bin", i+1, c, ok)
+		}
+	}
+	// 13 failures over half an hour: one warning when it started, a
+	// reminder at the first try 10 minutes after the last (at 13 min 30 s
+	// and 23 min 30 s), no line per try.
+	if n := strings.Count(logs.String(), "level=WARN"); n != 3 {
+		t.Errorf("%d warnings, want 3 (started, two reminders):\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), `msg="folder degraded" condition=disk-full`); n != 1 {
+		t.Errorf("%d 'folder degraded' lines, want 1:\n%s", n, logs.String())
+	}
+
+	// applied: the condition ends, and the next failure waits 2 s again
+	p.settle([]wire.Entry{e}, nil)
+	if _, ok := f.Health.Get(condDiskFull); ok || len(p.retry) != 0 {
+		t.Fatalf("after success: condition still set (%v) or %d retries", ok, len(p.retry))
+	}
+	if !strings.Contains(logs.String(), `msg="folder condition resolved" condition=disk-full`) {
+		t.Errorf("the end of the condition is not logged:\n%s", logs.String())
+	}
+	p.settle([]wire.Entry{e}, []failure{full})
+	if got := p.retry[e.Path].due.Sub(now); got != retryMin {
+		t.Errorf("after a success, next try in %v, want %v", got, retryMin)
+	}
+
+	// a local change not yet indexed costs no transfer: every 2 s
+	lc := wire.Entry{Path: "local.txt", Type: "file", Seq: 8}
+	for range 5 {
+		p.settle([]wire.Entry{lc}, []failure{{e: lc, err: errLocalChange}})
+	}
+	if got := p.retry[lc.Path].due.Sub(now); got != retryEvery {
+		t.Errorf("local change: next try in %v, want %v", got, retryEvery)
+	}
+}
+
+// requireRoot skips a test that must mount a tmpfs unless it runs as
+// root; under CI=true (which runs as root) not being root is a failure.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test needs root (to mount a tmpfs); CI runs as root")
+		}
+		t.Skip("this test needs root (to mount a tmpfs): run `go test ./transfer/` as root to cover it")
+	}
+}
+
+func mountTmpfs(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+		t.Fatalf("mount %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// A receiver whose folder is a 4 MiB tmpfs gets a 6 MiB file: the folder
+// shows degraded "disk-full" with the reason, the retries back off and
+// fetch nothing more than the file once (what arrived is kept, and a try
+// that cannot reserve the space asks for nothing), one warning is logged
+// however many tries; once the tmpfs grows the file arrives whole, only
+// its missing blocks fetched, and the condition clears.
+func TestDiskFullReceiver(t *testing.T) {
+	requireRoot(t)
+	a := newTestNode(t, "a", config.SendOnly)
+	b := newTestNode(t, "b", config.ReceiveOnly)
+	connect(a, b)
+	mountTmpfs(t, "-t", "tmpfs", "-o", "size=4m", "tmpfs", b.dir)
+	t.Cleanup(func() { // after b stopped (cleanups run last first)
+		if out, err := exec.Command("umount", b.dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", b.dir, err, out)
+		}
+	})
+	b.tune = func(n *Node) { n.retryMin, n.retryMax = 20*time.Millisecond, 200*time.Millisecond }
+
+	const size = 6 << 20
+	big := make([]byte, size)
+	// the same chunks every run: what fits in 4 MiB does not vary
+	mrand.NewChaCha8([32]byte{11, 9}).Read(big)
+	if err := os.WriteFile(filepath.Join(a.dir, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.index(t)
+	a.start(t)
+	b.start(t)
+
+	tries := func() int {
+		return strings.Count(b.log.String(), `msg="could not apply peer's version; will retry" peer=a folder=www path=big.bin`)
+	}
+	eventually(t, "six tries of big.bin", func() bool { return tries() >= 6 })
+	c, ok := b.f.Health.Get(condDiskFull)
+	if !ok || b.f.Health.Worst() != health.Degraded || !strings.Contains(c.Reason, "big.bin") ||
+		!strings.Contains(c.Reason, "no space left on device") {
+		t.Errorf("folder condition %+v (set %v), want degraded disk-full naming big.bin and the error", c, ok)
+	}
+	full := a.node.blocksServed.Load()
+	if full > size*3/2 {
+		t.Errorf("%d tries fetched %d bytes of a %d-byte file: want the file's worth at most, not one per try", tries(), full, size)
+	}
+	var warns []string
+	for _, l := range strings.Split(b.log.String(), "\n") {
+		if strings.Contains(l, "level=WARN") {
+			warns = append(warns, l)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "disk-full") {
+		t.Errorf("%d tries logged %d warnings, want one for the condition:\n%s", tries(), len(warns), strings.Join(warns, "\n"))
+	}
+
+	t.Logf("%d tries while the disk was full fetched %d bytes of a %d-byte file", tries(), full, size)
+	mountTmpfs(t, "-o", "remount,size=64m", b.dir)
+	eventually(t, "big.bin on b", func() bool {
+		got, err := os.ReadFile(filepath.Join(b.dir, "big.bin"))
+		return err == nil && bytes.Equal(got, big)
+	})
+	eventually(t, "the condition cleared", func() bool {
+		_, ok := b.f.Health.Get(condDiskFull)
+		return !ok && strings.Contains(b.log.String(), `msg="folder condition resolved" peer=a folder=www condition=disk-full`)
+	})
+	// about 4 MiB of it fitted: what is left is about 2 MiB
+	if rest := a.node.blocksServed.Load() - full; rest > size/2 {
+		t.Errorf("%d bytes fetched once there was space: what arrived before was fetched again", rest)
+	} else {
+		t.Logf("%d bytes fetched once there was space", rest)
+	}
+	if temps := tempFiles(t, b.dir); len(temps) > 0 {
+		t.Errorf("temporary files left: %v", temps)
+	}
+}
+
+// tempFiles lists the receiver's temporary files anywhere under dir.
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), wire.TempPrefix+"tmp-") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

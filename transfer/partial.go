@@ -1,0 +1,167 @@
+package transfer
+
+import (
+	"errors"
+	"os"
+	"path"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/syncd/syncd/chunkstore"
+)
+
+// A file that fails for lack of space keeps what it received: its
+// temporary file stays (a partial), and the next try of its path builds
+// into it, asking the peer only for the chunks it does not hold yet
+// (each checked by hashing what is there, so nothing is trusted that a
+// local writer could have changed). While that try cannot reserve the
+// file's space, it asks the peer for nothing. A partial holds space that
+// the files after it may need: when a file fails for space that it would
+// find if the other partials were removed, they are.
+
+// partial is the kept temporary file of a path that failed for space.
+type partial struct {
+	tmp   string   // its name in the folder, where it was made
+	dir   *os.File // its directory as opened then, to remove it wherever that went
+	ino   uint64
+	bytes int64 // space it holds
+}
+
+// remove removes the partial's file from its directory, wherever that
+// is now, and releases the directory.
+func (pt *partial) remove() {
+	unix.Unlinkat(int(pt.dir.Fd()), path.Base(pt.tmp), 0)
+	pt.dir.Close()
+}
+
+// takePartial returns the partial kept for rel, if any, and forgets it:
+// the caller resumes it or removes it.
+func (r *receiver) takePartial(rel string) *partial {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	pt := r.partials[rel]
+	delete(r.partials, rel)
+	return pt
+}
+
+// resume opens pt to build a's file into it, or removes it and returns
+// nil if it is no longer the file that was kept (gone with its directory,
+// swept by the indexer, replaced).
+func (r *receiver) resume(pt *partial, at *atRoot) *os.File {
+	f, err := at.OpenFile(pt.tmp, os.O_RDWR, 0)
+	if err == nil {
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) == nil && st.Ino == pt.ino && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			pt.dir.Close()
+			// changed now: the indexer takes a temporary file unchanged for
+			// long for one left by a crash
+			at.Chtimes(pt.tmp, time.Now())
+			return f
+		}
+		f.Close()
+	}
+	pt.remove()
+	return nil
+}
+
+// holds reports whether f holds chunk id of length n at off.
+func (rd *srcReader) holds(f *os.File, id chunkstore.ID, n uint32, off int64) bool {
+	if cap(rd.buf) < int(n) {
+		rd.buf = make([]byte, n)
+	}
+	b := rd.buf[:n]
+	if _, err := f.ReadAt(b, off); err != nil {
+		return false
+	}
+	return rd.s.f.Chunking.ID(rd.h, b) == id
+}
+
+// reserve allocates size bytes for f, so that a file that cannot fit
+// fails before its chunks are asked for. Only a resumed file and, while
+// the folder is short of space, every file is reserved: not on the way
+// of a folder that has room.
+func reserve(f *os.File, size int64) error {
+	if size == 0 {
+		return nil
+	}
+	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return nil // the file system cannot: the writes will tell
+	}
+	if err != nil {
+		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
+	}
+	return nil
+}
+
+// keepPartial keeps a's temporary file, which failed for space, for the
+// next try of its path, and makes room for it if other partials take
+// what it needs. It reports whether it kept the file; if not, the caller
+// removes it.
+func (r *receiver) keepPartial(a *action, at *atRoot) bool {
+	fd, name, err := at.dir(a.tmp)
+	if err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	pt := &partial{tmp: a.tmp, dir: os.NewFile(uintptr(dup), path.Dir(a.tmp)), ino: st.Ino, bytes: st.Blocks * 512}
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	if r.partials == nil {
+		r.partials = map[string]*partial{}
+	}
+	if old := r.partials[a.e.Path]; old != nil {
+		old.remove()
+	}
+	r.partials[a.e.Path] = pt
+	// Would a find its space without the others? Then they go: the
+	// smaller files go through first (see puller.due), the larger ones
+	// fetch again what they held.
+	var held int64
+	for rel, o := range r.partials {
+		if rel != a.e.Path {
+			held += o.bytes
+		}
+	}
+	if held == 0 {
+		return true
+	}
+	var fs unix.Statfs_t
+	if unix.Fstatfs(fd, &fs) != nil {
+		return true
+	}
+	free := int64(fs.Bavail) * fs.Bsize
+	if os.Geteuid() == 0 {
+		free = int64(fs.Bfree) * fs.Bsize // root may write into the reserved blocks
+	}
+	if a.e.Size-pt.bytes <= free+held {
+		for rel, o := range r.partials {
+			if rel != a.e.Path {
+				o.remove()
+				delete(r.partials, rel)
+			}
+		}
+	}
+	return true
+}
+
+// dropPartials removes the partials of the paths that keep does not
+// report: those no longer waiting for a retry.
+func (r *receiver) dropPartials(keep func(rel string) bool) {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	for rel, pt := range r.partials {
+		if !keep(rel) {
+			pt.remove()
+			delete(r.partials, rel)
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package transfer
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/syncd/syncd/internal/health"
+)
+
+// An entry that fails is tried again after a delay that doubles with
+// each failure of its path, from retryMin up to retryMax, and starts
+// again from retryMin once it is applied. A local change not yet indexed
+// and a deleted directory not yet empty are tried every retryEvery: they
+// cost no transfer and settle by themselves.
+const (
+	retryMin    = 2 * time.Second
+	retryMax    = 5 * time.Minute
+	remindEvery = 10 * time.Minute // a lasting condition is logged again this often
+)
+
+// The folder conditions the receiver reports (see [Folder.Health]).
+const (
+	condDiskFull  = "disk-full"  // ENOSPC, EDQUOT
+	condDiskError = "disk-error" // EROFS, EIO
+)
+
+// failClass returns the folder condition that err is a case of, or "".
+func failClass(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return condDiskFull
+	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EIO):
+		return condDiskError
+	}
+	return ""
+}
+
+// retryDelay returns how long an entry that failed tries times (1 or
+// more) waits before its next try: lo, doubled with each failure, at most
+// hi.
+func retryDelay(tries int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < tries && d < hi; i++ {
+		d *= 2
+	}
+	return min(d, hi)
+}
+
+// due returns the failed entries whose next try is due at now, and when
+// the next of the others is (zero if none waits).
+func (p *puller) due(now time.Time) (due []failure, next time.Time) {
+	for _, fl := range p.retry {
+		if !fl.due.After(now) {
+			due = append(due, fl)
+		} else if next.IsZero() || fl.due.Before(next) {
+			next = fl.due
+		}
+	}
+	// Deleted directories first (together, deepest first), then in
+	// sequence order; the entries that wait for space last, smallest
+	// first: they go through while the space there is allows.
+	rank := func(fl failure) int {
+		switch {
+		case errors.Is(fl.err, errDirNotEmpty):
+			return 0
+		case failClass(fl.err) == condDiskFull:
+			return 2
+		}
+		return 1
+	}
+	slices.SortFunc(due, func(a, b failure) int {
+		if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+			return c
+		}
+		if rank(a) == 2 {
+			if c := cmp.Compare(a.e.Size, b.e.Size); c != 0 {
+				return c
+			}
+		}
+		return cmp.Compare(a.e.Seq, b.e.Seq)
+	})
+	return due, next
+}
+
+// schedule sets when fl, failed again after prev (zero: its first
+// failure), is tried next.
+func (p *puller) schedule(fl *failure, prev failure, now time.Time) {
+	fl.tries = prev.tries + 1
+	if errors.Is(fl.err, errLocalChange) || errors.Is(fl.err, errDirNotEmpty) {
+		fl.due = now.Add(retryEvery)
+		return
+	}
+	fl.due = now.Add(retryDelay(fl.tries, p.n.retryMin, p.n.retryMax))
+}
+
+// reporters tracks which pullers of a folder report each of its
+// conditions, so that one peer's recovery does not clear what another
+// peer's entries still meet; and when each was last logged. Safe for
+// concurrent use.
+type reporters struct {
+	mu     sync.Mutex
+	by     map[string]map[*puller]bool
+	logged map[string]time.Time
+}
+
+// conditions reports the folder conditions that the failed entries meet
+// (set, or reminded every remindEvery) and those they no longer meet
+// (cleared when no puller of the folder meets them).
+func (p *puller) conditions() {
+	type agg struct {
+		files int
+		bytes int64
+		path  string
+		err   error
+	}
+	meet := map[string]*agg{}
+	for _, fl := range p.retry {
+		c := failClass(fl.err)
+		if c == "" {
+			continue
+		}
+		g := meet[c]
+		if g == nil {
+			g = &agg{path: fl.e.Path, err: fl.err}
+			meet[c] = g
+		}
+		g.files++
+		g.bytes += fl.e.Size
+		if fl.e.Path < g.path {
+			g.path, g.err = fl.e.Path, fl.err
+		}
+	}
+	f, rep, now := p.f, p.rep, p.n.now()
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if rep.by == nil {
+		rep.by, rep.logged = map[string]map[*puller]bool{}, map[string]time.Time{}
+	}
+	for _, c := range []string{condDiskFull, condDiskError} {
+		g := meet[c]
+		if g == nil {
+			if rep.by[c][p] {
+				delete(rep.by[c], p)
+				if len(rep.by[c]) == 0 && f.Health.Clear(c) {
+					p.log.Info("folder condition resolved", "condition", c)
+				}
+			}
+			continue
+		}
+		if rep.by[c] == nil {
+			rep.by[c] = map[*puller]bool{}
+		}
+		rep.by[c][p] = true
+		reason := fmt.Sprintf("%d files (%d bytes) from peer %s cannot be written, e.g. %s: %v; retried with backoff",
+			g.files, g.bytes, p.peer.Name, g.path, g.err)
+		if c == condDiskFull {
+			reason = "disk full: " + reason + "; free space in " + f.Config.Path
+		} else {
+			reason = "disk error: " + reason + "; check the disk of " + f.Config.Path
+		}
+		switch {
+		case f.Health.Set(c, health.Degraded, reason):
+			p.log.Warn("folder degraded", "condition", c, "reason", reason)
+			rep.logged[c] = now
+		case now.Sub(rep.logged[c]) >= remindEvery:
+			p.log.Warn("folder still degraded", "condition", c, "reason", reason)
+			rep.logged[c] = now
+		}
+	}
+}
+
+// available answers 503 for a folder with a Failed condition and reports
+// false: its index and its blocks are not served while it may be a
+// different directory than the one indexed (a disk not mounted). Not
+// logged: the condition was, when it was set.
+func (n *Node) available(w http.ResponseWriter, f *Folder) bool {
+	if !f.Health.Failed() {
+		return true
+	}
+	reason := "failed"
+	if l := f.Health.List(); len(l) > 0 {
+		reason = l[0].Reason
+	}
+	http.Error(w, fmt.Sprintf("folder %s is unavailable on this node: %s", f.Config.ID, reason), http.StatusServiceUnavailable)
+	return false
+}
