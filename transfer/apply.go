@@ -32,6 +32,8 @@ type receiver struct {
 
 	pmu      sync.Mutex          // guards partials
 	partials map[string]*partial // by path: the files kept after a full disk
+
+	afterBuild func(es []wire.Entry) // a test's hook: the batch's files are built, not yet placed
 }
 
 // fetchFunc asks the peer for blocks and calls fn with each, in the order
@@ -88,6 +90,11 @@ type prepared struct {
 	fails          []failure
 	few            bool
 	t0, t1, t2, t3 time.Time // start, planned, built, synced
+
+	// at holds the directories the temporary files were made in, open
+	// until the batch ends: what is left of them is removed there, even
+	// from a directory renamed meanwhile (see cleanup).
+	at *atRoot
 }
 
 // errFolderFailed stops a batch of a folder that has a Failed condition
@@ -115,9 +122,8 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 		return nil, errFolderFailed
 	}
 	r.srcOnce.Do(func() { r.src = newSources(r.f) })
-	pb := &prepared{es: es, t0: time.Now()}
 	at := r.f.at()
-	defer at.close()
+	pb := &prepared{es: es, t0: time.Now(), at: at}
 	for _, e := range es {
 		a, err := r.plan(e, at)
 		switch {
@@ -162,13 +168,16 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 		files = files[n:]
 	}
 	if err := g.Wait(); err != nil {
-		r.cleanup(pb.acts)
+		r.abandon(pb)
 		return nil, err
 	}
 	pb.t2 = time.Now()
+	if r.afterBuild != nil {
+		r.afterBuild(es)
+	}
 	if !pb.few {
 		if err := r.f.syncFS(); err != nil {
-			r.cleanup(pb.acts)
+			r.abandon(pb)
 			return nil, err
 		}
 	}
@@ -188,7 +197,7 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 // be committed.
 func (r *receiver) abandon(pb *prepared) {
 	if pb != nil {
-		r.cleanup(pb.acts)
+		r.cleanup(pb)
 	}
 }
 
@@ -204,7 +213,7 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	defer r.f.Lock.Unlock()
 	t4 := time.Now()
 	if r.f.Health.Failed() {
-		r.cleanup(acts)
+		r.cleanup(pb)
 		return nil, errFolderFailed
 	}
 	r.recheck(acts)
@@ -217,7 +226,7 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	r.dirTimes(acts, at)
 	t5 := time.Now()
 	if err := r.durable(acts, pb.few); err != nil {
-		r.cleanup(acts)
+		r.cleanup(pb)
 		return nil, err
 	}
 	t6 := time.Now()
@@ -235,7 +244,7 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 		}
 		return nil
 	})
-	r.cleanup(acts)
+	r.cleanup(pb)
 	if err != nil {
 		return nil, fmt.Errorf("record %s: %w", r.f.Config.ID, err)
 	}
@@ -477,18 +486,22 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 	return nil
 }
 
-// cleanup closes and removes what a batch left behind.
-func (r *receiver) cleanup(acts []*action) {
-	for _, a := range acts {
+// cleanup closes and removes what a batch left behind, and closes the
+// directories it was made in. A temporary file is removed through the
+// directory it was made in, wherever that directory is now: one renamed
+// while the batch was written keeps none.
+func (r *receiver) cleanup(pb *prepared) {
+	for _, a := range pb.acts {
 		if a.file != nil {
 			a.file.Close()
 			a.file = nil
 		}
 		if a.tmp != "" {
-			r.f.root().Remove(a.tmp)
+			pb.at.Remove(a.tmp)
 			a.tmp = ""
 		}
 	}
+	pb.at.close()
 }
 
 // sameBytes reports whether two versions hold the same bytes: the same

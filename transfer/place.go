@@ -49,17 +49,18 @@ func (r *receiver) place(a *action, at *atRoot) {
 		}
 		var cleared bool
 		if cleared, err = r.clearDir(p, at); err != nil {
-			at.Remove(a.tmp)
+			if at.Remove(a.tmp) == nil {
+				a.tmp = "" // else the batch's cleanup removes it where it is now
+			}
 			break
 		}
 		// Where nothing should be now (a new path, or the local version
 		// just moved aside), a file made there since the last look is
 		// somebody's, and stays: the rename does not replace it.
 		noReplace := !a.have || a.local.Deleted || a.conflict != "" || cleared
-		if err = at.Rename(a.tmp, p, noReplace); err != nil {
-			at.Remove(a.tmp)
+		if err = at.Rename(a.tmp, p, noReplace); err == nil || at.Remove(a.tmp) == nil {
+			a.tmp = "" // else (its directory was renamed) the batch's cleanup removes it
 		}
-		a.tmp = ""
 	case actDir:
 		if err = r.f.checkParents(p, nil); err != nil {
 			break
