@@ -43,7 +43,7 @@ type Repository struct {
 
 	heldLock atomic.Pointer[Lock] // the shared lock SaveSnapshot checks
 	writers  atomic.Int32         // write sessions open (see BeginWrite)
-	sealed   atomic.Bool          // keys/index-sealed is known to exist
+	sealed   atomic.Bool          // keys/index-sealed checked (ensureSealedKey)
 
 	loadedMu sync.Mutex
 	loaded   map[string]bool // index objects in idx

@@ -44,10 +44,10 @@ func sealIndexKey(key *crypto.IndexKey, cfg Config) ([]byte, error) {
 }
 
 // ensureSealedKey writes the sealed index key when the repository has none
-// (one made before the object existed). It does one Stat per Repository
-// once the object is known to exist.
+// (one made before the object existed). It does one Stat per Repository,
+// and tries the write once.
 func (r *Repository) ensureSealedKey(ctx context.Context) error {
-	if r.sealed.Load() {
+	if r.sealed.Swap(true) {
 		return nil
 	}
 	_, err := r.raw.Stat(ctx, SealedKeyName)
@@ -58,9 +58,8 @@ func (r *Repository) ensureSealedKey(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("write the sealed index key: %w", err)
+		return fmt.Errorf("write the sealed index key %s: %w", SealedKeyName, err)
 	}
-	r.sealed.Store(true)
 	return nil
 }
 

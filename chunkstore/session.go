@@ -53,6 +53,11 @@ type Session struct {
 	// Dropped names the packs, missing or of another size than indexed,
 	// whose blobs were dropped from the index; they will be stored again.
 	Dropped []string
+	// SealedKeyErr is why the sealed index key could not be written to a
+	// repository that has none (credentials that may not write keys/,
+	// say): the session goes on, but restoring then needs the index key.
+	// Tried once per Repository.
+	SealedKeyErr error
 
 	once sync.Once
 }
@@ -67,7 +72,7 @@ type Session struct {
 // It fails, writing nothing, when the repository's config is missing
 // (an error matching ErrConfigMissing) or is no longer the one opened. It
 // also writes the sealed index key (SealedKeyName) when the repository
-// has none.
+// has none (see Session.SealedKeyErr).
 func (r *Repository) BeginWrite(ctx context.Context, opts WriteOptions) (*Session, error) {
 	opts.Exclusive = false
 	return r.begin(ctx, opts)
@@ -104,9 +109,7 @@ func (r *Repository) begin(ctx context.Context, opts WriteOptions) (*Session, er
 
 // start does what a session does once it holds its lock.
 func (s *Session) start(ctx context.Context, opts WriteOptions) error {
-	if err := s.r.ensureSealedKey(ctx); err != nil {
-		return err
-	}
+	s.SealedKeyErr = s.r.ensureSealedKey(ctx)
 	if opts.NoIndex {
 		return nil
 	}

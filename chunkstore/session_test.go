@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -227,4 +228,50 @@ func TestSessionConfigMissingS3(t *testing.T) {
 	if len(locks) != 0 {
 		t.Errorf("a failed session start left locks %v", locks)
 	}
+}
+
+// refuseKeys is a backend whose Save refuses keys/ (credentials that may
+// write only the usual prefixes).
+type refuseKeys struct{ backend.Backend }
+
+func (b refuseKeys) Save(ctx context.Context, name string, rd io.ReaderAt, size int64) error {
+	if strings.HasPrefix(name, keysPrefix) {
+		return errors.New("access denied")
+	}
+	return b.Backend.Save(ctx, name, rd, size)
+}
+
+// A sealed key that cannot be written does not stop the session: it is
+// reported once, and the session writes.
+func TestSealedKeyRefused(t *testing.T) {
+	ctx := context.Background()
+	tr := initLocal(t, InitOptions{})
+	if err := os.Remove(tr.path(SealedKeyName)); err != nil {
+		t.Fatal(err)
+	}
+	be, err := local.Open(tr.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, refuseKeys{be}, tr.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	sess, err := r.BeginWrite(ctx, WriteOptions{})
+	if err != nil {
+		t.Fatalf("BeginWrite: %v", err)
+	}
+	if sess.SealedKeyErr == nil || !strings.Contains(sess.SealedKeyErr.Error(), "access denied") {
+		t.Errorf("SealedKeyErr = %v, want the refusal", sess.SealedKeyErr)
+	}
+	if _, err := r.SaveSnapshot(ctx, &Snapshot{Time: time.Now(), Host: "h"}); err != nil {
+		t.Errorf("SaveSnapshot: %v", err)
+	}
+	sess.Close()
+	sess, err = r.BeginWrite(ctx, WriteOptions{})
+	if err != nil || sess.SealedKeyErr != nil {
+		t.Errorf("second session: %v, SealedKeyErr %v; want it reported once", err, sess.SealedKeyErr)
+	}
+	sess.Close()
 }

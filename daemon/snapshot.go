@@ -56,6 +56,9 @@ func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 	for _, name := range sess.Dropped {
 		d.log.Warn("pack missing or truncated; its blobs will be stored again", "object", name)
 	}
+	if sess.SealedKeyErr != nil {
+		d.log.Warn("the sealed index key could not be written; restoring with the data identity alone will need the index key", "err", sess.SealedKeyErr)
+	}
 	var folders []archiver.IndexedFolder
 	for _, f := range d.folders {
 		folders = append(folders, archiver.IndexedFolder{Path: f.cfg.Path, State: f.st, Since: d.since(f.cfg.ID)})

@@ -75,6 +75,7 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, url string, p Pr
 			return fmt.Errorf("repository %s: %w", url, err)
 		}
 		defer sess.Close()
+		WarnSealedKey(sess)
 		opts.Lock = sess.Lock()
 	}
 	opts.Hook = killHook(os.Getenv("SYNCD_TEST_PRUNE_KILL"))

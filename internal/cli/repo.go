@@ -151,5 +151,14 @@ func (f *RepoFlags) BeginWrite(ctx context.Context, program string, wait time.Du
 		repo.Close()
 		return nil, nil, fmt.Errorf("repository %s: %w", f.Repo, err)
 	}
+	WarnSealedKey(sess)
 	return repo, sess, nil
+}
+
+// WarnSealedKey prints on stderr why the session could not write the
+// sealed index key, if it could not.
+func WarnSealedKey(sess *chunkstore.Session) {
+	if sess.SealedKeyErr != nil {
+		fmt.Fprintf(os.Stderr, "warning: %v; restoring with the data identity alone will need --index-key\n", sess.SealedKeyErr)
+	}
 }
