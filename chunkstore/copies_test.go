@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -124,5 +125,41 @@ func TestTreeFromGoodCopyAndCheckCopies(t *testing.T) {
 	}
 	if bad, err := r.CheckCopies(ctx, TreeBlob, real.ID, real.Size, real.Blobs); err != nil || !slices.Equal(bad, []ID{id}) {
 		t.Errorf("CheckCopies(damaged pack) = %v, %v; want every copy bad", bad, err)
+	}
+}
+
+// A content pack a hacked writer sealed to other keys does not make the
+// data identity look wrong, as long as another pack opens with it.
+func TestCheckDataIdentityPastForeignPacks(t *testing.T) {
+	ctx := context.Background()
+	tr := initLocal(t, InitOptions{})
+	r := tr.open(t, true)
+	other := initLocal(t, InitOptions{})
+	ro := other.open(t, true)
+	foreign := func(id ID) IndexPack { // a pack sealed to other keys, in r
+		p := writePack(t, ro, DataBlob, []ID{id}, [][]byte{[]byte("foreign")})
+		b, err := os.ReadFile(other.path(ObjectName(DataBlob, p.ID)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Backend().Save(ctx, ObjectName(DataBlob, p.ID), bytes.NewReader(b), int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	r.SetIndex(nil)
+	for i := range 7 {
+		r.Index().Add(foreign(ID{byte(i)}))
+	}
+	r.Index().Add(writePack(t, r, DataBlob, []ID{{99}}, [][]byte{[]byte("ours")}))
+	for range 10 {
+		if err := r.CheckDataIdentity(ctx); err != nil {
+			t.Fatalf("CheckDataIdentity = %v, want nil: one pack opens", err)
+		}
+	}
+	r.SetIndex(nil)
+	r.Index().Add(foreign(ID{98}))
+	if err := r.CheckDataIdentity(ctx); !errors.Is(err, crypto.ErrNoKey) {
+		t.Errorf("CheckDataIdentity with only foreign packs = %v, want ErrNoKey", err)
 	}
 }

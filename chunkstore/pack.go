@@ -332,9 +332,11 @@ func (rr *rangeReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // CheckDataIdentity tells whether the data identities open the repository's
-// content packs, by decrypting the header of one of them. Packs that cannot
-// be read are passed over (verify reports them); a repository without a
-// readable content pack passes.
+// content packs, by decrypting the headers of up to eight of them: it
+// fails only when one of them is not for these identities and none is, so
+// that a pack a hostile writer sealed to other keys does not stop a
+// restore. Packs that cannot be read are passed over (verify reports
+// them); a repository without a readable content pack passes.
 func (r *Repository) CheckDataIdentity(ctx context.Context) error {
 	if len(r.dataIDs) == 0 {
 		return fmt.Errorf("reading file contents needs the data identity (--identity): %w", crypto.ErrNoKey)
@@ -345,6 +347,7 @@ func (r *Repository) CheckDataIdentity(ctx context.Context) error {
 			packs[l.Pack] = l.PackSize
 		}
 	})
+	var noKey error
 	for id, size := range packs {
 		prefix, err := r.readPrefix(ctx, ObjectName(DataBlob, id), min(size, 8192))
 		if err != nil {
@@ -354,14 +357,14 @@ func (r *Repository) CheckDataIdentity(ctx context.Context) error {
 			continue
 		}
 		if err := crypto.CheckHeader(prefix, r.dataIDs...); err != nil {
-			if errors.Is(err, crypto.ErrNoKey) {
-				return fmt.Errorf("the data identity does not open this repository's content packs: %w", err)
+			if errors.Is(err, crypto.ErrNoKey) && noKey == nil {
+				noKey = fmt.Errorf("the data identity does not open this repository's content packs: %w", err)
 			}
 			continue
 		}
 		return nil
 	}
-	return nil
+	return noKey
 }
 
 func (r *Repository) readPrefix(ctx context.Context, name string, n int64) ([]byte, error) {
