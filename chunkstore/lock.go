@@ -180,7 +180,8 @@ type Lock struct {
 // a dead process on this host) are removed, reported through opts.OnStale,
 // and ignored even when they cannot be removed. A shared lock
 // is also remembered by the repository: SaveSnapshot refuses to write once
-// it is lost.
+// it is lost. Writers do not call Lock themselves: BeginWrite and
+// BeginExclusive take the lock, after checking the repository is there.
 func (r *Repository) Lock(ctx context.Context, opts LockOptions) (*Lock, error) {
 	opts.defaults()
 	now := opts.Now()

@@ -25,7 +25,8 @@ import (
 const maxObjectSize = 256 << 20
 
 // Repository is an opened repository. Its methods are safe for concurrent
-// use.
+// use. Reading needs nothing more; writing needs a write session
+// (BeginWrite, BeginExclusive).
 type Repository struct {
 	be       backend.Backend // raw behind the write gate (see Session)
 	raw      backend.Backend // for the config, locks and the sealed key
