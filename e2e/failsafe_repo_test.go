@@ -70,7 +70,7 @@ func TestRepositoryVanished(t *testing.T) {
 		t.Fatal(err)
 	}
 	res = run(t, nil, "syncd", append([]string{"snapshot"}, append(n.r.flags(), n.folder)...)...)
-	oneLine(t, "syncd snapshot PATH with the repository gone", res, 1, n.r.url)
+	oneLine(t, "syncd snapshot PATH with the repository gone", res, 1, n.r.url, "not mounted or deleted?")
 	if _, err := os.Lstat(n.r.url); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("syncd snapshot made the repository directory again")
 	}

@@ -69,7 +69,7 @@ func Backend(ctx context.Context, url string, create bool) (backend.Backend, err
 	}
 	be, err := local.Open(url)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("repository %s does not exist; create it with syncd init", url)
+		return nil, fmt.Errorf("repository %s: directory missing: not mounted or deleted? (syncd init makes a new, empty one)", url)
 	}
 	return be, err
 }
