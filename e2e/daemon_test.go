@@ -214,10 +214,6 @@ func TestDaemonBadConfigAndFolders(t *testing.T) {
 	res = run(t, nil, "syncd", "run", "--config", n.cfg, "--log-level", "loud")
 	oneLine(t, "an unknown log level", res, 2, "--log-level", `"loud"`)
 
-	os.RemoveAll(n.folder)
-	res = run(t, nil, "syncd", "run", "--config", n.cfg)
-	oneLine(t, "a missing folder at start", res, 1, "folder www", n.folder)
-
 	res = run(t, nil, "syncd", "status", "--config", n.cfg)
 	oneLine(t, "status without a daemon", res, 1, "cannot reach the daemon", n.http)
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncd/syncd/daemon"
 	"github.com/syncd/syncd/state"
 )
 
@@ -130,6 +131,13 @@ func (n *mnode) writeConfig() {
 // log accumulates over restarts in n.logf.
 func (n *mnode) start() {
 	n.t.Helper()
+	n.launch()
+	n.waitReady()
+}
+
+// launch runs syncd run for n and returns at once.
+func (n *mnode) launch() {
+	n.t.Helper()
 	logf, err := os.OpenFile(n.logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		n.t.Fatal(err)
@@ -146,7 +154,6 @@ func (n *mnode) start() {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	n.waitReady()
 }
 
 // stop ends n's daemon with SIGTERM, or SIGKILL when kill is set.
@@ -295,6 +302,9 @@ func mscan(root string) (map[string]mentry, error) {
 			return nil
 		}
 		rel, _ := filepath.Rel(root, p)
+		if rel == daemon.MarkerName { // each node's own
+			return nil
+		}
 		fi, err := os.Lstat(p)
 		if err != nil {
 			return err
