@@ -36,6 +36,21 @@ func converge(t *testing.T, a, b *testNode) {
 	}
 }
 
+// settled reports whether a and b have each taken all of the other's
+// changes: per their status, nothing is being applied or waits for a
+// retry, nothing of the other is left to ask for, and the other has
+// asked for everything after its last change.
+func settled(a, b *testNode) bool {
+	for _, n := range []*testNode{a, b} {
+		for _, ps := range n.node.Status() {
+			if !ps.Connected || ps.LagFiles != 0 || ps.Behind != 0 || ps.SendFiles != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // Files, directories, symlinks, modes and mtimes travel both ways;
 // deletes and renames too.
 func TestMirror(t *testing.T) {
@@ -80,12 +95,14 @@ func TestMirror(t *testing.T) {
 	if got := a.node.blocksServed.Load() - before; got == 0 || got > int64(len(big)/2) {
 		t.Errorf("an edit fetched %d bytes", got)
 	}
-	// nothing echoes back: both indexes settle
+	// nothing echoes back: once each node has taken all of the other's
+	// changes, indexing both again changes neither index (and a change
+	// that bounced back and forth would keep them from settling at all)
+	eventually(t, "a and b settled (a change bouncing between them keeps them apart)", func() bool { return settled(a, b) })
 	seqA, seqB := a.f.State.Seq(), b.f.State.Seq()
-	time.Sleep(300 * time.Millisecond)
 	a.index(t)
 	b.index(t)
-	time.Sleep(300 * time.Millisecond)
+	eventually(t, "a and b settled again", func() bool { return settled(a, b) })
 	if a.f.State.Seq() != seqA || b.f.State.Seq() != seqB {
 		t.Errorf("indexes keep changing: a %d→%d, b %d→%d", seqA, a.f.State.Seq(), seqB, b.f.State.Seq())
 	}
