@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
 
 	"github.com/syncd/syncd/archiver"
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/health"
 )
 
 // ErrNoRepository is returned by Snapshot when no repository is configured.
@@ -92,6 +94,13 @@ func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 	if skipped > 0 {
 		info.Result = "partial"
 		info.Error = fmt.Sprintf("%d file(s) could not be read, first: %s", skipped, first)
+	}
+	for _, f := range d.folders {
+		// a stopped folder's snapshot is its last indexed state, not now's
+		if cs := f.health.List(); len(cs) > 0 && cs[0].Severity == health.Failed {
+			info.Result = "partial"
+			info.Error = strings.TrimPrefix(info.Error+"; ", "; ") + fmt.Sprintf("folder %s is failed, its last indexed state was saved: %s", f.cfg.ID, cs[0].Reason)
+		}
 	}
 	for i, f := range d.folders {
 		d.setSince(f.cfg.ID, res.Seqs[i])

@@ -243,3 +243,29 @@ folders:
 		t.Errorf("no marker in the folder made after the start: %v", err)
 	}
 }
+
+// A snapshot while a folder is stopped by its guard saves the folder's
+// last indexed state and says so: partial, with the folder's reason.
+func TestSnapshotOfStoppedFolder(t *testing.T) {
+	n := newNode(t)
+	n.write("a.txt", "a")
+	n.start()
+	if err := os.Remove(filepath.Join(n.folder, daemon.MarkerName)); err != nil {
+		t.Fatalf("no marker after the first scan: %v", err)
+	}
+	waitFolder(t, n.cfg, "www", "failed", "marker")
+	res := run(t, nil, "syncd", "snapshot", "--config", n.cfg)
+	if res.code == 0 && !strings.Contains(res.stdout+res.stderr, "partial") {
+		t.Errorf("snapshot of a stopped folder: %s", res)
+	}
+	var last struct {
+		Folders []struct {
+			LastSnapshot struct{ Result, Error string } `json:"last_snapshot"`
+		}
+	}
+	json.Unmarshal([]byte(ok(t, nil, "syncd", "status", "--config", n.cfg, "--json")), &last)
+	if got := last.Folders[0].LastSnapshot; got.Result != "partial" || !strings.Contains(got.Error, "folder www is failed") || !strings.Contains(got.Error, "marker") {
+		t.Errorf("last snapshot %+v, want partial naming the stopped folder", got)
+	}
+	n.restoreEquals() // a.txt, as indexed
+}

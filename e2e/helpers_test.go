@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/syncd/syncd/daemon"
 )
 
 var binDir string
@@ -167,6 +169,9 @@ func scan(t *testing.T, root string) map[string]entry {
 	sort.Strings(paths)
 	for _, p := range paths {
 		rel, _ := filepath.Rel(root, p)
+		if rel == daemon.MarkerName { // a daemon's folder marker: never mirrored or snapshotted
+			continue
+		}
 		fi, err := os.Lstat(p)
 		if err != nil {
 			t.Fatal(err)
