@@ -366,8 +366,10 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 		p.retry[fl.e.Path] = fl
 		level := slog.LevelWarn
 		switch {
-		case failClass(fl.err) != "" || again && old.err.Error() == fl.err.Error():
-			level = slog.LevelDebug
+		case again && sameTrouble(old.err, fl.err):
+			level = slog.LevelDebug // logged when it started
+		case failClass(fl.err) != "":
+			level = slog.LevelInfo // the folder's condition is the warning
 		case errors.Is(fl.err, errLocalChange):
 			level = slog.LevelInfo
 		}

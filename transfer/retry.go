@@ -41,6 +41,16 @@ func failClass(err error) string {
 	return ""
 }
 
+// sameTrouble reports whether a path's new failure err is the one it
+// met before, prev: the same condition (whatever file or call), or else
+// the same message.
+func sameTrouble(prev, err error) bool {
+	if c := failClass(prev); c != "" {
+		return c == failClass(err)
+	}
+	return prev.Error() == err.Error()
+}
+
 // retryDelay returns how long an entry that failed tries times (1 or
 // more) waits before its next try: lo, doubled with each failure, at most
 // hi.

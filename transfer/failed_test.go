@@ -1,0 +1,41 @@
+package transfer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/syncd/syncd/internal/health"
+)
+
+// A folder with a Failed condition (its marker missing: maybe not the
+// disk it was) applies nothing its peer sends and serves its peer
+// nothing, saying why; once the condition clears, both resume.
+func TestFailedFolderStops(t *testing.T) {
+	a, b := pair(t)
+	a.write(t, "x.txt", "before")
+	a.index(t)
+	converge(t, a, b)
+
+	const reason = "the folder marker .syncd-folder is missing"
+	b.f.Health.Set("marker-missing", health.Failed, reason)
+	mark := a.log.len()
+	a.write(t, "y.txt", "while b is failed")
+	a.index(t)
+	eventually(t, "b's puller stopped on the failed folder", func() bool {
+		st := b.node.Status()
+		return len(st) == 1 && strings.Contains(st[0].Error, errFolderFailed.Error())
+	})
+	if _, err := os.Lstat(filepath.Join(b.dir, "y.txt")); err == nil {
+		t.Errorf("y.txt applied on b although its folder is failed")
+	}
+	eventually(t, "a told that b's folder is unavailable", func() bool {
+		return strings.Contains(a.log.since(mark), "503 Service Unavailable: folder www is unavailable on this node: "+reason)
+	})
+
+	b.f.Health.Clear("marker-missing")
+	b.write(t, "z.txt", "from b")
+	b.index(t)
+	converge(t, a, b)
+}
