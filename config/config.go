@@ -12,6 +12,8 @@
 //	  state_dir: /var/lib/syncd
 //	  listen: 0.0.0.0:7410
 //	  http: 127.0.0.1:7411
+//	  http_token_file: /etc/syncd/http.token  # required when http is not loopback
+//	  max_lag: 30s
 //	peers:
 //	  - name: web2
 //	    id: <node ID printed by `syncd id` on web2>
@@ -32,6 +34,9 @@
 //	watch:
 //	  debounce: 100ms
 //	  rescan: 1h
+//	alerts:
+//	  webhooks: [{url: https://hooks.example/syncd, token_file: /etc/syncd/hook.token, timeout: 10s}]
+//	  repeat: 4h
 package config
 
 import (
@@ -50,7 +55,14 @@ const (
 	DefaultDebounce  = 100 * time.Millisecond // watch.debounce
 	DefaultRescan    = time.Hour              // watch.rescan
 	DefaultMaxDelete = 0.5                    // folders[].max_delete, "50%"
+	DefaultMaxLag    = 30 * time.Second       // node.max_lag
+	DefaultRepeat    = 4 * time.Hour          // alerts.repeat
+	DefaultTimeout   = 10 * time.Second       // alerts.webhooks[].timeout
 )
+
+// MinRepeat is the shortest alerts.repeat accepted: a shorter one turns a
+// lasting condition into a flood.
+const MinRepeat = time.Minute
 
 // MinHeldDeletes is the number of deleted files below which a batch is
 // never held back by max_delete: in a folder of a few files, deleting two
@@ -70,6 +82,8 @@ type Config struct {
 	// watch: block); a folder may override them in its own watch: block,
 	// and Folder.Watch holds the values that apply to it.
 	Watch Watch
+	// Alerts is the alerts: section; without webhooks no alert is sent.
+	Alerts Alerts
 }
 
 // Node is the node: section, about this node itself.
@@ -78,6 +92,13 @@ type Node struct {
 	StateDir string // node.state_dir: absolute, cleaned; the local index, TLS identity, caches
 	Listen   string // node.listen: host:port of the peer protocol (mutual TLS)
 	HTTP     string // node.http: host:port of /metrics, /healthz, /readyz, /status
+	// HTTPTokenFile (node.http_token_file) is the absolute path of the file
+	// holding the bearer token of node.http; required when HTTP is not a
+	// loopback address. Empty when left out.
+	HTTPTokenFile string
+	// MaxLag (node.max_lag, default 30s) is how far this node may be
+	// behind a connected peer before /readyz answers 503.
+	MaxLag time.Duration
 }
 
 // Peer is one entry of peers:, another node this one mirrors with.
@@ -157,6 +178,24 @@ type Retention struct {
 	// [ParseWithin]. Empty keeps nothing by age.
 	KeepWithin string
 	KeepTags   []string // keep_tags: snapshots with any of these tags are kept
+}
+
+// Alerts is the alerts: section: where alerts go (docs/ALERTS.md).
+type Alerts struct {
+	Webhooks []Webhook // webhooks: every alert is POSTed to each
+	// Repeat (repeat, default 4h, at least [MinRepeat]) is how often an
+	// alert that is still active is sent again.
+	Repeat time.Duration
+}
+
+// Webhook is one entry of alerts.webhooks.
+type Webhook struct {
+	URL string // url: http:// or https:// with a host
+	// TokenFile (token_file) is the absolute path of a file holding the
+	// bearer token sent with each request; empty sends none.
+	TokenFile string
+	// Timeout (timeout, default 10s) bounds each request.
+	Timeout time.Duration
 }
 
 // Error is a configuration error. Its message is one line: "FILE:LINE:
@@ -261,6 +300,17 @@ func applyDefaults(c *Config) {
 	}
 	if c.Node.HTTP == "" {
 		c.Node.HTTP = DefaultHTTP
+	}
+	if c.Node.MaxLag == 0 {
+		c.Node.MaxLag = DefaultMaxLag
+	}
+	if c.Alerts.Repeat == 0 {
+		c.Alerts.Repeat = DefaultRepeat
+	}
+	for i := range c.Alerts.Webhooks {
+		if c.Alerts.Webhooks[i].Timeout == 0 {
+			c.Alerts.Webhooks[i].Timeout = DefaultTimeout
+		}
 	}
 	for i := range c.Folders {
 		if c.Folders[i].Mode == "" {

@@ -33,7 +33,7 @@ func TestLoadSample(t *testing.T) {
 		t.Fatalf("Load(sample): %v", err)
 	}
 	want := &Config{
-		Node: Node{Name: "web1", StateDir: "/var/lib/syncd", Listen: "0.0.0.0:7410", HTTP: "127.0.0.1:7411"},
+		Node: Node{Name: "web1", StateDir: "/var/lib/syncd", Listen: "0.0.0.0:7410", HTTP: "127.0.0.1:7411", MaxLag: 30 * time.Second},
 		Peers: []Peer{{
 			Name: "web2", ID: idX, Address: "10.0.0.2:7410",
 		}},
@@ -49,6 +49,10 @@ func TestLoadSample(t *testing.T) {
 			Retention: Retention{KeepLast: 4, KeepDaily: 14, KeepWeekly: 8, KeepMonthly: 12},
 		},
 		Watch: Watch{Debounce: 100 * time.Millisecond, Rescan: time.Hour},
+		Alerts: Alerts{
+			Webhooks: []Webhook{{URL: "https://hooks.example/syncd", TokenFile: "/etc/syncd/hook.token", Timeout: 10 * time.Second}},
+			Repeat:   4 * time.Hour,
+		},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("sample:\ngot  %+v\nwant %+v", c, want)
@@ -96,6 +100,20 @@ func TestDefaults(t *testing.T) {
 		}},
 		{"anchors", minimal + "peers:\n  - {name: a, id: " + idX + ", address: 'h:1'}\nfolders:\n  - {id: x, path: /x, peers: &p [a], ignore: &i ['*.tmp']}\n  - {id: y, path: /y, peers: *p, ignore: *i}\n", func(c *Config) (any, any) {
 			return c.Folders[1].Peers[0] + " " + c.Folders[1].Ignore[0], "a *.tmp"
+		}},
+		{"max_lag default", minimal, func(c *Config) (any, any) { return c.Node.MaxLag, DefaultMaxLag }},
+		{"max_lag", minimal + "  max_lag: 2m30s\n", func(c *Config) (any, any) { return c.Node.MaxLag, 150 * time.Second }},
+		{"no alerts", minimal, func(c *Config) (any, any) { return c.Alerts, Alerts{Repeat: 4 * time.Hour} }},
+		{"alerts defaults", minimal + "alerts:\n  webhooks: [{url: 'http://h:8080/x?k=v'}]\n", func(c *Config) (any, any) {
+			return c.Alerts, Alerts{Webhooks: []Webhook{{URL: "http://h:8080/x?k=v", Timeout: 10 * time.Second}}, Repeat: 4 * time.Hour}
+		}},
+		{"alerts", minimal + "alerts:\n  webhooks:\n    - {url: 'https://a/1', token_file: /etc//t, timeout: 500ms}\n    - url: HTTPS://b\n  repeat: 1m\n", func(c *Config) (any, any) {
+			return c.Alerts, Alerts{Webhooks: []Webhook{{URL: "https://a/1", TokenFile: "/etc/t", Timeout: 500 * time.Millisecond}, {URL: "HTTPS://b", Timeout: 10 * time.Second}}, Repeat: time.Minute}
+		}},
+		{"loopback http needs no token", minimal + "  http: 'localhost:7411'\n", func(c *Config) (any, any) { return c.Node.HTTPTokenFile, "" }},
+		{"IPv6 loopback http needs no token", minimal + "  http: '[::1]:7411'\n", func(c *Config) (any, any) { return c.Node.HTTPTokenFile, "" }},
+		{"http_token_file", minimal + "  http: '10.0.0.1:7411'\n  http_token_file: /etc/syncd/./http.token\n", func(c *Config) (any, any) {
+			return c.Node.HTTPTokenFile, "/etc/syncd/http.token"
 		}},
 		{"retention", minimal + "repository:\n  url: /srv/b\n  index_key: /k\n  retention: {keep_hourly: 24, keep_yearly: 3, keep_within: 1d12h, keep_tags: [release]}\n", func(c *Config) (any, any) {
 			return c.Repository.Retention, Retention{KeepHourly: 24, KeepYearly: 3, KeepWithin: "1d12h", KeepTags: []string{"release"}}
@@ -174,6 +192,32 @@ func TestParseErrors(t *testing.T) {
 		{"repository without url", minimal + "repository:\n  index_key: /k\n", `t.yaml:4: repository.url: required`},
 		{"repository bad scheme", minimal + "repository:\n  url: gs://b\n  index_key: /k\n", `t.yaml:5: repository.url: unknown scheme "gs" in "gs://b" (want s3://BUCKET[/PREFIX] or an absolute directory)`},
 		{"repository relative index_key", minimal + "repository:\n  url: s3://b\n  index_key: index.key\n", `t.yaml:6: repository.index_key: want an absolute path, not "index.key"`},
+		// node.http access, node.max_lag
+		{"public http without token", minimal + "  http: 0.0.0.0:7411\n", `t.yaml:4: node.http_token_file: required when node.http "0.0.0.0:7411" is not a loopback address`},
+		{"http on every interface without token", minimal + "  http: ':7411'\n", `t.yaml:4: node.http_token_file: required when node.http ":7411" is not a loopback address`},
+		{"http on a host name without token", minimal + "  http: 'web1.lan:7411'\n", `t.yaml:4: node.http_token_file: required when node.http "web1.lan:7411" is not a loopback address`},
+		{"relative http_token_file", minimal + "  http_token_file: http.token\n", `t.yaml:4: node.http_token_file: want an absolute path, not "http.token"`},
+		{"max_lag zero", minimal + "  max_lag: 0s\n", `t.yaml:4: node.max_lag: want a duration above 0, like 30s or 2m, not "0s"`},
+		{"max_lag negative", minimal + "  max_lag: -5s\n", `t.yaml:4: node.max_lag: want a duration above 0, like 30s or 2m, not "-5s"`},
+		{"max_lag without unit", minimal + "  max_lag: 30\n", `t.yaml:4: node.max_lag: want a duration above 0, like 30s or 2m, not "30"`},
+		{"max_lag a list", minimal + "  max_lag: [30s]\n", `t.yaml:4: node.max_lag: want a string, not a list`},
+		// alerts
+		{"unknown key in alerts", minimal + "alerts:\n  repeats: 1h\n", `t.yaml:5: unknown key "repeats" in alerts`},
+		{"unknown key in webhook", minimal + "alerts:\n  webhooks:\n    - url: https://h/x\n      token: abc\n", `t.yaml:7: unknown key "token" in alerts.webhooks[0]`},
+		{"webhooks a mapping", minimal + "alerts:\n  webhooks: {url: https://h/x}\n", `t.yaml:5: alerts.webhooks: want a list, not a mapping`},
+		{"webhook a string", minimal + "alerts:\n  webhooks: [https://h/x]\n", `t.yaml:5: alerts.webhooks[0]: want a mapping of keys, not "https://h/x"`},
+		{"webhook without url", minimal + "alerts:\n  webhooks:\n    - timeout: 5s\n", `t.yaml:6: alerts.webhooks[0].url: required`},
+		{"webhook url scheme", minimal + "alerts:\n  webhooks: [{url: 'ftp://h/x'}]\n", `t.yaml:5: alerts.webhooks[0].url: want http:// or https:// and a host, like https://hooks.example/syncd, not "ftp://h/x"`},
+		{"webhook url without host", minimal + "alerts:\n  webhooks:\n    - url: https:///x\n", `t.yaml:6: alerts.webhooks[0].url: want http:// or https:// and a host, like https://hooks.example/syncd, not "https:///x"`},
+		{"webhook url without scheme", minimal + "alerts:\n  webhooks:\n    - url: hooks.example/syncd\n", `t.yaml:6: alerts.webhooks[0].url: want http:// or https:// and a host, like https://hooks.example/syncd, not "hooks.example/syncd"`},
+		{"webhook url unparsable", minimal + "alerts:\n  webhooks:\n    - url: 'http://h:port/x'\n", `t.yaml:6: alerts.webhooks[0].url: want http:// or https:// and a host, like https://hooks.example/syncd, not "http://h:port/x"`},
+		{"relative token_file", minimal + "alerts:\n  webhooks:\n    - url: https://h/x\n    - url: https://h/y\n      token_file: hook.token\n", `t.yaml:8: alerts.webhooks[1].token_file: want an absolute path, not "hook.token"`},
+		{"timeout zero", minimal + "alerts:\n  webhooks:\n    - {url: https://h/x, timeout: 0}\n", `t.yaml:6: alerts.webhooks[0].timeout: want a duration above 0, like 10s, not "0"`},
+		{"timeout negative", minimal + "alerts:\n  webhooks:\n    - {url: https://h/x, timeout: -1s}\n", `t.yaml:6: alerts.webhooks[0].timeout: want a duration above 0, like 10s, not "-1s"`},
+		{"timeout malformed", minimal + "alerts:\n  webhooks:\n    - url: https://h/x\n      timeout: 10 seconds\n", `t.yaml:7: alerts.webhooks[0].timeout: want a duration above 0, like 10s, not "10 seconds"`},
+		{"repeat malformed", minimal + "alerts:\n  repeat: 4 hours\n", `t.yaml:5: alerts.repeat: want a duration of at least 1m, like 4h or 30m, not "4 hours"`},
+		{"repeat below a minute", minimal + "alerts:\n  repeat: 59s\n", `t.yaml:5: alerts.repeat: want a duration of at least 1m, like 4h or 30m, not "59s"`},
+		{"repeat zero", minimal + "alerts:\n  repeat: 0s\n", `t.yaml:5: alerts.repeat: want a duration of at least 1m, like 4h or 30m, not "0s"`},
 		// the file as a whole
 		{"empty", "", `config t.yaml: empty file: want at least a node: section`},
 		{"only comments", "# node:\n\n", `config t.yaml: empty file: want at least a node: section`},

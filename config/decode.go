@@ -110,6 +110,9 @@ func (d *decoder) decode(data []byte) (*Config, error) {
 			w := watchOverride{debounce: &c.Watch.Debounce, rescan: &c.Watch.Rescan}
 			return d.watch(v, path, line, &w)
 		},
+		"alerts": func(v *yaml.Node, path string, line int) error {
+			return d.alerts(v, path, line, &c.Alerts)
+		},
 	}, root.Line)
 	if err != nil {
 		return nil, err
@@ -128,11 +131,52 @@ func (d *decoder) decode(data []byte) (*Config, error) {
 
 func (d *decoder) node(v *yaml.Node, path string, line int, n *Node) error {
 	return d.mapping(v, path, map[string]handler{
-		"name":      d.str(&n.Name),
-		"state_dir": d.str(&n.StateDir),
-		"listen":    d.str(&n.Listen),
-		"http":      d.str(&n.HTTP),
+		"name":            d.str(&n.Name),
+		"state_dir":       d.str(&n.StateDir),
+		"listen":          d.str(&n.Listen),
+		"http":            d.str(&n.HTTP),
+		"http_token_file": d.str(&n.HTTPTokenFile),
+		"max_lag":         d.duration(&n.MaxLag, 0, "above 0, like 30s or 2m"),
 	}, line)
+}
+
+func (d *decoder) alerts(v *yaml.Node, path string, line int, a *Alerts) error {
+	return d.mapping(v, path, map[string]handler{
+		"webhooks": func(v *yaml.Node, path string, line int) error {
+			return d.list(v, path, line, func(item *yaml.Node, path string, line int) error {
+				a.Webhooks = append(a.Webhooks, Webhook{})
+				w := &a.Webhooks[len(a.Webhooks)-1]
+				return d.mapping(item, path, map[string]handler{
+					"url":        d.str(&w.URL),
+					"token_file": d.str(&w.TokenFile),
+					"timeout":    d.duration(&w.Timeout, 0, "above 0, like 10s"),
+				}, line)
+			})
+		},
+		"repeat": d.duration(&a.Repeat, MinRepeat-1, "of at least 1m, like 4h or 30m"),
+	}, line)
+}
+
+// duration decodes a Go duration ("30s", "4h") into *p; it must be above
+// floor, which want describes in the message. Null leaves *p zero, for the
+// default.
+func (d *decoder) duration(p *time.Duration, floor time.Duration, want string) handler {
+	return func(v *yaml.Node, path string, line int) error {
+		var s string
+		if err := d.str(&s)(v, path, line); err != nil {
+			return err
+		}
+		if s == "" {
+			*p = 0
+			return nil
+		}
+		x, err := time.ParseDuration(s)
+		if err != nil || x <= floor {
+			return d.errorf(line, path, "%s: want a duration %s, not %q", path, want, s)
+		}
+		*p = x
+		return nil
+	}
 }
 
 func (d *decoder) peer(v *yaml.Node, path string, line int, p *Peer) error {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,7 +19,7 @@ type validator struct {
 }
 
 func (v *validator) validate(c *Config) error {
-	checks := []func(*Config) error{v.node, v.peers, v.folders, v.repository}
+	checks := []func(*Config) error{v.node, v.peers, v.folders, v.repository, v.alerts}
 	for _, check := range checks {
 		if err := check(c); err != nil {
 			return err
@@ -39,7 +40,61 @@ func (v *validator) node(c *Config) error {
 	if err := v.hostPort("node.listen", n.Listen, true); err != nil {
 		return err
 	}
-	return v.hostPort("node.http", n.HTTP, true)
+	if err := v.hostPort("node.http", n.HTTP, true); err != nil {
+		return err
+	}
+	if n.HTTPTokenFile == "" {
+		if !loopback(n.HTTP) {
+			e := v.errorf("node.http_token_file", "required when node.http %q is not a loopback address", n.HTTP)
+			e.Line = v.line("node.http")
+			return e
+		}
+		return nil
+	}
+	n.HTTPTokenFile, err = v.absPath("node.http_token_file", n.HTTPTokenFile)
+	return err
+}
+
+// loopback reports whether the listening address hostPort (already
+// checked) is reachable from this machine only: localhost or a loopback
+// IP. An empty host listens on every interface.
+func loopback(hostPort string) bool {
+	host, _, _ := net.SplitHostPort(hostPort)
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (v *validator) alerts(c *Config) error {
+	for i := range c.Alerts.Webhooks {
+		w := &c.Alerts.Webhooks[i]
+		at := fmt.Sprintf("alerts.webhooks[%d]", i)
+		if err := v.webhookURL(at+".url", w.URL); err != nil {
+			return err
+		}
+		if w.TokenFile != "" {
+			var err error
+			if w.TokenFile, err = v.absPath(at+".token_file", w.TokenFile); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// webhookURL checks an alert webhook address: http:// or https:// and a
+// host.
+func (v *validator) webhookURL(key, s string) error {
+	if s == "" {
+		return v.errorf(key, "required")
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Hostname() == "" {
+		return v.wrapf(key, err, "want http:// or https:// and a host, like https://hooks.example/syncd, not %q", s)
+	}
+	return nil
 }
 
 func (v *validator) peers(c *Config) error {
