@@ -238,6 +238,7 @@ type mpeerStatus struct {
 	LagFiles  int64      `json:"lag_files"`
 	LagBytes  int64      `json:"lag_bytes"`
 	Behind    uint64     `json:"behind"`
+	SendFiles int64      `json:"send_files"`
 	Error     string     `json:"error"`
 }
 
@@ -250,6 +251,54 @@ func (n *mnode) status() mstatus {
 		n.t.Fatalf("%s: status --json: %v: %s", n.name, err, out)
 	}
 	return st
+}
+
+// httpStatus reads n's /status, as syncd status --json shows it, without
+// starting a process for it: for the tests that poll it.
+func (n *mnode) httpStatus() (mstatus, error) {
+	var st mstatus
+	resp, err := http.Get("http://" + n.http + "/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET /status: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// quiet returns "" when the running nodes of ns have nothing left to do
+// between them, by their status: no path waits to be indexed, and of
+// every peer in ns nothing is being applied or waits for a retry,
+// nothing is left to ask for, and it has asked for everything changed
+// here. Otherwise it says what is still going on.
+func quiet(ns ...*mnode) string {
+	in := map[string]bool{}
+	for _, n := range ns {
+		in[n.name] = true
+	}
+	for _, n := range ns {
+		if n.cmd == nil {
+			continue // stopped: its folder is all there is of it
+		}
+		st, err := n.httpStatus()
+		if err != nil {
+			return fmt.Sprintf("%s: %v", n.name, err)
+		}
+		for _, f := range st.Folders {
+			if f.Pending != 0 {
+				return fmt.Sprintf("%s: folder %s: %d paths pending (-1: scanning)", n.name, f.ID, f.Pending)
+			}
+		}
+		for _, p := range st.Peers {
+			if in[p.Name] && (p.LagFiles != 0 || p.Behind != 0 || p.SendFiles != 0) {
+				return fmt.Sprintf("%s: peer %s: lag %d files, behind %d, %d files it has yet to ask for",
+					n.name, p.Name, p.LagFiles, p.Behind, p.SendFiles)
+			}
+		}
+	}
+	return ""
 }
 
 // peer returns n's status of the peer named name.
@@ -378,9 +427,9 @@ func treeDiff(a, b map[string]mentry, an, bn string, max int) string {
 	return strings.Join(lines, "\n")
 }
 
-// waitSame waits until every node's folder holds the same tree, twice in
-// a row a second apart, and returns it; it fails the test with the
-// differences after the deadline.
+// waitSame waits until the nodes are quiet (see quiet) and every node's
+// folder holds the same tree, on two looks in a row, and returns that
+// tree; it fails the test with the differences after the deadline.
 func waitSame(t *testing.T, ns ...*mnode) map[string]mentry {
 	t.Helper()
 	return waitSameOr(t, nil, ns...)
@@ -392,21 +441,33 @@ func waitSameOr(t *testing.T, explain func(paths []string), ns ...*mnode) map[st
 	t.Helper()
 	deadline := time.Now().Add(converge)
 	var last map[string]mentry
-	var diff string
-	for {
+	var diff, busy string
+	compare := func() []map[string]mentry {
 		diff = ""
 		trees := make([]map[string]mentry, len(ns))
 		for i, n := range ns {
 			tr, err := mscan(n.folder)
 			if err != nil {
 				diff = err.Error()
-				break
+				return nil
 			}
 			trees[i] = tr
 		}
 		for i := 1; diff == "" && i < len(ns); i++ {
 			diff = treeDiff(trees[0], trees[i], ns[0].name, ns[i].name, 40)
 		}
+		return trees
+	}
+	for ; ; time.Sleep(250 * time.Millisecond) { // a poll: each look hashes every file
+		if time.Now().After(deadline) {
+			compare()
+			break
+		}
+		if busy = quiet(ns...); busy != "" {
+			last = nil
+			continue
+		}
+		trees := compare()
 		if diff == "" {
 			if last != nil && treeDiff(last, trees[0], "before", "now", 1) == "" {
 				return trees[0]
@@ -415,10 +476,6 @@ func waitSameOr(t *testing.T, explain func(paths []string), ns ...*mnode) map[st
 		} else {
 			last = nil
 		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
 	}
 	for _, n := range ns {
 		t.Logf("log of %s:\n%s", n.name, n.logTail())
@@ -441,6 +498,9 @@ func waitSameOr(t *testing.T, explain func(paths []string), ns ...*mnode) map[st
 	for _, n := range ns {
 		n.stop(false)
 		t.Logf("index entries of %s (%s):\n%s", n.name, n.id[:7], n.indexEntries(paths...))
+	}
+	if busy != "" {
+		t.Fatalf("nodes did not settle within %v: %s\ntree differences:\n%s", converge, busy, diff)
 	}
 	t.Fatalf("nodes did not converge within %v:\n%s", converge, diff)
 	return nil

@@ -44,13 +44,19 @@ func TestMirrorModes(t *testing.T) {
 		t.Fatalf("A's new file did not arrive at B; log of b:\n%s", b.logTail())
 	}
 	// A barrier: a later change of A has arrived at B, and B has had its
-	// own changes indexed; A (send-only) must still not have them.
+	// own changes indexed; A (send-only) must still not have them. Nothing
+	// tells when a change that should not travel would have arrived; what
+	// keeps it from travelling is that A never asks B for anything: its
+	// log has nothing of a puller for B (and B, receive-only, announces
+	// nothing).
 	b.waitReady()
 	a.write("barrier.txt", []byte("barrier\n"))
 	if !waitFor(converge, func() bool { _, err := os.Stat(b.path("barrier.txt")); return err == nil }) {
 		t.Fatalf("barrier file did not arrive at B; log of b:\n%s", b.logTail())
 	}
-	time.Sleep(2 * time.Second)
+	if l := a.logLines(" peer=b folder=data "); len(l) > 0 { // what A's puller for B would log
+		t.Errorf("A (send-only) pulls from B: %s", l[0])
+	}
 	if _, err := os.Stat(a.path("new-on-b.txt")); err == nil {
 		t.Errorf("B's (receive-only) new file reached A")
 	}
