@@ -25,6 +25,7 @@ func main() {
 	cli.Main("restore", func(ctx context.Context) error {
 		root := restoreCmd()
 		root.AddCommand(snapshotsCmd(), lsCmd(), verifyCmd(), pruneCmd())
+		cli.AddVersion(root, "restore")
 		cli.Prepare(root)
 		return root.ExecuteContext(ctx)
 	})
