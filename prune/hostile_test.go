@@ -206,3 +206,70 @@ func TestPruneHostileCopies(t *testing.T) {
 		}
 	}
 }
+
+// A blob stored twice (two writers), one of whose packs is then lost: the
+// copy in the lost pack is gone and the other counts, whichever the index
+// lists first, so prune neither stops nor deletes the surviving pack.
+func TestPruneCopyInMissingPack(t *testing.T) {
+	ctx := context.Background()
+	dir, k := history(t, 2)
+	r := open(t, localBackend(t, dir), k, false)
+	if bad, err := r.LoadIndex(ctx); err != nil || len(bad) > 0 {
+		t.Fatalf("load index: %v %v", bad, err)
+	}
+	// a second writer stored the same content packs again, with the data
+	// identity to read them: copy every content blob into new packs
+	rd := open(t, localBackend(t, dir), k, true)
+	if bad, err := rd.LoadIndex(ctx); err != nil || len(bad) > 0 {
+		t.Fatalf("load index: %v %v", bad, err)
+	}
+	first := map[string]bool{}
+	h := rd.NewHasher()
+	rp := rd.NewRepacker(t.TempDir())
+	defer rp.Close()
+	var failed error
+	rd.Index().Each(func(id chunkstore.ID, l chunkstore.Location) {
+		if l.Type != chunkstore.DataBlob || failed != nil {
+			return
+		}
+		first[chunkstore.ObjectName(l.Type, l.Pack)] = true
+		p, err := rd.OpenPack(ctx, l.Type, l.Pack, l.PackSize, false)
+		if err == nil {
+			var plain []byte
+			if plain, err = p.ReadBlob(nil, id, l, h); err == nil {
+				err = rp.Add(ctx, l.Type, id, plain)
+			}
+		}
+		failed = err
+	})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	second, err := rp.Finish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rd.SaveIndex(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	// the first writer's content packs are lost
+	for name := range first {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for try := range 8 { // which copy the index lists first varies
+		d := copyDir(t, dir)
+		if _, err := Run(ctx, open(t, localBackend(t, d), k, false), Options{}); err != nil {
+			t.Fatalf("try %d: prune: %v", try, err)
+		}
+		after := packNames(t, d)
+		for _, p := range second {
+			if name := chunkstore.ObjectName(p.Type, p.ID); !after[name] {
+				t.Errorf("try %d: prune deleted %s, which holds the only copies left", try, name)
+			}
+		}
+		check(t, d, k)
+	}
+}
