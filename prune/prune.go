@@ -4,6 +4,9 @@
 // index key: trees are readable with it, and tree packs that are partly
 // used are rewritten. Content packs that are partly used are kept unless
 // the data identity is there and Options.Repack asks to rewrite them.
+// Every copy of a used blob keeps its pack unless prune proved the copy
+// bad (judgeCopies), so a writer that stores wrong bytes under real blob
+// IDs cannot make prune delete the real packs.
 //
 // The order of the steps keeps every state in between valid (docs/FORMAT.md,
 // "Prune"): new packs, then the new index, then the removal of the old index
