@@ -3,9 +3,10 @@
 // It plans the whole restore from the snapshot's trees, then reads each
 // needed pack once, on several goroutines, and writes every blob to all
 // the places that need it. A blob whose copy cannot be read or does not
-// hash to its ID is read from its next copy, when the index lists one. A file is built under a temporary name and
-// renamed into place when its last blob is written, so a file that cannot
-// be restored never appears half-written. Every write goes through an
+// hash to its ID is read from its next copy, when the index lists one. A
+// file is built under a temporary name and renamed into place when its
+// last blob is written, so a file that cannot be restored never appears
+// half-written. Every write goes through an
 // os.Root: nothing is ever written outside the target, whatever the
 // snapshot says.
 package restorer
