@@ -35,6 +35,7 @@ type Daemon struct {
 	repo    *chunkstore.Repository // nil: no repository configured
 	folders []*folder
 	node    *transfer.Node
+	access  access // who may use node.http
 
 	snapMu sync.Mutex // one snapshot at a time
 	last   atomic.Pointer[SnapshotInfo]
@@ -49,6 +50,10 @@ func New(cfg *config.Config, repo *chunkstore.Repository, log *slog.Logger) (*Da
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	acc, err := newAccess(cfg.Node.HTTP, cfg.Node.HTTPTokenFile)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Node.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state_dir %s: %w", cfg.Node.StateDir, err)
 	}
@@ -62,7 +67,7 @@ func New(cfg *config.Config, repo *chunkstore.Repository, log *slog.Logger) (*Da
 		return nil, err
 	}
 	db.SetLocalNode(id.ID.Uint64())
-	d := &Daemon{cfg: cfg, log: log, db: db, repo: repo}
+	d := &Daemon{cfg: cfg, log: log, db: db, repo: repo, access: acc}
 	if info, ok := d.loadLast(); ok {
 		d.last.Store(info)
 	}

@@ -130,7 +130,7 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		writeJSON(w, code, info)
 	})
-	return mux
+	return d.access.guard(mux)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
