@@ -31,8 +31,9 @@
 //
 // The file holds three buckets: "syncd" (the format marker), "meta" (for
 // [DB.PutMeta]) and "folders", with one bucket per folder ID. A folder's
-// bucket holds the key "seq" (its highest version, 8 bytes big-endian) and
-// four buckets:
+// bucket holds the key "seq" (its highest version, 8 bytes big-endian), the
+// key "totals" (files, bytes and local changes, kept by every change:
+// totals.go) and four buckets:
 //
 //	entries   path key → Entry, encoded: a format byte (1), then binary
 //	          fields, varints for numbers (entry.go)
@@ -162,6 +163,10 @@ func Open(path string) (*DB, error) {
 	}
 	db := &DB{bolt: bdb, path: path, file: file}
 	if err := db.guard(db.init); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.guard(db.migrateTotals); err != nil {
 		db.Close()
 		return nil, err
 	}

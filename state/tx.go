@@ -18,6 +18,9 @@ type Tx struct {
 	seq   uint64          // the last version assigned
 	start uint64          // seq when the transaction began
 	dirty map[string]bool // directories with a change below them
+
+	tot     totals // the folder's totals, kept up to date by each change
+	counted bool   // tot was counted afresh (totals.go) and is to be written
 }
 
 var errTxClosed = errors.New("state: transaction used after Update returned")
@@ -35,7 +38,11 @@ func (f *Folder) Update(fn func(tx *Tx) error) error {
 				return err
 			}
 			seq := readSeq(b.folder)
-			tx := &Tx{f: f, b: b, seq: seq, start: seq, dirty: map[string]bool{}}
+			tot, counted, err := f.loadTotals(b, f.db.localNode.Load())
+			if err != nil {
+				return err
+			}
+			tx := &Tx{f: f, b: b, seq: seq, start: seq, dirty: map[string]bool{}, tot: tot, counted: counted}
 			defer func() { tx.b = nil }()
 			if err := callUser(fn, tx); err != nil {
 				return err
@@ -55,10 +62,16 @@ func callUser(fn func(*Tx) error, tx *Tx) error {
 	return fn(tx)
 }
 
-// commit writes the folder sequence number and the dirty marks: each
-// directory gets the last version of the transaction, since all of its
-// versions become visible at once.
+// commit writes the folder sequence number, the totals and the dirty
+// marks: each directory gets the last version of the transaction, since
+// all of its versions become visible at once.
 func (tx *Tx) commit() error {
+	if tx.seq == tx.start && !tx.counted {
+		return nil
+	}
+	if err := tx.b.folder.Put(keyTotals, tx.tot.encode()); err != nil {
+		return fmt.Errorf("folder totals: %w", err)
+	}
 	if tx.seq == tx.start {
 		return nil
 	}
@@ -170,6 +183,10 @@ func (tx *Tx) put(rel string, key []byte, e, old Entry, had bool) error {
 	if err := tx.b.entries.Put(key, appendEntry(nil, &e)); err != nil {
 		return fmt.Errorf("put %q: %w", rel, err)
 	}
+	if had {
+		tx.tot.add(rel, &old, -1)
+	}
+	tx.tot.add(rel, &e, 1)
 	if err := tx.b.versions.Put(u64(e.Version), key); err != nil {
 		return fmt.Errorf("put %q: %w", rel, err)
 	}
@@ -210,6 +227,7 @@ func (tx *Tx) Forget(rel string) (err error) {
 	if err := tx.b.entries.Delete(key); err != nil {
 		return err
 	}
+	tx.tot.add(rel, &old, -1)
 	for _, p := range parents(rel) {
 		tx.dirty[p] = true
 	}
