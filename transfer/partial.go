@@ -96,61 +96,72 @@ func reserve(f *os.File, size int64) error {
 }
 
 // keepPartial keeps a's temporary file, which failed for space, for the
-// next try of its path, and makes room for it if other partials take
-// what it needs. It reports whether it kept the file; if not, the caller
-// removes it.
+// next try of its path if it holds anything, and makes room for a if
+// other partials take what it needs. It reports whether it kept the
+// file; if not, the caller removes it.
 func (r *receiver) keepPartial(a *action, at *atRoot) bool {
 	fd, name, err := at.dir(a.tmp)
 	if err != nil {
 		return false
 	}
+	var pt *partial
 	var st unix.Stat_t
-	if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return false
+	// a file with nothing in it is not worth an open directory while it waits
+	if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Blocks > 0 {
+		if dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+			pt = &partial{tmp: a.tmp, dir: os.NewFile(uintptr(dup), path.Dir(a.tmp)), ino: st.Ino, bytes: st.Blocks * 512}
+		}
 	}
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	pt := &partial{tmp: a.tmp, dir: os.NewFile(uintptr(dup), path.Dir(a.tmp)), ino: st.Ino, bytes: st.Blocks * 512}
 	r.pmu.Lock()
 	defer r.pmu.Unlock()
-	if r.partials == nil {
-		r.partials = map[string]*partial{}
-	}
 	if old := r.partials[a.e.Path]; old != nil {
 		old.remove()
+		delete(r.partials, a.e.Path)
 	}
-	r.partials[a.e.Path] = pt
-	// Would a find its space without the others? Then they go: the
-	// smaller files go through first (see puller.due), the larger ones
-	// fetch again what they held.
-	var held int64
-	for rel, o := range r.partials {
-		if rel != a.e.Path {
+	if pt != nil {
+		if r.partials == nil {
+			r.partials = map[string]*partial{}
+		}
+		r.partials[a.e.Path] = pt
+	}
+	r.makeRoom(a.e.Path, a.e.Size, fd)
+	return pt != nil
+}
+
+// makeRoom removes the partials of paths other than rel if rel, a file
+// of size bytes that failed for space, would fit without them: the
+// smaller files go through first (see puller.due), the larger ones fetch
+// again what they held. fd is a directory on the folder's file system;
+// r.pmu is held.
+func (r *receiver) makeRoom(rel string, size int64, fd int) {
+	var held, own int64
+	for p, o := range r.partials {
+		if p == rel {
+			own = o.bytes
+		} else {
 			held += o.bytes
 		}
 	}
 	if held == 0 {
-		return true
+		return
 	}
 	var fs unix.Statfs_t
 	if unix.Fstatfs(fd, &fs) != nil {
-		return true
+		return
 	}
 	free := int64(fs.Bavail) * fs.Bsize
 	if os.Geteuid() == 0 {
 		free = int64(fs.Bfree) * fs.Bsize // root may write into the reserved blocks
 	}
-	if a.e.Size-pt.bytes <= free+held {
-		for rel, o := range r.partials {
-			if rel != a.e.Path {
-				o.remove()
-				delete(r.partials, rel)
-			}
+	if size-own > free+held {
+		return // it would not fit either way: what arrived stays
+	}
+	for p, o := range r.partials {
+		if p != rel {
+			o.remove()
+			delete(r.partials, p)
 		}
 	}
-	return true
 }
 
 // dropPartials removes the partials of the paths that keep does not

@@ -86,6 +86,8 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 // run pulls until ctx ends, reconnecting with backoff after a failure.
 func (p *puller) run(ctx context.Context) {
 	defer p.c.close()
+	// a restart would not resume them: the indexer takes them for a crash's
+	defer p.r.dropPartials(func(string) bool { return false })
 	p.next = p.loadCursor()
 	backoff := backoffMin
 	for ctx.Err() == nil {
@@ -167,10 +169,13 @@ func (p *puller) session(ctx context.Context) error {
 			// What the retries applied moves the cursor now, not when the
 			// next poll returns (up to pollWait later).
 			p.saveCursor()
-			_, next = p.due(p.n.now())
+			due, next = p.due(p.n.now())
 		}
 		wait := pollWait
-		if !next.IsZero() {
+		switch {
+		case len(due) > 0: // not tried while a prepared batch waits
+			wait = retryEvery
+		case !next.IsZero():
 			// the poll returns when the next retry is due
 			wait = min(wait, max(next.Sub(p.n.now()), time.Millisecond))
 		}
