@@ -45,7 +45,7 @@ func newAccess(httpAddr, tokenFile string) (access, error) {
 		}
 		return a, nil
 	}
-	tok, err := readHTTPToken(tokenFile)
+	tok, err := ReadHTTPToken(tokenFile)
 	if err != nil {
 		return a, err
 	}
@@ -68,11 +68,11 @@ func isLoopback(hostPort string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// readHTTPToken reads the bearer token from the file at path: one line of
-// at least MinHTTPToken printable ASCII characters without spaces (a
-// trailing newline is fine). Like the key files, it must not be
+// ReadHTTPToken reads the bearer token of node.http from the file at path:
+// one line of at least MinHTTPToken printable ASCII characters without
+// spaces (a trailing newline is fine). Like the key files, it must not be
 // accessible by group or others. The token never appears in an error.
-func readHTTPToken(path string) ([]byte, error) {
+func ReadHTTPToken(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -26,14 +26,14 @@ them clears the hold.`,
 			if path == "" {
 				return cli.Usage("no configuration given: use --config FILE")
 			}
-			base, err := daemonURL(path)
+			dc, err := daemonURL(path)
 			if err != nil {
 				return err
 			}
 			var res struct {
 				Error string `json:"error"`
 			}
-			if _, err := ask(cmd.Context(), "POST", base+"/confirm-deletes?folder="+url.QueryEscape(args[0]), &res); err != nil {
+			if _, err := dc.ask(cmd.Context(), "POST", "/confirm-deletes?folder="+url.QueryEscape(args[0]), &res); err != nil {
 				return err
 			}
 			if res.Error != "" {

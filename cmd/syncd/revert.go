@@ -22,7 +22,7 @@ to fetch the peers' versions again.`,
 			if path == "" {
 				return cli.Usage("no configuration given: use --config FILE")
 			}
-			base, err := daemonURL(path)
+			dc, err := daemonURL(path)
 			if err != nil {
 				return err
 			}
@@ -30,7 +30,7 @@ to fetch the peers' versions again.`,
 				Reverted []string `json:"reverted"`
 				Error    string   `json:"error"`
 			}
-			if _, err := ask(cmd.Context(), "POST", base+"/revert?folder="+url.QueryEscape(args[0]), &res); err != nil {
+			if _, err := dc.ask(cmd.Context(), "POST", "/revert?folder="+url.QueryEscape(args[0]), &res); err != nil {
 				return err
 			}
 			if res.Error != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -183,20 +184,43 @@ func openConfigRepo(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	return repo, nil
 }
 
-// daemonURL is the base URL of the daemon of the configuration file.
-func daemonURL(path string) (string, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return "", err
-	}
-	return "http://" + cfg.Node.HTTP, nil
+// daemonClient sends requests to the running daemon of a configuration
+// file, with the bearer token of its node.http_token_file when it has one.
+type daemonClient struct {
+	base  string // http://node.http
+	token string // "" without a token file, or when it cannot be read
+	// tokenErr is why the token file could not be read: requests go
+	// without the token (GET on loopback needs none) and a 401 names it.
+	tokenErr error
 }
 
-// ask sends a request to the running daemon and decodes its JSON answer.
-func ask(ctx context.Context, method, url string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+// daemonURL returns a client of the daemon of the configuration file.
+func daemonURL(path string) (*daemonClient, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	c := &daemonClient{base: "http://" + cfg.Node.HTTP}
+	if f := cfg.Node.HTTPTokenFile; f != "" {
+		tok, err := daemon.ReadHTTPToken(f)
+		if err != nil {
+			c.tokenErr = err
+		} else {
+			c.token = string(tok)
+		}
+	}
+	return c, nil
+}
+
+// ask sends a request for target (a path and query, like "/status") to the
+// running daemon and decodes its JSON answer into v.
+func (c *daemonClient) ask(ctx context.Context, method, target string, v any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+target, nil)
 	if err != nil {
 		return 0, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -206,6 +230,15 @@ func ask(ctx context.Context, method, url string, v any) (int, error) {
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return 0, err
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		var e struct{ Error string }
+		json.Unmarshal(body, &e)
+		msg := fmt.Sprintf("the daemon at %s refused the request: %s", req.URL.Host, e.Error)
+		if c.tokenErr != nil {
+			msg += " (" + c.tokenErr.Error() + ")"
+		}
+		return resp.StatusCode, errors.New(msg)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return resp.StatusCode, fmt.Errorf("daemon answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
@@ -224,12 +257,12 @@ func statusCmd() *cobra.Command {
 			if path == "" {
 				return cli.Usage("no configuration given: use --config FILE")
 			}
-			base, err := daemonURL(path)
+			dc, err := daemonURL(path)
 			if err != nil {
 				return err
 			}
 			var st daemon.Status
-			if _, err := ask(cmd.Context(), "GET", base+"/status", &st); err != nil {
+			if _, err := dc.ask(cmd.Context(), "GET", "/status", &st); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -291,12 +324,12 @@ func short(id string) string {
 
 // snapshotFromDaemon asks the running daemon for a snapshot.
 func snapshotFromDaemon(cmd *cobra.Command, path string) error {
-	base, err := daemonURL(path)
+	dc, err := daemonURL(path)
 	if err != nil {
 		return err
 	}
 	var info daemon.SnapshotInfo
-	if _, err := ask(cmd.Context(), "POST", base+"/snapshot", &info); err != nil {
+	if _, err := dc.ask(cmd.Context(), "POST", "/snapshot", &info); err != nil {
 		return err
 	}
 	switch info.Result {
