@@ -37,13 +37,13 @@ func TestDaemonAwkwardEntries(t *testing.T) {
 
 	os.Remove(filepath.Join(n.folder, "flip"))
 	n.write("flip/inside.txt", "now a directory")
-	n.settle()
+	n.waitIndexed()
 	ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
 	n.restoreEquals()
 
 	os.RemoveAll(filepath.Join(n.folder, "flip"))
 	n.write("flip", "a file again")
-	n.settle()
+	n.waitIndexed()
 	ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
 	n.restoreEquals()
 }
@@ -90,13 +90,21 @@ func TestDaemonReloadAndFailedFolder(t *testing.T) {
 	n.start()
 
 	// an invalid configuration: logged, ignored, the daemon stays up
+	logged := func(s string) int { b, _ := os.ReadFile(n.log.Name()); return strings.Count(string(b), s) }
 	os.WriteFile(n.cfg, []byte(two+"bogus: 1\n"), 0o644)
 	n.cmd.Process.Signal(syscall.SIGHUP)
-	n.settle()
+	if !waitFor(30*time.Second, func() bool { return logged("reload: configuration not applied") > 0 }) {
+		t.Fatalf("the invalid configuration was not reported in the log")
+	}
+	// a valid one: the daemon starts again with it and scans the folders
+	running := logged(`msg="syncd running"`)
 	os.WriteFile(n.cfg, []byte(strings.Replace(two, `ignore: ["*.tmp"]`, `ignore: ["*.tmp", "*.log"]`, 1)), 0o644)
 	n.write("debug.log", "now ignored")
 	n.cmd.Process.Signal(syscall.SIGHUP)
-	n.settle()
+	if !waitFor(30*time.Second, func() bool { return logged(`msg="syncd running"`) > running }) {
+		t.Fatalf("the daemon did not start again with the reloaded configuration")
+	}
+	n.waitReady()
 	st := statusAll(t, n)
 	if st["www"]["files"].(float64) != 1 {
 		t.Errorf("after reloading with *.log ignored, www has %v files, want 1 (a.txt)", st["www"]["files"])
@@ -104,7 +112,9 @@ func TestDaemonReloadAndFailedFolder(t *testing.T) {
 
 	os.RemoveAll(other)
 	n.write("b.txt", "b")
-	time.Sleep(1500 * time.Millisecond) // the watcher checks for its root every second
+	n.waitStatus("folder other failed, b.txt indexed", func(st map[string]map[string]any) bool {
+		return st["other"]["state"] == "failed" && st["www"]["files"] == float64(2)
+	})
 	st = statusAll(t, n)
 	// failed, and its index kept: a missing folder is no mass deletion
 	if st["other"]["state"] != "failed" || st["other"]["files"].(float64) != 1 || st["www"]["state"] != "ok" || st["www"]["files"].(float64) != 2 {

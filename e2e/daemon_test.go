@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/daemon"
 )
 
 // node is a syncd run process with its configuration.
@@ -103,10 +106,65 @@ func (n *node) waitReady() {
 }
 
 // settle waits for the watcher's debounce and the indexer, then readiness.
+// Nothing tells when the watcher has seen a change: prefer waitIndexed or
+// waitStatus, which wait for what the change does to the status.
 func (n *node) settle() {
 	n.t.Helper()
 	time.Sleep(400 * time.Millisecond)
 	n.waitReady()
+}
+
+// httpStatus reads the daemon's /status (syncd status --json) without
+// starting a process, for the tests that poll it; folders by ID.
+func (n *node) httpStatus() (map[string]map[string]any, error) {
+	resp, err := http.Get("http://" + n.http + "/status")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st struct{ Folders []map[string]any }
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, err
+	}
+	m := map[string]map[string]any{}
+	for _, f := range st.Folders {
+		m[f["id"].(string)] = f
+	}
+	return m, nil
+}
+
+// waitStatus polls the daemon's status until cond holds of it, and fails
+// the test naming what after 30 s.
+func (n *node) waitStatus(what string, cond func(st map[string]map[string]any) bool) {
+	n.t.Helper()
+	var st map[string]map[string]any
+	var err error
+	if !waitFor(30*time.Second, func() bool { st, err = n.httpStatus(); return err == nil && cond(st) }) {
+		out, _ := os.ReadFile(n.log.Name())
+		n.t.Fatalf("%s: not within 30 s; status %v (%v); log:\n%s", what, st, err, out)
+	}
+}
+
+// waitIndexed waits until the status of folder www counts the files and
+// bytes its directory holds (the ignored *.tmp and the folder marker
+// aside) and nothing is pending. An edit that keeps a file's size is not
+// seen: make edits change sizes.
+func (n *node) waitIndexed() {
+	n.t.Helper()
+	var files, bytes float64
+	filepath.WalkDir(n.folder, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || strings.HasSuffix(p, ".tmp") || d.Name() == daemon.MarkerName {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			files, bytes = files+1, bytes+float64(fi.Size())
+		}
+		return nil
+	})
+	n.waitStatus(fmt.Sprintf("www indexed with %v files, %v bytes", files, bytes), func(st map[string]map[string]any) bool {
+		www := st["www"]
+		return www["files"] == files && www["bytes"] == bytes && www["pending"] == float64(0)
+	})
 }
 
 func (n *node) status() map[string]any {
@@ -154,10 +212,10 @@ func TestDaemonSnapshotsFromIndex(t *testing.T) {
 	if last == nil || last["result"] != "ok" || last["id"] == "" {
 		t.Errorf("status last_snapshot = %v", st["last_snapshot"])
 	}
-	n.write("index.php", "<?php echo 2;")
+	n.write("index.php", "<?php echo 22;") // a size of its own: waitIndexed sees it
 	n.write("new/dir/file.txt", "new")
 	os.Remove(filepath.Join(n.folder, "wp-content/uploads/a.jpg"))
-	n.settle()
+	n.waitIndexed()
 	out = ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
 	if !strings.Contains(out, "read 2 files") {
 		t.Errorf("snapshot after two writes and a delete: %s", out)
@@ -182,7 +240,19 @@ func TestDaemonKilledAndRestarted(t *testing.T) {
 	for i := range 200 { // a burst: the daemon is indexing when it dies
 		n.write(fmt.Sprintf("burst/g%03d.txt", i), strings.Repeat("x", 20000+i))
 	}
-	time.Sleep(150 * time.Millisecond)
+	// killed as soon as the status shows it indexing the burst
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := n.httpStatus()
+		if err == nil && st["www"]["pending"] != float64(0) {
+			break
+		}
+		if err == nil && st["www"]["files"] == float64(500) || time.Now().After(deadline) {
+			t.Logf("the burst was indexed before the kill: %v", st)
+			break
+		}
+		time.Sleep(2 * time.Millisecond) // a poll
+	}
 	n.cmd.Process.Signal(syscall.SIGKILL)
 	n.cmd.Wait()
 	// changes while it is down
