@@ -173,8 +173,10 @@ func (p *puller) session(ctx context.Context) error {
 		}
 		wait := pollWait
 		switch {
-		case len(due) > 0: // not tried while a prepared batch waits
+		case len(due) > 0 && ready != nil: // not tried while a prepared batch waits
 			wait = retryEvery
+		case len(due) > 0: // due again already (a retry round longer than the backoff)
+			wait = 0
 		case !next.IsZero():
 			// the poll returns when the next retry is due
 			wait = min(wait, max(next.Sub(p.n.now()), time.Millisecond))
