@@ -30,9 +30,13 @@ func TestFailedFolderStops(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(b.dir, "y.txt")); err == nil {
 		t.Errorf("y.txt applied on b although its folder is failed")
 	}
-	eventually(t, "a told that b's folder is unavailable", func() bool {
-		return strings.Contains(a.log.since(mark), "503 Service Unavailable: folder www is unavailable on this node: "+reason)
-	})
+	refused := func() int {
+		return strings.Count(a.log.since(mark), "503 Service Unavailable: folder www is unavailable on this node: "+reason)
+	}
+	eventually(t, "a told twice that b's folder is unavailable", func() bool { return refused() >= 2 })
+	if warned := strings.Count(a.log.since(mark), `level=WARN msg="peer session ended"`); warned != 1 {
+		t.Errorf("a warned %d times of %d refusals, want once:\n%s", warned, refused(), a.log.since(mark))
+	}
 
 	b.f.Health.Clear("marker-missing")
 	b.write(t, "z.txt", "from b")

@@ -90,6 +90,7 @@ func (p *puller) run(ctx context.Context) {
 	defer p.r.dropPartials(func(string) bool { return false })
 	p.next = p.loadCursor()
 	backoff := backoffMin
+	said := "" // the reason the last session ended, as logged
 	for ctx.Err() == nil {
 		if p.f.Health.Failed() {
 			// the folder stopped (whoever set the condition logged it):
@@ -108,9 +109,17 @@ func (p *puller) run(ctx context.Context) {
 			continue
 		}
 		if time.Since(start) > backoffMax {
-			backoff = backoffMin
+			backoff, said = backoffMin, ""
 		}
-		p.log.Warn("peer session ended", "err", err, "retry_in", backoff.Round(time.Millisecond))
+		// the same reason again (a peer whose folder is failed answers 503
+		// until it is fixed) is not worth a warning every 30 s
+		level := slog.LevelWarn
+		if err != nil && err.Error() == said {
+			level = slog.LevelDebug
+		} else if err != nil {
+			said = err.Error()
+		}
+		p.log.Log(ctx, level, "peer session ended", "err", err, "retry_in", backoff.Round(time.Millisecond))
 		p.sleep(ctx, backoff/2+rand.N(backoff/2+1))
 		backoff = min(2*backoff, backoffMax)
 	}
