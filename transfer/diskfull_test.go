@@ -245,3 +245,44 @@ func TestDiskFullSmallFilesGoThrough(t *testing.T) {
 		return err == nil && bytes.Equal(got, big)
 	})
 }
+
+// A folder condition lasts while any of its pullers meets it: one peer's
+// entries applied do not clear what another peer's still meet. EROFS and
+// EIO are "disk-error", ENOSPC and EDQUOT "disk-full"; other errors none.
+func TestConditionsSharedByPullers(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{syscall.ENOSPC, condDiskFull}, {syscall.EDQUOT, condDiskFull},
+		{syscall.EROFS, condDiskError}, {syscall.EIO, condDiskError},
+		{syscall.EACCES, ""}, {errUnavailable, ""}, {errLocalChange, ""},
+	} {
+		if got := failClass(&fs.PathError{Op: "write", Path: "x", Err: tc.err}); got != tc.want {
+			t.Errorf("failClass(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+
+	f := &Folder{Config: config.Folder{ID: "www", Path: "/srv/www"}, Health: health.NewConditions(nil)}
+	n := &Node{now: time.Now, retryMin: retryMin, retryMax: retryMax}
+	rep := new(reporters)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	p1 := &puller{n: n, f: f, peer: config.Peer{Name: "a"}, retry: map[string]failure{}, r: &receiver{f: f}, rep: rep, log: log}
+	p2 := &puller{n: n, f: f, peer: config.Peer{Name: "c"}, retry: map[string]failure{}, r: &receiver{f: f}, rep: rep, log: log}
+	e := wire.Entry{Path: "x", Type: "file", Seq: 1, Size: 10}
+	ro := failure{e: e, err: &fs.PathError{Op: "open", Path: "x", Err: syscall.EROFS}}
+	p1.settle([]wire.Entry{e}, []failure{ro})
+	p2.settle([]wire.Entry{e}, []failure{ro})
+	p1.settle([]wire.Entry{e}, nil)
+	if c, ok := f.Health.Get(condDiskError); !ok || !strings.Contains(c.Reason, "read-only file system") {
+		t.Fatalf("after one of two pullers recovered: condition %+v (set %v), want disk-error still", c, ok)
+	}
+	p2.settle([]wire.Entry{e}, nil)
+	if _, ok := f.Health.Get(condDiskError); ok {
+		t.Fatal("both pullers recovered: disk-error still set")
+	}
+	if w, r := strings.Count(logs.String(), `msg="folder degraded"`), strings.Count(logs.String(), `msg="folder condition resolved"`); w != 1 || r != 1 {
+		t.Errorf("%d 'degraded' and %d 'resolved' lines, want one each:\n%s", w, r, logs.String())
+	}
+}
