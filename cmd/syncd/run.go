@@ -30,7 +30,7 @@ import (
 const daemonMemoryLimit = 96 << 20
 
 func runCmd() *cobra.Command {
-	var path, level string
+	var path, level, format string
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run the agent: watch and index the folders, snapshot on schedule",
@@ -42,7 +42,11 @@ within 10 s, whatever it is doing (a scan, a transfer or a snapshot is
 abandoned; past 10 s it exits with code 1). SIGHUP reloads the
 configuration; one that is invalid, or that changes node.state_dir (the
 node's identity and index live there: restart syncd to move it), is logged
-as an ERROR and ignored, and the daemon goes on with the old one.`,
+as an ERROR and ignored, and the daemon goes on with the old one.
+
+Under systemd (Type=notify, deploy/syncd.service) it sends READY=1 once
+every folder has finished its first scan or has failed, WATCHDOG=1 at half
+of WatchdogSec=, and STOPPING=1 on SIGTERM.`,
 		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
@@ -52,7 +56,10 @@ as an ERROR and ignored, and the daemon goes on with the old one.`,
 			if err := lv.UnmarshalText([]byte(level)); err != nil {
 				return cli.Usage("--log-level %q: want debug, info, warn or error", level)
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+			log, err := newLogger(os.Stderr, format, lv)
+			if err != nil {
+				return err
+			}
 			// A soft memory limit for the long-running agent: the collector
 			// works harder as the heap nears it, so a node's memory stays
 			// flat instead of following the collector's timing. It is a
@@ -70,8 +77,12 @@ as an ERROR and ignored, and the daemon goes on with the old one.`,
 			defer signal.Stop(hup)
 			ctx := cmd.Context()
 			go exitIfStuck(ctx, log)
+			n := &notifier{log: log}
+			defer n.stop()
+			go func() { <-ctx.Done(); n.stop() }()
+			go n.watchdog(ctx)
 			for {
-				next, err := runOnce(ctx, cfg, log, hup, func() *config.Config { return reloadConfig(path, cfg, log) })
+				next, err := runOnce(ctx, cfg, log, n, hup, func() *config.Config { return reloadConfig(path, cfg, log) })
 				if err != nil || next == nil {
 					return err
 				}
@@ -81,6 +92,7 @@ as an ERROR and ignored, and the daemon goes on with the old one.`,
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file")
 	cmd.Flags().StringVar(&level, "log-level", "info", "least severe messages logged: debug, info, warn or error")
+	cmd.Flags().StringVar(&format, "log-format", "text", "log lines as text (key=value) or json (one object a line)")
 	return cmd
 }
 
@@ -129,8 +141,9 @@ func fixedKey(old, next *config.Config) string {
 
 // runOnce runs a daemon for cfg until ctx ends (it returns nil) or a
 // SIGHUP for which reload returns a configuration (it returns that one).
-// When reload returns nil, the daemon goes on with cfg.
-func runOnce(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-chan os.Signal,
+// When reload returns nil, the daemon goes on with cfg. n tells systemd
+// when the daemon has started.
+func runOnce(ctx context.Context, cfg *config.Config, log *slog.Logger, n *notifier, hup <-chan os.Signal,
 	reload func() *config.Config) (next *config.Config, err error) {
 	repo, err := openConfigRepo(ctx, cfg, log)
 	if err != nil {
@@ -145,6 +158,7 @@ func runOnce(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-ch
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- d.Run(dctx) }()
+	go n.started(dctx, d, cfg)
 	log.Info("syncd running", "node", cfg.Node.Name, "folders", len(cfg.Folders), "http", cfg.Node.HTTP)
 	for {
 		select {
