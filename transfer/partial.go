@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/transfer/wire"
 )
 
 // A file that fails for lack of space keeps what it received: its
@@ -164,15 +165,28 @@ func (r *receiver) makeRoom(rel string, size int64, fd int) {
 	}
 }
 
-// dropPartials removes the partials of the paths that keep does not
-// report: those no longer waiting for a retry.
-func (r *receiver) dropPartials(keep func(rel string) bool) {
+// dropPartials removes the partials of the paths of es, a batch just
+// settled, that keep does not report (those no longer waiting for a
+// retry: applied, or nothing to do); es nil: of every path. The paths of
+// other batches keep theirs (one prepared ahead has not settled yet).
+func (r *receiver) dropPartials(es []wire.Entry, keep func(rel string) bool) {
 	r.pmu.Lock()
 	defer r.pmu.Unlock()
-	for rel, pt := range r.partials {
-		if !keep(rel) {
+	if len(r.partials) == 0 {
+		return
+	}
+	drop := func(rel string) {
+		if pt := r.partials[rel]; pt != nil && !keep(rel) {
 			pt.remove()
 			delete(r.partials, rel)
 		}
+	}
+	if es == nil {
+		for rel := range r.partials {
+			drop(rel)
+		}
+	}
+	for _, e := range es {
+		drop(e.Path)
 	}
 }

@@ -87,7 +87,7 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 func (p *puller) run(ctx context.Context) {
 	defer p.c.close()
 	// a restart would not resume them: the indexer takes them for a crash's
-	defer p.r.dropPartials(func(string) bool { return false })
+	defer p.r.dropPartials(nil, func(string) bool { return false })
 	p.next = p.loadCursor()
 	backoff := backoffMin
 	said := "" // the reason the last session ended, as logged
@@ -396,7 +396,7 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 				"err", fl.err, "tries", fl.tries, "retry_in", fl.due.Sub(now))
 		}
 	}
-	p.r.dropPartials(func(rel string) bool { _, ok := p.retry[rel]; return ok })
+	p.r.dropPartials(es, func(rel string) bool { _, ok := p.retry[rel]; return ok })
 	p.conditions()
 	p.countFailed()
 }
@@ -404,7 +404,7 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 // forgetRetries drops the failed entries: they are asked for again.
 func (p *puller) forgetRetries() {
 	clear(p.retry)
-	p.r.dropPartials(func(string) bool { return false })
+	p.r.dropPartials(nil, func(string) bool { return false })
 	p.conditions()
 	p.countFailed()
 }
