@@ -16,7 +16,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 export PATH := $(BIN):$(PATH)
 export SYNCD_TEST_BIN := $(BIN)
 
-.PHONY: all build demo test test-unit lint fuzz bench tools clean
+.PHONY: all build demo test test-unit lint fuzz bench tools zstd-cli chromium clean
 
 all: build
 
@@ -48,7 +48,7 @@ fuzz:
 bench: tools build
 	$(GO) run ./bench/cmd/bench -bin $(BIN) -out docs/BENCHMARKS.md
 
-tools: $(BIN)/age $(BIN)/restic $(BIN)/minio zstd-cli
+tools: $(BIN)/age $(BIN)/restic $(BIN)/minio zstd-cli chromium
 
 # go-tool installs a Go command pinned at a version into $(TOOLS)/<name>@<version>
 # and links it into ./bin. $(1)=name $(2)=package $(3)=version
@@ -78,6 +78,11 @@ $(BIN)/age: Makefile
 # The zstd CLI comes from Debian (FORMAT.md's recovery path uses it).
 zstd-cli:
 	@command -v zstd >/dev/null || { apt-get update -qq && apt-get install -y -qq zstd >/dev/null; }
+
+# Headless chromium comes from Debian: e2e/page_test.go drives it with
+# chromedp to test the status page.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 # bin/NAME works as well as $(BIN)/NAME on the command line.
 bin/%: $(BIN)/% ;
