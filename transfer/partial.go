@@ -46,9 +46,9 @@ func (r *receiver) takePartial(rel string) *partial {
 	return pt
 }
 
-// resume opens pt to build a's file into it, or removes it and returns
-// nil if it is no longer the file that was kept (gone with its directory,
-// swept by the indexer, replaced).
+// resume opens pt for its path's file to be built into it again, or
+// removes it and returns nil if it is no longer the file that was kept
+// (gone with its directory, swept by the indexer, replaced).
 func (r *receiver) resume(pt *partial, at *atRoot) *os.File {
 	f, err := at.OpenFile(pt.tmp, os.O_RDWR, 0)
 	if err == nil {
