@@ -88,7 +88,9 @@ func (d *Daemon) Ready() bool {
 // Ready), /status (JSON), POST /snapshot (a snapshot now, from the
 // index; JSON SnapshotInfo), POST /revert?folder=ID (throw away the
 // local changes of a receive-only folder) and POST
-// /confirm-deletes?folder=ID (let deletes held back by max_delete go).
+// /confirm-deletes?folder=ID (let deletes held back by max_delete go),
+// and GET / (the status page, page.go). Who needs the bearer token of
+// node.http_token_file for which endpoint is in auth.go ([access]).
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
