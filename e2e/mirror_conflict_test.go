@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/syncd/syncd/internal/faultproxy"
 )
 
@@ -49,16 +51,23 @@ func TestMirrorConflictCopiesSameSecond(t *testing.T) {
 	waitSame(t, a, b)
 
 	base := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
-	for i, v := range []string{"1", "2"} {
+	for i, v := range []string{"1", "22"} { // each version of B a size of its own: waitIndexed sees it
 		a.stop(false)
 		mine := "b's version " + v + "\n"
-		b.write("doc.txt", []byte(mine))
-		at := base.Add(time.Duration(i+1) * 100 * time.Millisecond) // the same second each time
-		if err := os.Chtimes(b.path("doc.txt"), at, at); err != nil {
+		// made beside the folder and renamed in, so that B's watcher
+		// sees it once, with its mtime
+		tmp := filepath.Join(b.dir, "doc.txt.new")
+		if err := os.WriteFile(tmp, []byte(mine), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(500 * time.Millisecond) // the watcher's debounce
-		b.waitReady()
+		at := base.Add(time.Duration(i+1) * 100 * time.Millisecond) // the same second each time
+		if err := os.Chtimes(tmp, at, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, b.path("doc.txt")); err != nil {
+			t.Fatal(err)
+		}
+		b.waitIndexed()
 		a.write("doc.txt", []byte("a's version "+v+"\n")) // later: A's wins
 		a.start()
 		waitSame(t, a, b)
@@ -67,7 +76,7 @@ func TestMirrorConflictCopiesSameSecond(t *testing.T) {
 		}
 	}
 	got := b.contents("doc")
-	for _, v := range []string{"b's version 1\n", "b's version 2\n"} {
+	for _, v := range []string{"b's version 1\n", "b's version 22\n"} {
 		if !hasContent(got, v) {
 			t.Errorf("B's losing version %q is lost; the folder has %v", v, got)
 		}
@@ -84,6 +93,10 @@ func TestMirrorLocalWriteDuringFetch(t *testing.T) {
 	ns := mesh(t, "send-receive", "a", "b")
 	a, b := ns[0], ns[1]
 	toA := proxyTo(t, a)
+	// B's watcher reports the edit late, so that B's receiver itself must
+	// notice it (the edit would otherwise travel to A before the fetch
+	// ends, and be kept there whatever B's receiver does)
+	b.debounce = "5s"
 	b.setPeers(mpeer{a.name, a.id, toA.Addr()})
 	randomFile(t, a.path("doc.bin"), 1<<20, 3)
 	a.start()
@@ -101,8 +114,7 @@ func TestMirrorLocalWriteDuringFetch(t *testing.T) {
 	}
 	edit := "edited on B while it fetched A's version\n"
 	b.write("doc.bin", []byte(edit))
-	time.Sleep(time.Second)
-	toA.Heal()
+	toA.Heal() // the fetch ends while B's watcher still holds the edit back
 	waitSame(t, a, b)
 	if got := b.contents("doc"); !hasContent(got, edit) {
 		names := make([]string, 0, len(got))
@@ -135,12 +147,22 @@ func TestMirrorSymlinkRetargetedLocally(t *testing.T) {
 	if err := os.Symlink("v-from-b", b.path("current")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
 	os.Remove(a.path("current"))
 	if err := os.Symlink("v-from-a", a.path("current")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(6 * time.Second) // B's watcher has handed its change over by now
+	// B meets A's version before its watcher reports its own change: it
+	// holds A's version back (lag), or, wrongly, puts it in place
+	var p mpeerStatus
+	met := func() bool {
+		st, err := b.httpStatus()
+		p, _ = st.peer("a")
+		target, _ := os.Readlink(b.path("current"))
+		return err == nil && (p.LagFiles > 0 || target == "v-from-a")
+	}
+	if !waitFor(converge, met) {
+		t.Fatalf("B never met A's version of the link: its status of A %+v; log of b:\n%s", p, b.logTail())
+	}
 	b.waitReady()
 	final := waitSame(t, a, b)
 	kept := false
@@ -203,12 +225,18 @@ func TestMirrorSymlinkConflictRelayed(t *testing.T) {
 
 	all((*faultproxy.Proxy).Cut)
 	c.stop(false)
-	for _, n := range []*mnode{a, b} {
+	// B's link is a second later than A's, and C's, made when C takes A's
+	// version, later than both
+	made := time.Now().Add(-3 * time.Second)
+	for i, n := range []*mnode{a, b} {
 		os.Remove(n.path("cur"))
 		if err := os.Symlink("from-"+n.name, n.path("cur")); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1100 * time.Millisecond) // B's link is a second later than A's
+		ts := unix.NsecToTimespec(made.Add(time.Duration(i) * time.Second).UnixNano())
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, n.path("cur"), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
 		n.waitReady()
 	}
 	c.start()

@@ -90,7 +90,7 @@ func (w *targetWatch) run() {
 				w.fail(fmt.Sprintf("%s is there with its full size and other content", w.p))
 			}
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond) // the sampling rate: nothing to wait for, the path is looked at all along
 	}
 }
 
@@ -137,13 +137,21 @@ func TestMirrorKilledMidTransfer(t *testing.T) {
 			if !waitFor(converge, w.temp.Load) {
 				t.Errorf("no temporary file seen on B during the transfer")
 			}
+			ended := func() int { return len(b.logLines(`msg="peer session ended"`, " peer=a ")) }
+			before := ended()
 			if victim == "receiver" {
 				b.stop(true)
 			} else {
 				a.stop(true)
 			}
 			toA.Heal()
-			time.Sleep(time.Second) // with one side down, nothing may appear
+			// With one side down, nothing may appear at the path (w watches
+			// until the file is complete after the restart). A killed
+			// receiver writes nothing; a receiver whose sender is killed
+			// must first see its transfer fail.
+			if victim == "sender" && !waitFor(converge, func() bool { return ended() > before }) {
+				t.Fatalf("B did not notice that A was killed mid-transfer; log of b:\n%s", b.logTail())
+			}
 			if victim == "receiver" {
 				b.start()
 			} else {
@@ -207,11 +215,18 @@ func TestMirrorNetworkCut(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(time.Second)
+	// the cut comes once each side's writes are travelling
+	exists := func(p string) bool { _, err := os.Lstat(p); return err == nil }
+	if !waitFor(converge, func() bool { return exists(b.path("a/000.txt")) && exists(a.path("b/000.txt")) }) {
+		t.Fatalf("the first writes did not travel before the cut; log of a:\n%s\nlog of b:\n%s", a.logTail(), b.logTail())
+	}
 	toA.Cut()
 	toB.Cut()
 	cutAt := time.Now()
 	seen := map[string]mpeerStatus{} // node → its peer's status once shown disconnected
+	// The cut lasts 30 s whatever the status shows (a long cut, with the
+	// pullers' backoff at its longest, is the case tested); the status is
+	// read once a second meanwhile.
 	for i := 0; time.Since(cutAt) < 30*time.Second; i++ {
 		for _, n := range ns {
 			other := map[string]string{"a": "b", "b": "a"}[n.name]
@@ -230,7 +245,15 @@ func TestMirrorNetworkCut(t *testing.T) {
 	}
 	toA.Heal()
 	toB.Heal()
-	time.Sleep(time.Second)
+	// the writers go on until each side has reconnected
+	connected := func(n *mnode, other string) bool {
+		st, err := n.httpStatus()
+		p, _ := st.peer(other)
+		return err == nil && p.Connected
+	}
+	if !waitFor(converge, func() bool { return connected(a, "b") && connected(b, "a") }) {
+		t.Errorf("the peers did not reconnect after the cut healed")
+	}
 	close(stop)
 	wg.Wait()
 	for _, n := range ns {

@@ -225,6 +225,7 @@ type mstatus struct {
 		ID      string `json:"id"`
 		State   string `json:"state"`
 		Files   int64  `json:"files"`
+		Bytes   int64  `json:"bytes"`
 		Pending int64  `json:"pending"`
 	} `json:"folders"`
 	Peers []mpeerStatus `json:"peers"`
@@ -269,14 +270,15 @@ func (n *mnode) httpStatus() (mstatus, error) {
 }
 
 // quiet returns "" when the running nodes of ns have nothing left to do
-// between them, by their status: no path waits to be indexed, and of
-// every peer in ns nothing is being applied or waits for a retry,
+// between them, by their status: no path waits to be indexed, and every
+// running peer in ns is connected, nothing of it is being applied or waits
+// for a retry,
 // nothing is left to ask for, and it has asked for everything changed
 // here. Otherwise it says what is still going on.
 func quiet(ns ...*mnode) string {
-	in := map[string]bool{}
+	in := map[string]bool{} // the nodes that run
 	for _, n := range ns {
-		in[n.name] = true
+		in[n.name] = n.cmd != nil
 	}
 	for _, n := range ns {
 		if n.cmd == nil {
@@ -292,13 +294,37 @@ func quiet(ns ...*mnode) string {
 			}
 		}
 		for _, p := range st.Peers {
-			if in[p.Name] && (p.LagFiles != 0 || p.Behind != 0 || p.SendFiles != 0) {
-				return fmt.Sprintf("%s: peer %s: lag %d files, behind %d, %d files it has yet to ask for",
-					n.name, p.Name, p.LagFiles, p.Behind, p.SendFiles)
+			if in[p.Name] && (!p.Connected || p.LagFiles != 0 || p.Behind != 0 || p.SendFiles != 0) {
+				return fmt.Sprintf("%s: peer %s: connected %v, lag %d files, behind %d, %d files it has yet to ask for",
+					n.name, p.Name, p.Connected, p.LagFiles, p.Behind, p.SendFiles)
 			}
 		}
 	}
 	return ""
+}
+
+// waitIndexed waits until n's status counts the files and bytes its
+// folder holds (its marker aside) and nothing is pending. An edit that
+// keeps a file's size is not seen: make edits change sizes.
+func (n *mnode) waitIndexed() {
+	n.t.Helper()
+	var files, bytes int64
+	filepath.WalkDir(n.folder, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && d.Name() != daemon.MarkerName {
+			if fi, err := d.Info(); err == nil {
+				files, bytes = files+1, bytes+fi.Size()
+			}
+		}
+		return nil
+	})
+	var st mstatus
+	var err error
+	if !waitFor(converge, func() bool {
+		st, err = n.httpStatus()
+		return err == nil && len(st.Folders) == 1 && st.Folders[0].Files == files && st.Folders[0].Bytes == bytes && st.Folders[0].Pending == 0
+	}) {
+		n.t.Fatalf("%s: not indexed with %d files, %d bytes within %v: %+v (%v); log:\n%s", n.name, files, bytes, converge, st, err, n.logTail())
+	}
 }
 
 // peer returns n's status of the peer named name.
