@@ -273,6 +273,8 @@ func (w *workload) run(t *testing.T, n *mnode, r *rand.Rand, ops int) {
 	trash := filepath.Join(n.dir, "trash")
 	os.Mkdir(trash, 0o755)
 	for i := range ops {
+		// the workload's pace, part of what is tested: the daemons see
+		// changes arrive spread out, some within one debounce, some not
 		time.Sleep(time.Duration(r.IntN(12)) * time.Millisecond)
 		id := fmt.Sprintf("%s#%d", n.name, i)
 		w.mu.Lock()
