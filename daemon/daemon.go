@@ -39,6 +39,7 @@ type Daemon struct {
 
 	snapMu sync.Mutex // one snapshot at a time
 	last   atomic.Pointer[SnapshotInfo]
+	met    metrics // what /metrics counts (metrics.go)
 }
 
 // New opens the state database under node.state_dir, loads the node's

@@ -32,8 +32,9 @@ type folder struct {
 	scanned atomic.Bool  // the first full scan is done
 	health  *health.Conditions
 	match   func(rel string, isDir bool) bool
-	confirm chan chan error // confirm-deletes requests
-	dev     uint64          // the folder's device when its guard first passed (under mu)
+	confirm chan chan error             // confirm-deletes requests
+	dev     uint64                      // the folder's device when its guard first passed (under mu)
+	watch   atomic.Pointer[watchCounts] // the watcher's counters, for /metrics (metrics.go)
 }
 
 func (d *Daemon) newFolder(fc config.Folder) (*folder, error) {
@@ -113,6 +114,8 @@ func (d *Daemon) watchFolder(ctx context.Context, f *folder) error {
 	defer stop()
 	ch := make(chan watcher.Batch, 1)
 	errc := make(chan error, 1)
+	f.watchStart(w)
+	defer f.watchEnd() // deferred first, so run once Run returned (the drain below)
 	go func() { errc <- w.Run(wctx, ch) }()
 	defer func() {
 		stop()

@@ -126,6 +126,7 @@ func (d *Daemon) setSince(folder string, seq uint64) {
 
 func (d *Daemon) record(info *SnapshotInfo) {
 	d.last.Store(info)
+	d.snapshotDone(info)
 	b, _ := json.Marshal(info)
 	if err := d.db.PutMeta("last-snapshot", b); err != nil {
 		d.log.Error("cannot record the last snapshot", "err", err)

@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/internal/health"
-	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer"
 )
 
@@ -55,15 +55,11 @@ func (d *Daemon) Status() Status {
 		if cs := f.health.List(); len(cs) > 0 {
 			fs.State, fs.Error, fs.Conditions = cs[0].State, cs[0].Reason, cs
 		}
-		f.st.Walk("", func(rel string, e state.Entry) error {
-			if !e.Deleted && e.Type == "file" {
-				fs.Files++
-				fs.Bytes += e.Size
-			}
-			return nil
-		})
-		if lc, err := d.node.LocalChanges(f.cfg.ID); err == nil {
-			fs.LocalChanges = len(lc)
+		fs.Files, fs.Bytes = f.st.Totals()
+		if n, ok := f.st.LocalChanged(); ok && f.cfg.Mode == config.ReceiveOnly {
+			fs.LocalChanges = int(n)
+		} else if lc, err := d.node.LocalChanges(f.cfg.ID); err == nil {
+			fs.LocalChanges = len(lc) // not counted yet for this node: a walk
 		}
 		for _, fe := range f.ix.Failed() {
 			fs.Failed = append(fs.Failed, fe.Error())
@@ -88,9 +84,7 @@ func (d *Daemon) Ready() bool {
 // Ready), /status (JSON), POST /snapshot (a snapshot now, from the
 // index; JSON SnapshotInfo), POST /revert?folder=ID (throw away the
 // local changes of a receive-only folder) and POST
-// /confirm-deletes?folder=ID (let deletes held back by max_delete go),
-// and GET / (the status page, page.go). Who needs the bearer token of
-// node.http_token_file for which endpoint is in auth.go ([access]).
+// /confirm-deletes?folder=ID (let deletes held back by max_delete go).
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +97,7 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	mux.HandleFunc("GET /{$}", d.servePage) // the status page (page.go)
+	mux.Handle("GET /metrics", d.metricsHandler())
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.Status())
 	})
