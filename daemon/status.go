@@ -84,7 +84,9 @@ func (d *Daemon) Ready() bool {
 // Ready), /status (JSON), POST /snapshot (a snapshot now, from the
 // index; JSON SnapshotInfo), POST /revert?folder=ID (throw away the
 // local changes of a receive-only folder) and POST
-// /confirm-deletes?folder=ID (let deletes held back by max_delete go).
+// /confirm-deletes?folder=ID (let deletes held back by max_delete go),
+// and GET / (the status page, page.go). Who needs the bearer token of
+// node.http_token_file for which endpoint is in auth.go ([access]).
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -97,6 +99,7 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
+	mux.HandleFunc("GET /{$}", d.servePage) // the status page (page.go)
 	mux.Handle("GET /metrics", d.metricsHandler())
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.Status())
