@@ -1,0 +1,258 @@
+package alert_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/alert"
+)
+
+// wait bounds every wait of these tests: a step that does not happen in
+// this long has failed.
+const wait = 10 * time.Second
+
+var t0 = time.Date(2026, 3, 31, 10, 0, 0, 0, time.UTC)
+
+// fakeClock is an alert.Clock moved by hand. Its timers fire in Advance.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	timers  []*fakeTimer
+	changed chan struct{} // closed and replaced when a timer is made
+}
+
+type fakeTimer struct {
+	clk *fakeClock
+	at  time.Time
+	c   chan time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: t0, changed: make(chan struct{})} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) alert.Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{clk: c, at: c.now.Add(d), c: make(chan time.Time, 1)}
+	if d <= 0 {
+		t.c <- c.now
+	} else {
+		c.timers = append(c.timers, t)
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+	return t
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+
+func (t *fakeTimer) Stop() bool {
+	c := t.clk
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := slices.Index(c.timers, t)
+	if i < 0 {
+		return false
+	}
+	c.timers = slices.Delete(c.timers, i, i+1)
+	return true
+}
+
+// Advance moves the clock by d and fires the timers that are due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.timers = slices.DeleteFunc(c.timers, func(t *fakeTimer) bool {
+		if t.at.After(c.now) {
+			return false
+		}
+		t.c <- c.now
+		return true
+	})
+}
+
+// waitTimer waits until a timer that fires at at is pending.
+func (c *fakeClock) waitTimer(t *testing.T, at time.Time) {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		c.mu.Lock()
+		found := slices.ContainsFunc(c.timers, func(x *fakeTimer) bool { return x.at.Equal(at) })
+		changed := c.changed
+		c.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("no timer set for %s (now %s)", at.Format(time.RFC3339), c.Now().Format(time.RFC3339))
+		}
+	}
+}
+
+// request is one POST a receiver got.
+type request struct {
+	auth, contentType string
+	msg               alert.Message
+	fields            map[string]any
+}
+
+// receiver is a real HTTP webhook receiver. answer gives the status of
+// its n-th request (1-based); it may block.
+type receiver struct {
+	*httptest.Server
+	reqs   chan request
+	n      atomic.Int64
+	answer func(n int64, r *http.Request) int
+}
+
+func newReceiver(t *testing.T, answer func(n int64, r *http.Request) int) *receiver {
+	rc := &receiver{reqs: make(chan request, 1000), answer: answer}
+	rc.Server = httptest.NewUnstartedServer(rc)
+	rc.Start()
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func ok(int64, *http.Request) int { return http.StatusOK }
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	req := request{auth: r.Header.Get("Authorization"), contentType: r.Header.Get("Content-Type")}
+	if err := json.Unmarshal(body, &req.msg); err != nil {
+		req.msg.Text = "bad JSON: " + string(body)
+	}
+	json.Unmarshal(body, &req.fields)
+	rc.reqs <- req
+	w.WriteHeader(rc.answer(rc.n.Add(1), r))
+}
+
+// next returns the next request the receiver got.
+func (rc *receiver) next(t *testing.T) request {
+	t.Helper()
+	select {
+	case r := <-rc.reqs:
+		return r
+	case <-time.After(wait):
+		t.Fatalf("%s: no request within %s", rc.URL, wait)
+		return request{}
+	}
+}
+
+// expect checks that the next request is the message of key with status.
+func (rc *receiver) expect(t *testing.T, key, status string) request {
+	t.Helper()
+	r := rc.next(t)
+	if r.msg.Key != key || r.msg.Status != status {
+		t.Fatalf("got %s %q (%s), want %s %q", r.msg.Status, r.msg.Key, r.msg.Text, status, key)
+	}
+	return r
+}
+
+// logBuffer collects the logs of a test.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// count returns how many lines hold s.
+func (l *logBuffer) count(s string) int {
+	n := 0
+	for line := range strings.Lines(l.String()) {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// start makes an Alerter of o with a fake clock and runs it until the
+// test ends.
+func start(t *testing.T, o alert.Options) (*alert.Alerter, *fakeClock, *logBuffer) {
+	t.Helper()
+	clk := newFakeClock()
+	logs := &logBuffer{}
+	o.Clock = clk
+	o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	if o.Node == "" {
+		o.Node = "web1"
+	}
+	a, err := alert.New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(wait):
+			t.Errorf("Run did not return within %s of the end of its context", wait)
+		}
+	})
+	return a, clk, logs
+}
+
+// tokenFile writes token to a file of mode perm.
+func tokenFile(t *testing.T, token string, perm os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "hook.token")
+	if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, perm); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// waitFor waits until cond holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, wait)
+		}
+		<-tick.C
+	}
+}
