@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"internal/miniotest":     {},
 	"internal/repotest":      {"chunkstore", "chunkstore/backend", "chunkstore/local", "crypto"},
 	"config":                 {},
+	"alert":                  {},
 	"watcher":                {"internal/health"},
 	"daemon": {"archiver", "chunkstore", "chunkstore/backend", "config", "crypto", "indexer", "retention", "state",
 		"transfer", "transfer/tlsid", "transfer/wire", "watcher", "internal/binread", "internal/health"},
