@@ -161,6 +161,10 @@ func TestMetrics(t *testing.T) {
 	if _, ok := value(fams, "syncd_folder_local_changes", "folder=www"); ok {
 		t.Error("syncd_folder_local_changes of a send-receive folder")
 	}
+	st := d.Status() // from the same totals
+	if w, r := st.Folders[0], st.Folders[1]; w.Files != 2 || w.Bytes != 40 || r.Files != 2 || r.Bytes != 12 || r.LocalChanges != 1 || w.LocalChanges != 0 {
+		t.Errorf("Status: www %d files %d bytes, rep %d files %d bytes %d local changes", w.Files, w.Bytes, r.Files, r.Bytes, r.LocalChanges)
+	}
 	want(t, fams, 0, "syncd_watcher_overflows_total", "folder=www")
 	want(t, fams, 0, "syncd_watcher_rescans_total", "folder=rep")
 	want(t, fams, 1, "syncd_build_info")
