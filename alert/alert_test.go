@@ -138,7 +138,7 @@ func TestReceiverDown(t *testing.T) {
 	rc.expect(t, "repo", alert.Firing)
 	waitFor(t, "sent", func() bool { return a.Stats()[0].Sent == 1 })
 
-	if n := logs.count("alert webhook failing"); n != 1 {
+	if n := logs.count("failing"); n != 1 {
 		t.Errorf("%d lines say the webhook is failing, want 1:\n%s", n, logs)
 	}
 	if n := logs.count("alert webhook recovered"); n != 1 {
@@ -172,8 +172,32 @@ func TestServerErrorRetried(t *testing.T) {
 	if got := a.Stats()[0]; got.Failed != 4 || got.Rejected != 0 {
 		t.Errorf("stats %+v, want 4 failed tries", got)
 	}
-	if n := logs.count("alert webhook failing"); n != 1 || !strings.Contains(logs.String(), "HTTP status 500") {
+	if n := logs.count("failing"); n != 1 || !strings.Contains(logs.String(), "HTTP status 500") {
 		t.Errorf("%d lines say the webhook is failing, want 1 naming the status:\n%s", n, logs)
+	}
+}
+
+// A webhook that stays down is logged when it starts failing and then at
+// most every 10 minutes, not on every try.
+func TestLongOutage(t *testing.T) {
+	rc := newReceiver(t, func(int64, *http.Request) int { return http.StatusServiceUnavailable })
+	a, clk, logs := start(t, alert.Options{MinBackoff: time.Minute, MaxBackoff: 4 * time.Minute, Webhooks: []alert.Webhook{{URL: rc.URL}}})
+
+	a.Fire("a", alert.PeerDown, alert.Critical, "")
+	at := t0
+	for _, backoff := range []time.Duration{1, 2, 4, 4, 4, 4} { // tries at 0, 1, 3, 7, 11, 15 and 19 min
+		rc.expect(t, "a", alert.Firing)
+		at = at.Add(backoff * time.Minute)
+		clk.waitTimer(t, at)
+		clk.Advance(backoff * time.Minute)
+	}
+	rc.expect(t, "a", alert.Firing)
+	clk.waitTimer(t, at.Add(4*time.Minute))
+	if got := a.Stats()[0].Failed; got != 7 {
+		t.Errorf("failed tries = %d, want 7", got)
+	}
+	if n, m := logs.count("alert webhook failing"), logs.count("still failing"); n != 1 || m != 1 {
+		t.Errorf("%d lines say failing and %d still failing, want 1 and 1 (at 11 min):\n%s", n, m, logs)
 	}
 }
 
@@ -295,6 +319,7 @@ func TestTokenFile(t *testing.T) {
 		{"missing", t.TempDir() + "/nope", "does not exist"},
 		{"empty", tokenFile(t, " ", 0o600), "is empty"},
 		{"two lines", tokenFile(t, "s3cret\nmore", 0o600), "want one line"},
+		{"a space", tokenFile(t, "s3cret more", 0o600), "want one line of printable ASCII without spaces"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
