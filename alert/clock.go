@@ -13,6 +13,7 @@ type Clock interface {
 
 // Timer is a [Clock]'s timer, like *time.Timer.
 type Timer interface {
+	// C returns the channel the timer's time is sent on.
 	C() <-chan time.Time
 	// Stop stops the timer; it reports whether the timer was still
 	// pending.
