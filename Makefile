@@ -16,7 +16,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 export PATH := $(BIN):$(PATH)
 export SYNCD_TEST_BIN := $(BIN)
 
-.PHONY: all build demo test test-unit lint fuzz bench tools zstd-cli chromium clean
+.PHONY: all build demo test test-unit lint fuzz bench tools zstd-cli chromium prometheus clean
 
 all: build
 
@@ -48,7 +48,7 @@ fuzz:
 bench: tools build
 	$(GO) run ./bench/cmd/bench -bin $(BIN) -out docs/BENCHMARKS.md
 
-tools: $(BIN)/age $(BIN)/restic $(BIN)/minio zstd-cli chromium
+tools: $(BIN)/age $(BIN)/restic $(BIN)/minio zstd-cli chromium prometheus
 
 # go-tool installs a Go command pinned at a version into $(TOOLS)/<name>@<version>
 # and links it into ./bin. $(1)=name $(2)=package $(3)=version
@@ -83,6 +83,12 @@ zstd-cli:
 # chromedp to test the status page.
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+# promtool and prometheus come from Debian: e2e/prometheus_rules_test.go
+# runs promtool on deploy/prometheus/, e2e/prometheus_test.go a real
+# Prometheus. The package may start its own service; the tests start theirs.
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 # bin/NAME works as well as $(BIN)/NAME on the command line.
 bin/%: $(BIN)/% ;
