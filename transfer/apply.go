@@ -26,6 +26,7 @@ type receiver struct {
 	fetch fetchFunc
 	node  func(uint64) string // a node's ID prefix, for conflict names
 	log   *slog.Logger
+	count *pfCounters // nil: not counted
 
 	srcOnce sync.Once
 	src     *sources
@@ -248,9 +249,11 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	if err != nil {
 		return nil, fmt.Errorf("record %s: %w", r.f.Config.ID, err)
 	}
+	now := time.Now()
 	for _, a := range acts {
 		if a.err == nil && a.done && a.kind != actMerge {
 			r.f.own.note(a.e.Path, a.rec)
+			r.count.applied(&a.e, now)
 		}
 	}
 	for _, a := range acts {

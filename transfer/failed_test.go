@@ -17,6 +17,13 @@ func TestFailedFolderStops(t *testing.T) {
 	a.write(t, "x.txt", "before")
 	a.index(t)
 	converge(t, a, b)
+	// (a's puller may have found b not listening yet: that is a condition
+	// of its own, warned of when it began and over once b answered)
+	eventually(t, "a's puller answered by b", func() bool {
+		l := a.log.String()
+		return strings.Contains(l, `level=INFO msg="peer connected"`) && !strings.Contains(l, `level=WARN msg="peer session ended"`) ||
+			strings.Contains(l, `level=INFO msg="peer reconnected"`)
+	})
 
 	const reason = "the folder marker .syncd-folder is missing"
 	b.f.Health.Set("marker-missing", health.Failed, reason)

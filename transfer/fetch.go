@@ -22,6 +22,11 @@ const (
 
 var errUnavailable = fmt.Errorf("the peer no longer has this version")
 
+// errHashMismatch fails a file one of whose blocks does not match its ID;
+// it matches errUnavailable too (the peer's file changed under it, most
+// likely) and reads the same.
+var errHashMismatch = fmt.Errorf("%w", errUnavailable)
+
 // errAllFailed ends a block request whose files have all failed: the
 // rest of its blocks would be of no use.
 var errAllFailed = errors.New("every file of the request failed")
@@ -92,7 +97,7 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 				case !ok:
 					fail(a, fmt.Errorf("fetch %s: %w", a.e.Path, errUnavailable))
 				case r.f.Chunking.ID(h, data) != b.ID:
-					fail(a, fmt.Errorf("fetch %s: block at %d does not match its ID: %w", a.e.Path, b.Offset, errUnavailable))
+					fail(a, fmt.Errorf("fetch %s: block at %d does not match its ID: %w", a.e.Path, b.Offset, errHashMismatch))
 				default:
 					mu.Lock()
 					failed := a.err != nil
@@ -103,6 +108,7 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 					if _, err := a.file.WriteAt(data, b.Offset); err != nil {
 						fail(a, fmt.Errorf("write %s: %w", a.e.Path, err))
 					} else {
+						r.count.addFetched(len(data))
 						return nil
 					}
 				}

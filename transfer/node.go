@@ -43,9 +43,14 @@ type Node struct {
 	retryMin, retryMax time.Duration
 	reps               map[*Folder]*reporters // who reports each folder's conditions
 
+	// by peer name and by (peer, folder): made in New, read-only after,
+	// so read without a lock; what they hold is atomic
+	peerSt map[string]*peerState
+	pf     map[pfKey]*pfCounters
+
 	mu      sync.Mutex
 	pullers []*puller
-	lastIn  map[string]time.Time         // peer name → last request from it
+	conns   map[net.Conn]*peerState      // open connections from peers, by whom
 	acks    map[string]map[string]uint64 // peer → folder → since it asked for
 }
 
@@ -57,7 +62,8 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, id: id, sdb: db, log: log, folders: map[string]*Folder{}, peers: map[tlsid.NodeID]config.Peer{},
-		names: map[uint64]string{id.ID.Uint64(): id.ID.Short()}, lastIn: map[string]time.Time{},
+		names: map[uint64]string{id.ID.Uint64(): id.ID.Short()}, conns: map[net.Conn]*peerState{},
+		peerSt: map[string]*peerState{}, pf: map[pfKey]*pfCounters{},
 		acks: map[string]map[string]uint64{}, serving: make(chan struct{}, maxServing()),
 		now: time.Now, retryMin: retryMin, retryMax: retryMax, reps: map[*Folder]*reporters{}}
 	for _, p := range cfg.Peers {
@@ -67,6 +73,7 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		}
 		n.peers[pid] = p
 		n.names[pid.Uint64()] = pid.Short()
+		n.peerSt[p.Name] = new(peerState)
 	}
 	var err error
 	if n.indexID, err = indexID(db); err != nil {
@@ -79,6 +86,11 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		}
 		n.folders[f.Config.ID] = f
 		n.order = append(n.order, f)
+		for _, name := range f.Config.Peers {
+			if n.peerSt[name] != nil {
+				n.pf[pfKey{name, f.Config.ID}] = new(pfCounters)
+			}
+		}
 	}
 	for _, f := range n.order {
 		if !f.receives() {
@@ -156,6 +168,7 @@ func (n *Node) serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+		ConnState:         n.connState,
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout:               pingAfter,
 			PingTimeout:                   pingTimeout,
@@ -178,10 +191,56 @@ func (n *Node) serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// seen notes a request from peer, answered.
 func (n *Node) seen(peer string) {
-	n.mu.Lock()
-	n.lastIn[peer] = time.Now()
-	n.mu.Unlock()
+	if ps := n.peerSt[peer]; ps != nil {
+		ps.lastIn.Store(time.Now().UnixNano())
+	}
+}
+
+// peerState is what the server knows of a peer; its fields are atomic.
+type peerState struct {
+	lastIn atomic.Int64 // last request answered or connection closed, ns since the epoch; 0: none
+	conns  atomic.Int32 // connections open from the peer
+}
+
+// connState counts the connections each peer has open to this node
+// (http.Server.ConnState): the peer's own pullers. One that ends (the
+// peer's process killed, its PING unanswered: see pingAfter) counts at
+// once, so a node that only serves a peer sees it go without waiting
+// for a request that does not come.
+func (n *Node) connState(c net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateActive: // once the handshake is done, and at each stream after idle
+		tc, ok := c.(*tls.Conn)
+		if !ok {
+			return
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if _, known := n.conns[c]; known {
+			return
+		}
+		id, err := tlsid.PeerID(tc.ConnectionState())
+		if err != nil {
+			return
+		}
+		p, ok := n.peers[id]
+		if !ok {
+			return
+		}
+		ps := n.peerSt[p.Name]
+		n.conns[c] = ps
+		ps.conns.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if ps, ok := n.conns[c]; ok {
+			delete(n.conns, c)
+			ps.lastIn.Store(time.Now().UnixNano())
+			ps.conns.Add(-1)
+		}
+	}
 }
 
 func (n *Node) acked(peer, folder string, since uint64) {

@@ -29,6 +29,7 @@ func (r *receiver) place(a *action, at *atRoot) {
 			a.err = fmt.Errorf("keep conflict copy of %s: %w", p, err)
 			return
 		}
+		r.count.addConflict()
 		r.log.Warn("conflict: kept the local version as a copy", "folder", r.f.Config.ID, "path", p,
 			"copy", name, "peer", r.peer)
 	}

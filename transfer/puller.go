@@ -27,6 +27,7 @@ type puller struct {
 	log  *slog.Logger
 	key  string     // state meta key of the cursor
 	rep  *reporters // shared by the folder's pullers
+	down lasting    // sessions with the peer fail (owned by run)
 
 	next      uint64             // the peer's sequence number to ask after
 	peerIndex string             // the peer's index ID that next counts in
@@ -55,7 +56,8 @@ type pullStatus struct {
 	lastErr   string
 	peerSeq   uint64
 	cursor    uint64
-	pending   []wire.Entry // the batch being applied
+	pendFiles int64 // the batch being applied
+	pendBytes int64
 	failed    int
 	failBytes int64
 }
@@ -76,7 +78,8 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 	pl := &puller{n: n, peer: p, f: f, c: c, retry: map[string]failure{},
 		log: n.log.With("peer", p.Name, "folder", f.Config.ID),
 		key: cursorPrefix + pid.String() + "/" + f.Config.ID, rep: n.reps[f]}
-	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, log: pl.log,
+	pl.down = lasting{log: pl.log, now: func() time.Time { return n.now() }}
+	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, log: pl.log, count: n.pf[pfKey{p.Name, f.Config.ID}],
 		fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 			return c.blocks(ctx, f.Config.ID, q, fn)
 		}}
@@ -90,7 +93,6 @@ func (p *puller) run(ctx context.Context) {
 	defer p.r.dropPartials(nil, func(string) bool { return false })
 	p.next = p.loadCursor()
 	backoff := backoffMin
-	said := "" // the reason the last session ended, as logged
 	for ctx.Err() == nil {
 		if p.f.Health.Failed() {
 			// the folder stopped (whoever set the condition logged it):
@@ -109,17 +111,12 @@ func (p *puller) run(ctx context.Context) {
 			continue
 		}
 		if time.Since(start) > backoffMax {
-			backoff, said = backoffMin, ""
+			backoff = backoffMin
 		}
-		// the same reason again (a peer whose folder is failed answers 503
-		// until it is fixed) is not worth a warning every 30 s
-		level := slog.LevelWarn
-		if err != nil && err.Error() == said {
-			level = slog.LevelDebug
-		} else if err != nil {
-			said = err.Error()
-		}
-		p.log.Log(ctx, level, "peer session ended", "err", err, "retry_in", backoff.Round(time.Millisecond))
+		// A peer down (or whose folder is failed, answering 503 until it
+		// is fixed) is logged when it happens, every remindEvery while it
+		// lasts and when a session works again, not at every retry.
+		p.down.met("peer session ended", "err", err, "retry_in", backoff.Round(time.Millisecond))
 		p.sleep(ctx, backoff/2+rand.N(backoff/2+1))
 		backoff = min(2*backoff, backoffMax)
 	}
@@ -160,7 +157,11 @@ func (p *puller) session(ctx context.Context) error {
 		p.saveCursor()
 	}
 	p.setConnected(true, nil)
-	p.log.Info("peer connected", "node", h.Node, "peer_seq", h.Folders[i].Seq, "from", p.next)
+	level := slog.LevelInfo
+	if p.down.active() {
+		level = slog.LevelDebug // "reconnected" once an index batch comes
+	}
+	p.log.Log(ctx, level, "peer connected", "node", h.Node, "peer_seq", h.Folders[i].Seq, "from", p.next)
 	var ahead chan fetched // the next batch, asked for while the last was applied
 	var ready *readyBatch  // and prepared while the last was committed
 	defer func() {
@@ -181,6 +182,9 @@ func (p *puller) session(ctx context.Context) error {
 			due, next = p.due(p.n.now())
 		}
 		wait := pollWait
+		if p.down.active() {
+			wait = 0 // back from a failure: its end is logged at the first answer
+		}
 		switch {
 		case len(due) > 0 && ready != nil: // not tried while a prepared batch waits
 			wait = retryEvery
@@ -219,6 +223,7 @@ func (p *puller) session(ctx context.Context) error {
 			return err
 		}
 		p.seen(b)
+		p.down.over("peer reconnected", "node", h.Node)
 		if len(b.Entries) > 0 {
 			last := b.Entries[len(b.Entries)-1].Seq
 			if b.More {
@@ -336,8 +341,12 @@ func independent(a, b []wire.Entry) bool {
 }
 
 func (p *puller) setPending(es []wire.Entry) {
+	var bytes int64
+	for _, e := range es {
+		bytes += e.Size
+	}
 	p.mu.Lock()
-	p.stat.pending = es
+	p.stat.pendFiles, p.stat.pendBytes = int64(len(es)), bytes
 	p.mu.Unlock()
 }
 
@@ -369,6 +378,7 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 	}
 	now := p.n.now()
 	for _, fl := range fails {
+		p.r.count.applyError(fl.err)
 		old, again := prev[fl.e.Path]
 		p.schedule(&fl, old, now)
 		if errors.Is(fl.err, errDirNotEmpty) {
@@ -495,12 +505,17 @@ func (p *puller) seen(b wire.IndexBatch) {
 	p.mu.Unlock()
 }
 
+// setConnected notes a session up (ok) or ended with err. The end of a
+// session that was up is the last moment the peer was known to be there:
+// lastSeen.
 func (p *puller) setConnected(ok bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ok || p.stat.connected {
+		p.stat.lastSeen = time.Now()
+	}
 	p.stat.connected = ok
 	if ok {
-		p.stat.lastSeen = time.Now()
 		p.stat.lastErr = ""
 	} else if err != nil {
 		p.stat.lastErr = err.Error()

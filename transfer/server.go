@@ -181,6 +181,8 @@ func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		n.log.Debug("index response cut", "peer", peer, "err", err)
+	} else if c := n.pf[pfKey{peer, f.Config.ID}]; c != nil {
+		c.sentFiles.Add(uint64(len(batch)))
 	}
 	n.seen(peer)
 }
@@ -221,6 +223,7 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf []byte
+	count := n.pf[pfKey{peer, f.Config.ID}]
 	for _, fb := range q.Files {
 		file := n.openServed(f, fb.Path)
 		for _, b := range fb.Blocks {
@@ -234,6 +237,9 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 					data = nil
 				} else {
 					n.blocksServed.Add(int64(len(data)))
+					if count != nil {
+						count.sentBytes.Add(uint64(len(data)))
+					}
 				}
 			}
 			if err = bw.Write(data); err != nil {
