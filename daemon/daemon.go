@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/syncd/syncd/alert"
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/state"
@@ -40,6 +41,9 @@ type Daemon struct {
 	snapMu sync.Mutex // one snapshot at a time
 	last   atomic.Pointer[SnapshotInfo]
 	met    metrics // what /metrics counts (metrics.go)
+
+	chk    checker        // the node's problems (checks.go)
+	alerts *alert.Alerter // nil: no webhooks configured
 }
 
 // New opens the state database under node.state_dir, loads the node's
@@ -69,6 +73,17 @@ func New(cfg *config.Config, repo *chunkstore.Repository, log *slog.Logger) (*Da
 	}
 	db.SetLocalNode(id.ID.Uint64())
 	d := &Daemon{cfg: cfg, log: log, db: db, repo: repo, access: acc}
+	if len(cfg.Alerts.Webhooks) > 0 {
+		hooks := make([]alert.Webhook, len(cfg.Alerts.Webhooks))
+		for i, w := range cfg.Alerts.Webhooks {
+			hooks[i] = alert.Webhook{URL: w.URL, TokenFile: w.TokenFile, Timeout: w.Timeout}
+		}
+		if d.alerts, err = alert.New(alert.Options{Node: cfg.Node.Name, Webhooks: hooks, Repeat: cfg.Alerts.Repeat,
+			Logger: log.With("svc", "alerts")}); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("alerts: %w", err)
+		}
+	}
 	if info, ok := d.loadLast(); ok {
 		d.last.Store(info)
 	}
@@ -117,6 +132,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.node.Run(ctx) })
 	if d.repo != nil && d.cfg.Repository.Schedule != "" {
 		g.Go(func() error { return d.schedule(ctx) })
+	}
+	g.Go(func() error { return d.watchProblems(ctx) })
+	if d.alerts != nil {
+		g.Go(func() error { return d.alerts.Run(ctx) })
 	}
 	return g.Wait()
 }

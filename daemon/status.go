@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -41,11 +42,14 @@ type Status struct {
 	Node    string                `json:"node"`
 	Folders []FolderStatus        `json:"folders"`
 	Peers   []transfer.PeerStatus `json:"peers"`
+	// Alerts are the node's current problems, worst first (checks.go):
+	// what the webhooks are told and `syncd status --check` counts.
+	Alerts []Problem `json:"alerts"`
 }
 
 // Status reports the folders and the last snapshot.
 func (d *Daemon) Status() Status {
-	s := Status{Node: d.cfg.Node.Name, Peers: d.node.Status()}
+	s := Status{Node: d.cfg.Node.Name, Peers: d.node.Status(), Alerts: d.Problems()}
 	last := d.last.Load()
 	for _, f := range d.folders {
 		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Path, State: "ok", Pending: f.pending.Load(), LastSnapshot: last}
@@ -69,15 +73,24 @@ func (d *Daemon) Status() Status {
 	return s
 }
 
-// Ready reports whether every folder has been scanned once and has
-// nothing pending: a load balancer may send traffic.
-func (d *Daemon) Ready() bool {
+// Ready reports whether a load balancer may send this node traffic: every
+// folder has been scanned once and none has failed, and the node is not
+// behind a connected peer by more than node.max_lag. When it is not
+// ready, the reason says why. (A batch being indexed does not make a node
+// unready: a node taking uploads would leave the rotation at every one.)
+func (d *Daemon) Ready() (bool, string) {
 	for _, f := range d.folders {
-		if !f.scanned.Load() || f.pending.Load() != 0 || f.health.Failed() {
-			return false
+		if cs := f.health.List(); len(cs) > 0 && cs[0].Severity >= health.Failed {
+			return false, fmt.Sprintf("folder %s failed: %s", f.cfg.ID, cs[0].Reason)
+		}
+		if !f.scanned.Load() {
+			return false, fmt.Sprintf("folder %s: first scan not done", f.cfg.ID)
 		}
 	}
-	return true
+	if lag := d.lagging(); lag != "" {
+		return false, lag
+	}
+	return true, ""
 }
 
 // Handler serves /healthz (the process is alive), /readyz (200 once
@@ -93,8 +106,8 @@ func (d *Daemon) Handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !d.Ready() {
-			http.Error(w, "not ready: indexing", http.StatusServiceUnavailable)
+		if ok, why := d.Ready(); !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))

@@ -92,12 +92,8 @@ func (n *node) waitReady() {
 	n.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + n.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if readyAndIdle(n.http) {
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

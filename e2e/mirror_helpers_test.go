@@ -44,6 +44,9 @@ type mnode struct {
 	mode   string
 	// debounce is the watcher's debounce (watch.debounce); "" is 50ms.
 	debounce string
+	// nodeYAML is added to the node: section ("  max_lag: 1s\n"), and
+	// extraYAML at the end of the file (an alerts: section).
+	nodeYAML, extraYAML string
 
 	peers []mpeer // what the config lists
 	cmd   *exec.Cmd
@@ -107,7 +110,7 @@ func (n *mnode) setPeers(ps ...mpeer) {
 
 func (n *mnode) writeConfig() {
 	var b strings.Builder
-	fmt.Fprintf(&b, "node:\n  name: %s\n  state_dir: %s\n  listen: %s\n  http: %s\n", n.name, n.state, n.listen, n.http)
+	fmt.Fprintf(&b, "node:\n  name: %s\n  state_dir: %s\n  listen: %s\n  http: %s\n%s", n.name, n.state, n.listen, n.http, n.nodeYAML)
 	var names []string
 	if len(n.peers) > 0 {
 		b.WriteString("peers:\n")
@@ -121,7 +124,7 @@ func (n *mnode) writeConfig() {
 	if d == "" {
 		d = "50ms"
 	}
-	fmt.Fprintf(&b, "watch:\n  debounce: %s\n", d)
+	fmt.Fprintf(&b, "watch:\n  debounce: %s\n%s", d, n.extraYAML)
 	if err := os.WriteFile(n.cfg, []byte(b.String()), 0o644); err != nil {
 		n.t.Fatal(err)
 	}
@@ -191,16 +194,42 @@ func (n *mnode) waitReady() {
 	n.t.Helper()
 	deadline := time.Now().Add(converge)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + n.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if readyAndIdle(n.http) {
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	n.t.Fatalf("%s: syncd run not ready within %v; log:\n%s", n.name, converge, n.logTail())
+}
+
+// readyAndIdle reports whether the daemon on addr answers /readyz with
+// 200 and its /status shows nothing pending in any folder: its folders are
+// scanned and every change it has been told of is indexed. (/readyz alone
+// does not wait for a batch being indexed.)
+func readyAndIdle(addr string) bool {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	resp, err = http.Get("http://" + addr + "/status")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var st struct{ Folders []struct{ Pending int64 } }
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return false
+	}
+	for _, f := range st.Folders {
+		if f.Pending != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // log returns n's whole log.

@@ -262,11 +262,16 @@ func (c *daemonClient) ask(ctx context.Context, method, target string, v any) (i
 
 func statusCmd() *cobra.Command {
 	var path string
-	var asJSON bool
+	var asJSON, check bool
 	cmd := &cobra.Command{
-		Use:   "status --config FILE [--json]",
+		Use:   "status --config FILE [--json | --check]",
 		Short: "Show the running daemon's folders, peers and last snapshot",
-		Args:  cli.Args(0, 0, "no arguments"),
+		Long: `status shows the running daemon's folders, peers, last snapshot and alerts.
+
+With --check it prints one line and exits 0 (OK), 1 (WARNING) or 2
+(CRITICAL), for cron, Nagios or Icinga; a daemon that does not answer is
+CRITICAL too.`,
+		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
 				return cli.Usage("no configuration given: use --config FILE")
@@ -277,9 +282,21 @@ func statusCmd() *cobra.Command {
 			}
 			var st daemon.Status
 			if _, err := dc.ask(cmd.Context(), "GET", "/status", &st); err != nil {
+				if check {
+					fmt.Fprintf(cmd.OutOrStdout(), "CRITICAL: %v\n", err)
+					return cli.Exit(2)
+				}
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if check {
+				code, line := daemon.CheckSummary(st)
+				fmt.Fprintln(out, line)
+				if code != 0 {
+					return cli.Exit(code)
+				}
+				return nil
+			}
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
@@ -326,6 +343,8 @@ func statusCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&check, "check", false, "print one line; exit 0 ok, 1 warning, 2 critical")
+	cmd.MarkFlagsMutuallyExclusive("json", "check")
 	return cmd
 }
 

@@ -34,6 +34,14 @@ func (e usageError) Error() string { return e.msg }
 // Usage returns an error that exits with ExitUsage.
 func Usage(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// Exit returns an error that makes [Main] exit with code and print
+// nothing: the command has said what it had to (syncd status --check).
+func Exit(code int) error { return exitStatus(code) }
+
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
 // Partial is returned by a command that completed with skipped files.
 type Partial struct{ Msg string }
 
@@ -68,6 +76,10 @@ func report(prog string, err error) int {
 	if err == nil {
 		return ExitOK
 	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es)
+	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	fmt.Fprintf(os.Stderr, "%s: %s\n", prog, msg)
 	var u usageError
@@ -75,7 +87,7 @@ func report(prog string, err error) int {
 	switch {
 	case errors.As(err, &u) || strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "unknown command") ||
 		strings.Contains(msg, "arg(s)") || strings.HasPrefix(msg, "flag needs an argument") ||
-		strings.HasPrefix(msg, "invalid argument"):
+		strings.HasPrefix(msg, "invalid argument") || strings.HasPrefix(msg, "if any flags in the group"):
 		return ExitUsage
 	case errors.As(err, &p):
 		return ExitPartial
