@@ -11,8 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/syncd/syncd/alert"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/internal/version"
+	"github.com/syncd/syncd/transfer"
 	"github.com/syncd/syncd/watcher"
 )
 
@@ -23,12 +25,10 @@ import (
 // never walks the index and never takes a folder's lock, so it answers
 // during a full scan.
 //
-// Peer metrics are not here yet: transfer.Node.Status walks the changes
-// not yet acknowledged by each peer (SendFiles), too much for a scrape.
-// They are to come from a cheap transfer.Node method (atomics kept by the
-// pullers and the server, copied out under the node's lock) that
-// collector.Collect calls, or from the node as a prometheus.Collector of
-// its own registered next to this one.
+// Peer metrics come from transfer.Node.PeerMetrics (atomics kept by the
+// pullers and the server as things happen), not from Node.Status, which
+// walks the changes a peer has yet to ask for. Alert delivery counters
+// come from alert.Alerter.Stats.
 
 // snapshotResults are the values of SnapshotInfo.Result, the label of the
 // snapshot metrics.
@@ -140,10 +140,20 @@ func (f *folder) watchStats() (overflows, rescans uint64) {
 type collector struct {
 	d     *Daemon
 	build prometheus.Metric
+	// peers and hooks return the peer metrics and the webhook counters
+	// (nil: none); tests replace them.
+	peers func() []transfer.PeerMetrics
+	hooks func() []alert.Stats
 
 	files, bytes, pending, state, failed, local, overflows, rescans *prometheus.Desc
 	lastSuccess, lastDuration, lastResult, filesRead, snapshots     *prometheus.Desc
 	reachable                                                       *prometheus.Desc
+
+	peerUp, peerSeen, lagFiles, lagBytes, behind                              *prometheus.Desc
+	recvFiles, recvBytes, fetched, sentFiles, sentBytes, applyErrs, conflicts *prometheus.Desc
+	latency                                                                   *prometheus.Desc
+
+	hookSent, hookFailed, hookRejected, hookDropped, hookQueued *prometheus.Desc
 }
 
 func newCollector(d *Daemon) *collector {
@@ -152,7 +162,9 @@ func newCollector(d *Daemon) *collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	v := version.Read("syncd")
-	return &collector{
+	fp := []string{"folder", "peer"}
+	hook := []string{"webhook"}
+	c := &collector{
 		d: d,
 		build: prometheus.MustNewConstMetric(
 			desc("syncd_build_info", "Always 1; the labels say what the binary was built from.", "version", "revision", "goversion"),
@@ -172,14 +184,44 @@ func newCollector(d *Daemon) *collector {
 		filesRead:    desc("syncd_snapshot_files_read", "Files the last snapshot read: those changed since the one before."),
 		snapshots:    desc("syncd_snapshots_total", "Snapshots tried since the daemon started, by result.", "result"),
 		reachable:    desc("syncd_repository_reachable", "1 if the last snapshot could use the repository (it did not fail), 0 if not."),
+
+		peerUp:    desc("syncd_peer_connected", "1 if the peer is connected for the folder, 0 if not.", fp...),
+		peerSeen:  desc("syncd_peer_last_seen_timestamp_seconds", "When this node last heard from the peer for the folder (now while connected), Unix time; absent until it has.", fp...),
+		lagFiles:  desc("syncd_peer_lag_files", "Entries of the peer this node has yet to apply: the batch being applied and those that failed.", fp...),
+		lagBytes:  desc("syncd_peer_lag_bytes", "Size of the files among syncd_peer_lag_files, in bytes.", fp...),
+		behind:    desc("syncd_peer_behind_sequences", "Sequence numbers of the peer's changes this node has not asked for yet.", fp...),
+		recvFiles: desc("syncd_peer_received_files_total", "Entries applied from the peer (files, directories, links, deletions).", fp...),
+		recvBytes: desc("syncd_peer_received_bytes_total", "Size of the files applied from the peer, in bytes.", fp...),
+		fetched:   desc("syncd_peer_fetched_bytes_total", "Bytes of blocks fetched from the peer over the network (the rest was copied from local files).", fp...),
+		sentFiles: desc("syncd_peer_sent_files_total", "Entries announced to the peer.", fp...),
+		sentBytes: desc("syncd_peer_sent_bytes_total", "Bytes of blocks served to the peer, uncompressed.", fp...),
+		applyErrs: desc("syncd_peer_apply_errors_total", "Failed tries to apply an entry from the peer, by reason (a retry that fails counts again).", "folder", "peer", "reason"),
+		conflicts: desc("syncd_peer_conflicts_total", "Local versions kept as conflict copies because the peer's concurrent version won.", fp...),
+		latency:   desc("syncd_peer_replication_latency_seconds", "From a file's mtime on the peer to its application here, in seconds (clock skew included).", fp...),
+
+		hookSent:     desc("syncd_alert_webhook_sent_total", "Alert messages the webhook accepted (2xx).", hook...),
+		hookFailed:   desc("syncd_alert_webhook_failed_total", "Tries that failed and are retried: network errors, timeouts, 408, 429, 5xx.", hook...),
+		hookRejected: desc("syncd_alert_webhook_rejected_total", "Alert messages refused with another status (3xx, 4xx) and dropped.", hook...),
+		hookDropped:  desc("syncd_alert_webhook_dropped_total", "Alert messages dropped, oldest first, because the webhook's queue was full.", hook...),
+		hookQueued:   desc("syncd_alert_webhook_queued", "Alert messages waiting for the webhook.", hook...),
 	}
+	if d.node != nil {
+		c.peers = d.node.PeerMetrics
+	}
+	if d.alerts != nil {
+		c.hooks = d.alerts.Stats
+	}
+	return c
 }
 
 // Describe sends the descriptors of every metric Collect sends.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.build.Desc()
 	for _, d := range []*prometheus.Desc{c.files, c.bytes, c.pending, c.state, c.failed, c.local, c.overflows,
-		c.rescans, c.lastSuccess, c.lastDuration, c.lastResult, c.filesRead, c.snapshots, c.reachable} {
+		c.rescans, c.lastSuccess, c.lastDuration, c.lastResult, c.filesRead, c.snapshots, c.reachable,
+		c.peerUp, c.peerSeen, c.lagFiles, c.lagBytes, c.behind, c.recvFiles, c.recvBytes, c.fetched,
+		c.sentFiles, c.sentBytes, c.applyErrs, c.conflicts, c.latency,
+		c.hookSent, c.hookFailed, c.hookRejected, c.hookDropped, c.hookQueued} {
 		ch <- d
 	}
 }
@@ -214,6 +256,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.overflows, overflows, id)
 		counter(c.rescans, rescans, id)
 	}
+	c.collectPeers(ch)
+	c.collectHooks(ch)
 	if c.d.repo == nil {
 		return // no snapshots
 	}
@@ -237,6 +281,78 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.lastDuration, took.Seconds())
 	gauge(c.filesRead, float64(last.Files))
 	gauge(c.reachable, b2f(last.Result != "failed"))
+}
+
+// collectPeers sends the metrics of each folder shared with each peer.
+func (c *collector) collectPeers(ch chan<- prometheus.Metric) {
+	if c.peers == nil {
+		return
+	}
+	for _, m := range c.peers() {
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, m.Folder, m.Peer)
+		}
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), m.Folder, m.Peer)
+		}
+		gauge(c.peerUp, b2f(m.Connected))
+		if !m.LastSeen.IsZero() {
+			gauge(c.peerSeen, float64(m.LastSeen.UnixNano())/1e9)
+		}
+		gauge(c.lagFiles, float64(m.LagFiles))
+		gauge(c.lagBytes, float64(m.LagBytes))
+		gauge(c.behind, float64(m.Behind))
+		counter(c.recvFiles, m.ReceivedFiles)
+		counter(c.recvBytes, m.ReceivedBytes)
+		counter(c.fetched, m.FetchedBytes)
+		counter(c.sentFiles, m.SentFiles)
+		counter(c.sentBytes, m.SentBytes)
+		for i, r := range transfer.ApplyErrorReasons {
+			ch <- prometheus.MustNewConstMetric(c.applyErrs, prometheus.CounterValue, float64(m.ApplyErrors[i]), m.Folder, m.Peer, r)
+		}
+		counter(c.conflicts, m.Conflicts)
+		// MustNewConstHistogram keeps the map: a new one for each
+		buckets := make(map[float64]uint64, len(transfer.LatencyBuckets))
+		for i, le := range transfer.LatencyBuckets {
+			buckets[le] = m.Latency.Buckets[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(c.latency, m.Latency.Count, m.Latency.Sum, buckets, m.Folder, m.Peer)
+	}
+}
+
+// collectHooks sends the delivery counters of the alert webhooks. Two
+// webhooks on the same scheme and host (two chat channels, say) add up
+// under one label: the label never shows a URL's path or query, which
+// may hold a secret.
+func (c *collector) collectHooks(ch chan<- prometheus.Metric) {
+	if c.hooks == nil {
+		return
+	}
+	var sums []alert.Stats
+next:
+	for _, s := range c.hooks() {
+		for i := range sums {
+			if sums[i].Webhook == s.Webhook {
+				sums[i].Sent += s.Sent
+				sums[i].Failed += s.Failed
+				sums[i].Rejected += s.Rejected
+				sums[i].Dropped += s.Dropped
+				sums[i].Queued += s.Queued
+				continue next
+			}
+		}
+		sums = append(sums, s)
+	}
+	for _, s := range sums {
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), s.Webhook)
+		}
+		counter(c.hookSent, s.Sent)
+		counter(c.hookFailed, s.Failed)
+		counter(c.hookRejected, s.Rejected)
+		counter(c.hookDropped, s.Dropped)
+		ch <- prometheus.MustNewConstMetric(c.hookQueued, prometheus.GaugeValue, float64(s.Queued), s.Webhook)
+	}
 }
 
 // folderState returns the folder's state as Status shows it.

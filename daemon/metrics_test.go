@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,22 +14,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/syncd/syncd/alert"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/internal/health"
 	"github.com/syncd/syncd/internal/repotest"
 	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/transfer"
 	"github.com/syncd/syncd/transfer/tlsid"
 	"github.com/syncd/syncd/watcher"
 )
 
-// metricsDaemon is a daemon with the folders www (send-receive) and rep
-// (receive-only, from peer web2), whose directories exist with their
-// markers, and with a repository if repo is set. It is not running.
-func metricsDaemon(t testing.TB, repo bool) *Daemon {
+// metricsDaemon is a daemon with the folders www (send-receive, shared
+// with the peers named in more) and rep (receive-only, from peer web2),
+// whose directories exist with their markers, and with a repository if
+// repo is set. It is not running.
+func metricsDaemon(t testing.TB, repo bool, more ...string) *Daemon {
 	t.Helper()
 	dir := t.TempDir()
 	for _, f := range []string{"www", "rep"} {
@@ -39,12 +44,16 @@ func metricsDaemon(t testing.TB, repo bool) *Daemon {
 			t.Fatal(err)
 		}
 	}
+	peers := fmt.Sprintf(`{name: web2, id: %s, address: "127.0.0.1:1"}`, tlsid.NodeID{1, 2, 3})
+	for i, p := range more {
+		peers += fmt.Sprintf(`, {name: %s, id: %s, address: "127.0.0.1:1"}`, p, tlsid.NodeID{1, 2, 4, byte(i)})
+	}
 	cfg, err := config.Parse(fmt.Appendf(nil, `node: {name: web1, state_dir: %[1]s/state, listen: "127.0.0.1:0", http: "127.0.0.1:0"}
-peers: [{name: web2, id: %[2]s, address: "127.0.0.1:1"}]
+peers: [%[2]s]
 folders:
-  - {id: www, path: %[1]s/www}
+  - {id: www, path: %[1]s/www, peers: [%[3]s]}
   - {id: rep, path: %[1]s/rep, mode: receive-only, peers: [web2]}
-`, dir, tlsid.NodeID{1, 2, 3}.String()), "test.yaml")
+`, dir, peers, strings.Join(more, ", ")), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,6 +248,160 @@ func TestMetrics(t *testing.T) {
 	want(t, fams, 0, "syncd_snapshots_total", "result=ok")
 }
 
+// TestMetricsPeers: the peers of a node that is not running show as down,
+// with every per-peer metric at zero, for the folders shared with them
+// only; the alert webhooks of d.alerts show
+// by scheme and host only.
+func TestMetricsPeers(t *testing.T) {
+	d := metricsDaemon(t, false)
+	const secret = "T000/B000/XXXXsecretXXXX"
+	var err error
+	d.alerts, err = alert.New(alert.Options{Node: "web1", Webhooks: []alert.Webhook{{URL: "https://hooks.example:8443/services/" + secret + "?token=" + secret}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/metrics", nil))
+	if strings.Contains(rec.Body.String(), secret) {
+		t.Errorf("/metrics shows the webhook's path or query:\n%s", rec.Body)
+	}
+	fams := scrape(t, d)
+	if _, ok := value(fams, "syncd_peer_connected", "folder=www"); ok {
+		t.Error("syncd_peer_connected of www, shared with no peer")
+	}
+	fp := []string{"folder=rep", "peer=web2"}
+	want(t, fams, 0, "syncd_peer_connected", fp...)
+	if _, ok := value(fams, "syncd_peer_last_seen_timestamp_seconds", fp...); ok {
+		t.Errorf("syncd_peer_last_seen_timestamp_seconds%v of a peer never seen", fp)
+	}
+	for _, name := range []string{"syncd_peer_lag_files", "syncd_peer_lag_bytes", "syncd_peer_behind_sequences",
+		"syncd_peer_received_files_total", "syncd_peer_received_bytes_total", "syncd_peer_fetched_bytes_total",
+		"syncd_peer_sent_files_total", "syncd_peer_sent_bytes_total", "syncd_peer_conflicts_total"} {
+		want(t, fams, 0, name, fp...)
+	}
+	for _, r := range transfer.ApplyErrorReasons {
+		want(t, fams, 0, "syncd_peer_apply_errors_total", append(fp, "reason="+r)...)
+	}
+	if h := histogram(fams, "syncd_peer_replication_latency_seconds", fp...); h == nil || h.GetSampleCount() != 0 || !sameBuckets(h) {
+		t.Errorf("syncd_peer_replication_latency_seconds%v = %v, want empty with the buckets of transfer.LatencyBuckets", fp, h)
+	}
+	for _, name := range []string{"syncd_alert_webhook_sent_total", "syncd_alert_webhook_failed_total", "syncd_alert_webhook_rejected_total",
+		"syncd_alert_webhook_dropped_total", "syncd_alert_webhook_queued"} {
+		want(t, fams, 0, name, "webhook=https://hooks.example:8443")
+	}
+}
+
+// TestMetricsPeerValues: each field of transfer.PeerMetrics and
+// alert.Stats lands in its metric, and webhooks on one host add up.
+func TestMetricsPeerValues(t *testing.T) {
+	seen := time.Date(2026, 3, 31, 10, 0, 0, 500_000_000, time.UTC)
+	pm := transfer.PeerMetrics{Peer: "web2", Folder: "www", Connected: true, LastSeen: seen,
+		LagFiles: 3, LagBytes: 4000, Behind: 5, ReceivedFiles: 6, ReceivedBytes: 7000, FetchedBytes: 800,
+		SentFiles: 9, SentBytes: 10_000, Conflicts: 11,
+		Latency: transfer.Histogram{Count: 12, Sum: 13.5}}
+	for i := range pm.ApplyErrors {
+		pm.ApplyErrors[i] = uint64(100 + i)
+	}
+	for i := range pm.Latency.Buckets {
+		pm.Latency.Buckets[i] = uint64(i + 1) // cumulative, 1…10 of 12
+	}
+	down := transfer.PeerMetrics{Peer: "web3", Folder: "www"}
+	c := newCollector(metricsDaemon(t, false))
+	c.peers = func() []transfer.PeerMetrics { return []transfer.PeerMetrics{pm, down} }
+	c.hooks = func() []alert.Stats {
+		return []alert.Stats{
+			{Webhook: "https://hooks.example", Sent: 1, Failed: 2, Rejected: 3, Dropped: 4, Queued: 5},
+			{Webhook: "http://127.0.0.1:9", Sent: 7},
+			{Webhook: "https://hooks.example", Sent: 10, Failed: 20, Rejected: 30, Dropped: 40, Queued: 50},
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	got, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := map[string]*dto.MetricFamily{}
+	for _, mf := range got {
+		fams[mf.GetName()] = mf
+	}
+
+	fp := []string{"folder=www", "peer=web2"}
+	want(t, fams, 1, "syncd_peer_connected", fp...)
+	want(t, fams, float64(seen.UnixNano())/1e9, "syncd_peer_last_seen_timestamp_seconds", fp...)
+	for name, v := range map[string]float64{"syncd_peer_lag_files": 3, "syncd_peer_lag_bytes": 4000, "syncd_peer_behind_sequences": 5,
+		"syncd_peer_received_files_total": 6, "syncd_peer_received_bytes_total": 7000, "syncd_peer_fetched_bytes_total": 800,
+		"syncd_peer_sent_files_total": 9, "syncd_peer_sent_bytes_total": 10_000, "syncd_peer_conflicts_total": 11} {
+		want(t, fams, v, name, fp...)
+	}
+	for i, r := range transfer.ApplyErrorReasons {
+		want(t, fams, float64(100+i), "syncd_peer_apply_errors_total", append(fp, "reason="+r)...)
+	}
+	h := histogram(fams, "syncd_peer_replication_latency_seconds", fp...)
+	if h == nil || h.GetSampleCount() != 12 || h.GetSampleSum() != 13.5 || !sameBuckets(h) {
+		t.Fatalf("syncd_peer_replication_latency_seconds = %v", h)
+	}
+	for i, b := range h.Bucket[:len(transfer.LatencyBuckets)] {
+		if b.GetCumulativeCount() != uint64(i+1) {
+			t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), i+1)
+		}
+	}
+	want(t, fams, 0, "syncd_peer_connected", "folder=www", "peer=web3")
+	if _, ok := value(fams, "syncd_peer_last_seen_timestamp_seconds", "peer=web3"); ok {
+		t.Error("syncd_peer_last_seen_timestamp_seconds of a peer never seen")
+	}
+
+	for name, v := range map[string]float64{"syncd_alert_webhook_sent_total": 11, "syncd_alert_webhook_failed_total": 22,
+		"syncd_alert_webhook_rejected_total": 33, "syncd_alert_webhook_dropped_total": 44, "syncd_alert_webhook_queued": 55} {
+		want(t, fams, v, name, "webhook=https://hooks.example")
+	}
+	want(t, fams, 7, "syncd_alert_webhook_sent_total", "webhook=http://127.0.0.1:9")
+	if n := len(fams["syncd_alert_webhook_sent_total"].GetMetric()); n != 2 {
+		t.Errorf("%d series of syncd_alert_webhook_sent_total, want 2", n)
+	}
+}
+
+// histogram returns the histogram of name with the labels given as
+// name=value pairs, or nil.
+func histogram(fams map[string]*dto.MetricFamily, name string, labels ...string) *dto.Histogram {
+	mf := fams[name]
+	if mf == nil {
+		return nil
+	}
+next:
+	for _, m := range mf.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			if have[k] != v {
+				continue next
+			}
+		}
+		return m.Histogram
+	}
+	return nil
+}
+
+// sameBuckets reports whether h has the buckets of transfer.LatencyBuckets
+// (and +Inf, as the text format has it, or not, as Gather has it).
+func sameBuckets(h *dto.Histogram) bool {
+	n := len(transfer.LatencyBuckets)
+	if len(h.Bucket) == n+1 && math.IsInf(h.Bucket[n].GetUpperBound(), 1) {
+		n++
+	} else if len(h.Bucket) != n {
+		return false
+	}
+	for i, le := range transfer.LatencyBuckets {
+		if h.Bucket[i].GetUpperBound() != le {
+			return false
+		}
+	}
+	return true
+}
+
 // TestMetricsNoRepository: without a repository there are no snapshot
 // metrics at all.
 func TestMetricsNoRepository(t *testing.T) {
@@ -360,11 +523,15 @@ func TestScrapeDuringScan(t *testing.T) {
 
 func must(v float64, _ bool) float64 { return v }
 
-// BenchmarkScrape scrapes a node with a 100k-file folder, as Prometheus
-// does (gzip). cpu-ns/op is the process's CPU time (user and system) per
-// scrape; B/op the allocations.
+// BenchmarkScrape scrapes a node with a 100k-file folder shared with 19
+// peers (a fleet of 20), as Prometheus does (gzip). cpu-ns/op is the
+// process's CPU time (user and system) per scrape; B/op the allocations.
 func BenchmarkScrape(b *testing.B) {
-	d := metricsDaemon(b, true)
+	var more []string
+	for i := 3; i <= 20; i++ {
+		more = append(more, fmt.Sprintf("web%d", i))
+	}
+	d := metricsDaemon(b, true, more...)
 	f := d.folders[0]
 	const n, batch = 100_000, 10_000
 	for lo := 0; lo < n; lo += batch {
@@ -391,6 +558,9 @@ func BenchmarkScrape(b *testing.B) {
 	serve()
 	if files, _ := f.st.Totals(); files != n {
 		b.Fatalf("%d files in the index, want %d", files, n)
+	}
+	if got, want := len(d.node.PeerMetrics()), 1+len(more); got != want {
+		b.Fatalf("%d peer and folder pairs, want %d", got, want)
 	}
 	cpu := func() time.Duration {
 		var ru syscall.Rusage
