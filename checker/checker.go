@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -324,15 +325,17 @@ func readPack(ctx context.Context, repo *chunkstore.Repository, name string, siz
 	if err != nil {
 		return nil, err
 	}
-	inHeader := map[chunkstore.ID]chunkstore.IndexBlob{}
+	// a pack may hold a blob twice (two files of one writer cut the same
+	// chunk at once): each copy the index lists must be one of them
+	type span struct{ off, n int64 }
+	inHeader := map[chunkstore.ID][]span{}
 	for _, b := range hdr {
-		inHeader[b.ID] = b
+		inHeader[b.ID] = append(inHeader[b.ID], span{int64(b.Offset), int64(b.Length)})
 	}
 	h := repo.NewHasher()
 	var buf []byte
 	for _, b := range blobs {
-		hb, ok := inHeader[b.id]
-		if !ok || hb.Offset != b.loc.Offset || hb.Length != b.loc.Length {
+		if !slices.Contains(inHeader[b.id], span{int64(b.loc.Offset), int64(b.loc.Length)}) {
 			bad = append(bad, badBlob{b.id, fmt.Errorf("blob %s: index and pack header disagree", b.id.Short())})
 			continue
 		}

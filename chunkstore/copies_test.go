@@ -163,3 +163,24 @@ func TestCheckDataIdentityPastForeignPacks(t *testing.T) {
 		t.Errorf("CheckDataIdentity with only foreign packs = %v, want ErrNoKey", err)
 	}
 }
+
+// A blob added twice to a Repacker (two rewritten packs each held a copy)
+// is written once: a pack never holds a blob twice, which its header and
+// the index could not tell apart.
+func TestRepackerWritesABlobOnce(t *testing.T) {
+	tr := initLocal(t, InitOptions{})
+	r := tr.open(t, true)
+	data := []byte("the same chunk in two packs")
+	id := r.BlobID(r.NewHasher(), data)
+	other := []byte("another chunk")
+	p := writePack(t, r, DataBlob, []ID{id, r.BlobID(r.NewHasher(), other), id}, [][]byte{data, other, data})
+	n := 0
+	for _, b := range p.Blobs {
+		if b.ID == id {
+			n++
+		}
+	}
+	if n != 1 || len(p.Blobs) != 2 {
+		t.Fatalf("pack lists the twice-added blob %d times (%d blobs), want once (2 blobs)", n, len(p.Blobs))
+	}
+}

@@ -95,13 +95,16 @@ func (r *Repository) markLoaded(name string) {
 
 // Repacker writes blobs into new packs, for prune: Add compresses and packs
 // each blob, and uploads a pack when it is full; Finish uploads the rest.
-// It writes no index. A Repacker is not safe for concurrent use.
+// A blob added twice (two packs being rewritten hold a copy each) is
+// written once. It writes no index. A Repacker is not safe for concurrent
+// use.
 type Repacker struct {
-	r    *Repository
-	dir  string
-	open map[BlobType]*packWriter
-	zbuf []byte
-	done []IndexPack
+	r     *Repository
+	dir   string
+	open  map[BlobType]*packWriter
+	zbuf  []byte
+	done  []IndexPack
+	added map[ID]bool
 }
 
 // NewRepacker returns a Repacker whose packs wait for their upload in
@@ -110,12 +113,16 @@ func (r *Repository) NewRepacker(dir string) *Repacker {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	return &Repacker{r: r, dir: dir, open: map[BlobType]*packWriter{}}
+	return &Repacker{r: r, dir: dir, open: map[BlobType]*packWriter{}, added: map[ID]bool{}}
 }
 
 // Add stores blob id of type t with the given plaintext in the current
 // pack of that type. The caller has checked the plaintext against id.
 func (p *Repacker) Add(ctx context.Context, t BlobType, id ID, plain []byte) error {
+	if p.added[id] {
+		return nil
+	}
+	p.added[id] = true
 	pw := p.open[t]
 	if pw != nil && pw.size()+int64(len(plain)) > int64(p.r.cfg.PackSize) {
 		if err := p.flush(ctx, t); err != nil {

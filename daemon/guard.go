@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -24,10 +25,11 @@ const markerText = "This directory is a syncd folder. Do not remove this file: w
 
 // The names of the guard's conditions (health.Condition.Name).
 const (
-	condMissing = "folder-missing" // the path is gone, not a directory, unreadable
-	condMarker  = "marker-missing" // the path is there, the marker is not
-	condDevice  = "device-changed" // another file system is mounted at the path
-	condHeld    = "deletes-held"   // a batch deleted more than max_delete
+	condMissing = "folder-missing"    // the path is gone, not a directory, unreadable
+	condMarker  = "marker-missing"    // the path is there, the marker is not
+	condDevice  = "device-changed"    // another file system is mounted at the path
+	condHeld    = "deletes-held"      // a batch deleted more than max_delete
+	condNoMark  = "marker-unwritable" // the daemon may not create the marker (degraded)
 )
 
 // errGuard is matched by every error of the folder guard.
@@ -89,7 +91,11 @@ func (d *Daemon) checkFolder(f *folder) error {
 		return &guardError{condMissing, fmt.Sprintf("folder %s: %s is not a directory; it is retried every %v", f.cfg.ID, path, guardEvery)}
 	}
 	dev := deviceOf(fi)
-	if _, err := os.Lstat(filepath.Join(path, MarkerName)); err != nil {
+	if _, err := os.Lstat(filepath.Join(path, MarkerName)); err == nil {
+		if f.health.Clear(condNoMark) {
+			d.log.Info("folder marker found", "folder", f.cfg.ID)
+		}
+	} else {
 		if !errors.Is(err, os.ErrNotExist) {
 			return &guardError{condMissing, fmt.Sprintf("folder %s: marker %s: %v", f.cfg.ID, filepath.Join(path, MarkerName), unwrapPath(err))}
 		}
@@ -130,8 +136,20 @@ func (d *Daemon) firstMarker(f *folder) error {
 		}
 	}
 	if err := writeMarker(path); err != nil {
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			// A daemon that may only read the folder (a send-only node
+			// running as another user, a read-only mount) works without
+			// the marker, degraded: only an emptied folder is caught.
+			reason := fmt.Sprintf("folder %s: cannot create the folder marker %s: %v; without it an unmounted disk is caught only when the folder is empty (create it: touch %s)",
+				f.cfg.ID, filepath.Join(path, MarkerName), unwrapPath(err), filepath.Join(path, MarkerName))
+			if f.health.Set(condNoMark, health.Degraded, reason) {
+				d.log.Warn("folder marker not created", "folder", f.cfg.ID, "reason", reason)
+			}
+			return nil
+		}
 		return &guardError{condMissing, fmt.Sprintf("folder %s: create the folder marker: %v", f.cfg.ID, unwrapPath(err))}
 	}
+	f.health.Clear(condNoMark)
 	if err := d.db.PutMeta(markerKey(f.cfg.ID), []byte{1}); err != nil {
 		return &guardError{condMissing, fmt.Sprintf("folder %s: state: %v", f.cfg.ID, err)}
 	}

@@ -216,6 +216,10 @@ func TestDaemonUnreadableFile(t *testing.T) {
 		t.Errorf("snapshot next to an unreadable file: want exit 3 and partial: %s", res)
 	}
 	st := statusAll(t, n)["www"]
+	// the daemon may not write the folder: it runs, without a marker
+	if msg, _ := st["error"].(string); st["state"] != "degraded" || !strings.Contains(msg, "cannot create the folder marker") {
+		t.Errorf("status of a folder the daemon may not write: %v: %v", st["state"], st["error"])
+	}
 	failed, _ := st["failed_paths"].([]any)
 	if len(failed) != 1 || !strings.Contains(failed[0].(string), "secret.txt") {
 		t.Errorf("status failed_paths = %v, want secret.txt", st["failed_paths"])

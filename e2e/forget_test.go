@@ -140,7 +140,7 @@ func TestForgetBadInput(t *testing.T) {
 		{"negative duration", r.flags("--keep-within", "-3d"), 2, []string{`"--keep-within"`, "negative"}},
 		{"bad count", r.flags("--keep-daily", "many"), 2, []string{`"--keep-daily"`, "unlimited"}},
 		{"wrong index key", []string{"--repo", r.url, "--index-key", other, "--keep-last", "1"}, 1, []string{"wrong index key"}},
-		{"no repository", []string{"--repo", filepath.Join(r.dir, "nope"), "--index-key", r.indexKey, "--keep-last", "1"}, 1, []string{"does not exist"}},
+		{"no repository", []string{"--repo", filepath.Join(r.dir, "nope"), "--index-key", r.indexKey, "--keep-last", "1"}, 1, []string{"directory missing: not mounted or deleted?"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := run(t, []string{"SYNCD_REPO=", "SYNCD_INDEX_KEY="}, "syncd", append([]string{"forget"}, tc.args...)...)
