@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/syncd/syncd/internal/clock"
 )
 
 // The severities of an alert.
@@ -124,7 +126,7 @@ func New(o Options) (*Alerter, error) {
 		active: map[string]*episode{},
 	}
 	if a.clock == nil {
-		a.clock = systemClock{}
+		a.clock = clock.System
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/internal/health"
 )
 
@@ -122,7 +123,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.IsTemp = func(name string) bool { return strings.HasPrefix(name, TempPrefix) }
 	}
 	if o.Clock == nil {
-		o.Clock = realClock{}
+		o.Clock = clock.System
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
