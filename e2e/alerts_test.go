@@ -154,29 +154,8 @@ func TestAlertsSnapshotFailed(t *testing.T) {
 	folder := filepath.Join(dir, "www")
 	os.Mkdir(folder, 0o755)
 	os.WriteFile(filepath.Join(folder, "a.txt"), []byte("a"), 0o644)
-	cfg := filepath.Join(dir, "syncd.yaml")
-	httpAddr := freePort(t)
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`node:
-  name: web1
-  state_dir: %s
-  listen: %s
-  http: %s
-folders:
-  - {id: www, path: %s}
-repository:
-  url: %s
-  index_key: %s
-  data_recipients: []
-  schedule: "* * * * *"
-%s`, filepath.Join(dir, "state"), freePort(t), httpAddr, folder, r.url, r.indexKey, hook.yaml())), 0o644)
-	cmd := exec.Command(filepath.Join(binDir, "syncd"), "run", "--config", cfg)
-	cmd.Env = append(os.Environ(), env...)
-	logf, _ := os.Create(filepath.Join(dir, "syncd.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cfg := runDaemon(t, dir, env, fmt.Sprintf("folders:\n  - {id: www, path: %s}\nrepository:\n  url: %s\n  index_key: %s\n  data_recipients: []\n  schedule: \"* * * * *\"\n%s",
+		folder, r.url, r.indexKey, hook.yaml()))
 	waitFolder(t, cfg, "www", "ok")
 	srv.Kill()
 	m := hook.wait(t, 90*time.Second, "snapshot-failed", "firing")

@@ -12,6 +12,33 @@ import (
 	"github.com/syncd/syncd/daemon"
 )
 
+// runDaemon writes a configuration in dir (node web1 on free loopback
+// ports, then rest: folders, repository, alerts) and starts syncd run
+// with env added to its environment, its log in dir/syncd.log; it returns
+// the configuration's path. The daemon is killed at the test's end.
+func runDaemon(t *testing.T, dir string, env []string, rest string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "syncd.yaml")
+	yaml := fmt.Sprintf("node:\n  name: web1\n  state_dir: %s\n  listen: %s\n  http: %s\n%s",
+		filepath.Join(dir, "state"), freePort(t), freePort(t), rest)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "syncd"), "run", "--config", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	logf, err := os.Create(filepath.Join(dir, "syncd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logf.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cfg
+}
+
 // folderStatus is a folder in `syncd status --json`, with its reason.
 type folderStatus struct {
 	ID    string `json:"id"`
@@ -207,25 +234,8 @@ func TestMissingAndSymlinkedFolders(t *testing.T) {
 	os.Symlink(real, link)
 	os.WriteFile(filepath.Join(here, "h.txt"), []byte("h"), 0o644)
 	os.WriteFile(filepath.Join(real, "r.txt"), []byte("r"), 0o644)
-	cfg := filepath.Join(dir, "syncd.yaml")
-	httpAddr := freePort(t)
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`node:
-  name: web1
-  state_dir: %s
-  listen: %s
-  http: %s
-folders:
-  - {id: here, path: %s}
-  - {id: later, path: %s}
-  - {id: linked, path: %s}
-`, filepath.Join(dir, "state"), freePort(t), httpAddr, here, later, link)), 0o644)
-	cmd := exec.Command(filepath.Join(binDir, "syncd"), "run", "--config", cfg)
-	logf, _ := os.Create(filepath.Join(dir, "syncd.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cfg := runDaemon(t, dir, nil, fmt.Sprintf("folders:\n  - {id: here, path: %s}\n  - {id: later, path: %s}\n  - {id: linked, path: %s}\n",
+		here, later, link))
 
 	waitFolder(t, cfg, "later", "failed", later, "no such file or directory")
 	if f := waitFolder(t, cfg, "here", "ok"); f.Files != 1 {
