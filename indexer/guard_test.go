@@ -26,7 +26,6 @@ func TestMaxDeleteHoldsMassDeletes(t *testing.T) {
 	if err := f.ix.Scan(ctx); err != nil {
 		t.Fatal(err)
 	}
-	seq := f.st.Seq()
 
 	// 15 of 40 (38%): under the limit, recorded
 	for i := range 15 {
@@ -46,7 +45,7 @@ func TestMaxDeleteHoldsMassDeletes(t *testing.T) {
 		os.Remove(filepath.Join(f.root, fmt.Sprintf("d/f%02d", i)))
 	}
 	f.write(t, "new", []byte("new"))
-	seq = f.st.Seq()
+	seq := f.st.Seq()
 	err := f.ix.Scan(ctx)
 	var held *HeldError
 	if !errors.As(err, &held) || held.Files != 20 || held.Total != 26 {
