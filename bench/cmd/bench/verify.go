@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/syncd/syncd/daemon"
 )
 
 // entry is what the comparison looks at for one path (from lstat).
@@ -123,6 +125,9 @@ func scanTree(root string) (map[string]entry, error) {
 		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
+		}
+		if rel == daemon.MarkerName {
+			return nil // each node's own folder marker, never mirrored
 		}
 		m[rel] = e
 		return nil
