@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/syncd/syncd/daemon"
 )
 
 // daemonMetricDefs are the rows of the daemon section (bars of
@@ -291,7 +293,7 @@ func countFiles(dir string) (int64, error) {
 		if err != nil {
 			return err
 		}
-		if e.Type().IsRegular() {
+		if e.Type().IsRegular() && e.Name() != daemon.MarkerName { // the node's own marker is not indexed
 			n++
 		}
 		return nil

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/syncd/syncd/daemon"
 	"github.com/syncd/syncd/internal/faultproxy"
 )
 
@@ -271,5 +272,11 @@ func countTree(dir string) (treeCount, error) {
 	if err := d.describe(); err != nil {
 		return treeCount{}, err
 	}
-	return treeCount{int64(d.Files), d.Bytes}, nil
+	c := treeCount{int64(d.Files), d.Bytes}
+	// the node's own folder marker is in the tree but never indexed
+	if fi, err := os.Lstat(filepath.Join(dir, daemon.MarkerName)); err == nil && fi.Mode().IsRegular() {
+		c.files--
+		c.bytes -= fi.Size()
+	}
+	return c, nil
 }
