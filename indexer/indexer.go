@@ -523,7 +523,7 @@ func (ix *Indexer) commitDeletes() error {
 	defer func() { ix.deferred, ix.goneSet, ix.after = nil, nil, nil }()
 	files := 0
 	for _, o := range ix.deferred {
-		if o.erase && o.e.Type != "dir" {
+		if o.erase && o.e.Type == "file" {
 			files++
 		}
 	}
@@ -536,16 +536,10 @@ func (ix *Indexer) commitDeletes() error {
 	}
 	recent := ix.recentDeletes(now)
 	if m := ix.f.MaxDelete; m > 0 && m < 1 && files > 0 && files+recent >= max(ix.f.MinHeld, 1) {
-		total := recent // files in the folder at the window's start
-		err := ix.st.Walk("", func(_ string, e state.Entry) error {
-			if !e.Deleted && e.Type != "dir" {
-				total++
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
+		// files in the folder at the window's start (the index keeps the
+		// count: no walk)
+		live, _ := ix.st.Totals()
+		total := int(live) + recent
 		if float64(files+recent) > m*float64(total) {
 			if !ix.confirm.Swap(false) {
 				return &HeldError{Folder: ix.f.ID, Files: files + recent, Total: total, Max: m}
