@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/syncd/syncd/chunkstore"
-	"github.com/syncd/syncd/chunkstore/local"
-	"github.com/syncd/syncd/crypto"
 )
 
 // plantBogusCopies does what a hacked writer node can do with the index key
@@ -21,23 +19,8 @@ import (
 func plantBogusCopies(t *testing.T, r *repo) map[string]bool {
 	t.Helper()
 	ctx := context.Background()
-	be, err := local.Open(r.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := crypto.LoadIndexKey(r.indexKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := chunkstore.Open(ctx, be, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, sess := openAsWriter(t, r, "hacked")
 	defer repo.Close()
-	sess, err := repo.BeginWrite(ctx, chunkstore.WriteOptions{LockOptions: chunkstore.LockOptions{Program: "hacked"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer sess.Close()
 	rp := repo.NewRepacker(t.TempDir())
 	defer rp.Close()

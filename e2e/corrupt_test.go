@@ -183,9 +183,9 @@ func TestDamagedIndexAndSnapshot(t *testing.T) {
 	})
 }
 
-// craft writes a snapshot whose root tree is the given JSON, using the
-// repository's own keys: what an attacker with the index key could write.
-func craft(t *testing.T, r *repo, treeJSON string) {
+// openAsWriter opens the local repository r with its index key alone, as a
+// writer node holds it, in a write session (program names its lock).
+func openAsWriter(t *testing.T, r *repo, program string) (*chunkstore.Repository, *chunkstore.Session) {
 	t.Helper()
 	ctx := context.Background()
 	be, err := local.Open(r.url)
@@ -200,10 +200,21 @@ func craft(t *testing.T, r *repo, treeJSON string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := repo.BeginWrite(ctx, chunkstore.WriteOptions{})
+	sess, err := repo.BeginWrite(ctx, chunkstore.WriteOptions{LockOptions: chunkstore.LockOptions{Program: program}})
 	if err != nil {
+		repo.Close()
 		t.Fatal(err)
 	}
+	return repo, sess
+}
+
+// craft writes a snapshot whose root tree is the given JSON, using the
+// repository's own keys: what an attacker with the index key could write.
+func craft(t *testing.T, r *repo, treeJSON string) {
+	t.Helper()
+	ctx := context.Background()
+	repo, sess := openAsWriter(t, r, "")
+	defer repo.Close()
 	defer sess.Close()
 	s := repo.NewSaver(ctx, chunkstore.SaverOptions{})
 	data := []byte(treeJSON)

@@ -89,6 +89,15 @@ func TestMirrorModes(t *testing.T) {
 	if m, _ := filepath.Glob(a.path("*sync-conflict*")); len(m) > 0 {
 		t.Errorf("B's conflict copy reached A: %v", m)
 	}
+
+	// syncd revert throws B's local changes away: B equals A again.
+	res := run(t, nil, "syncd", "revert", "--config", b.cfg, "nosuch")
+	oneLine(t, "revert of an unknown folder", res, 1, "revert nosuch")
+	out := ok(t, nil, "syncd", "revert", "--config", b.cfg, "data")
+	if !strings.Contains(out, `reverted "new-on-b.txt"`) || !strings.Contains(out, "local changes reverted in data") {
+		t.Errorf("syncd revert printed %q, want new-on-b.txt named and the count", out)
+	}
+	waitSame(t, a, b)
 }
 
 // TestMirrorCatchUp stops node C of a three-node mesh, changes many files

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 
@@ -23,21 +24,9 @@ deploy gone wrong), put the files back instead: the next scan that finds
 them clears the hold.`,
 		Args: cli.Args(1, 1, "one folder ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if path == "" {
-				return cli.Usage("no configuration given: use --config FILE")
-			}
-			dc, err := daemonURL(path)
-			if err != nil {
+			var res struct{}
+			if err := postFolder(cmd, path, "confirm-deletes", args[0], &res); err != nil {
 				return err
-			}
-			var res struct {
-				Error string `json:"error"`
-			}
-			if _, err := dc.ask(cmd.Context(), "POST", "/confirm-deletes?folder="+url.QueryEscape(args[0]), &res); err != nil {
-				return err
-			}
-			if res.Error != "" {
-				return fmt.Errorf("confirm-deletes %s: %s", args[0], res.Error)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deletes confirmed in %s; the peers delete the files too\n", args[0])
 			return nil
@@ -45,4 +34,28 @@ them clears the hold.`,
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file")
 	return cmd
+}
+
+// postFolder asks the daemon of the configuration at path to run action
+// (an endpoint: POST /ACTION?folder=FOLDER) and decodes its answer into
+// res; an answer with an "error" is the command's error.
+func postFolder(cmd *cobra.Command, path, action, folder string, res any) error {
+	if path == "" {
+		return cli.Usage("no configuration given: use --config FILE")
+	}
+	dc, err := daemonURL(path)
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if _, err := dc.ask(cmd.Context(), "POST", "/"+action+"?folder="+url.QueryEscape(folder), &raw); err != nil {
+		return err
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &e); err == nil && e.Error != "" {
+		return fmt.Errorf("%s %s: %s", action, folder, e.Error)
+	}
+	return json.Unmarshal(raw, res)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 
 	"github.com/spf13/cobra"
 
@@ -19,22 +18,11 @@ receive-only folder (the paths syncd status counts as local changes) and
 to fetch the peers' versions again.`,
 		Args: cli.Args(1, 1, "one folder ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if path == "" {
-				return cli.Usage("no configuration given: use --config FILE")
-			}
-			dc, err := daemonURL(path)
-			if err != nil {
-				return err
-			}
 			var res struct {
 				Reverted []string `json:"reverted"`
-				Error    string   `json:"error"`
 			}
-			if _, err := dc.ask(cmd.Context(), "POST", "/revert?folder="+url.QueryEscape(args[0]), &res); err != nil {
+			if err := postFolder(cmd, path, "revert", args[0], &res); err != nil {
 				return err
-			}
-			if res.Error != "" {
-				return fmt.Errorf("revert %s: %s", args[0], res.Error)
 			}
 			for _, p := range res.Reverted {
 				fmt.Fprintf(cmd.OutOrStdout(), "reverted %q\n", p)
