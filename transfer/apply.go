@@ -35,6 +35,7 @@ type receiver struct {
 	partials map[string]*partial // by path: the files kept after a full disk
 
 	afterBuild func(es []wire.Entry) // a test's hook: the batch's files are built, not yet placed
+	afterPlace func(rel string)      // a test's hook: rel was renamed into place, not yet looked at
 }
 
 // fetchFunc asks the peer for blocks and calls fn with each, in the order
@@ -73,6 +74,7 @@ type action struct {
 	err          error // set once the action failed
 	done         bool
 	skip         bool // nothing to do after all (ours turned out newer)
+	touched      bool // changed by a local writer the moment it was placed: not the receiver's own
 }
 
 // maxOpen bounds the temporary files a batch holds open at once; a batch
@@ -251,7 +253,7 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	}
 	now := time.Now()
 	for _, a := range acts {
-		if a.err == nil && a.done && a.kind != actMerge {
+		if a.err == nil && a.done && a.kind != actMerge && !a.touched {
 			r.f.own.note(a.e.Path, a.rec)
 			r.count.applied(&a.e, now)
 		}

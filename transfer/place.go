@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/state"
 )
 
 // place moves a's new version into place, keeping a conflicting local
@@ -77,6 +78,9 @@ func (r *receiver) place(a *action, at *atRoot) {
 		err = r.f.root().Chmod(p, chunkstore.FileMode(a.rec.Mode))
 	}
 	if err == nil {
+		if r.afterPlace != nil {
+			r.afterPlace(p)
+		}
 		err = r.record(a, at)
 	}
 	if err != nil {
@@ -100,13 +104,20 @@ func (r *receiver) clearDir(p string, at *atRoot) (bool, error) {
 	return true, nil
 }
 
-// record completes a.rec with the local facts of the path now on disk.
+// record completes a.rec with the local facts of the path now on disk. A
+// file whose permission bits or size are not what the receiver left (a
+// local chmod or write between the rename and this look) is recorded with
+// no change time, so the indexer looks at it again and indexes the local
+// change, and it is not noted as the receiver's own write.
 func (r *receiver) record(a *action, at *atRoot) error {
 	fi, err := at.Lstat(a.e.Path)
 	if err != nil {
 		return err
 	}
 	localFacts(&a.rec, fi)
+	if l := state.EntryOf(fi); a.rec.Type == "file" && (l.Type != "file" || l.Mode&0o7777 != a.rec.Mode&0o7777 || l.Size != a.rec.Size) {
+		a.rec.ChTime, a.touched = 0, true
+	}
 	return nil
 }
 
