@@ -13,11 +13,13 @@ import (
 	"github.com/syncd/syncd/internal/health"
 )
 
-// An entry that fails is tried again after a delay that doubles with
-// each failure of its path, from retryMin up to retryMax, and starts
-// again from retryMin once it is applied. A local change not yet indexed
-// and a deleted directory not yet empty are tried every retryEvery: they
-// cost no transfer and settle by themselves.
+// An entry that fails for a disk condition (full, read-only, I/O errors)
+// is tried again after a delay that doubles with each failure of its
+// path, from retryMin up to retryMax, and starts again from retryMin once
+// it is applied. Any other failure (a local change not yet indexed, a
+// deleted directory not yet empty, a version the peer no longer has) is
+// tried every retryEvery: it settles by itself, and a longer wait only
+// keeps the replica behind.
 const (
 	retryMin    = 2 * time.Second
 	retryMax    = 5 * time.Minute
@@ -102,7 +104,9 @@ func (p *puller) due(now time.Time) (due []failure, next time.Time) {
 // failure), is tried next.
 func (p *puller) schedule(fl *failure, prev failure, now time.Time) {
 	fl.tries = prev.tries + 1
-	if errors.Is(fl.err, errLocalChange) || errors.Is(fl.err, errDirNotEmpty) {
+	if errors.Is(fl.err, errLocalChange) || errors.Is(fl.err, errDirNotEmpty) || failClass(fl.err) == "" {
+		// settles by itself, or a race with the peer's next change (a
+		// version the peer no longer has): tried again soon, as before
 		fl.due = now.Add(retryEvery)
 		return
 	}
