@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/restic/chunker"
 
 	"github.com/syncd/syncd/chunkstore/backend"
@@ -117,10 +118,11 @@ func Init(ctx context.Context, be backend.Backend, key *crypto.IndexKey, opts In
 		return Config{}, errors.New("init: at least one data recipient (age1…) is required")
 	}
 	for _, r := range opts.DataRecipients {
-		if _, err := crypto.ParseRecipient(r); err != nil {
+		rec, err := crypto.ParseRecipient(r)
+		if err != nil {
 			return Config{}, fmt.Errorf("init: %w", err)
 		}
-		if strings.HasPrefix(r, "age1pq") {
+		if _, x25519 := rec.(*age.X25519Recipient); !x25519 {
 			// Metadata is sealed to the X25519 index key and the data
 			// recipients together, and age does not mix the two kinds.
 			return Config{}, fmt.Errorf("init: data recipient %s…: post-quantum age keys are not supported yet; use an X25519 key (age1…, from syncd keygen)", r[:12])

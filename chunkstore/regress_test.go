@@ -27,6 +27,21 @@ func TestHybridDataRecipientRefused(t *testing.T) {
 	}
 }
 
+// TestX25519RecipientStartingWithPQ: an X25519 key whose bech32 data
+// happens to begin with "pq" (1 key in 1,024) is not a post-quantum key.
+// CI drew one and init refused it.
+func TestX25519RecipientStartingWithPQ(t *testing.T) {
+	const r = "age1pqxqlkhpamwqq6nku0llyg4qch5768xpy65vm4wc8ffv6x7nj45s40vv8u"
+	be, err := local.Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := crypto.NewIndexKey(newX25519(t))
+	if _, err := Init(context.Background(), be, key, InitOptions{DataRecipients: []string{r}}); err != nil {
+		t.Fatalf("Init with X25519 recipient %s: %v", r, err)
+	}
+}
+
 func TestSaveAfterAbort(t *testing.T) {
 	tr := initLocal(t, InitOptions{})
 	r := tr.open(t, true)
