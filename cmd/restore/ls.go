@@ -33,6 +33,7 @@ type entryJSON struct {
 
 func lsCmd() *cobra.Command {
 	var f cli.RepoFlags
+	var sel pick
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "ls --repo R --index-key F|--identity F SNAPSHOT [PATH] [--json]",
@@ -48,7 +49,7 @@ object per line.`,
 				return err
 			}
 			defer repo.Close()
-			sn, err := findSnapshot(ctx, repo, args[0])
+			sn, err := sel.find(ctx, repo, args[0])
 			if err != nil {
 				return err
 			}
@@ -61,6 +62,7 @@ object per line.`,
 		},
 	}
 	f.Register(cmd, true)
+	sel.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
 	return cmd
 }

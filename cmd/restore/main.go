@@ -33,17 +33,21 @@ func main() {
 
 func restoreCmd() *cobra.Command {
 	var f cli.RepoFlags
+	var sel pick
 	var target string
 	var include []string
 	var overwrite bool
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT --repo R [--index-key F] --identity F --target DIR [--include PATH]… [--overwrite]",
+		Use:   "restore SNAPSHOT --repo R [--index-key F] --identity F --target DIR [--include PATH]… [--overwrite] [--host H] [--time T]",
 		Short: "Restore a snapshot of a syncd repository",
 		Long: `restore writes the files of SNAPSHOT (an ID, a unique ID prefix, or "latest")
 under DIR, at their full snapshot paths (DIR/var/www/…). --include limits it to
 paths of the snapshot and everything below them. Each file is written under a
 temporary name and renamed into place when complete and verified. Nothing is
 written outside DIR. A non-empty DIR is refused unless --overwrite.
+
+With --host and --time, "latest" is the newest snapshot of that host taken
+at or before that time: the tree as it was before a bad deploy.
 
 Without --index-key, the index key sealed in the repository is opened with
 the data identity (docs/RECOVERY.md).`,
@@ -65,7 +69,7 @@ the data identity (docs/RECOVERY.md).`,
 			for _, e := range badIdx {
 				fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
 			}
-			sn, err := findSnapshot(ctx, repo, args[0])
+			sn, err := sel.find(ctx, repo, args[0])
 			if err != nil {
 				return err
 			}
@@ -104,6 +108,7 @@ the data identity (docs/RECOVERY.md).`,
 		},
 	}
 	f.Register(cmd, true)
+	sel.register(cmd)
 	cmd.Flags().StringVarP(&target, "target", "t", "", "directory to restore into")
 	cmd.Flags().StringArrayVar(&include, "include", nil, "snapshot path to restore, with everything below it (repeatable)")
 	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "restore into a non-empty target, replacing what is there")
