@@ -42,6 +42,7 @@ type DrillSnapshot struct {
 	EstSeconds   float64   `json:"estimated_seconds,omitempty"` // a sample drill's estimate of the full restore time
 	DamagedFiles int64     `json:"damaged_files,omitempty"`     // files that could not be restored intact
 	DamagedPacks []string  `json:"damaged_packs,omitempty"`     // the packs at fault
+	DriftFiles   int64     `json:"drift_files,omitempty"`       // with --compare: files of the live tree that differ
 }
 
 // SaveDrill writes a drill record. Like every write it needs an open

@@ -95,6 +95,7 @@ func (p *planner) fetchPack(pj *packJob) error {
 		if p.ctx.Err() != nil {
 			return p.ctx.Err()
 		}
+		err = p.badPack(pj.id, err)
 		for _, bj := range pj.blobs {
 			p.blobFailed(bj, err)
 		}
@@ -116,7 +117,7 @@ func (p *planner) fetchPack(pj *packJob) error {
 			if p.ctx.Err() != nil {
 				return p.ctx.Err()
 			}
-			p.blobFailed(bj, err)
+			p.blobFailed(bj, p.badPack(bj.loc.Pack, err))
 			continue
 		}
 		for _, t := range bj.targets {
@@ -235,6 +236,7 @@ func (p *planner) fetchSlow(f *file) error {
 				unix.Close(fd)
 				return p.ctx.Err()
 			}
+			err = p.badPack(l.Pack, err)
 			if first == nil {
 				first = err
 			}

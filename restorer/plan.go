@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ const maxDepth = 1024
 
 type planner struct {
 	ctx      context.Context
+	stop     context.CancelCauseFunc // ends ctx when opts.Stop says so
 	repo     *chunkstore.Repository
 	root     *os.Root
 	opts     Options
@@ -94,6 +96,21 @@ func (p *planner) fileError(snapPath string, err error) {
 	p.mu.Lock()
 	p.res.Errors = append(p.res.Errors, FileError{Path: snapPath, Err: err})
 	p.mu.Unlock()
+	if p.opts.Stop != nil && p.opts.Stop(err) {
+		p.stop(FileError{Path: snapPath, Err: err})
+	}
+}
+
+// badPack records that pack's copy of a blob could not be used, and
+// returns err as a *PackError naming it.
+func (p *planner) badPack(pack chunkstore.ID, err error) error {
+	name := chunkstore.ObjectName(chunkstore.DataBlob, pack)
+	p.mu.Lock()
+	if !slices.Contains(p.res.BadPacks, name) {
+		p.res.BadPacks = append(p.res.BadPacks, name)
+	}
+	p.mu.Unlock()
+	return &PackError{Pack: name, Err: err}
 }
 
 // selected tells whether rel is restored in full (in), and whether it is

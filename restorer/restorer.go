@@ -34,6 +34,10 @@ type Options struct {
 	Workers   int      // packs read at once; 0: 2×GOMAXPROCS
 	Logger    *slog.Logger
 	Progress  *Progress
+	// Stop, if set, is called with the error of each file that cannot be
+	// restored; when it returns true the restore stops and Restore returns
+	// that error (a full target disk, where every further file would fail).
+	Stop func(error) bool
 }
 
 // Progress holds counters a progress display may read during the restore.
@@ -51,11 +55,36 @@ type FileError struct {
 
 func (e FileError) Error() string { return e.Path + ": " + e.Err.Error() }
 
+// Unwrap returns Err.
+func (e FileError) Unwrap() error { return e.Err }
+
+// PackError is the error of a pack whose copy of a blob could not be used
+// (missing, truncated, or not decrypting and hashing to the blob's ID).
+// A FileError's Err matches it (errors.As) when a pack is at fault.
+type PackError struct {
+	Pack string // object name, "data/<id>"
+	Err  error
+}
+
+func (e *PackError) Error() string {
+	if strings.Contains(e.Err.Error(), e.Pack) {
+		return e.Err.Error()
+	}
+	return e.Pack + ": " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *PackError) Unwrap() error { return e.Err }
+
 // Result is what Restore did.
 type Result struct {
 	Files, Dirs, Symlinks, Hardlinks int64
 	Bytes                            int64
 	Errors                           []FileError
+	// BadPacks names each pack (data/<id>) whose copy of a needed blob
+	// could not be used, in the order found, whether or not another copy
+	// of the blob restored the files that needed it.
+	BadPacks []string
 }
 
 // ErrTargetNotEmpty is matched by Restore's error for a non-empty target
@@ -76,6 +105,16 @@ func Restore(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Sn
 	if opts.Workers <= 0 {
 		opts.Workers = 2 * runtime.GOMAXPROCS(0)
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	res, err := restore(ctx, stop, repo, sn, opts)
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return nil, cause // stopped by opts.Stop
+	}
+	return res, err
+}
+
+func restore(ctx context.Context, stop context.CancelCauseFunc, repo *chunkstore.Repository, sn *chunkstore.Snapshot, opts Options) (*Result, error) {
 	includes, err := cleanIncludes(opts.Include)
 	if err != nil {
 		return nil, err
@@ -91,7 +130,7 @@ func Restore(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Sn
 		return nil, fmt.Errorf("open target: %w", err)
 	}
 	defer root.Close()
-	p := &planner{ctx: ctx, repo: repo, root: root, opts: opts, includes: includes, fds: newDirCache(root, 1024),
+	p := &planner{ctx: ctx, stop: stop, repo: repo, root: root, opts: opts, includes: includes, fds: newDirCache(root, 1024),
 		packs: make(map[chunkstore.ID]*packJob), links: make(map[[2]uint64]*file), res: &Result{}}
 	defer p.fds.closeAll()
 	p.packBufs = make(chan []byte, opts.Workers)

@@ -1,0 +1,160 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path"
+	"slices"
+
+	"github.com/syncd/syncd/chunkstore"
+)
+
+// File is one entry of a snapshot, as a drill lists it.
+type File struct {
+	Path   string // relative to the snapshot's root: "var/www/index.php"
+	Type   string // chunkstore.NodeFile, NodeDir or NodeSymlink
+	Size   int64
+	Target string // a symlink's target
+}
+
+// List returns every entry of snapshot sn, parents before children.
+func List(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Snapshot) ([]File, error) {
+	var out []File
+	var walk func(id chunkstore.ID, rel string, depth int) error
+	walk = func(id chunkstore.ID, rel string, depth int) error {
+		if depth > 1024 {
+			return fmt.Errorf("/%s: directories nested too deep", rel)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tree, err := repo.LoadTree(ctx, id)
+		if err != nil {
+			return fmt.Errorf("/%s: %w", rel, err)
+		}
+		for i := range tree.Nodes {
+			n := &tree.Nodes[i]
+			p := path.Join(rel, n.FileName())
+			out = append(out, File{Path: p, Type: n.Type, Size: int64(n.Size), Target: n.LinkTarget()})
+			if n.Type == chunkstore.NodeDir && n.Subtree != nil {
+				if err := walk(*n.Subtree, p, depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(sn.Tree, "", 0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// budgetShare is the share of the snapshot's bytes that the larger half of
+// a sample may hold: enough to time the restore's throughput, little
+// enough that a sample stays a small part of a full restore.
+const budgetShare = 0.03
+
+// Pick chooses a sample of n regular files of files, in two parts that
+// the estimate needs to tell the cost of a file from the cost of a byte:
+// a holds about half of them drawn uniformly (most files are small: it
+// measures the cost per file), b the other half drawn with chances
+// proportional to size (it measures the cost per byte), up to a few
+// percent of the snapshot's bytes. With n at least the number of files, a
+// holds every file and b is empty.
+func Pick(files []File, n int, rng *rand.Rand) (a, b []string) {
+	var regular []int
+	var total int64
+	for i, f := range files {
+		if f.Type == chunkstore.NodeFile {
+			regular = append(regular, i)
+			total += f.Size
+		}
+	}
+	if n >= len(regular) {
+		for _, i := range regular {
+			a = append(a, "/"+files[i].Path)
+		}
+		return a, nil
+	}
+	rng.Shuffle(len(regular), func(i, j int) { regular[i], regular[j] = regular[j], regular[i] })
+	na := n - n/2
+	for _, i := range regular[:na] {
+		a = append(a, "/"+files[i].Path)
+	}
+	// Weighted sampling without replacement (Efraimidis–Spirakis): the
+	// files with the largest log(u)/size, u uniform in (0,1).
+	rest := regular[na:]
+	keys := make(map[int]float64, len(rest))
+	for _, i := range rest {
+		if files[i].Size > 0 {
+			keys[i] = math.Log(1-rng.Float64()) / float64(files[i].Size)
+		}
+	}
+	rest = slices.DeleteFunc(slices.Clone(rest), func(i int) bool { return files[i].Size == 0 })
+	slices.SortFunc(rest, func(x, y int) int { return -cmpFloat(keys[x], keys[y]) })
+	budget := int64(float64(total) * budgetShare)
+	for _, i := range rest {
+		if len(b) == n/2 {
+			break
+		}
+		if files[i].Size > budget {
+			continue
+		}
+		budget -= files[i].Size
+		b = append(b, "/"+files[i].Path)
+	}
+	return a, b
+}
+
+func cmpFloat(x, y float64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+// Point is one timed restore: its files, bytes and seconds.
+type Point struct{ Files, Bytes, Secs float64 }
+
+// Estimate returns the seconds a restore of files files holding bytes bytes
+// takes, from two timed restores a and b (b may be zero): it fits
+// secs = x·files + y·bytes through both, the cost of a file and of a byte.
+// Scaling by bytes alone would miss the cost of each file (a sample of
+// small files restores few bytes per second), by files alone the cost of
+// large files. When the two points cannot separate the costs (as many
+// bytes per file in both, or a fit with a negative cost), it scales the
+// two together by the mean of the file and byte ratios.
+func Estimate(a, b Point, files, bytes int64) float64 {
+	N, B := float64(files), float64(bytes)
+	if a.Files == 0 && a.Bytes == 0 {
+		a, b = b, Point{}
+	}
+	det := a.Files*b.Bytes - a.Bytes*b.Files
+	// well separated: the bytes per file of the two differ by a factor of 2 or more
+	if b.Files > 0 && math.Abs(det) >= 0.5*math.Max(a.Files*b.Bytes, a.Bytes*b.Files) {
+		x := (a.Secs*b.Bytes - a.Bytes*b.Secs) / det
+		y := (a.Files*b.Secs - a.Secs*b.Files) / det
+		switch {
+		case x >= 0 && y >= 0:
+			return x*N + y*B
+		case x < 0 && a.Bytes+b.Bytes > 0:
+			return (a.Secs + b.Secs) / (a.Bytes + b.Bytes) * B
+		case y < 0:
+			return (a.Secs + b.Secs) / (a.Files + b.Files) * N
+		}
+	}
+	c := Point{a.Files + b.Files, a.Bytes + b.Bytes, a.Secs + b.Secs}
+	switch {
+	case c.Files == 0:
+		return 0
+	case c.Bytes == 0 || B == 0:
+		return c.Secs * N / c.Files
+	}
+	return c.Secs * (N/c.Files + B/c.Bytes) / 2
+}
