@@ -1,0 +1,149 @@
+package drill
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/chunkstore"
+)
+
+// A restore that costs x per file and y per byte: the estimate from two
+// samples of it must find its full time, where scaling by bytes or by
+// files alone would be far off.
+func TestEstimate(t *testing.T) {
+	const x, y = 0.002, 1.0 / (300 << 20) // 2 ms a file, 300 MiB/s
+	cost := func(files, bytes float64) Point { return Point{files, bytes, x*files + y*bytes} }
+	const N, B = 26897, 1632275558
+	want := x*N + y*B
+	cases := []struct {
+		name string
+		a, b Point
+		tol  float64
+	}{
+		{"small files and large ones", cost(250, 250*8<<10), cost(40, 45<<20), 1e-9},
+		{"the other way round", cost(40, 45<<20), cost(250, 250*8<<10), 1e-9},
+		{"all files in one part", cost(N, B), Point{}, 1e-9},
+		// the same bytes per file in both: the costs cannot be told apart;
+		// the mean of the two ratios is within the sample's spread
+		{"inseparable", cost(250, 250*60<<10), cost(250, 250*61<<10), 0.5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := Estimate(c.a, c.b, N, B)
+			if math.Abs(got-want)/want > c.tol {
+				t.Errorf("Estimate = %.3f s, want %.3f s (within %.0f%%)", got, want, c.tol*100)
+			}
+		})
+	}
+	// What the fit is for: scaling the small-file part by bytes alone
+	// overestimates the full restore many times over.
+	small := cost(250, 250*8<<10)
+	if byBytes := small.Secs / small.Bytes * B; byBytes < 2*want {
+		t.Fatalf("test data: scaling by bytes gives %.1f s, want it far from %.1f s", byBytes, want)
+	}
+	// A fit with a negative cost falls back to one rate.
+	if got := Estimate(Point{100, 1 << 20, 1}, Point{10, 100 << 20, 0.5}, 1000, 1<<30); got <= 0 || math.IsNaN(got) {
+		t.Errorf("Estimate with a negative fitted cost = %v, want a positive time", got)
+	}
+}
+
+func TestPick(t *testing.T) {
+	var files []File
+	var total int64
+	for i := range 1000 {
+		size := int64(1000 + i)
+		if i%100 == 0 {
+			size = 5 << 20 // ten large files
+		}
+		files = append(files, File{Path: fmt.Sprintf("d/f%d", i), Type: chunkstore.NodeFile, Size: size})
+		total += size
+	}
+	files = append(files, File{Path: "d", Type: chunkstore.NodeDir}, File{Path: "d/l", Type: chunkstore.NodeSymlink})
+	size := map[string]int64{}
+	for _, f := range files {
+		size["/"+f.Path] = f.Size
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	a, b := Pick(files, 100, rng)
+	if len(a) != 50 || len(b) == 0 || len(b) > 50 {
+		t.Fatalf("Pick(100) = %d uniform + %d by size, want 50 + 1…50", len(a), len(b))
+	}
+	seen := map[string]bool{}
+	var bBytes int64
+	for _, p := range append(append([]string{}, a...), b...) {
+		if seen[p] || size[p] == 0 || !strings.HasPrefix(p, "/d/f") {
+			t.Fatalf("Pick: %s twice, or not a regular file", p)
+		}
+		seen[p] = true
+	}
+	for _, p := range b {
+		bBytes += size[p]
+	}
+	if limit := int64(float64(total) * budgetShare); bBytes > limit {
+		t.Errorf("the by-size part holds %d bytes, more than its budget %d", bBytes, limit)
+	}
+	a, b = Pick(files, 5000, rng)
+	if len(a) != 1000 || len(b) != 0 {
+		t.Errorf("Pick(more than the files) = %d + %d, want all 1000 + 0", len(a), len(b))
+	}
+}
+
+// A scratch directory is removed by CleanStale once its drill is gone,
+// and only then; restored directories without write permission are no
+// obstacle.
+func TestCleanStale(t *testing.T) {
+	parent := t.TempDir()
+	mine, err := MakeScratch(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := MakeScratch(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dead, markerName), []byte(fmt.Sprintf("%d 1\n", cmd.Process.Pid)), 0o600)
+	os.MkdirAll(filepath.Join(dead, "0", "ro"), 0o700)
+	os.WriteFile(filepath.Join(dead, "0", "ro", "f"), []byte("x"), 0o600)
+	os.Chmod(filepath.Join(dead, "0", "ro"), 0o500)
+	// pid reused: the pid runs, but started at another time
+	reused, _ := MakeScratch(parent)
+	os.WriteFile(filepath.Join(reused, markerName), []byte(fmt.Sprintf("%d 1\n", os.Getpid())), 0o600)
+	fresh := filepath.Join(parent, ScratchPrefix+"nomarker")
+	os.Mkdir(fresh, 0o700)
+	other := filepath.Join(parent, "not-a-drill")
+	os.Mkdir(other, 0o700)
+
+	removed, err := CleanStale(parent, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(removed, " ") != strings.Join(sorted(dead, reused), " ") {
+		t.Errorf("CleanStale removed %v, want %v", removed, sorted(dead, reused))
+	}
+	for _, d := range []string{mine, fresh, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s: %v, want it kept", d, err)
+		}
+	}
+	if removed, _ := CleanStale(parent, time.Now().Add(2*time.Minute)); len(removed) != 1 || removed[0] != fresh {
+		t.Errorf("a minute on, CleanStale removed %v, want the one without a marker", removed)
+	}
+}
+
+func sorted(a, b string) []string {
+	if a > b {
+		return []string{b, a}
+	}
+	return []string{a, b}
+}
