@@ -31,6 +31,7 @@
 //	  data_recipients: [age1...]
 //	  schedule: "17 */6 * * *"
 //	  retention: {keep_last: 4, keep_daily: 14, keep_weekly: 8, keep_monthly: 12}
+//	  drill_every: 192h             # "drill overdue" when no restore drill succeeded in 8 days
 //	watch:
 //	  debounce: 100ms
 //	  rescan: 1h
@@ -161,6 +162,10 @@ type Repository struct {
 	// descriptor like "@daily") for snapshots; empty means on demand only.
 	Schedule  string
 	Retention Retention // retention: what forget keeps
+	// DrillEvery (drill_every) is how often a `restore drill` of this
+	// node's snapshots must succeed: the "drill overdue" alert fires when
+	// none has for longer (docs/ALERTS.md). 0, or left out: no such alert.
+	DrillEvery time.Duration
 }
 
 // Retention is the retention: block, with the meaning of restic's forget

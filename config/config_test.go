@@ -102,6 +102,15 @@ func TestDefaults(t *testing.T) {
 			return c.Folders[1].Peers[0] + " " + c.Folders[1].Ignore[0], "a *.tmp"
 		}},
 		{"max_lag default", minimal, func(c *Config) (any, any) { return c.Node.MaxLag, DefaultMaxLag }},
+		{"drill_every", minimal + "repository: {url: /srv/backup, index_key: /k, drill_every: 192h}\n", func(c *Config) (any, any) {
+			return c.Repository.DrillEvery, 8 * 24 * time.Hour
+		}},
+		{"drill_every zero", minimal + "repository: {url: /srv/backup, index_key: /k, drill_every: 0s}\n", func(c *Config) (any, any) {
+			return c.Repository.DrillEvery, time.Duration(0)
+		}},
+		{"drill_every left out", minimal + "repository: {url: /srv/backup, index_key: /k}\n", func(c *Config) (any, any) {
+			return c.Repository.DrillEvery, time.Duration(0)
+		}},
 		{"max_lag", minimal + "  max_lag: 2m30s\n", func(c *Config) (any, any) { return c.Node.MaxLag, 150 * time.Second }},
 		{"no alerts", minimal, func(c *Config) (any, any) { return c.Alerts, Alerts{Repeat: 4 * time.Hour} }},
 		{"alerts defaults", minimal + "alerts:\n  webhooks: [{url: 'http://h:8080/x?k=v'}]\n", func(c *Config) (any, any) {
@@ -189,6 +198,8 @@ func TestParseErrors(t *testing.T) {
 		{"negative retention", minimal + repo + "  retention:\n    keep_daily: -1\n", `t.yaml:8: repository.retention.keep_daily: want 0 or more, not -1`},
 		{"bad keep_within", minimal + repo + "  retention: {keep_within: 30 days}\n", `t.yaml:7: repository.retention.keep_within: bad span "30 days": unknown unit ' ' (want y, m for months, d or h)`},
 		{"keep_within without unit", minimal + repo + "  retention: {keep_within: '30'}\n", `t.yaml:7: repository.retention.keep_within: bad span "30": want numbers with units y, m (months), d or h, like 30d or 1d12h`},
+		{"negative drill_every", minimal + repo + "  drill_every: -1h\n", `t.yaml:7: repository.drill_every: want a duration of 0 or more, like 192h for 8 days (0: no drill alert), not "-1h"`},
+		{"drill_every in days", minimal + repo + "  drill_every: 8d\n", `t.yaml:7: repository.drill_every: want a duration of 0 or more, like 192h for 8 days (0: no drill alert), not "8d"`},
 		{"repository without url", minimal + "repository:\n  index_key: /k\n", `t.yaml:4: repository.url: required`},
 		{"repository bad scheme", minimal + "repository:\n  url: gs://b\n  index_key: /k\n", `t.yaml:5: repository.url: unknown scheme "gs" in "gs://b" (want s3://BUCKET[/PREFIX] or an absolute directory)`},
 		{"repository relative index_key", minimal + "repository:\n  url: s3://b\n  index_key: index.key\n", `t.yaml:6: repository.index_key: want an absolute path, not "index.key"`},

@@ -245,6 +245,7 @@ func (d *decoder) repository(v *yaml.Node, path string, line int, r *Repository)
 		"index_key":       d.str(&r.IndexKey),
 		"data_recipients": d.strs(&r.DataRecipients),
 		"schedule":        d.str(&r.Schedule),
+		"drill_every":     d.duration(&r.DrillEvery, -1, "of 0 or more, like 192h for 8 days (0: no drill alert)"),
 		"retention": func(v *yaml.Node, path string, line int) error {
 			t := &r.Retention
 			return d.mapping(v, path, map[string]handler{
