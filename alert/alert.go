@@ -38,6 +38,7 @@ const (
 	RepositoryUnreachable = "repository unreachable"
 	LocalChanges          = "local changes"
 	DrillOverdue          = "drill overdue"
+	DrillFailed           = "drill failed"
 )
 
 // The statuses of a [Message].

@@ -143,6 +143,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) ([]Problem, string
 	behind := d.peerProblems(now, add)
 	if d.repo != nil {
 		d.snapshotProblems(ctx, now, add)
+		d.drillProblems(now, add)
 	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Severity == alert.Critical && ps[j].Severity != alert.Critical })
 	since := map[string]time.Time{}

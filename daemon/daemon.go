@@ -22,6 +22,7 @@ import (
 	"github.com/syncd/syncd/alert"
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer"
 	"github.com/syncd/syncd/transfer/tlsid"
@@ -44,6 +45,9 @@ type Daemon struct {
 
 	chk    checker        // the node's problems (checks.go)
 	alerts *alert.Alerter // nil: no webhooks configured
+
+	drill drills      // the repository's drill records (drill.go)
+	clk   clock.Clock // the time of the drill reads
 }
 
 // New opens the state database under node.state_dir, loads the node's
@@ -72,7 +76,8 @@ func New(cfg *config.Config, repo *chunkstore.Repository, log *slog.Logger) (*Da
 		return nil, err
 	}
 	db.SetLocalNode(id.ID.Uint64())
-	d := &Daemon{cfg: cfg, log: log, db: db, repo: repo, access: acc}
+	d := &Daemon{cfg: cfg, log: log, db: db, repo: repo, access: acc, clk: clock.System}
+	d.drill.poke = make(chan struct{}, 1)
 	if len(cfg.Alerts.Webhooks) > 0 {
 		hooks := make([]alert.Webhook, len(cfg.Alerts.Webhooks))
 		for i, w := range cfg.Alerts.Webhooks {
@@ -132,6 +137,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.node.Run(ctx) })
 	if d.repo != nil && d.cfg.Repository.Schedule != "" {
 		g.Go(func() error { return d.schedule(ctx) })
+	}
+	if d.repo != nil {
+		g.Go(func() error { return d.watchDrills(ctx) })
 	}
 	g.Go(func() error { return d.watchProblems(ctx) })
 	if d.alerts != nil {

@@ -148,6 +148,7 @@ type collector struct {
 	files, bytes, pending, state, failed, local, overflows, rescans *prometheus.Desc
 	lastSuccess, lastDuration, lastResult, filesRead, snapshots     *prometheus.Desc
 	reachable                                                       *prometheus.Desc
+	drillOK, drillSuccess, drillAge, drillTook, drillEvery          *prometheus.Desc
 
 	peerUp, peerSeen, lagFiles, lagBytes, behind                              *prometheus.Desc
 	recvFiles, recvBytes, fetched, sentFiles, sentBytes, applyErrs, conflicts *prometheus.Desc
@@ -185,6 +186,15 @@ func newCollector(d *Daemon) *collector {
 		snapshots:    desc("syncd_snapshots_total", "Snapshots tried since the daemon started, by result.", "result"),
 		reachable:    desc("syncd_repository_reachable", "1 if the last snapshot could use the repository (it did not fail), 0 if not."),
 
+		drillOK: desc("syncd_repository_last_drill_timestamp_seconds",
+			"Start of the newest restore drill of this node's snapshots that succeeded, Unix time; 0 when none has. Absent until the drill records were read."),
+		drillSuccess: desc("syncd_repository_last_drill_success", "1 if the newest restore drill of this node's snapshots succeeded, 0 if it failed; absent when there is none."),
+		drillAge: desc("syncd_repository_last_drill_recovery_point_seconds",
+			"Age of this node's snapshot when the newest successful restore drill began: the recovery point it proved."),
+		drillTook: desc("syncd_repository_last_drill_recovery_time_seconds",
+			"How long the newest successful restore drill took to restore this node's snapshots (a sample drill's estimate of the full restore)."),
+		drillEvery: desc("syncd_repository_drill_every_seconds", "repository.drill_every, in seconds: how often a restore drill must succeed; absent when unset."),
+
 		peerUp:    desc("syncd_peer_connected", "1 if the peer is connected for the folder, 0 if not.", fp...),
 		peerSeen:  desc("syncd_peer_last_seen_timestamp_seconds", "When this node last heard from the peer for the folder (now while connected), Unix time; absent until it has.", fp...),
 		lagFiles:  desc("syncd_peer_lag_files", "Entries of the peer this node has yet to apply: the batch being applied and those that failed.", fp...),
@@ -219,6 +229,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.build.Desc()
 	for _, d := range []*prometheus.Desc{c.files, c.bytes, c.pending, c.state, c.failed, c.local, c.overflows,
 		c.rescans, c.lastSuccess, c.lastDuration, c.lastResult, c.filesRead, c.snapshots, c.reachable,
+		c.drillOK, c.drillSuccess, c.drillAge, c.drillTook, c.drillEvery,
 		c.peerUp, c.peerSeen, c.lagFiles, c.lagBytes, c.behind, c.recvFiles, c.recvBytes, c.fetched,
 		c.sentFiles, c.sentBytes, c.applyErrs, c.conflicts, c.latency,
 		c.hookSent, c.hookFailed, c.hookRejected, c.hookDropped, c.hookQueued} {
@@ -261,6 +272,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.d.repo == nil {
 		return // no snapshots
 	}
+	c.collectDrills(gauge)
 	for i, r := range snapshotResults {
 		counter(c.snapshots, c.d.met.snapshots[i].Load(), r)
 	}
@@ -281,6 +293,28 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.lastDuration, took.Seconds())
 	gauge(c.filesRead, float64(last.Files))
 	gauge(c.reachable, b2f(last.Result != "failed"))
+}
+
+// collectDrills sends the metrics of the drill records, once they were
+// read.
+func (c *collector) collectDrills(gauge func(d *prometheus.Desc, v float64, labels ...string)) {
+	if e := c.d.cfg.Repository.DrillEvery; e > 0 {
+		gauge(c.drillEvery, e.Seconds())
+	}
+	s := c.d.DrillStatus()
+	if s == nil || s.ReadAt == nil {
+		return
+	}
+	if s.Last != nil {
+		gauge(c.drillSuccess, b2f(s.Last.OK))
+	}
+	if s.LastOK == nil {
+		gauge(c.drillOK, 0)
+		return
+	}
+	gauge(c.drillOK, float64(s.LastOK.Time.UnixNano())/1e9)
+	gauge(c.drillAge, s.LastOK.AgeSeconds)
+	gauge(c.drillTook, s.LastOK.Seconds)
 }
 
 // collectPeers sends the metrics of each folder shared with each peer.

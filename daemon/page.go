@@ -169,3 +169,25 @@ func (pageData) Conn(connected bool) string {
 	}
 	return "down"
 }
+
+// Result is a drill's result: "ok" or "failed".
+func (pageData) Result(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "failed"
+}
+
+// Secs formats a number of seconds as "42s", "5m 3s", "2h 5m" or "3d 4h".
+func (pageData) Secs(f float64) string {
+	n := int64(f + 0.5)
+	switch {
+	case n < 60:
+		return fmt.Sprintf("%ds", n)
+	case n < 3600:
+		return fmt.Sprintf("%dm %ds", n/60, n%60)
+	case n < 86400:
+		return fmt.Sprintf("%dh %dm", n/3600, n%3600/60)
+	}
+	return fmt.Sprintf("%dd %dh", n/86400, n%86400/3600)
+}

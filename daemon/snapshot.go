@@ -61,9 +61,14 @@ func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 	if sess.SealedKeyErr != nil {
 		d.log.Warn("the sealed index key could not be written; restoring with the data identity alone will need the index key", "err", sess.SealedKeyErr)
 	}
+	full := d.fullPass(sess)
 	var folders []archiver.IndexedFolder
 	for _, f := range d.folders {
-		folders = append(folders, archiver.IndexedFolder{Path: f.cfg.Path, State: f.st, Since: d.since(f.cfg.ID)})
+		since := d.since(f.cfg.ID)
+		if full {
+			since = 0
+		}
+		folders = append(folders, archiver.IndexedFolder{Path: f.cfg.Path, State: f.st, Since: since})
 	}
 	// Parent: the newest snapshot of this host and these paths, for the
 	// record; the index, not the parent, decides what is read.
@@ -105,6 +110,7 @@ func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 	for i, f := range d.folders {
 		d.setSince(f.cfg.ID, res.Seqs[i])
 	}
+	d.setSnapshotRepo()
 	d.record(info)
 	d.log.Info("snapshot saved", "id", res.ID.Short(), "files_read", info.Files, "took", info.Took, "result", info.Result)
 	return info, nil
@@ -127,6 +133,7 @@ func (d *Daemon) setSince(folder string, seq uint64) {
 func (d *Daemon) record(info *SnapshotInfo) {
 	d.last.Store(info)
 	d.snapshotDone(info)
+	d.pokeDrills() // a drill may have written a record since the last read
 	b, _ := json.Marshal(info)
 	if err := d.db.PutMeta("last-snapshot", b); err != nil {
 		d.log.Error("cannot record the last snapshot", "err", err)

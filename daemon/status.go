@@ -45,11 +45,14 @@ type Status struct {
 	// Alerts are the node's current problems, worst first (checks.go):
 	// what the webhooks are told and `syncd status --check` counts.
 	Alerts []Problem `json:"alerts"`
+	// Drill is the last restore drill of this node's snapshots (drill.go);
+	// nil without a repository.
+	Drill *DrillStatus `json:"drill,omitempty"`
 }
 
 // Status reports the folders and the last snapshot.
 func (d *Daemon) Status() Status {
-	s := Status{Node: d.cfg.Node.Name, Peers: d.node.Status(), Alerts: d.Problems()}
+	s := Status{Node: d.cfg.Node.Name, Peers: d.node.Status(), Alerts: d.Problems(), Drill: d.DrillStatus()}
 	last := d.last.Load()
 	for _, f := range d.folders {
 		fs := FolderStatus{ID: f.cfg.ID, Path: f.cfg.Path, State: "ok", Pending: f.pending.Load(), LastSnapshot: last}

@@ -330,6 +330,9 @@ CRITICAL too.`,
 					}
 				}
 			}
+			if st.Drill != nil {
+				fmt.Fprintln(out, drillLine(st.Drill))
+			}
 			for _, f := range st.Folders {
 				if f.Error != "" {
 					fmt.Fprintf(out, "%s: %s\n", f.ID, f.Error)
@@ -347,6 +350,39 @@ CRITICAL too.`,
 	cmd.MarkFlagsMutuallyExclusive("json", "check")
 	return cmd
 }
+
+// drillLine is the last drill in `syncd status`: "last drill ok at …".
+func drillLine(d *daemon.DrillStatus) string {
+	l := d.Last
+	var s string
+	switch {
+	case l == nil && d.ReadAt == nil:
+		s = "last drill: not read yet"
+	case l == nil:
+		s = "last drill: none"
+	default:
+		result := "ok"
+		if !l.OK {
+			result = "failed"
+		}
+		s = fmt.Sprintf("last drill %s at %s on %s: recovery point %v, recovery time %v", result,
+			l.Time.Local().Format(time.DateTime), l.Host, secs(l.AgeSeconds), secs(l.Seconds))
+		if !l.OK {
+			s += "; " + l.Error
+			if d.LastOK != nil {
+				s += "; last success " + d.LastOK.Time.Local().Format(time.DateTime)
+			} else {
+				s += "; no success yet"
+			}
+		}
+	}
+	if d.ReadError != "" {
+		s += " (cannot read the drill records: " + d.ReadError + ")"
+	}
+	return s
+}
+
+func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)).Round(time.Second) }
 
 func short(id string) string {
 	if len(id) > 8 {
