@@ -159,7 +159,7 @@ func pwriteAll(fd int, data []byte, off int64) error {
 			continue
 		}
 		if err != nil {
-			return &os.PathError{Op: "write", Path: "", Err: err}
+			return fmt.Errorf("write: %w", err) // FileError names the file
 		}
 		data, off = data[n:], off+int64(n)
 	}

@@ -105,11 +105,12 @@ func Restore(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Sn
 	if opts.Workers <= 0 {
 		opts.Workers = 2 * runtime.GOMAXPROCS(0)
 	}
+	parent := ctx
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	res, err := restore(ctx, stop, repo, sn, opts)
-	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-		return nil, cause // stopped by opts.Stop
+	if parent.Err() == nil && context.Cause(ctx) != nil {
+		return nil, context.Cause(ctx) // stopped by opts.Stop, maybe by the last file
 	}
 	return res, err
 }
