@@ -47,6 +47,8 @@ func (p Problem) String() string {
 		if n > 5 {
 			s += ", …"
 		}
+	} else if strings.HasPrefix(p.Object, "data/") || strings.HasPrefix(p.Object, "tree/") {
+		s += "; no snapshot needs it (each blob it held has another copy, or is unused): syncd prune drops it from the index"
 	}
 	return s
 }
