@@ -47,6 +47,10 @@ type mnode struct {
 	// nodeYAML is added to the node: section ("  max_lag: 1s\n"), and
 	// extraYAML at the end of the file (an alerts: section).
 	nodeYAML, extraYAML string
+	// fid is the folder's ID; "" is "data".
+	fid string
+	// env is added to the daemon's environment (a repository's credentials).
+	env []string
 
 	peers []mpeer // what the config lists
 	cmd   *exec.Cmd
@@ -119,7 +123,11 @@ func (n *mnode) writeConfig() {
 			names = append(names, p.name)
 		}
 	}
-	fmt.Fprintf(&b, "folders:\n  - id: data\n    path: %s\n    mode: %s\n    peers: [%s]\n", n.folder, n.mode, strings.Join(names, ", "))
+	fid := n.fid
+	if fid == "" {
+		fid = "data"
+	}
+	fmt.Fprintf(&b, "folders:\n  - id: %s\n    path: %s\n    mode: %s\n    peers: [%s]\n", fid, n.folder, n.mode, strings.Join(names, ", "))
 	d := n.debounce
 	if d == "" {
 		d = "50ms"
@@ -147,6 +155,7 @@ func (n *mnode) launch() {
 	}
 	fmt.Fprintf(logf, "---- start %s\n", time.Now().UTC().Format(time.RFC3339Nano))
 	cmd := exec.Command(filepath.Join(binDir, "syncd"), "run", "--config", n.cfg)
+	cmd.Env = append(os.Environ(), n.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		n.t.Fatal(err)
