@@ -216,12 +216,12 @@ func (rb *runbook) systemctl(args []string) {
 	}
 	switch args[0] {
 	case "start":
-		n.start()
+		rb.start(n)
 	case "stop":
 		n.stop(false)
 	case "restart":
 		n.stop(false)
-		n.start()
+		rb.start(n)
 	case "reload":
 		if n.cmd == nil {
 			rb.t.Fatalf("runbook %s: systemctl reload syncd on %s: not running", rb.name, n.name)
@@ -236,6 +236,31 @@ func (rb *runbook) systemctl(args []string) {
 		n.waitReady()
 	default:
 		rb.t.Fatalf("runbook %s: systemctl %s: unknown", rb.name, args[0])
+	}
+}
+
+// start starts n's daemon and returns when systemd's start would: once
+// every folder has finished its first scan (ready and idle) or has
+// failed (Type=notify sends READY=1 then too).
+func (rb *runbook) start(n *mnode) {
+	n.launch()
+	started := waitFor(converge, func() bool {
+		if readyAndIdle(n.http) {
+			return true
+		}
+		st, err := n.httpStatus()
+		if err != nil {
+			return false
+		}
+		for _, f := range st.Folders {
+			if f.State == "failed" {
+				return true
+			}
+		}
+		return false
+	})
+	if !started {
+		rb.t.Fatalf("runbook %s: %s did not start within %v:\n%s", rb.name, n.name, converge, n.logTail())
 	}
 }
 
