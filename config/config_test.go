@@ -46,7 +46,8 @@ func TestLoadSample(t *testing.T) {
 		Repository: &Repository{
 			URL: "s3://backups/web", IndexKey: "/etc/syncd/index.key",
 			DataRecipients: []string{"age1..."}, Schedule: "17 */6 * * *",
-			Retention: Retention{KeepLast: 4, KeepDaily: 14, KeepWeekly: 8, KeepMonthly: 12},
+			Retention:  Retention{KeepLast: 4, KeepDaily: 14, KeepWeekly: 8, KeepMonthly: 12},
+			DrillEvery: 192 * time.Hour,
 		},
 		Watch: Watch{Debounce: 100 * time.Millisecond, Rescan: time.Hour},
 		Alerts: Alerts{

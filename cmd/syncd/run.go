@@ -266,7 +266,8 @@ func statusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status --config FILE [--json | --check]",
 		Short: "Show the running daemon's folders, peers and last snapshot",
-		Long: `status shows the running daemon's folders, peers, last snapshot and alerts.
+		Long: `status shows the running daemon's folders, peers, last snapshot, last restore
+drill and alerts.
 
 With --check it prints one line and exits 0 (OK), 1 (WARNING) or 2
 (CRITICAL), for cron, Nagios or Icinga; a daemon that does not answer is
