@@ -298,7 +298,7 @@ func addDamage(s *Snapshot, res *restorer.Result) {
 	for _, e := range res.Errors {
 		var pe *restorer.PackError
 		if errors.As(e.Err, &pe) {
-			d := find(pe.Pack, pe.Error())
+			d := find(pe.Pack, strings.TrimPrefix(pe.Error(), pe.Pack+": "))
 			d.Paths = append(d.Paths, e.Path)
 			continue
 		}
