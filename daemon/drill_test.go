@@ -513,3 +513,19 @@ func TestDrillPage(t *testing.T) {
 		}
 	}
 }
+
+// The daemon's retention forgets snapshots, never drill records.
+func TestForgetLeavesDrillRecords(t *testing.T) {
+	ctx := context.Background()
+	d, _ := retentionDaemon(t, config.Retention{KeepLast: 1})
+	for day := 1; day <= 3; day++ {
+		save(t, d.repo, "web1", day, nil, "/srv/www")
+	}
+	id := saveDrill(t, d.repo, 0, "", "web1")
+	if removed, err := d.forget(ctx, drillT0); err != nil || len(removed) != 2 {
+		t.Fatalf("forget: %d removed, %v; want 2", len(removed), err)
+	}
+	if ids, err := d.repo.DrillIDs(ctx); err != nil || len(ids) != 1 || ids[0] != id {
+		t.Errorf("drill records after forget: %v, %v; want [%s]", ids, err, id.Short())
+	}
+}
