@@ -11,7 +11,7 @@
 // for -pairs pairs, and the table reports the median of each side. Progress
 // goes to stderr; each backend's table goes to stdout and, with -out, into
 // its section of that file, between the markers <!-- bench:NAME:begin -->
-// and <!-- bench:NAME:end --> (NAME: local, minio, daemon, prune, mirror, drill), leaving the rest of
+// and <!-- bench:NAME:end --> (NAME: local, minio, daemon, prune, mirror, drill, replace), leaving the rest of
 // the file alone. -sections is another name for -backends. The mirror section
 // runs two `syncd run` nodes against rsync to an rsync daemon (rsync must be
 // on PATH). The minio backend runs one MinIO server (bin/minio) for its
@@ -46,7 +46,7 @@ type config struct {
 }
 
 // backendNames are the known backends, in run order.
-var backendNames = []string{"local", "minio", "daemon", "prune", "mirror", "drill"}
+var backendNames = []string{"local", "minio", "daemon", "prune", "mirror", "drill", "replace"}
 
 func main() {
 	var c config
@@ -60,7 +60,7 @@ func main() {
 	flag.StringVar(&c.nodeLogs, "node-logs", "", "mirror: run the nodes with --log-level debug and keep their logs in this directory (as p<P>-<node>.log)")
 	flag.IntVar(&c.pairs, "pairs", 3, "number of ours/restic pairs per measurement")
 	flag.StringVar(&only, "only", "", "run only the measurements whose id (e.g. local/initial, local/restore) matches this regular expression")
-	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune), mirror (two syncd run nodes vs rsync to an rsync daemon: initial mirror, mutation bytes, latency), drill (restore drill, full and --sample, vs restic restore + check --read-data)")
+	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune), mirror (two syncd run nodes vs rsync to an rsync daemon: initial mirror, mutation bytes, latency), drill (restore drill, full and --sample, vs restic restore + check --read-data), replace (a node replaced from the latest snapshot: bytes its peer sends it vs the mutation round's, time vs a full initial mirror)")
 	flag.StringVar(&backends, "sections", strings.Join(backendNames, ","), "the same as -backends")
 	flag.BoolVar(&c.small, "small", false, "use a small data set (--sites 1 --uploads 200 --bigmb 32) for a quick check")
 	flag.Parse()
@@ -208,6 +208,8 @@ func (s *suite) runBackend(ctx context.Context, c *config, env *envInfo, name, w
 		s.backend = mirrorBackend(rsyncVersion(ctx))
 	case "drill":
 		s.backend = drillBackend(filepath.Join(work, "repos"))
+	case "replace":
+		s.backend = replaceBackend(filepath.Join(work, "repos"))
 	}
 	if !s.any() {
 		return nil

@@ -101,6 +101,9 @@ func (s *suite) measure(ctx context.Context) error {
 	if s.backend.Name == "drill" {
 		return s.eachPair(ctx, s.pairDrill)
 	}
+	if s.backend.Name == "replace" {
+		return s.eachPair(ctx, s.pairReplace)
+	}
 	if s.backend.Defs != nil {
 		return s.eachPair(ctx, s.pairDaemon)
 	}
