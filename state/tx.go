@@ -137,6 +137,9 @@ func (tx *Tx) Put(rel string, e Entry) (err error) {
 	}
 	if e.Vector == nil {
 		switch {
+		case (!had || len(old.Vector) == 0) && tx.adopting():
+			// recorded without a version while the folder adopts its
+			// peers' versions (see [Folder.BeginAdoption])
 		case had && SameContent(old, e):
 			e.Vector = old.Vector
 		default:
@@ -151,6 +154,10 @@ func (tx *Tx) Put(rel string, e Entry) (err error) {
 // every directory above rel. It does nothing if rel has no entry or has a
 // tombstone already. Delete removes one path: deleting a directory takes a
 // Delete for each entry below it too.
+//
+// An entry without a version (see [Folder.BeginAdoption]) is removed
+// without a tombstone, as [Tx.Forget] does: no peer has it from this
+// node, and a peer's version of rel is taken again as new.
 func (tx *Tx) Delete(rel string) (err error) {
 	if tx.b == nil {
 		return errTxClosed
@@ -163,6 +170,9 @@ func (tx *Tx) Delete(rel string) (err error) {
 	old, had, err := tx.f.get(tx.b, key)
 	if err != nil || !had || old.Deleted {
 		return err
+	}
+	if len(old.Vector) == 0 {
+		return tx.forget(rel, key, old)
 	}
 	v := old.Vector.Bump(tx.f.db.localNode.Load(), tx.f.db.now())
 	return tx.put(rel, key, Entry{Type: old.Type, Deleted: true, Vector: v}, old, true)
@@ -221,6 +231,10 @@ func (tx *Tx) Forget(rel string) (err error) {
 	if err != nil || !had {
 		return err
 	}
+	return tx.forget(rel, key, old)
+}
+
+func (tx *Tx) forget(rel string, key []byte, old Entry) error {
 	if err := tx.b.versions.Delete(u64(old.Version)); err != nil {
 		return err
 	}
