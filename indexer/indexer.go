@@ -156,6 +156,11 @@ func (ix *Indexer) Apply(ctx context.Context, paths []string, rescan bool) error
 	if rescan && !held {
 		ix.confirm.Store(false)
 	}
+	if rescan && err == nil {
+		// a folder adopting its peers' versions may take them now: every
+		// file on disk is in the index (state.Folder.BeginAdoption)
+		err = ix.st.AdoptionScanned()
+	}
 	return err
 }
 

@@ -25,6 +25,7 @@ type receiver struct {
 	peer  string
 	fetch fetchFunc
 	node  func(uint64) string // a node's ID prefix, for conflict names
+	self  uint64              // this node's vector ID
 	log   *slog.Logger
 	count *pfCounters // nil: not counted
 
@@ -300,6 +301,11 @@ func (r *receiver) plan(e wire.Entry, at *atRoot) (*action, error) {
 	switch ord {
 	case state.Equal, state.Greater:
 		return nil, nil
+	case state.Lesser:
+		if have && keepUnversioned(local, remote) {
+			conflictTime = time.Unix(0, local.ModTime)
+			a.conflict = r.node(r.self)
+		}
 	case state.Concurrent:
 		a.rec.Vector = local.Vector.Merge(remote.Vector)
 		if r.f.Config.Mode == config.ReceiveOnly {

@@ -42,6 +42,13 @@ type Folder struct {
 	// an empty set.
 	Health *health.Conditions
 
+	// adopting is set while the folder adopts its peers' versions (see
+	// adopt.go); adoptTurn is held by the one puller taking its peer's
+	// versions meanwhile; adoptMu keeps two pullers from ending it at once.
+	adopting  atomic.Bool
+	adoptTurn chan struct{}
+	adoptMu   sync.Mutex
+
 	rootp atomic.Pointer[os.Root] // nil: the folder could not be opened
 	bell  *bell
 	own   ownWrites
@@ -56,6 +63,9 @@ func (f *Folder) open() error {
 	}
 	if f.bell == nil {
 		f.bell = newBell()
+	}
+	if f.adoptTurn == nil {
+		f.adoptTurn = make(chan struct{}, 1)
 	}
 	if f.rootp.Load() != nil {
 		return nil

@@ -96,11 +96,19 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		if !f.receives() {
 			continue
 		}
+		pulls := false
 		for _, name := range f.Config.Peers {
 			for pid, p := range n.peers {
 				if p.Name == name {
 					n.pullers = append(n.pullers, n.newPuller(p, pid, f))
+					pulls = true
 				}
+			}
+		}
+		if pulls {
+			if err := n.beginAdoption(f); err != nil {
+				n.Close()
+				return nil, err
 			}
 		}
 	}

@@ -79,7 +79,7 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 		log: n.log.With("peer", p.Name, "folder", f.Config.ID),
 		key: cursorPrefix + pid.String() + "/" + f.Config.ID, rep: n.reps[f]}
 	pl.down = lasting{log: pl.log, now: func() time.Time { return n.now() }}
-	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, log: pl.log, count: n.pf[pfKey{p.Name, f.Config.ID}],
+	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, self: n.id.ID.Uint64(), log: pl.log, count: n.pf[pfKey{p.Name, f.Config.ID}],
 		fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 			return c.blocks(ctx, f.Config.ID, q, fn)
 		}}
@@ -162,6 +162,15 @@ func (p *puller) session(ctx context.Context) error {
 		level = slog.LevelDebug // "reconnected" once an index batch comes
 	}
 	p.log.Log(ctx, level, "peer connected", "node", h.Node, "peer_seq", h.Folders[i].Seq, "from", p.next)
+	release, err := p.adoptionTurn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
 	var ahead chan fetched // the next batch, asked for while the last was applied
 	var ready *readyBatch  // and prepared while the last was committed
 	defer func() {
@@ -256,6 +265,15 @@ func (p *puller) session(ctx context.Context) error {
 			p.next = 0 // the peer's index was rebuilt: ask again from the start
 		}
 		p.saveCursor()
+		if !b.More && ready == nil {
+			if err := p.endAdoption(); err != nil {
+				return err
+			}
+			if release != nil && !p.f.adopting.Load() {
+				release() // the other pullers go on
+				release = nil
+			}
+		}
 	}
 }
 

@@ -1,0 +1,141 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/syncd/syncd/state"
+)
+
+// A folder with a new index that receives from peers adopts their
+// versions (see [state.Folder.BeginAdoption]): what its first scan finds
+// is recorded without a version, so a peer's version of a path replaces
+// it (the same content costs no transfer, other content makes no conflict
+// copy, a peer's delete removes it) and nothing of it is announced as a
+// change of this node. That is a node restored from a snapshot, or one
+// whose state database was lost, joining peers with history.
+//
+// While it adopts, one puller of the folder at a time takes its peer's
+// versions (the others wait their turn: two pullers would fetch the same
+// changed files from two peers at once), and only once the first full
+// scan has indexed what is on disk (before, every restored file would
+// look like a local change not yet indexed, and would not be a source of
+// chunks). The adoption ends when that puller has caught up with its
+// peer with nothing left to retry: what is still unversioned then is what
+// no peer knows, and becomes this node's own change.
+
+// adoptPoll is how often a puller looks whether the first scan finished.
+const adoptPoll = 100 * time.Millisecond
+
+// beginAdoption makes f adopt its peers' versions if its index is new.
+func (n *Node) beginAdoption(f *Folder) error {
+	adopting, err := f.State.BeginAdoption()
+	if err != nil {
+		return fmt.Errorf("folder %s: %w", f.Config.ID, err)
+	}
+	f.adopting.Store(adopting)
+	if adopting {
+		n.log.Info("folder has a new index: what is on disk is taken as older than the peers' versions until this node has caught up with one",
+			"folder", f.Config.ID)
+	}
+	return nil
+}
+
+// adoptionTurn waits, while f adopts, for this puller's turn and for the
+// first scan, and returns the function that gives the turn back (nil when
+// f does not adopt, or no longer once the turn came).
+func (p *puller) adoptionTurn(ctx context.Context) (release func(), err error) {
+	f := p.f
+	if !f.adopting.Load() {
+		return nil, nil
+	}
+	select {
+	case f.adoptTurn <- struct{}{}:
+	default:
+		p.log.Info("waiting for another peer's versions to be adopted first")
+		select {
+		case f.adoptTurn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	release = func() { <-f.adoptTurn }
+	if !f.adopting.Load() {
+		release()
+		return nil, nil
+	}
+	logged := false
+	for f.State.Adoption() == state.Scanning && !emptyFolder(f.Config.Path) {
+		if !logged {
+			p.log.Info("waiting for the folder's first scan before taking the peer's versions")
+			logged = true
+		}
+		t := time.NewTimer(adoptPoll)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			release()
+			return nil, ctx.Err()
+		}
+	}
+	return release, nil
+}
+
+// emptyFolder reports whether dir holds nothing but syncd's own names
+// (the folder marker): a new node's empty folder has nothing to scan.
+func emptyFolder(dir string) bool {
+	d, err := os.Open(dir)
+	if err != nil {
+		return true // the folder guard reports it; nothing to wait for
+	}
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(64)
+		for _, name := range names {
+			if !strings.HasPrefix(name, ".syncd-") {
+				return false
+			}
+		}
+		if err != nil {
+			return true
+		}
+	}
+}
+
+// endAdoption ends f's adoption once p has caught up with its peer and
+// has nothing to retry: every path the peer has is settled here.
+func (p *puller) endAdoption() error {
+	f := p.f
+	if !f.adopting.Load() || len(p.retry) > 0 {
+		return nil
+	}
+	f.adoptMu.Lock()
+	defer f.adoptMu.Unlock()
+	if !f.adopting.Load() {
+		return nil // another puller ended it
+	}
+	n, err := f.State.EndAdoption(f.Lock)
+	if err != nil {
+		return fmt.Errorf("end adoption: %w", err)
+	}
+	f.adopting.Store(false)
+	p.log.Info("caught up with the peer: its versions are adopted; the paths no peer has are this node's own", "own_paths", n)
+	f.bell.Ring()
+	return nil
+}
+
+// keepUnversioned reports whether the local version of a path, replaced
+// by the peer's version remote, is to be kept as a conflict copy although
+// the peer's version is newer: local has no version (it was found while
+// the folder adopted), is a file whose bytes differ from remote's, and
+// was modified after remote. A restored file is older than the version
+// that replaced it on the peers; a newer one may be an edit the peers
+// never had (a node whose index was lost before its change travelled).
+func keepUnversioned(local, remote state.Entry) bool {
+	return len(local.Vector) == 0 && !local.Deleted && local.Type == "file" && !remote.Deleted &&
+		!sameBytes(local, remote) && local.ModTime > remote.ModTime
+}
