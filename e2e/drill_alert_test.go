@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -209,6 +210,40 @@ func TestDrillEveryBad(t *testing.T) {
 		oneLine(t, "drill_every "+v, res, 1, cfg+":7: repository.drill_every", fmt.Sprintf("%q", v))
 		if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
 			t.Errorf("drill_every %s: the state directory was made", v)
+		}
+	}
+}
+
+// The status page shows the last drill, and its script brings a new one
+// in without a reload.
+func TestDrillStatusPage(t *testing.T) {
+	ctx := browser(t)
+	r := newRepo(t)
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "www")
+	os.Mkdir(folder, 0o755)
+	cfg := runDaemon(t, dir, nil, fmt.Sprintf("folders:\n  - {id: www, path: %s}\nrepository:\n  url: %s\n  index_key: %s\n",
+		folder, r.url, r.indexKey))
+	waitFolder(t, cfg, "www", "ok")
+	text, _ := os.ReadFile(cfg)
+	addr := string(httpLine.FindSubmatch(text)[1])
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/")); err != nil {
+		t.Fatalf("open the status page: %v", err)
+	}
+	waitPage(t, ctx, converge, `#drill td.muted`, "no drill")
+
+	at := time.Now().UTC().Truncate(time.Second)
+	writeDrillRecord(t, r, &chunkstore.Drill{Time: at, Host: "ops", Error: "1 damaged <file>",
+		Snapshots: []chunkstore.DrillSnapshot{{Host: "web1", Paths: []string{folder}, AgeSeconds: 7380, Seconds: 42, DamagedFiles: 1}}})
+	ok(t, nil, "syncd", "snapshot", "--config", cfg)
+	waitPage(t, ctx, converge, `#drill td.failed`, "the failed drill")
+	got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#drill")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"ops", "1 damaged <file>", "2h 3m", "42s", "Last success", "never"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("the drill section lacks %q:\n%s", w, got)
 		}
 	}
 }
