@@ -247,3 +247,32 @@ func TestDrillStatusPage(t *testing.T) {
 		}
 	}
 }
+
+// The whole loop with the real `restore drill`: the daemon's snapshot is
+// drilled, the record written names the node's host, and the daemon's
+// "drill overdue" resolves.
+func TestDrillRecordFromRestoreDrill(t *testing.T) {
+	t.Parallel()
+	r := newRepo(t)
+	hook := newHookReceiver(t)
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "www")
+	os.Mkdir(folder, 0o755)
+	os.WriteFile(filepath.Join(folder, "a.txt"), []byte("hello"), 0o644)
+	cfg := runDaemon(t, dir, nil, fmt.Sprintf("folders:\n  - {id: www, path: %s}\nrepository:\n  url: %s\n  index_key: %s\n  drill_every: 24h\n%s",
+		folder, r.url, r.indexKey, hook.yaml()))
+	waitFolder(t, cfg, "www", "ok")
+	ok(t, nil, "syncd", "snapshot", "--config", cfg)
+	hook.wait(t, 30*time.Second, "drill-overdue", "firing")
+
+	res := run(t, []string{"TMPDIR=" + t.TempDir()}, "restore", "drill", "--repo", r.url, "--index-key", r.indexKey, "--identity", r.dataKey)
+	if res.code != 0 {
+		t.Fatalf("restore drill: %s", res)
+	}
+	ok(t, nil, "syncd", "snapshot", "--config", cfg)
+	hook.wait(t, 30*time.Second, "drill-overdue", "resolved")
+	d := daemonStatus(t, cfg).Drill
+	if d == nil || d.Last == nil || !d.Last.OK || d.Last.Snapshots != 1 || d.Last.Files < 1 || d.Last.Seconds <= 0 || d.Last.AgeSeconds <= 0 {
+		t.Errorf("status --json after restore drill: %+v", d)
+	}
+}
