@@ -140,6 +140,9 @@ func (d *Daemon) readDrills(ctx context.Context) {
 		case errors.Is(err, chunkstore.ErrCorrupt) || errors.Is(err, crypto.ErrNoKey):
 			d.log.Warn("drill record unreadable; skipped", "object", chunkstore.DrillName(id), "err", err)
 		default:
+			c.mu.Lock()
+			c.recs = recs // what was read stays read
+			c.mu.Unlock()
 			d.drillReadFailed(ctx, fmt.Errorf("read drill record %s: %w", id.Short(), err))
 			return
 		}

@@ -259,29 +259,42 @@ func TestDrillRepositoryDown(t *testing.T) {
 		t.Errorf("the failure was logged %d times, want 1:\n%s", n, logs)
 	}
 
-	// listed, but its read fails: not taken for unreadable
+	// listed, but its read fails: not taken for unreadable; what was read
+	// before it (a corrupt record, listed first) stays read
 	f.down.Store(false)
 	newer := saveDrill(t, repo, time.Hour, "", "web1")
-	f.Backend = failOpen{f.Backend}
+	if err := backend.SaveBytes(ctx, f.Backend, chunkstore.DrillName(chunkstore.ID{}), []byte("corrupt")); err != nil {
+		t.Fatal(err)
+	}
+	f.Backend = failOnly{f.Backend, chunkstore.DrillName(newer)}
 	d.readDrills(ctx)
-	if s := d.DrillStatus(); s.Unreadable != 0 || s.LastOK.ID == newer.String() || s.ReadError == "" {
+	if s := d.DrillStatus(); s.Unreadable != 1 || s.LastOK.ID == newer.String() || s.ReadError == "" {
 		t.Errorf("a record whose read failed: %+v", s)
 	}
-	f.Backend = f.Backend.(failOpen).Backend
+	f.Backend = f.Backend.(failOnly).Backend
 	d.readDrills(ctx)
-	if s := d.DrillStatus(); s.LastOK.ID != newer.String() || s.ReadError != "" {
+	if s := d.DrillStatus(); s.LastOK.ID != newer.String() || s.ReadError != "" || s.Unreadable != 1 {
 		t.Errorf("once the repository answers again: %+v", s)
+	}
+	if n := strings.Count(logs.String(), "drill record unreadable"); n != 1 {
+		t.Errorf("the corrupt record was logged %d times, want 1:\n%s", n, logs)
 	}
 	if !strings.Contains(logs.String(), "drill records read again") {
 		t.Errorf("the recovery was not logged:\n%s", logs)
 	}
 }
 
-// failOpen fails every Open with a network error.
-type failOpen struct{ backend.Backend }
+// failOnly fails the Open of one object with a network error.
+type failOnly struct {
+	backend.Backend
+	name string
+}
 
-func (failOpen) Open(context.Context, string, int64, int64) (io.ReadCloser, error) {
-	return nil, errDown
+func (f failOnly) Open(ctx context.Context, name string, off, n int64) (io.ReadCloser, error) {
+	if name == f.name {
+		return nil, errDown
+	}
+	return f.Backend.Open(ctx, name, off, n)
 }
 
 // A record that cannot be decoded is logged once and skipped; the others
