@@ -287,6 +287,9 @@ func CheckSummary(st Status) (code int, line string) {
 			s := st.Folders[0].LastSnapshot
 			last = fmt.Sprintf("last snapshot %s at %s", s.Result, s.Time.UTC().Format(time.RFC3339))
 		}
+		if st.Drill != nil && st.Drill.LastOK != nil {
+			last += ", last drill ok at " + st.Drill.LastOK.Time.UTC().Format(time.RFC3339)
+		}
 		parts = append(parts, fmt.Sprintf("%d folder(s) ok, %d of %d peer(s) connected, %s", len(st.Folders), up, len(st.Peers), last))
 	}
 	return code, fmt.Sprintf("%s %s: %s", word, st.Node, strings.Join(parts, "; "))

@@ -542,3 +542,15 @@ func TestForgetLeavesDrillRecords(t *testing.T) {
 		t.Errorf("drill records after forget: %v, %v; want [%s]", ids, err, id.Short())
 	}
 }
+
+// status --check names the last successful drill when all is well.
+func TestCheckSummaryDrill(t *testing.T) {
+	st := Status{Node: "web1", Drill: &DrillStatus{LastOK: &DrillInfo{Time: drillT0, OK: true}}}
+	if code, line := CheckSummary(st); code != 0 || line != "OK web1: 0 folder(s) ok, 0 of 0 peer(s) connected, no snapshot yet, last drill ok at 2026-03-01T12:00:00Z" {
+		t.Errorf("CheckSummary = %d %q", code, line)
+	}
+	st.Drill.LastOK = nil
+	if _, line := CheckSummary(st); strings.Contains(line, "drill") {
+		t.Errorf("CheckSummary without a drill: %q", line)
+	}
+}
