@@ -17,6 +17,9 @@ type File struct {
 	Type   string // chunkstore.NodeFile, NodeDir or NodeSymlink
 	Size   int64
 	Target string // a symlink's target
+	// Pack is the one data pack holding all of a file's blobs (as the
+	// index's first copies say), zero when they are in several or none.
+	Pack chunkstore.ID
 }
 
 // List returns every entry of snapshot sn, parents before children.
@@ -37,7 +40,7 @@ func List(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Snaps
 		for i := range tree.Nodes {
 			n := &tree.Nodes[i]
 			p := path.Join(rel, n.FileName())
-			out = append(out, File{Path: p, Type: n.Type, Size: int64(n.Size), Target: n.LinkTarget()})
+			out = append(out, File{Path: p, Type: n.Type, Size: int64(n.Size), Target: n.LinkTarget(), Pack: onePack(repo, n.Content)})
 			if n.Type == chunkstore.NodeDir && n.Subtree != nil {
 				if err := walk(*n.Subtree, p, depth+1); err != nil {
 					return err
@@ -52,25 +55,49 @@ func List(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Snaps
 	return out, nil
 }
 
+// onePack returns the pack holding every blob of content, or zero.
+func onePack(repo *chunkstore.Repository, content []chunkstore.ID) chunkstore.ID {
+	var pack chunkstore.ID
+	for i, id := range content {
+		loc, ok := repo.Index().Lookup(id)
+		if !ok || (i > 0 && loc.Pack != pack) {
+			return chunkstore.ID{}
+		}
+		pack = loc.Pack
+	}
+	return pack
+}
+
 // budgetShare is the share of the snapshot's bytes that the larger half of
 // a sample may hold: enough to time the restore's throughput, little
 // enough that a sample stays a small part of a full restore.
 const budgetShare = 0.03
 
 // Pick chooses a sample of n regular files of files, in two parts that
-// the estimate needs to tell the cost of a file from the cost of a byte:
-// a holds about half of them drawn uniformly (most files are small: it
-// measures the cost per file), b the other half drawn with chances
-// proportional to size (it measures the cost per byte), up to a few
-// percent of the snapshot's bytes. With n at least the number of files, a
-// holds every file and b is empty.
+// the estimate needs to tell the cost of a file from the cost of a byte.
+// a holds about half of them: the files of packs drawn at random, whole
+// (those whose blobs all lie in one pack: most small files), so that they
+// are restored as a full restore restores them, a pack read at once for
+// many files; it measures the cost of a file. b holds the other half,
+// drawn with chances proportional to size, up to a few percent of the
+// snapshot's bytes; it measures the cost of a byte. With n at least the
+// number of files, a holds every file and b is empty.
 func Pick(files []File, n int, rng *rand.Rand) (a, b []string) {
 	var regular []int
 	var total int64
+	byPack := map[chunkstore.ID][]int{}
+	var packs []chunkstore.ID
 	for i, f := range files {
-		if f.Type == chunkstore.NodeFile {
-			regular = append(regular, i)
-			total += f.Size
+		if f.Type != chunkstore.NodeFile {
+			continue
+		}
+		regular = append(regular, i)
+		total += f.Size
+		if f.Pack != (chunkstore.ID{}) {
+			if byPack[f.Pack] == nil {
+				packs = append(packs, f.Pack)
+			}
+			byPack[f.Pack] = append(byPack[f.Pack], i)
 		}
 	}
 	if n >= len(regular) {
@@ -79,21 +106,28 @@ func Pick(files []File, n int, rng *rand.Rand) (a, b []string) {
 		}
 		return a, nil
 	}
-	rng.Shuffle(len(regular), func(i, j int) { regular[i], regular[j] = regular[j], regular[i] })
 	na := n - n/2
-	for _, i := range regular[:na] {
-		a = append(a, "/"+files[i].Path)
+	taken := map[int]bool{}
+	rng.Shuffle(len(packs), func(i, j int) { packs[i], packs[j] = packs[j], packs[i] })
+	for _, p := range packs {
+		for _, i := range byPack[p] {
+			if len(a) == na {
+				break
+			}
+			a = append(a, "/"+files[i].Path)
+			taken[i] = true
+		}
 	}
 	// Weighted sampling without replacement (Efraimidis–Spirakis): the
 	// files with the largest log(u)/size, u uniform in (0,1).
-	rest := regular[na:]
-	keys := make(map[int]float64, len(rest))
-	for _, i := range rest {
-		if files[i].Size > 0 {
+	var rest []int
+	keys := make(map[int]float64)
+	for _, i := range regular {
+		if !taken[i] && files[i].Size > 0 {
+			rest = append(rest, i)
 			keys[i] = math.Log(1-rng.Float64()) / float64(files[i].Size)
 		}
 	}
-	rest = slices.DeleteFunc(slices.Clone(rest), func(i int) bool { return files[i].Size == 0 })
 	slices.SortFunc(rest, func(x, y int) int { return -cmpFloat(keys[x], keys[y]) })
 	budget := int64(float64(total) * budgetShare)
 	for _, i := range rest {

@@ -58,17 +58,21 @@ func TestPick(t *testing.T) {
 	var files []File
 	var total int64
 	for i := range 1000 {
-		size := int64(1000 + i)
+		size, pack := int64(1000+i), chunkstore.ID{byte(1 + i/40)} // 25 packs of small files
 		if i%100 == 0 {
-			size = 5 << 20 // ten large files
+			size, pack = 5<<20, chunkstore.ID{} // ten large files, each in several packs
 		}
-		files = append(files, File{Path: fmt.Sprintf("d/f%d", i), Type: chunkstore.NodeFile, Size: size})
+		files = append(files, File{Path: fmt.Sprintf("d/f%d", i), Type: chunkstore.NodeFile, Size: size, Pack: pack})
 		total += size
 	}
 	files = append(files, File{Path: "d", Type: chunkstore.NodeDir}, File{Path: "d/l", Type: chunkstore.NodeSymlink})
 	size := map[string]int64{}
+	packOf := map[string]chunkstore.ID{}
+	perPack := map[chunkstore.ID]int{}
 	for _, f := range files {
 		size["/"+f.Path] = f.Size
+		packOf["/"+f.Path] = f.Pack
+		perPack[f.Pack]++
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	a, b := Pick(files, 100, rng)
@@ -85,6 +89,23 @@ func TestPick(t *testing.T) {
 	}
 	for _, p := range b {
 		bBytes += size[p]
+	}
+	// the per-file part is whole packs (but the last): as a full restore reads them
+	inA := map[chunkstore.ID]int{}
+	for _, p := range a {
+		inA[packOf[p]]++
+	}
+	partial := 0
+	for p, k := range inA {
+		if p == (chunkstore.ID{}) || k > perPack[p] {
+			t.Fatalf("the per-file part holds a file of no single pack")
+		}
+		if k < perPack[p] {
+			partial++
+		}
+	}
+	if len(inA) > 3 || partial > 1 {
+		t.Errorf("the per-file part spans %d packs, %d of them partly, want whole packs (2, at most one partly)", len(inA), partial)
 	}
 	if limit := int64(float64(total) * budgetShare); bBytes > limit {
 		t.Errorf("the by-size part holds %d bytes, more than its budget %d", bBytes, limit)

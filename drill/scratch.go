@@ -82,6 +82,9 @@ func CleanStale(parent string, now time.Time) ([]string, error) {
 // writable first: a restored directory keeps its snapshot mode, which may
 // forbid removing what is in it.
 func RemoveScratch(dir string) error {
+	if os.RemoveAll(dir) == nil {
+		return nil
+	}
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			os.Chmod(p, 0o700)
