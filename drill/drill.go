@@ -236,7 +236,9 @@ func drillOne(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.S
 		}
 		s.Files += r.files
 		s.Bytes += r.bytes
-		markRestored(restored, i, files, r.include, opts.Sample > 0 || len(r.include) > 0)
+		if opts.Compare != "" {
+			markRestored(restored, i, files, r.include, opts.Sample > 0 || len(r.include) > 0)
+		}
 	}
 	if s.Seconds > 0 {
 		s.PerSecond = float64(s.Bytes) / s.Seconds
@@ -267,17 +269,19 @@ func (r run) point() Point {
 // markRestored notes which listed paths a run restored: those under its
 // includes, or every one when it had none.
 func markRestored(restored map[string]int, i int, files []File, include []string, narrowed bool) {
-	if !narrowed {
-		for _, f := range files {
-			restored[f.Path] = i
-		}
-		return
+	inc := make(map[string]bool, len(include))
+	for _, p := range include {
+		inc[strings.TrimPrefix(path.Clean("/"+p), "/")] = true
 	}
-	for _, inc := range include {
-		c := strings.TrimPrefix(path.Clean("/"+inc), "/")
-		for _, f := range files {
-			if c == "" || f.Path == c || strings.HasPrefix(f.Path, c+"/") {
+	for _, f := range files {
+		if !narrowed || inc[""] {
+			restored[f.Path] = i
+			continue
+		}
+		for p := f.Path; p != "." && p != "/" && p != ""; p = path.Dir(p) {
+			if inc[p] {
 				restored[f.Path] = i
+				break
 			}
 		}
 	}

@@ -183,13 +183,18 @@ func runDrill(cmd *cobra.Command, f *drillFlags) error {
 	var sess *chunkstore.Session
 	var err error
 	if f.noRecord {
-		repo, _, err = f.repo.Open(ctx)
+		var bad []*chunkstore.IndexError
+		repo, bad, err = f.repo.Open(ctx)
+		for _, e := range bad {
+			fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
+		}
 	} else {
 		// The session's shared lock keeps a prune from deleting packs under
 		// the drill; the index is loaded as it is, every pack named in it
 		// kept, so that a missing pack is named as damage.
 		repo, sess, err = f.repo.BeginWrite(ctx, "restore drill", f.wait, true)
 		if err == nil {
+			defer repo.Close() // after the session's, deferred below
 			defer sess.Close()
 			var bad []*chunkstore.IndexError
 			if bad, err = repo.LoadIndex(ctx); err == nil {
@@ -199,7 +204,7 @@ func runDrill(cmd *cobra.Command, f *drillFlags) error {
 			}
 		}
 	}
-	if repo != nil {
+	if f.noRecord && repo != nil {
 		defer repo.Close()
 	}
 	if err != nil {
