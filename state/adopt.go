@@ -6,13 +6,14 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// A folder that adopts its peers' versions records what it finds on disk
-// without a version (an entry with an empty Vector). Such an entry is
+// A folder that adopts its peers' versions records what its first full
+// scan finds on disk without a version (an entry with an empty Vector). Such an entry is
 // older than any peer's version of its path: the receiver takes the
 // peer's version over it (no transfer when the content is the same, no
 // conflict copy when it differs), and a peer's delete removes it. It is
 // not announced to peers (the protocol requires a vector). It becomes an
-// ordinary local version when it changes after the adoption ended, or
+// ordinary local version when it changes after that scan (a delete then
+// leaves a tombstone, so that the peers' old copies of it go too), or
 // when [Folder.EndAdoption] versions what is left: the paths no peer
 // knows of.
 //
@@ -31,9 +32,9 @@ type Adoption byte
 // state database's format.
 const (
 	NotAdopting Adoption = 0 // local changes are versioned as usual
-	Scanning    Adoption = 1 // adopting; the first full scan has not finished
-	Scanned     Adoption = 3 // adopting; the first full scan has finished
-	Ending      Adoption = 2 // [Folder.EndAdoption] began: local changes are versioned again
+	Scanning    Adoption = 1 // adopting; the first full scan runs: what it finds has no version
+	Scanned     Adoption = 3 // adopting; the first full scan has finished: local changes are versioned
+	Ending      Adoption = 2 // [Folder.EndAdoption] began
 )
 
 func readAdoption(b *bolt.Bucket) Adoption {
@@ -48,15 +49,12 @@ func readAdoption(b *bolt.Bucket) Adoption {
 var adoptingBatch = 1000
 
 // adopting reports whether the folder records local changes without a
-// version: it adopts and EndAdoption has not begun.
-func (tx *Tx) adopting() bool {
-	a := readAdoption(tx.b.folder)
-	return a == Scanning || a == Scanned
-}
+// version: it adopts and its first full scan has not finished.
+func (tx *Tx) adopting() bool { return readAdoption(tx.b.folder) == Scanning }
 
 // BeginAdoption makes a folder that has never been indexed adopt its
-// peers' versions: until [Folder.EndAdoption], a local change to a path
-// that has no versioned entry is recorded without a version. It reports
+// peers' versions: until [Folder.AdoptionScanned], a local change to a
+// path that has no versioned entry is recorded without a version. It reports
 // whether the folder adopts: it was new now, or an adoption begun before
 // has not ended. A folder indexed before (with entries or a sequence
 // number above 0) does not begin to adopt.

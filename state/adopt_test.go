@@ -172,3 +172,31 @@ func TestAdoptionBatches(t *testing.T) {
 }
 
 func equalVectors(a, b Vector) bool { return a.Compare(b) == Equal && len(a) == len(b) }
+
+// TestAdoptionAfterScan: once the first scan has finished, a change to
+// an entry without a version is this node's (a version), and its delete
+// leaves a tombstone of this node, while untouched entries stay without.
+func TestAdoptionAfterScan(t *testing.T) {
+	db := openTest(t)
+	db.SetLocalNode(7)
+	f := db.Folder("www")
+	if _, err := f.BeginAdoption(); err != nil {
+		t.Fatal(err)
+	}
+	put(t, f, "edited.txt", "gone.txt", "kept.txt")
+	if err := f.AdoptionScanned(); err != nil {
+		t.Fatal(err)
+	}
+	update(t, f, func(tx *Tx) error { return tx.Put("edited.txt", Entry{Type: "file", Size: 99}) })
+	update(t, f, func(tx *Tx) error { return tx.Delete("gone.txt") })
+	put(t, f, "kept.txt") // rescanned unchanged
+	if e, _ := getEntry(t, f, "edited.txt"); e.Vector.Get(7) == 0 {
+		t.Errorf("edited.txt changed after the scan has vector %v, want one of this node", e.Vector)
+	}
+	if e, ok := getEntry(t, f, "gone.txt"); !ok || !e.Deleted || e.Vector.Get(7) == 0 {
+		t.Errorf("gone.txt deleted after the scan = %+v (entry %v), want a tombstone of this node", e, ok)
+	}
+	if e, _ := getEntry(t, f, "kept.txt"); len(e.Vector) != 0 {
+		t.Errorf("kept.txt unchanged has vector %v, want none until the adoption ends", e.Vector)
+	}
+}

@@ -138,8 +138,8 @@ func (tx *Tx) Put(rel string, e Entry) (err error) {
 	if e.Vector == nil {
 		switch {
 		case (!had || len(old.Vector) == 0) && tx.adopting():
-			// recorded without a version while the folder adopts its
-			// peers' versions (see [Folder.BeginAdoption])
+			// recorded without a version while the folder's first scan
+			// runs (see [Folder.BeginAdoption])
 		case had && SameContent(old, e):
 			e.Vector = old.Vector
 		default:
@@ -155,9 +155,9 @@ func (tx *Tx) Put(rel string, e Entry) (err error) {
 // tombstone already. Delete removes one path: deleting a directory takes a
 // Delete for each entry below it too.
 //
-// An entry without a version (see [Folder.BeginAdoption]) is removed
-// without a tombstone, as [Tx.Forget] does: no peer has it from this
-// node, and a peer's version of rel is taken again as new.
+// An entry without a version removed during an adopting folder's first
+// scan (see [Folder.BeginAdoption]) leaves no tombstone, as [Tx.Forget]:
+// no peer has it from this node.
 func (tx *Tx) Delete(rel string) (err error) {
 	if tx.b == nil {
 		return errTxClosed
@@ -171,7 +171,7 @@ func (tx *Tx) Delete(rel string) (err error) {
 	if err != nil || !had || old.Deleted {
 		return err
 	}
-	if len(old.Vector) == 0 {
+	if len(old.Vector) == 0 && tx.adopting() {
 		return tx.forget(rel, key, old)
 	}
 	v := old.Vector.Bump(tx.f.db.localNode.Load(), tx.f.db.now())
