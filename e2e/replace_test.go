@@ -26,9 +26,34 @@ import (
 // what changed after the snapshot.
 func TestReplaceNodeFromSnapshot(t *testing.T) {
 	t.Parallel()
+	testReplace(t, true)
+}
+
+// TestReplaceNodeOfNewFleet is TestReplaceNodeFromSnapshot where A is a
+// new fleet's first node: it starts with the files and a new state_dir,
+// its only peer C not up yet, and changes files after the snapshot while
+// alone; then C joins from the snapshot. A's deletes and edits made
+// alone must win over C's restored copy as well.
+func TestReplaceNodeOfNewFleet(t *testing.T) {
+	t.Parallel()
+	testReplace(t, false)
+}
+
+// testReplace runs the replacement with a fleet of A and B (withB), or of
+// A alone, C configured as its peer from the start.
+func testReplace(t *testing.T, withB bool) {
 	r := newRepo(t)
-	ns := mesh(t, "send-receive", "a", "b")
-	a, b := ns[0], ns[1]
+	var a, b, c *mnode
+	var fleet []*mnode
+	if withB {
+		ns := mesh(t, "send-receive", "a", "b")
+		a, b = ns[0], ns[1]
+		fleet = []*mnode{a, b}
+	} else {
+		a, c = newMNode(t, "a", "send-receive"), newMNode(t, "c", "send-receive")
+		a.setPeers(c.asPeer())
+		fleet = []*mnode{a}
+	}
 	rng := rand.New(rand.NewPCG(13, 13))
 	blob := func(n int) []byte {
 		p := make([]byte, n)
@@ -47,9 +72,10 @@ func TestReplaceNodeFromSnapshot(t *testing.T) {
 	a.write("bin/run.sh", []byte("#!/bin/sh\necho run\n"))
 	os.Chmod(a.path("bin/run.sh"), 0o755)
 	os.Symlink("d0/f00.bin", a.path("current"))
-	a.start()
-	b.start()
-	waitSame(t, a, b)
+	for _, n := range fleet {
+		n.start()
+	}
+	waitSame(t, fleet...)
 
 	ok(t, nil, "syncd", append(append([]string{"snapshot"}, r.flags("--host", "a")...), a.folder)...)
 
@@ -80,10 +106,12 @@ func TestReplaceNodeFromSnapshot(t *testing.T) {
 		}
 	}
 	os.Chmod(a.path("d0/f12.bin"), 0o600)
-	waitSame(t, a, b)
+	waitSame(t, fleet...)
 
 	// C: the snapshot restored as an operator would, then moved into place.
-	c := newMNode(t, "c", "send-receive")
+	if c == nil {
+		c = newMNode(t, "c", "send-receive")
+	}
 	target := filepath.Join(t.TempDir(), "restore")
 	ok(t, nil, "restore", append([]string{"latest"}, r.flags("--identity", r.dataKey, "--target", target)...)...)
 	if err := os.Remove(c.folder); err != nil {
@@ -97,22 +125,25 @@ func TestReplaceNodeFromSnapshot(t *testing.T) {
 			t.Fatalf("the snapshot restored on C lacks %s, deleted after it: %v", rel, err)
 		}
 	}
-	c.setPeers(a.asPeer(), b.asPeer())
-	a.setPeers(b.asPeer(), c.asPeer())
-	b.setPeers(a.asPeer(), c.asPeer())
-	for _, n := range []*mnode{a, b} {
-		n.cmd.Process.Signal(syscall.SIGHUP)
-	}
-	for _, n := range []*mnode{a, b} {
-		n := n
-		if !waitFor(converge, func() bool { st, err := n.httpStatus(); _, ok := st.peer("c"); return err == nil && ok }) {
-			t.Fatalf("%s did not take C as a peer after SIGHUP; log:\n%s", n.name, n.logTail())
+	c.setPeers(a.asPeer())
+	if withB {
+		c.setPeers(a.asPeer(), b.asPeer())
+		a.setPeers(b.asPeer(), c.asPeer())
+		b.setPeers(a.asPeer(), c.asPeer())
+		for _, n := range fleet {
+			n.cmd.Process.Signal(syscall.SIGHUP)
+		}
+		for _, n := range fleet {
+			if !waitFor(converge, func() bool { st, err := n.httpStatus(); _, ok := st.peer("c"); return err == nil && ok }) {
+				t.Fatalf("%s did not take C as a peer after SIGHUP; log:\n%s", n.name, n.logTail())
+			}
 		}
 	}
 	c.start()
-	tree := waitSame(t, a, b, c)
+	all := append(fleet, c)
+	tree := waitSame(t, all...)
 
-	for _, n := range []*mnode{a, b, c} {
+	for _, n := range all {
 		for rel := range tree {
 			if strings.Contains(rel, ".sync-conflict-") {
 				t.Errorf("%s has a conflict copy %s", n.name, rel)
@@ -150,11 +181,11 @@ func TestReplaceNodeFromSnapshot(t *testing.T) {
 		t.Errorf("C fetched nothing: the metric does not count (want about %d bytes)", roundBytes)
 	}
 	var sent int64
-	for _, n := range []*mnode{a, b} {
+	for _, n := range fleet {
 		sent += metricSum(t, n, `syncd_peer_sent_bytes_total{folder="data",peer="c"}`)
 	}
 	if limit := roundBytes * 11 / 10; sent > limit {
-		t.Errorf("A and B sent C %d bytes, over 1.1 × the %d bytes changed after the snapshot", sent, roundBytes)
+		t.Errorf("the fleet sent C %d bytes, over 1.1 × the %d bytes changed after the snapshot", sent, roundBytes)
 	}
 }
 

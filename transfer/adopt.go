@@ -15,7 +15,8 @@ import (
 // is recorded without a version, so a peer's version of a path replaces
 // it (the same content costs no transfer, other content makes no conflict
 // copy, a peer's delete removes it) and nothing of it is announced as a
-// change of this node. That is a node restored from a snapshot, or one
+// change of this node; what changes after that scan is this node's
+// change, as usual. That is a node restored from a snapshot, or one
 // whose state database was lost, joining peers with history.
 //
 // While it adopts, one puller of the folder at a time takes its peer's
