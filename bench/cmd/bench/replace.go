@@ -45,21 +45,21 @@ func replaceBackend(root string) Backend {
 		"against a full initial mirror of the tree onto an empty node with a new state_dir"
 	b.Procedure = "Each pair starts from a fresh copy of the data set (cp -a) as node A's folder `data` " +
 		"(send-receive, peer C); A starts (`syncd run`, no repository, default settings) and indexes it (untimed). " +
+		"C (send-receive, peer A, dialled through a counting TCP proxy) starts with an empty folder and a new " +
+		"state_dir: the full initial mirror of the tree, the reference of the time and wire rows, timed from C's " +
+		"/healthz answering until C is complete (the same test as the mirror section: the last bytes through " +
+		"the proxy before both /status agree: files and bytes equal, nothing to send or lagging). " +
 		"`syncd snapshot` of A's folder goes into a fresh local repository (untimed). The mutation round " +
-		"(mkdata.py --mutate --round 1) is applied to A's folder while A runs, and A indexes it. Its bytes: " +
+		"(mkdata.py --mutate --round 1) is applied to A's folder while both run, and C follows it. Its bytes: " +
 		"every file that is new or whose size or mtime changed, at its size, except renamed files (a new path " +
 		"with the size and mtime of a vanished one) and big/db.sql, which counts the 1 MiB overwritten in its " +
-		"middle (a file changed in place travels by chunks). Then the operator's steps for node C: `restore " +
-		"latest --target T` (timed, informational), the restored tree T/<A's folder> renamed to C's folder, a " +
-		"new state_dir with C's identity (`syncd id`), and `syncd run` with A as its peer (C dials A through a " +
-		"counting TCP proxy). The time row runs from C's /healthz answering until C is complete (the same test " +
-		"as the mirror section: the last bytes through the proxy before both /status agree: files and bytes " +
-		"equal, nothing to send or lagging). C's fetched bytes and A's served bytes are the " +
-		"syncd_peer_fetched_bytes_total and syncd_peer_sent_bytes_total counters. C's folder is compared with " +
-		"A's; both are searched for `*.sync-conflict-*`; A's file count and bytes must be what they were before " +
-		"C started. The reference: C is stopped, its folder emptied and its state database removed (its " +
-		"identity kept, so A takes it as the same peer), and started again: the full initial mirror of the tree, " +
-		"timed and counted the same way."
+		"middle (a file changed in place travels by chunks). Then C is lost and replaced as the runbook says: " +
+		"stopped, its folder and state database removed (its identity kept, so A's config stays), `restore " +
+		"latest --target T` (timed, informational), T/<A's folder> renamed to C's folder, and `syncd run` " +
+		"started; the time row runs from its /healthz to complete as above. C's fetched bytes and A's served " +
+		"bytes are the syncd_peer_fetched_bytes_total (since C's start) and syncd_peer_sent_bytes_total (its " +
+		"increase over the replacement) counters. After each step C's folder is compared with A's, both are " +
+		"searched for `*.sync-conflict-*`, and A's file count and bytes must be what they were before C started."
 	return b
 }
 
@@ -121,13 +121,28 @@ func (s *suite) pairReplace(ctx context.Context, p int) error {
 		return err
 	}
 	s.say(p, "A indexed the data set in %.2f s (untimed)", indexed.Seconds())
+	want, err := countTree(src)
+	if err != nil {
+		return err
+	}
+
+	// The reference, and the fleet's history: the full initial mirror of
+	// the tree onto C, empty.
+	wall, wire, err := s.replaceRun(ctx, p, a, c, proxy, want, "full mirror")
+	if err != nil {
+		return err
+	}
+	s.record("time", 1, wall)
+	s.record("wire", 1, float64(wire))
+	s.replaceChecks(p, src, cFolder, want, replaceFullEqual)
+
 	res, err := s.ours.backup(ctx, repo, src)
 	if err != nil {
 		return err
 	}
 	s.say(p, "snapshot of A's folder in %.2f s (untimed): %s", res.Wall.Seconds(), s.ours.summary(res))
 
-	// The mutation round, on A, and its bytes.
+	// The mutation round, on A, followed by C; and its bytes.
 	before, err := fileTable(src)
 	if err != nil {
 		return err
@@ -140,16 +155,26 @@ func (s *suite) pairReplace(ctx context.Context, p int) error {
 		return err
 	}
 	round := roundBytes(before, after)
-	want, err := countTree(src)
-	if err != nil {
+	if want, err = countTree(src); err != nil {
 		return err
 	}
-	if err := waitIndexed(ctx, a, want); err != nil {
+	if err := sleepCtx(ctx, mirrorSettle); err != nil {
 		return err
 	}
-	s.say(p, "mutation round on A: %s changed and added (%d files, %s in the tree)", iec(round), want.files, iec(want.bytes))
+	if _, err := waitMirrored(ctx, a, c, proxy, want); err != nil {
+		return err
+	}
+	s.say(p, "mutation round on A, followed by C: %s changed and added (%d files, %s in the tree)", iec(round), want.files, iec(want.bytes))
 
-	// The operator's steps for C: restore, move into place, start.
+	// C is lost. The operator's steps: restore the snapshot, move it into
+	// place as C's folder, a new state database, start.
+	c.stop()
+	if err := os.RemoveAll(cFolder); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(c.dir, "state", "state.db")); err != nil {
+		return err
+	}
 	target := filepath.Join(pdir, "restore")
 	res, err = s.ours.restore(ctx, repo, target)
 	if err != nil {
@@ -157,15 +182,15 @@ func (s *suite) pairReplace(ctx context.Context, p int) error {
 	}
 	s.record("restore", 0, res.Wall.Seconds())
 	s.say(p, "restore   ours   %7.2f s (cpu %6.2f s)", res.Wall.Seconds(), res.CPU.Seconds())
-	if err := os.Remove(cFolder); err != nil {
-		return err
-	}
 	if err := os.Rename(filepath.Join(target, src), cFolder); err != nil {
 		return err
 	}
 	os.RemoveAll(target)
-	wall, wire, err := s.replaceRun(ctx, p, a, c, proxy, want, "replacement")
+	sent0, err := metricValue(ctx, a, `syncd_peer_sent_bytes_total{folder="data",peer="c"}`)
 	if err != nil {
+		return err
+	}
+	if wall, wire, err = s.replaceRun(ctx, p, a, c, proxy, want, "replacement"); err != nil {
 		return err
 	}
 	fetched, err := metricValue(ctx, c, "syncd_peer_fetched_bytes_total")
@@ -176,6 +201,7 @@ func (s *suite) pairReplace(ctx context.Context, p int) error {
 	if err != nil {
 		return err
 	}
+	sent -= sent0
 	s.record("time", 0, wall)
 	s.record("wire", 0, float64(wire))
 	s.record("fetched", 0, float64(fetched))
@@ -184,26 +210,7 @@ func (s *suite) pairReplace(ctx context.Context, p int) error {
 	s.record("sent", 1, float64(round))
 	s.say(p, "replacement: C fetched %s, A served %s; the round changed and added %s (%.3f×, %.3f×)",
 		iec(fetched), iec(sent), iec(round), float64(fetched)/float64(round), float64(sent)/float64(round))
-	s.replaceChecks(ctx, p, src, cFolder, want, replaceEqual)
-
-	// The reference: the full initial mirror onto an empty node.
-	c.stop()
-	if err := os.RemoveAll(cFolder); err != nil {
-		return err
-	}
-	if err := os.Mkdir(cFolder, 0o755); err != nil {
-		return err
-	}
-	if err := os.Remove(filepath.Join(c.dir, "state", "state.db")); err != nil {
-		return err
-	}
-	wall, wire, err = s.replaceRun(ctx, p, a, c, proxy, want, "full mirror")
-	if err != nil {
-		return err
-	}
-	s.record("time", 1, wall)
-	s.record("wire", 1, float64(wire))
-	s.replaceChecks(ctx, p, src, cFolder, want, replaceFullEqual)
+	s.replaceChecks(p, src, cFolder, want, replaceEqual)
 	return nil
 }
 
@@ -229,7 +236,7 @@ func (s *suite) replaceRun(ctx context.Context, p int, a, c *mirrorNode, proxy *
 
 // replaceChecks compares C's folder with A's, looks for conflict copies
 // on both and checks that A's tree is what it was before C started.
-func (s *suite) replaceChecks(ctx context.Context, p int, src, cFolder string, want treeCount, equalTitle string) {
+func (s *suite) replaceChecks(p int, src, cFolder string, want treeCount, equalTitle string) {
 	result := "pass"
 	if problems := compareMirror(src, cFolder); len(problems) > 0 {
 		result = fmt.Sprintf("FAIL (pair %d, %d): %s", p, len(problems), summarize(problems, 3))
@@ -301,27 +308,6 @@ func roundBytes(before, after map[string]fileInfo) int64 {
 		}
 	}
 	return n
-}
-
-// waitIndexed waits until n's folder holds want with nothing pending.
-func waitIndexed(ctx context.Context, n *mirrorNode, want treeCount) error {
-	deadline := time.Now().Add(mirrorCompleted)
-	for {
-		st, err := n.status(ctx)
-		if err != nil {
-			return err
-		}
-		f := st.Folders[0]
-		if f.State == "ok" && f.Pending == 0 && f.Files == want.files && f.Bytes == want.bytes {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("node %s: folder not indexed after %v: %+v, want %+v", n.name, mirrorCompleted, f, want)
-		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
-	}
 }
 
 // metricValue adds up the samples of n's /metrics whose line begins with
