@@ -73,6 +73,9 @@ func onePack(repo *chunkstore.Repository, content []chunkstore.ID) chunkstore.ID
 // enough that a sample stays a small part of a full restore.
 const budgetShare = 0.03
 
+// minBudget is the least the larger half may hold, for small snapshots.
+const minBudget = 8 << 20
+
 // Pick chooses a sample of n regular files of files, in two parts that
 // the estimate needs to tell the cost of a file from the cost of a byte.
 // a holds about half of them: the files of packs drawn at random, whole
@@ -80,8 +83,8 @@ const budgetShare = 0.03
 // are restored as a full restore restores them, a pack read at once for
 // many files; it measures the cost of a file. b holds the other half,
 // drawn with chances proportional to size, up to a few percent of the
-// snapshot's bytes; it measures the cost of a byte. With n at least the
-// number of files, a holds every file and b is empty.
+// snapshot's bytes (at least minBudget); it measures the cost of a byte.
+// With n at least the number of files, a holds every file and b is empty.
 func Pick(files []File, n int, rng *rand.Rand) (a, b []string) {
 	var regular []int
 	var total int64
@@ -129,7 +132,7 @@ func Pick(files []File, n int, rng *rand.Rand) (a, b []string) {
 		}
 	}
 	slices.SortFunc(rest, func(x, y int) int { return -cmpFloat(keys[x], keys[y]) })
-	budget := int64(float64(total) * budgetShare)
+	budget := max(int64(float64(total)*budgetShare), minBudget)
 	for _, i := range rest {
 		if len(b) == n/2 {
 			break

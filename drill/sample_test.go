@@ -107,7 +107,7 @@ func TestPick(t *testing.T) {
 	if len(inA) > 3 || partial > 1 {
 		t.Errorf("the per-file part spans %d packs, %d of them partly, want whole packs (2, at most one partly)", len(inA), partial)
 	}
-	if limit := int64(float64(total) * budgetShare); bBytes > limit {
+	if limit := max(int64(float64(total)*budgetShare), minBudget); bBytes > limit {
 		t.Errorf("the by-size part holds %d bytes, more than its budget %d", bBytes, limit)
 	}
 	a, b = Pick(files, 5000, rng)

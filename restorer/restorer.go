@@ -172,6 +172,24 @@ func cleanIncludes(in []string) (map[string]bool, error) {
 		c := strings.TrimPrefix(path.Clean("/"+inc), "/")
 		out[c] = false
 	}
+	// An include below another one is restored with it: the walk does not
+	// look at it on its own, so it is dropped (else it would count as not
+	// found in the snapshot).
+	for c := range out {
+		for p := c; p != "" && p != "."; {
+			p = path.Dir(p)
+			if p == "." {
+				p = ""
+			}
+			if _, ok := out[p]; ok && p != c {
+				delete(out, c)
+				break
+			}
+			if p == "" {
+				break
+			}
+		}
+	}
 	return out, nil
 }
 
