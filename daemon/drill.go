@@ -27,8 +27,8 @@ import (
 // restorable nor fails them.
 //
 // Records are immutable: what was read is kept by ID (also once it is no
-// longer listed) and only new IDs are read. One that cannot be decoded (corrupt, sealed to other keys) is
-// logged once and skipped. While the repository cannot be listed the last
+// longer listed) and only new IDs are read. One that cannot be decoded
+// (corrupt, sealed to other keys) is logged once and skipped. While the repository cannot be listed the last
 // known records stand, and no drill alert starts for that reason alone:
 // "repository unreachable" and "snapshot failed" say it.
 
@@ -44,7 +44,7 @@ type DrillInfo struct {
 	Host   string    `json:"host"` // the machine that ran it
 	OK     bool      `json:"ok"`
 	Error  string    `json:"error,omitempty"`  // why it failed, one line
-	Sample int       `json:"sample,omitempty"` // files sampled; 0 for a full drill
+	Sample int       `json:"sample,omitempty"` // the drill's --sample; 0 for a full drill
 	// Snapshots, Files and Bytes count this node's snapshots the drill
 	// restored, and their files and bytes.
 	Snapshots int   `json:"snapshots"`
@@ -71,8 +71,8 @@ type DrillStatus struct {
 	Unreadable int        `json:"unreadable,omitempty"` // records skipped: corrupt or sealed to other keys
 }
 
-// drills is the daemon's copy of the repository's drill records. Its
-// methods are safe for concurrent use.
+// drills is the daemon's copy of the repository's drill records. mu
+// guards the fields below it; watchDrills alone writes them.
 type drills struct {
 	poke chan struct{} // a read is wanted (after a snapshot)
 
