@@ -157,14 +157,17 @@ func (f *fleet) bind(t *testing.T) {
 // node up, the trees the same, no alert active on any node.
 func (f *fleet) settled(t *testing.T) {
 	t.Helper()
+	start := time.Now()
 	waitSame(t, f.ns...)
-	var last string
+	same := time.Since(start)
+	var last, seen string
 	if !waitFor(converge, func() bool {
 		last = ""
 		for _, n := range f.ns {
 			st, err := nodeStatus(n)
 			if err != nil || len(st.Alerts) > 0 {
 				last = fmt.Sprintf("%s: %v %+v", n.name, err, st.Alerts)
+				seen = last
 				return false
 			}
 		}
@@ -172,6 +175,7 @@ func (f *fleet) settled(t *testing.T) {
 	}) {
 		t.Fatalf("the fleet did not settle before the scenario: %s", last)
 	}
+	t.Logf("settled in %v (in step after %v); last alert waited for: %s", time.Since(start).Round(time.Millisecond), same.Round(time.Millisecond), seen)
 }
 
 // nodeStatus reads n's /status in full (alerts and last snapshot too).
@@ -246,8 +250,14 @@ func metric(n *mnode, name string, labels ...string) (float64, bool) {
 // within alertWait.
 func (h *hookReceiver) waitAlert(t *testing.T, since time.Time, node, key, status string) hookMsg {
 	t.Helper()
+	return h.waitAlertFor(t, alertWait, since, node, key, status)
+}
+
+// waitAlertFor is waitAlert with a deadline of d.
+func (h *hookReceiver) waitAlertFor(t *testing.T, d time.Duration, since time.Time, node, key, status string) hookMsg {
+	t.Helper()
 	var got hookMsg
-	if !waitFor(alertWait, func() bool {
+	if !waitFor(d, func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, m := range h.msgs {
@@ -260,10 +270,24 @@ func (h *hookReceiver) waitAlert(t *testing.T, since time.Time, node, key, statu
 	}) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		t.Fatalf("no %s %s alert from %s within %v of %s; received since: %+v", key, status, node, alertWait,
+		t.Fatalf("no %s %s alert from %s within %v of %s; received since: %+v", key, status, node, d,
 			since.Format("15:04:05.000"), h.since(since))
 	}
+	t.Logf("%s: %s %s %.1f s after %s", node, key, status, got.at.Sub(since).Seconds(), since.Format("15:04:05.000"))
 	return got
+}
+
+// sent reports whether node sent a message of key with status at or
+// after since.
+func (h *hookReceiver) sent(since time.Time, node, key, status string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.since(since) {
+		if m.Node == node && m.Key == key && m.Status == status {
+			return true
+		}
+	}
+	return false
 }
 
 // since returns the messages received at or after t; h.mu is held.
@@ -337,46 +361,66 @@ func (l *ledger) count() int {
 	return len(l.files)
 }
 
-// lost returns what is wrong with tree against the ledger: files missing
-// or with other content, deleted files present; at most max lines.
-func (l *ledger) lost(tree map[string]mentry, max int) []string {
+// lost returns what is wrong with tree against the ledger, by path:
+// files missing or with other content, deleted files present.
+func (l *ledger) lost(tree map[string]mentry) map[string]string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var bad []string
+	bad := map[string]string{}
 	for p, sum := range l.files {
 		switch e, ok := tree[p]; {
 		case !ok:
-			bad = append(bad, p+": missing")
+			bad[p] = "missing"
 		case e.Sum != sum:
-			bad = append(bad, p+": other content than last written")
+			bad[p] = "other content than last written"
 		}
 	}
 	for p := range l.gone {
 		if _, ok := tree[p]; ok {
-			bad = append(bad, p+": deleted, but there")
+			bad[p] = "deleted, but there"
 		}
 	}
-	sort.Strings(bad)
-	if len(bad) > max {
-		bad = append(bad[:max], fmt.Sprintf("… and %d more", len(bad)-max))
-	}
 	return bad
+}
+
+// forget drops paths from the ledger: a loss is reported by the
+// scenario that caused it, not again by every later one.
+func (l *ledger) forget(paths []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range paths {
+		delete(l.files, p)
+		delete(l.gone, p)
+	}
 }
 
 // noneLost fails t for every node whose folder lacks a file of the
 // ledger (or its last content) or holds one deleted on purpose.
 func (f *fleet) noneLost(t *testing.T) {
 	t.Helper()
+	var lost []string
 	for _, n := range f.ns {
 		tree, err := mscan(n.folder)
 		if err != nil {
 			t.Errorf("%s: %v", n.name, err)
 			continue
 		}
-		if bad := f.files.lost(tree, 20); len(bad) > 0 {
-			t.Errorf("%s lost files written during the scenarios (ledger of %d):\n%s", n.name, f.files.count(), strings.Join(bad, "\n"))
+		bad := f.files.lost(tree)
+		if len(bad) == 0 {
+			continue
 		}
+		var lines []string
+		for p, why := range bad {
+			lines = append(lines, p+": "+why)
+			lost = append(lost, p)
+		}
+		sort.Strings(lines)
+		if len(lines) > 20 {
+			lines = append(lines[:20], fmt.Sprintf("… and %d more", len(lines)-20))
+		}
+		t.Errorf("%s lost files written during the scenarios (ledger of %d):\n%s", n.name, f.files.count(), strings.Join(lines, "\n"))
 	}
+	f.files.forget(lost)
 }
 
 // writers write to nodes until stopped, each into dir/<node>/ of its own
