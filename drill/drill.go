@@ -69,6 +69,10 @@ type Snapshot struct {
 	Seconds   float64 `json:"seconds"` // the restore's wall time: the recovery time
 	PerSecond float64 `json:"bytes_per_second"`
 	EstSecs   float64 `json:"estimated_seconds,omitempty"` // a sample's estimate of the full restore
+	// a sample's two timed parts (files of whole packs, files by size)
+	// and the listing of the snapshot, which the estimate is made of
+	SampleParts []Point `json:"sample_parts,omitempty"`
+	ListSeconds float64 `json:"list_seconds,omitempty"`
 	// the snapshot's regular files and their bytes (what a full restore writes)
 	TotalFiles int64 `json:"snapshot_files"`
 	TotalBytes int64 `json:"snapshot_bytes"`
@@ -245,6 +249,7 @@ func drillOne(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.S
 	}
 	if opts.Sample > 0 {
 		s.EstSecs = Estimate(runs[0].point(), runs[1].point(), s.TotalFiles, s.TotalBytes) + listSecs
+		s.SampleParts, s.ListSeconds = []Point{runs[0].point(), runs[1].point()}, listSecs
 	}
 	if opts.Compare != "" {
 		s.Drift, err = Compare(ctx, files, restored, dir, opts.Compare, sn.Paths)

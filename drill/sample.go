@@ -81,9 +81,11 @@ const minBudget = 8 << 20
 // a holds about half of them: the files of packs drawn at random, whole
 // (those whose blobs all lie in one pack: most small files), so that they
 // are restored as a full restore restores them, a pack read at once for
-// many files; it measures the cost of a file. b holds the other half,
-// drawn with chances proportional to size, up to a few percent of the
-// snapshot's bytes (at least minBudget); it measures the cost of a byte.
+// many files; it measures the cost of a file. b holds the other half:
+// files of several packs (large files, read a pack at once as in a full
+// restore; other files when there are none), drawn with chances
+// proportional to size, up to a few percent of the snapshot's bytes (at
+// least minBudget); it measures the cost of a byte.
 // With n at least the number of files, a holds every file and b is empty.
 func Pick(files []File, n int, rng *rand.Rand) (a, b []string) {
 	var regular []int
@@ -122,13 +124,19 @@ func Pick(files []File, n int, rng *rand.Rand) (a, b []string) {
 		}
 	}
 	// Weighted sampling without replacement (Efraimidis–Spirakis): the
-	// files with the largest log(u)/size, u uniform in (0,1).
+	// files with the largest log(u)/size, u uniform in (0,1); among the
+	// files of several packs (the large ones), or the others if none.
 	var rest []int
 	keys := make(map[int]float64)
-	for _, i := range regular {
-		if !taken[i] && files[i].Size > 0 {
-			rest = append(rest, i)
-			keys[i] = math.Log(1-rng.Float64()) / float64(files[i].Size)
+	for _, multi := range []bool{true, false} {
+		for _, i := range regular {
+			if !taken[i] && files[i].Size > 0 && (files[i].Pack == chunkstore.ID{}) == multi {
+				rest = append(rest, i)
+				keys[i] = math.Log(1-rng.Float64()) / float64(files[i].Size)
+			}
+		}
+		if len(rest) > 0 {
+			break
 		}
 	}
 	slices.SortFunc(rest, func(x, y int) int { return -cmpFloat(keys[x], keys[y]) })
@@ -157,7 +165,11 @@ func cmpFloat(x, y float64) int {
 }
 
 // Point is one timed restore: its files, bytes and seconds.
-type Point struct{ Files, Bytes, Secs float64 }
+type Point struct {
+	Files float64 `json:"files"`
+	Bytes float64 `json:"bytes"`
+	Secs  float64 `json:"seconds"`
+}
 
 // Estimate returns the seconds a restore of files files holding bytes bytes
 // takes, from two timed restores a and b (b may be zero): it fits

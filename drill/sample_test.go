@@ -89,6 +89,9 @@ func TestPick(t *testing.T) {
 	}
 	for _, p := range b {
 		bBytes += size[p]
+		if packOf[p] != (chunkstore.ID{}) {
+			t.Errorf("the by-size part holds %s, of one pack, while files of several packs exist", p)
+		}
 	}
 	// the per-file part is whole packs (but the last): as a full restore reads them
 	inA := map[chunkstore.ID]int{}
