@@ -253,6 +253,11 @@ func (d *Daemon) snapshotProblems(ctx context.Context, now time.Time, add func(k
 			c.probeErr = err
 		}
 	}
+	// a snapshot saved since the probe has used the repository: it
+	// answers again, whatever the probe found
+	if last := d.last.Load(); c.probeErr != nil && last != nil && last.Result != "failed" && last.Time.After(c.probeAt) {
+		c.probeErr = nil
+	}
 	if c.probeErr != nil {
 		add("repository-unreachable", alert.RepositoryUnreachable, alert.Critical,
 			fmt.Sprintf("repository %s: %v", d.cfg.Repository.URL, c.probeErr))
