@@ -143,7 +143,15 @@ func TestMetrics(t *testing.T) {
 		return tx.Put("a", state.Entry{Type: "dir", Mode: 0o755})
 	})
 	update(t, www.st, func(tx *state.Tx) error { return tx.Delete("a/f1") })
-	// rep: one path changed here (a local change), one the peer's
+	// rep: one path changed here (a local change), one the peer's. The
+	// folder is new, so it adopts its peers' versions; the test is of a
+	// folder past that (its first scan done, caught up with its peer).
+	if err := rep.st.AdoptionScanned(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rep.st.EndAdoption(nil); err != nil {
+		t.Fatal(err)
+	}
 	update(t, rep.st, func(tx *state.Tx) error {
 		return tx.Put("mine", state.Entry{Type: "file", Size: 5})
 	})
