@@ -250,14 +250,8 @@ func metric(n *mnode, name string, labels ...string) (float64, bool) {
 // within alertWait.
 func (h *hookReceiver) waitAlert(t *testing.T, since time.Time, node, key, status string) hookMsg {
 	t.Helper()
-	return h.waitAlertFor(t, alertWait, since, node, key, status)
-}
-
-// waitAlertFor is waitAlert with a deadline of d.
-func (h *hookReceiver) waitAlertFor(t *testing.T, d time.Duration, since time.Time, node, key, status string) hookMsg {
-	t.Helper()
 	var got hookMsg
-	if !waitFor(d, func() bool {
+	if !waitFor(alertWait, func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, m := range h.msgs {
@@ -270,7 +264,7 @@ func (h *hookReceiver) waitAlertFor(t *testing.T, d time.Duration, since time.Ti
 	}) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		t.Fatalf("no %s %s alert from %s within %v of %s; received since: %+v", key, status, node, d,
+		t.Fatalf("no %s %s alert from %s within %v of %s; received since: %+v", key, status, node, alertWait,
 			since.Format("15:04:05.000"), h.since(since))
 	}
 	t.Logf("%s: %s %s %.1f s after %s", node, key, status, got.at.Sub(since).Seconds(), since.Format("15:04:05.000"))
