@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -224,14 +225,14 @@ func drillOne(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.S
 		if opts.Sample > 0 && len(r.include) == 0 {
 			continue
 		}
-		t := opts.Now()
+		t, cpu := opts.Now(), cpuSeconds()
 		res, err := restorer.Restore(ctx, repo, sn, restorer.Options{
 			Target: filepath.Join(dir, fmt.Sprint(i)), Include: r.include, Logger: opts.Logger, Stop: diskFull,
 		})
 		if err != nil {
 			return err
 		}
-		r.secs = opts.Now().Sub(t).Seconds()
+		r.secs, r.cpu = opts.Now().Sub(t).Seconds(), cpuSeconds()-cpu
 		r.files, r.bytes = res.Files, res.Bytes
 		s.Seconds += r.secs
 		addDamage(s, res)
@@ -248,7 +249,8 @@ func drillOne(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.S
 		s.PerSecond = float64(s.Bytes) / s.Seconds
 	}
 	if opts.Sample > 0 {
-		s.EstSecs = Estimate(runs[0].point(), runs[1].point(), s.TotalFiles, s.TotalBytes) + listSecs
+		// like the measured seconds of a full drill, without the listing
+		s.EstSecs = EstimateWall(runs[0].point(), runs[1].point(), s.TotalFiles, s.TotalBytes, runtime.GOMAXPROCS(0))
 		s.SampleParts, s.ListSeconds = []Point{runs[0].point(), runs[1].point()}, listSecs
 	}
 	if opts.Compare != "" {
@@ -264,11 +266,11 @@ func drillOne(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.S
 type run struct {
 	include      []string
 	files, bytes int64
-	secs         float64
+	secs, cpu    float64
 }
 
 func (r run) point() Point {
-	return Point{Files: float64(r.files), Bytes: float64(r.bytes), Secs: r.secs}
+	return Point{Files: float64(r.files), Bytes: float64(r.bytes), Secs: r.secs, CPU: r.cpu}
 }
 
 // markRestored notes which listed paths a run restored: those under its
@@ -320,6 +322,15 @@ func addDamage(s *Snapshot, res *restorer.Result) {
 	for i := range s.Damaged {
 		slices.Sort(s.Damaged[i].Paths)
 	}
+}
+
+// cpuSeconds returns the CPU time (user and system) the process has used.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(syscall.TimevalToNsec(ru.Utime)+syscall.TimevalToNsec(ru.Stime)) / 1e9
 }
 
 // diskFull tells the restorer to stop: once the target disk is full every

@@ -2,11 +2,14 @@ package drill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"path"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/syncd/syncd/chunkstore"
 )
@@ -22,37 +25,59 @@ type File struct {
 	Pack chunkstore.ID
 }
 
-// List returns every entry of snapshot sn, parents before children.
+// List returns every entry of snapshot sn, parents before children. It
+// loads the trees on a few goroutines: the listing comes before a sample
+// drill's restore, and is a large part of it.
 func List(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Snapshot) ([]File, error) {
-	var out []File
-	var walk func(id chunkstore.ID, rel string, depth int) error
-	walk = func(id chunkstore.ID, rel string, depth int) error {
+	slots := make(chan struct{}, 2*runtime.GOMAXPROCS(0)) // goroutines beyond the caller's
+	var walk func(id chunkstore.ID, rel string, depth int) ([]File, error)
+	walk = func(id chunkstore.ID, rel string, depth int) ([]File, error) {
 		if depth > 1024 {
-			return fmt.Errorf("/%s: directories nested too deep", rel)
+			return nil, fmt.Errorf("/%s: directories nested too deep", rel)
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		tree, err := repo.LoadTree(ctx, id)
 		if err != nil {
-			return fmt.Errorf("/%s: %w", rel, err)
+			return nil, fmt.Errorf("/%s: %w", rel, err)
 		}
+		out := make([]File, 0, len(tree.Nodes))
+		subs := make([][]File, len(tree.Nodes))
+		errs := make([]error, len(tree.Nodes))
+		var wg sync.WaitGroup
 		for i := range tree.Nodes {
 			n := &tree.Nodes[i]
 			p := path.Join(rel, n.FileName())
 			out = append(out, File{Path: p, Type: n.Type, Size: int64(n.Size), Target: n.LinkTarget(), Pack: onePack(repo, n.Content)})
-			if n.Type == chunkstore.NodeDir && n.Subtree != nil {
-				if err := walk(*n.Subtree, p, depth+1); err != nil {
-					return err
-				}
+			if n.Type != chunkstore.NodeDir || n.Subtree == nil {
+				continue
+			}
+			select {
+			case slots <- struct{}{}:
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					subs[i], errs[i] = walk(*n.Subtree, p, depth+1)
+					<-slots
+				}()
+			default:
+				subs[i], errs[i] = walk(*n.Subtree, p, depth+1)
 			}
 		}
-		return nil
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		// each directory, then what is below it
+		all := make([]File, 0, len(out))
+		for i := range out {
+			all = append(all, out[i])
+			all = append(all, subs[i]...)
+		}
+		return all, nil
 	}
-	if err := walk(sn.Tree, "", 0); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return walk(sn.Tree, "", 0)
 }
 
 // onePack returns the pack holding every blob of content, or zero.
@@ -78,7 +103,7 @@ const minBudget = 8 << 20
 
 // Pick chooses a sample of n regular files of files, in two parts that
 // the estimate needs to tell the cost of a file from the cost of a byte.
-// a holds about half of them: the files of packs drawn at random, whole
+// a holds up to half of them: the files of packs drawn at random, whole
 // (those whose blobs all lie in one pack: most small files), so that they
 // are restored as a full restore restores them, a pack read at once for
 // many files; it measures the cost of a file. b holds the other half:
@@ -114,11 +139,20 @@ func Pick(files []File, n int, rng *rand.Rand) (a, b []string) {
 	na := n - n/2
 	taken := map[int]bool{}
 	rng.Shuffle(len(packs), func(i, j int) { packs[i], packs[j] = packs[j], packs[i] })
+	// whole packs only, that are read as a full restore reads them: a pack
+	// with more files than there is room for is skipped (a few of its files
+	// would be read blob by blob), unless no pack fits
 	for _, p := range packs {
+		if len(byPack[p]) > na-len(a) {
+			continue
+		}
 		for _, i := range byPack[p] {
-			if len(a) == na {
-				break
-			}
+			a = append(a, "/"+files[i].Path)
+			taken[i] = true
+		}
+	}
+	if len(a) == 0 && len(packs) > 0 {
+		for _, i := range byPack[packs[0]][:min(na, len(byPack[packs[0]]))] {
 			a = append(a, "/"+files[i].Path)
 			taken[i] = true
 		}
@@ -169,6 +203,32 @@ type Point struct {
 	Files float64 `json:"files"`
 	Bytes float64 `json:"bytes"`
 	Secs  float64 `json:"seconds"`
+	CPU   float64 `json:"cpu_seconds"` // user and system time
+}
+
+// EstimateWall returns the wall time of a full restore of files files and
+// bytes bytes from Pick's two timed parts. It fits the CPU time, not the
+// wall time (Estimate on the CPU seconds): CPU time adds up the same way
+// whether the work runs on one core or several, and other processes on a
+// busy machine do not inflate it; the parts of a sample run a pack or two
+// at once where a full restore runs several, so their wall times would
+// charge a full restore with their own lack of parallelism. The CPU
+// estimate is then divided by the parallelism seen in the part that reads
+// several packs at once (b: CPU over wall time, between 1 and procs).
+// Without CPU times it estimates the wall time directly.
+func EstimateWall(a, b Point, files, bytes int64, procs int) float64 {
+	if a.CPU <= 0 || (b.Files > 0 && b.CPU <= 0) {
+		return Estimate(a, b, files, bytes)
+	}
+	cpu := Estimate(Point{a.Files, a.Bytes, a.CPU, 0}, Point{b.Files, b.Bytes, b.CPU, 0}, files, bytes)
+	par := 1.0
+	switch {
+	case b.Secs > 0:
+		par = b.CPU / b.Secs
+	case a.Secs > 0:
+		par = a.CPU / a.Secs
+	}
+	return cpu / min(max(par, 1), float64(max(procs, 1)))
 }
 
 // Estimate returns the seconds a restore of files files holding bytes bytes
@@ -179,6 +239,13 @@ type Point struct {
 // large files. When the two points cannot separate the costs (as many
 // bytes per file in both, or a fit with a negative cost), it scales the
 // two together by the mean of the file and byte ratios.
+//
+// A fitted cost of a file that accounts for less than half of the time of
+// the part with more files per byte is taken as noise, and the estimate
+// scales by bytes alone: a restore whose time goes to bytes runs many
+// files at once, and the short timings of a sample cannot tell a small cost
+// of a file from jitter (x multiplied by every file of the snapshot turns
+// 10 ms of jitter into seconds).
 func Estimate(a, b Point, files, bytes int64) float64 {
 	N, B := float64(files), float64(bytes)
 	if a.Files == 0 && a.Bytes == 0 {
@@ -189,7 +256,13 @@ func Estimate(a, b Point, files, bytes int64) float64 {
 	if b.Files > 0 && math.Abs(det) >= 0.5*math.Max(a.Files*b.Bytes, a.Bytes*b.Files) {
 		x := (a.Secs*b.Bytes - a.Bytes*b.Secs) / det
 		y := (a.Files*b.Secs - a.Secs*b.Files) / det
+		many := a // the part with more files per byte
+		if b.Files*a.Bytes > a.Files*b.Bytes {
+			many = b
+		}
 		switch {
+		case x >= 0 && y >= 0 && x*many.Files < many.Secs/2 && a.Bytes+b.Bytes > 0:
+			return (a.Secs + b.Secs) / (a.Bytes + b.Bytes) * B
 		case x >= 0 && y >= 0:
 			return x*N + y*B
 		case x < 0 && a.Bytes+b.Bytes > 0:
@@ -198,7 +271,7 @@ func Estimate(a, b Point, files, bytes int64) float64 {
 			return (a.Secs + b.Secs) / (a.Files + b.Files) * N
 		}
 	}
-	c := Point{a.Files + b.Files, a.Bytes + b.Bytes, a.Secs + b.Secs}
+	c := Point{Files: a.Files + b.Files, Bytes: a.Bytes + b.Bytes, Secs: a.Secs + b.Secs}
 	switch {
 	case c.Files == 0:
 		return 0

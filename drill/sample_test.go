@@ -19,7 +19,7 @@ import (
 // files alone would be far off.
 func TestEstimate(t *testing.T) {
 	const x, y = 0.002, 1.0 / (300 << 20) // 2 ms a file, 300 MiB/s
-	cost := func(files, bytes float64) Point { return Point{files, bytes, x*files + y*bytes} }
+	cost := func(files, bytes float64) Point { return Point{Files: files, Bytes: bytes, Secs: x*files + y*bytes} }
 	const N, B = 26897, 1632275558
 	want := x*N + y*B
 	cases := []struct {
@@ -33,6 +33,15 @@ func TestEstimate(t *testing.T) {
 		// the same bytes per file in both: the costs cannot be told apart;
 		// the mean of the two ratios is within the sample's spread
 		{"inseparable", cost(250, 250*60<<10), cost(250, 250*61<<10), 0.5},
+	}
+	// Where bytes dominate, a small cost of a file in the fit is jitter:
+	// the estimate scales by bytes and stays near, where x·files would
+	// not (x of 0.1 ms, from 25 ms of jitter in part a, is 2.7 s more).
+	const rate = 1.0 / (300 << 20)
+	a, b := Point{Files: 250, Bytes: 40 << 20, Secs: 40.0 / 300 * 1.2}, Point{Files: 20, Bytes: 40 << 20, Secs: 40.0 / 300}
+	full := rate * B
+	if got := Estimate(a, b, N, B); math.Abs(got-full)/full > 0.25 {
+		t.Errorf("Estimate with jitter in a bytes-bound sample = %.2f s, want %.2f s within 25%%", got, full)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -49,7 +58,7 @@ func TestEstimate(t *testing.T) {
 		t.Fatalf("test data: scaling by bytes gives %.1f s, want it far from %.1f s", byBytes, want)
 	}
 	// A fit with a negative cost falls back to one rate.
-	if got := Estimate(Point{100, 1 << 20, 1}, Point{10, 100 << 20, 0.5}, 1000, 1<<30); got <= 0 || math.IsNaN(got) {
+	if got := Estimate(Point{Files: 100, Bytes: 1 << 20, Secs: 1}, Point{Files: 10, Bytes: 100 << 20, Secs: 0.5}, 1000, 1<<30); got <= 0 || math.IsNaN(got) {
 		t.Errorf("Estimate with a negative fitted cost = %v, want a positive time", got)
 	}
 }
@@ -76,8 +85,8 @@ func TestPick(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	a, b := Pick(files, 100, rng)
-	if len(a) != 50 || len(b) == 0 || len(b) > 50 {
-		t.Fatalf("Pick(100) = %d uniform + %d by size, want 50 + 1…50", len(a), len(b))
+	if len(a) < 30 || len(a) > 50 || len(b) == 0 || len(b) > 50 {
+		t.Fatalf("Pick(100) = %d of whole packs + %d by size, want 30…50 + 1…50", len(a), len(b))
 	}
 	seen := map[string]bool{}
 	var bBytes int64
@@ -107,8 +116,8 @@ func TestPick(t *testing.T) {
 			partial++
 		}
 	}
-	if len(inA) > 3 || partial > 1 {
-		t.Errorf("the per-file part spans %d packs, %d of them partly, want whole packs (2, at most one partly)", len(inA), partial)
+	if partial > 0 {
+		t.Errorf("the per-file part holds %d packs partly, want whole packs", partial)
 	}
 	if limit := max(int64(float64(total)*budgetShare), minBudget); bBytes > limit {
 		t.Errorf("the by-size part holds %d bytes, more than its budget %d", bBytes, limit)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -28,6 +27,7 @@ type planner struct {
 	root     *os.Root
 	opts     Options
 	includes map[string]bool // include path → matched
+	above    map[string]bool // the directories above an include
 
 	packs map[chunkstore.ID]*packJob
 	links map[[2]uint64]*file // (device, inode) → first file restored
@@ -119,16 +119,23 @@ func (p *planner) selected(rel string) (in, descend bool) {
 	if len(p.includes) == 0 {
 		return true, false
 	}
-	for inc := range p.includes {
-		switch {
-		case inc == "" || rel == inc || strings.HasPrefix(rel, inc+"/"):
-			p.includes[inc] = true
-			in = true
-		case strings.HasPrefix(inc, rel+"/"):
-			descend = true
+	// Once a directory is in, the walk does not ask about what is below
+	// it: rel is in only as an include itself (or with "", everything).
+	if p.above == nil {
+		p.above = make(map[string]bool)
+		for inc := range p.includes {
+			for d := path.Dir(inc); d != "." && d != "/" && !p.above[d]; d = path.Dir(d) {
+				p.above[d] = true
+			}
 		}
 	}
-	return in, descend
+	for _, inc := range [2]string{"", rel} {
+		if _, ok := p.includes[inc]; ok {
+			p.includes[inc] = true
+			in = true
+		}
+	}
+	return in, p.above[rel]
 }
 
 // walk plans the restore of tree id at rel (relative to the target).
