@@ -175,7 +175,10 @@ func (f *fleet) settled(t *testing.T) {
 	}) {
 		t.Fatalf("the fleet did not settle before the scenario: %s", last)
 	}
-	t.Logf("settled in %v (in step after %v); last alert waited for: %s", time.Since(start).Round(time.Millisecond), same.Round(time.Millisecond), seen)
+	if seen == "" {
+		seen = "none"
+	}
+	t.Logf("settled in %v (in step after %v); alerts waited for: %s", time.Since(start).Round(time.Millisecond), same.Round(time.Millisecond), seen)
 }
 
 // nodeStatus reads n's /status in full (alerts and last snapshot too).
