@@ -212,6 +212,13 @@ func TestDrillWrongIdentity(t *testing.T) {
 	if recs := drillRecords(t, r); len(recs) != 0 {
 		t.Errorf("drill with the wrong identity wrote records: %+v", recs)
 	}
+	// a drill that cannot run is a failed drill to the metrics collector
+	metrics := filepath.Join(t.TempDir(), "drill.prom")
+	os.WriteFile(metrics, []byte("syncd_restore_drill_ok 1\n"), 0o644)
+	run(t, nil, "restore", "drill", "--repo", r.url, "--identity", other, "--metrics-file", metrics)
+	if m, _ := os.ReadFile(metrics); !strings.Contains(string(m), "syncd_restore_drill_ok 0\n") {
+		t.Errorf("metrics file after a drill that could not run:\n%s", m)
+	}
 	if left := entries(t, filepath.Join(r.url, "locks")); len(left) != 0 {
 		t.Errorf("drill left locks %v", left)
 	}

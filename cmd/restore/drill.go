@@ -34,6 +34,8 @@ type drillFlags struct {
 	metricsFile string
 	noRecord    bool
 	wait        time.Duration
+
+	metricsWritten bool // the report went to metricsFile
 }
 
 func drillCmd() *cobra.Command {
@@ -77,7 +79,19 @@ Prometheus textfile-collector format (atomically); docs/DRILL.md describes
 both. Exit code 3 means the drill completed and found damage; 1 that it
 failed (including --max-age exceeded).`,
 		Args: cli.Args(0, 0, "no arguments"),
-		RunE: func(cmd *cobra.Command, args []string) error { return runDrill(cmd, &f) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			start := time.Now()
+			err := runDrill(cmd, &f)
+			if err != nil && f.metricsFile != "" && !f.metricsWritten {
+				// a drill that could not run is a failed drill to the
+				// collector too, not the last good one's numbers
+				rep := &drill.Report{Time: start, Seconds: time.Since(start).Seconds(), Sample: f.sample}
+				if werr := writeMetrics(f.metricsFile, &drillOutput{Report: rep, Error: err.Error()}); werr != nil {
+					fmt.Fprintf(os.Stderr, "warning: --metrics-file %s: %v\n", f.metricsFile, werr)
+				}
+			}
+			return err
+		},
 	}
 	f.repo.Register(cmd, true)
 	fl := cmd.Flags()
@@ -387,6 +401,7 @@ func writeDrill(cmd *cobra.Command, f *drillFlags, out *drillOutput) error {
 		if err := writeMetrics(f.metricsFile, out); err != nil {
 			return fmt.Errorf("--metrics-file %s: %w", f.metricsFile, err)
 		}
+		f.metricsWritten = true
 	}
 	return nil
 }
