@@ -327,6 +327,7 @@ func (p *planner) finishFile(f *file, fd int) {
 	p.opts.Progress.FilesDone.Add(1)
 	p.mu.Lock()
 	p.res.Files++
+	p.res.FileBytes += int64(f.node.Size)
 	p.mu.Unlock()
 }
 

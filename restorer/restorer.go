@@ -79,7 +79,8 @@ func (e *PackError) Unwrap() error { return e.Err }
 // Result is what Restore did.
 type Result struct {
 	Files, Dirs, Symlinks, Hardlinks int64
-	Bytes                            int64
+	Bytes                            int64 // of every file planned, restored or not
+	FileBytes                        int64 // of the files restored
 	Errors                           []FileError
 	// BadPacks names each pack (data/<id>) whose copy of a needed blob
 	// could not be used, in the order found, whether or not another copy

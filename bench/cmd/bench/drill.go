@@ -16,7 +16,7 @@ const drillSample = 500
 var drillMetricDefs = []metric{
 	{id: "drill", title: "full drill: `restore drill` vs `restic restore latest` then `restic check --read-data` (sum of both)", unit: seconds, bar: 0.6},
 	{id: "sample", title: fmt.Sprintf("`restore drill --sample %d` vs a full `restore drill` (ours both: the ratio is the sample's share)", drillSample), unit: seconds, bar: 0.1},
-	{id: "estimate", title: "the sample drill's estimated full restore time vs the full drill's measured one (ours both; goal: ratio within 0.75–1.25)", unit: seconds, bar: 1.25},
+	{id: "estimate", title: "the sample drill's estimated full restore time vs the full drill's measured one (ours both; goal: ratio within 0.75–1.25, each pair in the checks below)", unit: seconds},
 	{id: "restore-part", title: "the full drill's restore alone (its report's seconds) vs `restic restore latest` (informational)", unit: seconds},
 }
 
