@@ -60,7 +60,7 @@ func (p *pick) find(ctx context.Context, repo *chunkstore.Repository, ref string
 	if p.at != "" {
 		var err error
 		if at, err = parseTime(p.at); err != nil {
-			return nil, cli.Usage(err.Error())
+			return nil, cli.Usage("%s", err)
 		}
 	}
 	snaps, bad, err := repo.Snapshots(ctx)
