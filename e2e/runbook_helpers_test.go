@@ -28,8 +28,8 @@ import (
 // steer the run; a reader sees them as the runbook's notes:
 //
 //	# on web2: …              the commands below run on web2
-//	# shows: TEXT             the output of the commands since the last
-//	                          check contains TEXT
+//	# shows: TEXT             the output of the commands just before
+//	                          (since the last comment) contains TEXT
 //	# edit: TEXT / # wait until: TEXT
 //	                          a step a person does or waits for; the test
 //	                          does it with the function registered for TEXT
@@ -44,6 +44,9 @@ type runbook struct {
 	work    string
 	scratch map[string]string
 	steps   map[string]func() // for "# edit:" and "# wait until:"
+	// opsPaths names the node whose paths the operator's machine sees
+	// in the document (the snapshots' paths); "": none.
+	opsPaths string
 	// subst replaces the document's examples with the test's values (the
 	// time of a snapshot, say).
 	subst map[string]string
@@ -113,8 +116,8 @@ func (rb *runbook) run() {
 			return
 		}
 		script := strings.Join(append(append([]string{"set -euo pipefail"}, exports...), seg...), "\n")
-		o := rb.shell(script)
-		out.WriteString(o)
+		out.Reset() // "# shows:" lines check the output of the commands just before them
+		out.WriteString(rb.shell(script))
 		seg = nil
 	}
 	for _, l := range rb.block() {
@@ -136,7 +139,6 @@ func (rb *runbook) run() {
 			if !strings.Contains(out.String(), want) {
 				t.Fatalf("runbook %s: the output does not show %q:\n%s", rb.name, want, out.String())
 			}
-			out.Reset()
 		case strings.HasPrefix(trim, "# edit: "), strings.HasPrefix(trim, "# wait until: "):
 			flush()
 			step := rb.steps[trim]
@@ -196,6 +198,9 @@ func (rb *runbook) mapPaths(s string) string {
 		s = strings.ReplaceAll(s, from, to)
 	}
 	n := rb.nodes[rb.node]
+	if n == nil {
+		n = rb.nodes[rb.opsPaths]
+	}
 	if n == nil {
 		return s
 	}

@@ -353,3 +353,32 @@ func TestRunbookDamaged(t *testing.T) {
 	ok(t, f.env, "restore", "latest", "--repo", "s3://backups/web", "--identity", f.r.dataKey, "--target", target)
 	sameTree(t, web1.folder, filepath.Join(target, web1.folder))
 }
+
+func TestRunbookDrill(t *testing.T) {
+	f := newRunbookFleet(t, "web1")
+	web1 := f.node("web1")
+	web1.start()
+	site(web1, 5)
+	web1.write("wp-config.php", []byte("<?php define('DB_NAME', 'wp');\n"))
+	web1.waitIndexed()
+	ok(t, f.env, "syncd", "snapshot", "--config", web1.cfg)
+	web1.write("wp-content/plugins/p1/file1.php", []byte("<?php // changed since the snapshot\n"))
+	web1.waitIndexed()
+
+	rb := newRunbook(t, "drill", f.env, f.r, f.nodes...)
+	rb.opsPaths = "web1"
+	rb.steps["# wait until: the daemons have read the drill record (after their next snapshot, or within 5 minutes)"] = func() {
+		ok(t, f.env, "syncd", "snapshot", "--config", web1.cfg)
+		if !waitFor(converge, func() bool {
+			return strings.Contains(ok(t, nil, "syncd", "status", "--config", web1.cfg), "last drill ok")
+		}) {
+			t.Fatalf("syncd status does not show the drill: %s", ok(t, nil, "syncd", "status", "--config", web1.cfg))
+		}
+	}
+	rb.run()
+
+	prom, err := os.ReadFile(filepath.Join(rb.work, "drill.prom"))
+	if err != nil || !strings.Contains(string(prom), "syncd_restore_drill_ok 1") {
+		t.Errorf("drill.prom: %v\n%s", err, prom)
+	}
+}
