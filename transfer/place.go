@@ -204,6 +204,14 @@ func (r *receiver) keepConflict(p string, mtime time.Time, node string) (string,
 			return "", err
 		}
 		if r.sameFile(p, cand) {
+			// The copy is there already (an earlier try, or the same
+			// conflict met through another peer): the local version must
+			// still leave p, or the winner can never take its place and
+			// the path is retried forever. Moving it over its twin loses
+			// nothing.
+			if err := r.f.root().Rename(p, cand); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return "", err
+			}
 			return cand, nil
 		}
 	}
