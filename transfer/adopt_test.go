@@ -108,13 +108,8 @@ func TestAdoptRestoredCopy(t *testing.T) {
 		_, err := os.Stat(filepath.Join(a.dir, "only-on-c.txt"))
 		return err == nil
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !sameTreesBut(t, a, c, "only-on-c.txt") {
-		if time.Now().After(deadline) {
-			t.Fatalf("trees differ:\n%s\nlog c:\n%s", diffTrees(t, a, c), c.log)
-		}
-		c.index(t)
-		time.Sleep(20 * time.Millisecond)
+	if !poll(func() bool { c.index(t); return sameTreesBut(t, a, c, "only-on-c.txt") }) {
+		t.Fatalf("trees differ:\n%s\nlog c:\n%s", diffTrees(t, a, c), c.log)
 	}
 	for _, n := range []*testNode{a, c} {
 		for rel := range tree(t, n.dir) {
@@ -140,7 +135,8 @@ func TestAdoptRestoredCopy(t *testing.T) {
 	}
 }
 
-// sameTreesBut is sameTrees of a and b except for the path skip.
+// sameTreesBut reports whether a and b hold the same tree but for the
+// path skip ("": none).
 func sameTreesBut(t *testing.T, a, b *testNode, skip string) bool {
 	ta, tb := tree(t, a.dir), tree(t, b.dir)
 	delete(ta, skip)
@@ -177,13 +173,8 @@ func TestAdoptKeepsNewerLocalEdit(t *testing.T) {
 	os.Chtimes(filepath.Join(c.dir, "older.txt"), old.Add(-time.Hour), old.Add(-time.Hour))
 	c.start(t)
 	c.index(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for !sameTrees(t, a, c) {
-		if time.Now().After(deadline) {
-			t.Fatalf("trees differ:\n%s\nlog c:\n%s", diffTrees(t, a, c), c.log)
-		}
-		c.index(t)
-		time.Sleep(20 * time.Millisecond)
+	if !poll(func() bool { c.index(t); return sameTrees(t, a, c) }) {
+		t.Fatalf("trees differ:\n%s\nlog c:\n%s", diffTrees(t, a, c), c.log)
 	}
 	for rel, want := range map[string]string{"edited.txt": "a's version of edited.txt", "older.txt": "a's version of older.txt"} {
 		if got, _ := os.ReadFile(filepath.Join(c.dir, rel)); string(got) != want {

@@ -222,27 +222,24 @@ func tree(t *testing.T, dir string) map[string]string {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll(cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
-func sameTrees(t *testing.T, a, b *testNode) bool {
-	ta, tb := tree(t, a.dir), tree(t, b.dir)
-	if len(ta) != len(tb) {
-		return false
-	}
-	for k, v := range ta {
-		if tb[k] != v {
+// poll checks cond every 20 ms for up to 30 s and reports whether it held.
+func poll(cond func() bool) bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
 			return false
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return true
 }
+
+func sameTrees(t *testing.T, a, b *testNode) bool { return sameTreesBut(t, a, b, "") }
 
 func diffTrees(t *testing.T, a, b *testNode) string {
 	ta, tb := tree(t, a.dir), tree(t, b.dir)
