@@ -13,13 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/chunkstore/backend"
-	"github.com/syncd/syncd/chunkstore/local"
 	"github.com/syncd/syncd/config"
-	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/internal/repotest"
 	"github.com/syncd/syncd/state"
@@ -208,30 +204,11 @@ func (f *flaky) Open(ctx context.Context, name string, off, n int64) (io.ReadClo
 // session open until the test ends.
 func flakyRepo(t *testing.T) (*chunkstore.Repository, *flaky) {
 	t.Helper()
-	ctx := context.Background()
-	be, err := local.Create(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := crypto.NewIndexKey(idx)
-	if _, err := chunkstore.Init(ctx, be, key, chunkstore.InitOptions{DataRecipients: []string{idx.Recipient().String()}}); err != nil {
-		t.Fatal(err)
-	}
-	f := &flaky{Backend: be}
-	repo, err := chunkstore.Open(ctx, f, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(repo.Close)
-	sess, err := repo.BeginWrite(ctx, chunkstore.WriteOptions{NoLock: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sess.Close)
+	var f *flaky
+	repo := repotest.NewOver(t, func(be backend.Backend) backend.Backend {
+		f = &flaky{Backend: be}
+		return f
+	})
 	return repo, f
 }
 

@@ -9,6 +9,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/chunkstore/backend"
 	"github.com/syncd/syncd/chunkstore/local"
 	"github.com/syncd/syncd/crypto"
 )
@@ -16,7 +17,11 @@ import (
 // New initializes a repository in a temporary directory with fresh keys
 // and returns it opened with the data identity, so that tests can read
 // contents back, and with a write session open until the test ends.
-func New(t testing.TB) *chunkstore.Repository {
+func New(t testing.TB) *chunkstore.Repository { return NewOver(t, nil) }
+
+// NewOver is New with the repository opened over wrap(the local backend)
+// (a backend that fails on demand, say); wrap nil is New.
+func NewOver(t testing.TB, wrap func(backend.Backend) backend.Backend) *chunkstore.Repository {
 	t.Helper()
 	ctx := context.Background()
 	be, err := local.Create(t.TempDir())
@@ -35,7 +40,11 @@ func New(t testing.TB) *chunkstore.Repository {
 	if _, err := chunkstore.Init(ctx, be, key, chunkstore.InitOptions{DataRecipients: []string{data.Recipient().String()}}); err != nil {
 		t.Fatal(err)
 	}
-	repo, err := chunkstore.Open(ctx, be, key)
+	var opened backend.Backend = be
+	if wrap != nil {
+		opened = wrap(be)
+	}
+	repo, err := chunkstore.Open(ctx, opened, key)
 	if err != nil {
 		t.Fatal(err)
 	}
