@@ -187,7 +187,26 @@ func TestDamagedIndexAndSnapshot(t *testing.T) {
 // writer node holds it, in a write session (program names its lock).
 func openAsWriter(t *testing.T, r *repo, program string) (*chunkstore.Repository, *chunkstore.Session) {
 	t.Helper()
-	ctx := context.Background()
+	return openWriteSession(t, r, chunkstore.WriteOptions{LockOptions: chunkstore.LockOptions{Program: program}})
+}
+
+// openWriteSession opens the local repository r with its index key alone
+// in a write session with opts.
+func openWriteSession(t *testing.T, r *repo, opts chunkstore.WriteOptions) (*chunkstore.Repository, *chunkstore.Session) {
+	t.Helper()
+	repo := openLocal(t, r)
+	sess, err := repo.BeginWrite(context.Background(), opts)
+	if err != nil {
+		repo.Close()
+		t.Fatal(err)
+	}
+	return repo, sess
+}
+
+// openLocal opens the local repository r with its index key alone, as
+// a writer node holds it. The caller closes it.
+func openLocal(t *testing.T, r *repo) *chunkstore.Repository {
+	t.Helper()
 	be, err := local.Open(r.url)
 	if err != nil {
 		t.Fatal(err)
@@ -196,16 +215,11 @@ func openAsWriter(t *testing.T, r *repo, program string) (*chunkstore.Repository
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := chunkstore.Open(ctx, be, key)
+	repo, err := chunkstore.Open(context.Background(), be, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := repo.BeginWrite(ctx, chunkstore.WriteOptions{LockOptions: chunkstore.LockOptions{Program: program}})
-	if err != nil {
-		repo.Close()
-		t.Fatal(err)
-	}
-	return repo, sess
+	return repo
 }
 
 // craft writes a snapshot whose root tree is the given JSON, using the

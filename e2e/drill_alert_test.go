@@ -19,35 +19,36 @@ import (
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/chunkstore/backend"
 	"github.com/syncd/syncd/chunkstore/local"
-	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/daemon"
 )
+
+// drillDaemon runs a daemon with folder www (holding a.txt with content,
+// if any) and repository r, with repoYAML added to its repository
+// section, and waits for the folder to be indexed. It returns the
+// configuration's path and the folder.
+func drillDaemon(t *testing.T, r *repo, content, repoYAML string) (cfg, folder string) {
+	t.Helper()
+	dir := t.TempDir()
+	folder = filepath.Join(dir, "www")
+	os.Mkdir(folder, 0o755)
+	if content != "" {
+		os.WriteFile(filepath.Join(folder, "a.txt"), []byte(content), 0o644)
+	}
+	cfg = runDaemon(t, dir, nil, fmt.Sprintf("folders:\n  - {id: www, path: %s}\nrepository:\n  url: %s\n  index_key: %s\n%s",
+		folder, r.url, r.indexKey, repoYAML))
+	waitFolder(t, cfg, "www", "ok")
+	return cfg, folder
+}
 
 // writeDrillRecord stores rec in r as restore drill does: in a write
 // session of its own, under the repository lock.
 func writeDrillRecord(t *testing.T, r *repo, rec *chunkstore.Drill) chunkstore.ID {
 	t.Helper()
-	ctx := context.Background()
-	be, err := local.Open(r.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := crypto.LoadIndexKey(r.indexKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := chunkstore.Open(ctx, be, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repo.Close()
-	sess, err := repo.BeginWrite(ctx, chunkstore.WriteOptions{NoIndex: true,
+	repo, sess := openWriteSession(t, r, chunkstore.WriteOptions{NoIndex: true,
 		LockOptions: chunkstore.LockOptions{Program: "e2e drill record", Wait: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer repo.Close()
 	defer sess.Close()
-	id, err := repo.SaveDrill(ctx, rec)
+	id, err := repo.SaveDrill(context.Background(), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,13 +110,7 @@ func TestDrillAlert(t *testing.T) {
 	t.Parallel()
 	r := newRepo(t)
 	hook := newHookReceiver(t)
-	dir := t.TempDir()
-	folder := filepath.Join(dir, "www")
-	os.Mkdir(folder, 0o755)
-	os.WriteFile(filepath.Join(folder, "a.txt"), []byte("a"), 0o644)
-	cfg := runDaemon(t, dir, nil, fmt.Sprintf("folders:\n  - {id: www, path: %s}\nrepository:\n  url: %s\n  index_key: %s\n  drill_every: 1h\n%s",
-		folder, r.url, r.indexKey, hook.yaml()))
-	waitFolder(t, cfg, "www", "ok")
+	cfg, folder := drillDaemon(t, r, "a", "  drill_every: 1h\n"+hook.yaml())
 
 	m := hook.wait(t, 30*time.Second, "drill-overdue", "firing")
 	if m.Alert != "drill overdue" || m.Severity != "warning" || m.Node != "web1" || !strings.Contains(m.Details, "drill_every 1h0m0s") {
@@ -188,7 +183,7 @@ func TestDrillAlert(t *testing.T) {
 		t.Errorf("drill overdue sent %d times, want 1", n)
 	}
 
-	log, _ := os.ReadFile(filepath.Join(dir, "syncd.log"))
+	log, _ := os.ReadFile(filepath.Join(filepath.Dir(cfg), "syncd.log"))
 	if n := strings.Count(string(log), "drill record unreadable"); n != 1 || !strings.Contains(string(log), bad) {
 		t.Errorf("the corrupt record was logged %d times, want once with its name:\n%s", n, log)
 	}
@@ -219,12 +214,7 @@ func TestDrillEveryBad(t *testing.T) {
 func TestDrillStatusPage(t *testing.T) {
 	ctx := browser(t)
 	r := newRepo(t)
-	dir := t.TempDir()
-	folder := filepath.Join(dir, "www")
-	os.Mkdir(folder, 0o755)
-	cfg := runDaemon(t, dir, nil, fmt.Sprintf("folders:\n  - {id: www, path: %s}\nrepository:\n  url: %s\n  index_key: %s\n",
-		folder, r.url, r.indexKey))
-	waitFolder(t, cfg, "www", "ok")
+	cfg, folder := drillDaemon(t, r, "", "")
 	text, _ := os.ReadFile(cfg)
 	addr := string(httpLine.FindSubmatch(text)[1])
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/")); err != nil {
@@ -255,13 +245,7 @@ func TestDrillRecordFromRestoreDrill(t *testing.T) {
 	t.Parallel()
 	r := newRepo(t)
 	hook := newHookReceiver(t)
-	dir := t.TempDir()
-	folder := filepath.Join(dir, "www")
-	os.Mkdir(folder, 0o755)
-	os.WriteFile(filepath.Join(folder, "a.txt"), []byte("hello"), 0o644)
-	cfg := runDaemon(t, dir, nil, fmt.Sprintf("folders:\n  - {id: www, path: %s}\nrepository:\n  url: %s\n  index_key: %s\n  drill_every: 24h\n%s",
-		folder, r.url, r.indexKey, hook.yaml()))
-	waitFolder(t, cfg, "www", "ok")
+	cfg, _ := drillDaemon(t, r, "hello", "  drill_every: 24h\n"+hook.yaml())
 	ok(t, nil, "syncd", "snapshot", "--config", cfg)
 	hook.wait(t, 30*time.Second, "drill-overdue", "firing")
 

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/chunkstore"
-	"github.com/syncd/syncd/chunkstore/local"
-	"github.com/syncd/syncd/crypto"
 )
 
 // drillOut is the part of `restore drill --json` the tests read.
@@ -67,18 +65,7 @@ func (r *repo) drill(t *testing.T, tmp string, args ...string) result {
 func drillRecords(t *testing.T, r *repo) []*chunkstore.Drill {
 	t.Helper()
 	ctx := context.Background()
-	be, err := local.Open(r.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := crypto.LoadIndexKey(r.indexKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := chunkstore.Open(ctx, be, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := openLocal(t, r)
 	defer repo.Close()
 	ids, err := repo.DrillIDs(ctx)
 	if err != nil {

@@ -127,23 +127,8 @@ func (f *fleet) mountDisk(n *mnode, size string) {
 // at once; the process is killed at the end of the fleet's test, not of
 // the scenario that started it.
 func (f *fleet) launch(n *mnode) {
-	logf, err := os.OpenFile(n.logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	fmt.Fprintf(logf, "---- start %s\n", time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command(filepath.Join(binDir, "syncd"), "run", "--config", n.cfg)
-	cmd.Env = append(os.Environ(), f.env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		n.t.Fatal(err)
-	}
-	logf.Close()
-	n.cmd = cmd
-	f.t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	n.env = f.env
+	n.launchFor(f.t)
 }
 
 // bind makes the nodes' helpers report to t, the scenario running.

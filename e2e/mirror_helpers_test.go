@@ -145,6 +145,11 @@ func (n *mnode) start() {
 // launch runs syncd run for n and returns at once.
 func (n *mnode) launch() {
 	n.t.Helper()
+	n.launchFor(n.t)
+}
+
+// launchFor is launch with the process killed at the end of owner's test.
+func (n *mnode) launchFor(owner *testing.T) {
 	logf, err := os.OpenFile(n.logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		n.t.Fatal(err)
@@ -158,7 +163,7 @@ func (n *mnode) launch() {
 	}
 	logf.Close()
 	n.cmd = cmd
-	n.t.Cleanup(func() {
+	owner.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})

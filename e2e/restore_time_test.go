@@ -36,9 +36,7 @@ func TestRestoreAtTime(t *testing.T) {
 	// The deploy that went wrong, in a later second than the good
 	// snapshots (restore snapshots shows seconds, and --time of a second
 	// means all of it).
-	for time.Now().Before(good.Add(time.Second)) {
-		time.Sleep(time.Millisecond)
-	}
+	waitNextSecond(good)
 	write("defaced")
 	ok(t, nil, "syncd", append(append([]string{"snapshot"}, r.flags("--host", "web1")...), src)...)
 
@@ -80,4 +78,12 @@ func TestRestoreAtTime(t *testing.T) {
 	bad("--host with no snapshot", 1, "no snapshot of host web9", "--host", "web9")
 	res := run(t, nil, "restore", append([]string{snaps[0].ID[:8], "--time", at, "--target", t.TempDir()}, r.flags("--identity", r.dataKey)...)...)
 	oneLine(t, "--time with a snapshot ID", res, 2, "give latest instead of an ID")
+}
+
+// waitNextSecond returns once the clock is past the second of at: what
+// happens now is in a later second than at (restore snapshots shows times,
+// and --time takes them, to the second). It waits on the clock itself,
+// once, not on a condition.
+func waitNextSecond(at time.Time) {
+	time.Sleep(time.Until(at.Truncate(time.Second).Add(time.Second)))
 }

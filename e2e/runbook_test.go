@@ -90,6 +90,19 @@ func site(n *mnode, count int) {
 		n.write(fmt.Sprintf("wp-content/plugins/p%d/file%d.php", i%4, i), []byte(strings.Repeat(fmt.Sprintf("<?php // %d\n", i), 50+i)))
 	}
 	n.write("wp-content/uploads/photo.jpg", []byte(strings.Repeat("jpeg", 100_000)))
+	n.write("wp-config.php", []byte("<?php define('DB_NAME', 'wp');\n"))
+}
+
+// snapshotted is a fleet of web1 alone, running, with a site of count
+// files in its first snapshot.
+func snapshotted(t *testing.T, count int) (*runbookFleet, *mnode) {
+	f := newRunbookFleet(t, "web1")
+	web1 := f.node("web1")
+	web1.start()
+	site(web1, count)
+	web1.waitIndexed()
+	ok(t, f.env, "syncd", "snapshot", "--config", web1.cfg)
+	return f, web1
 }
 
 // conflictCopies lists the conflict copies on the nodes.
@@ -208,9 +221,7 @@ func TestRunbookRollback(t *testing.T) {
 	want := waitSame(t, f.nodes...)
 	ok(t, f.env, "syncd", "snapshot", "--config", web1.cfg)
 	good := time.Now()
-	for time.Now().Truncate(time.Second).Equal(good.Truncate(time.Second)) {
-		time.Sleep(10 * time.Millisecond) // the damage in a later second than the snapshot
-	}
+	waitNextSecond(good) // the damage in a later second than the snapshot
 	// ransomware: every file replaced by an encrypted copy, and a note
 	for rel := range want {
 		p := web1.path(rel)
@@ -274,12 +285,7 @@ func newRepoStep(t *testing.T, rb *runbook, key, url string, ns ...*mnode) func(
 }
 
 func TestRunbookRotate(t *testing.T) {
-	f := newRunbookFleet(t, "web1")
-	web1 := f.node("web1")
-	web1.start()
-	site(web1, 5)
-	web1.waitIndexed()
-	ok(t, f.env, "syncd", "snapshot", "--config", web1.cfg)
+	f, web1 := snapshotted(t, 5)
 	before := snapshotCount(t, f.env, "s3://backups/web", f.r.indexKey)
 
 	rb := newRunbook(t, "rotate", f.env, f.r, f.nodes...)
@@ -300,12 +306,7 @@ func TestRunbookRotate(t *testing.T) {
 }
 
 func TestRunbookIdentityLost(t *testing.T) {
-	f := newRunbookFleet(t, "web1")
-	web1 := f.node("web1")
-	web1.start()
-	site(web1, 5)
-	web1.waitIndexed()
-	ok(t, f.env, "syncd", "snapshot", "--config", web1.cfg)
+	f, web1 := snapshotted(t, 5)
 	rb := newRunbook(t, "identity-lost", f.env, f.r, f.nodes...)
 	os.Remove(filepath.Join(rb.work, "data.key")) // every copy
 	os.Remove(f.r.dataKey)
@@ -319,12 +320,7 @@ func TestRunbookIdentityLost(t *testing.T) {
 }
 
 func TestRunbookDamaged(t *testing.T) {
-	f := newRunbookFleet(t, "web1")
-	web1 := f.node("web1")
-	web1.start()
-	site(web1, 8)
-	web1.waitIndexed()
-	ok(t, f.env, "syncd", "snapshot", "--config", web1.cfg)
+	f, web1 := snapshotted(t, 8)
 
 	// A data pack lost (deleted by hand, a bucket rule, a bad disk).
 	for _, kv := range f.env {
@@ -355,13 +351,7 @@ func TestRunbookDamaged(t *testing.T) {
 }
 
 func TestRunbookDrill(t *testing.T) {
-	f := newRunbookFleet(t, "web1")
-	web1 := f.node("web1")
-	web1.start()
-	site(web1, 5)
-	web1.write("wp-config.php", []byte("<?php define('DB_NAME', 'wp');\n"))
-	web1.waitIndexed()
-	ok(t, f.env, "syncd", "snapshot", "--config", web1.cfg)
+	f, web1 := snapshotted(t, 5)
 	web1.write("wp-content/plugins/p1/file1.php", []byte("<?php // changed since the snapshot\n"))
 	web1.waitIndexed()
 
