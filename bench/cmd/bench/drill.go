@@ -60,12 +60,8 @@ func (s *suite) pairDrill(ctx context.Context, p int) error {
 		return err
 	}
 	defer done()
-	for i, t := range s.tools() {
-		res, err := t.backup(ctx, repos[i], dir)
-		if err != nil {
-			return err
-		}
-		s.say(p, "%-9s %-6s %7.2f s (cpu %6.2f s) untimed: backup", "backup", t.name, res.Wall.Seconds(), res.CPU.Seconds())
+	if err := s.untimedBackups(ctx, p, repos, dir, "backup", "backup"); err != nil {
+		return err
 	}
 	ours, restic := repos[0], repos[1]
 	target := filepath.Join(s.work, "drill-target")

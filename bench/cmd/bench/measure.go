@@ -223,6 +223,19 @@ func (s *suite) pairInitial(ctx context.Context, p int) error {
 	return nil
 }
 
+// untimedBackups backs dir up with both tools into repos, untimed, and
+// says so: "label … untimed: note".
+func (s *suite) untimedBackups(ctx context.Context, p int, repos *[2]*Repo, dir, label, note string) error {
+	for i, t := range s.tools() {
+		res, err := t.backup(ctx, repos[i], dir)
+		if err != nil {
+			return err
+		}
+		s.say(p, "%-9s %-6s %7.2f s (cpu %6.2f s) untimed: %s", label, t.name, res.Wall.Seconds(), res.CPU.Seconds(), note)
+	}
+	return nil
+}
+
 // pairMutation copies the data set to the same path for both tools, backs
 // the copy up (untimed, the parent), applies mutation round 1 to it and
 // times the backup of the mutated copy. In the first pair the latest
@@ -233,12 +246,8 @@ func (s *suite) pairMutation(ctx context.Context, p int) error {
 		return err
 	}
 	defer done()
-	for i, t := range s.tools() {
-		res, err := t.backup(ctx, repos[i], dir)
-		if err != nil {
-			return err
-		}
-		s.say(p, "%-9s %-6s %7.2f s (cpu %6.2f s) untimed: backup of the unmutated copy", "parent", t.name, res.Wall.Seconds(), res.CPU.Seconds())
+	if err := s.untimedBackups(ctx, p, repos, dir, "parent", "backup of the unmutated copy"); err != nil {
+		return err
 	}
 	if err := s.data.mutate(ctx, s.run, dir, 1); err != nil {
 		return err

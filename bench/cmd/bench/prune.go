@@ -50,12 +50,8 @@ func (s *suite) pairPrune(ctx context.Context, p int) error {
 				return err
 			}
 		}
-		for i, t := range s.tools() {
-			res, err := t.backup(ctx, repos[i], dir)
-			if err != nil {
-				return err
-			}
-			s.say(p, "%-9s %-6s %7.2f s (cpu %6.2f s) untimed: backup %d of the history", "history", t.name, res.Wall.Seconds(), res.CPU.Seconds(), k+1)
+		if err := s.untimedBackups(ctx, p, repos, dir, "history", fmt.Sprintf("backup %d of the history", k+1)); err != nil {
+			return err
 		}
 	}
 	keep := fmt.Sprint((pruneRounds + 1) / 2)
