@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -169,15 +168,7 @@ func (f *fleet) settled(t *testing.T) {
 // nodeStatus reads n's /status in full (alerts and last snapshot too).
 func nodeStatus(n *mnode) (daemon.Status, error) {
 	var st daemon.Status
-	resp, err := http.Get("http://" + n.http + "/status")
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("GET /status: %s", resp.Status)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, getStatus(n.http, &st)
 }
 
 // lastSnapshot returns n's last snapshot as its status shows it, or nil.

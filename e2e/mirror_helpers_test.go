@@ -297,15 +297,20 @@ func (n *mnode) status() mstatus {
 // starting a process for it: for the tests that poll it.
 func (n *mnode) httpStatus() (mstatus, error) {
 	var st mstatus
-	resp, err := http.Get("http://" + n.http + "/status")
+	return st, getStatus(n.http, &st)
+}
+
+// getStatus decodes the /status of the daemon at addr into st.
+func getStatus(addr string, st any) error {
+	resp, err := http.Get("http://" + addr + "/status")
 	if err != nil {
-		return st, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("GET /status: %s", resp.Status)
+		return fmt.Errorf("GET /status: %s", resp.Status)
 	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return json.NewDecoder(resp.Body).Decode(st)
 }
 
 // quiet returns "" when the running nodes of ns have nothing left to do
