@@ -111,7 +111,7 @@ func emptyFolder(dir string) bool {
 // has nothing to retry: every path the peer has is settled here.
 func (p *puller) endAdoption() error {
 	f := p.f
-	if !f.adopting.Load() || len(p.retry) > 0 {
+	if !f.adopting.Load() || p.failing() > 0 {
 		return nil
 	}
 	f.adoptMu.Lock()

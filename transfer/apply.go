@@ -101,6 +101,13 @@ type prepared struct {
 	at *atRoot
 }
 
+// errOutvoted files a peer's version that lost to a concurrent one of
+// ours: it is planned again (see puller.settle) for as long as the peer
+// holds it, so that once ours changes to one that loses (ours deleted
+// before the peer took ours), the peer's is taken. Until then the peer
+// takes ours and its next version supersedes this one.
+var errOutvoted = errors.New("our concurrent version wins")
+
 // errFolderFailed stops a batch of a folder that has a Failed condition
 // (see [Folder.Health]): nothing is applied until it clears.
 var errFolderFailed = errors.New("folder failed: applying nothing until it is fixed")
@@ -210,6 +217,15 @@ func (r *receiver) abandon(pb *prepared) {
 // changed since the plan, and records it in the index.
 func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	acts, fails := pb.acts, pb.fails
+	if len(acts) == 0 {
+		// nothing to place or record (a batch of versions we have, or of
+		// outvoted ones planned again)
+		r.cleanup(pb)
+		if r.f.Health.Failed() {
+			return nil, errFolderFailed
+		}
+		return fails, nil
+	}
 	tc := time.Now()
 	at := r.f.at()
 	defer at.close()
@@ -315,7 +331,8 @@ func (r *receiver) plan(e wire.Entry, at *atRoot) (*action, error) {
 		}
 		if !state.SameContent(local, remote) {
 			if r.f.Config.Mode != config.ReceiveOnly && !remoteWins(local, remote) {
-				return nil, nil // ours wins; the peer keeps its version as a conflict copy
+				// ours wins; the peer keeps its version as a conflict copy
+				return nil, errOutvoted
 			}
 			// Nothing is lost when only metadata differs (the same tree
 			// copied onto two nodes without its mtimes, say).
@@ -375,9 +392,12 @@ func (r *receiver) recheck(acts []*action) {
 			if have && r.f.Config.Mode != config.ReceiveOnly {
 				remote := a.e.State()
 				ord := now.Vector.Compare(remote.Vector)
-				if ord == state.Greater || ord == state.Equal && state.SameContent(now, remote) ||
-					ord != state.Lesser && !state.SameContent(now, remote) && !remoteWins(now, remote) {
-					a.skip = true // ours is newer or wins: nothing to do here
+				if ord == state.Greater || ord == state.Equal && state.SameContent(now, remote) {
+					a.skip = true // ours is newer: nothing to do here
+					continue
+				}
+				if ord != state.Lesser && !state.SameContent(now, remote) && !remoteWins(now, remote) {
+					a.err = errOutvoted // ours wins
 					continue
 				}
 				a.rec.Vector = remote.Vector.Merge(now.Vector)

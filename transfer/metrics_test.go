@@ -34,7 +34,10 @@ func TestPeerMetricsCount(t *testing.T) {
 	var mb, ma PeerMetrics
 	eventually(t, "counted", func() bool {
 		mb, ma = b.node.PeerMetrics()[0], a.node.PeerMetrics()[0]
-		return mb.ReceivedFiles == 4 && ma.SentBytes == 4500 && mb.Connected && ma.Connected
+		// the files are counted as they are placed, the lag once the
+		// batch is settled, a moment later
+		return mb.ReceivedFiles == 4 && ma.SentBytes == 4500 && mb.Connected && ma.Connected &&
+			mb.LagFiles == 0 && mb.Behind == 0
 	})
 	if mb.Peer != "a" || mb.Folder != "www" || ma.Peer != "b" || ma.Folder != "www" {
 		t.Errorf("names: b's %s/%s, a's %s/%s", mb.Peer, mb.Folder, ma.Peer, ma.Folder)
@@ -52,8 +55,8 @@ func TestPeerMetricsCount(t *testing.T) {
 	if mb.LastSeen.IsZero() || ma.LastSeen.IsZero() {
 		t.Errorf("last seen: b's %v, a's %v", mb.LastSeen, ma.LastSeen)
 	}
-	if mb.LagFiles != 0 || mb.Behind != 0 || mb.ApplyErrors != ([len(ApplyErrorReasons)]uint64{}) {
-		t.Errorf("b: lag %d, behind %d, errors %v", mb.LagFiles, mb.Behind, mb.ApplyErrors)
+	if mb.ApplyErrors != ([len(ApplyErrorReasons)]uint64{}) {
+		t.Errorf("b: errors %v", mb.ApplyErrors)
 	}
 
 	// A copy of a file made on b reuses its chunks: applied, not fetched.

@@ -32,6 +32,7 @@ type puller struct {
 	next      uint64             // the peer's sequence number to ask after
 	peerIndex string             // the peer's index ID that next counts in
 	retry     map[string]failure // entries that failed, by path
+	saved     uint64             // the cursor last stored
 
 	mu         sync.Mutex // guards stat, pollCancel
 	stat       pullStatus
@@ -396,9 +397,17 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 	}
 	now := p.n.now()
 	for _, fl := range fails {
-		p.r.count.applyError(fl.err)
 		old, again := prev[fl.e.Path]
 		p.schedule(&fl, old, now)
+		if errors.Is(fl.err, errOutvoted) {
+			// not a failure: kept to be planned again (see errOutvoted)
+			p.retry[fl.e.Path] = fl
+			if !again {
+				p.log.Debug("peer's version loses to ours; asked again while it holds it", "path", fl.e.Path)
+			}
+			continue
+		}
+		p.r.count.applyError(fl.err)
 		if errors.Is(fl.err, errDirNotEmpty) {
 			if fl.tries > dirTries {
 				p.log.Info("deleted directory kept: it holds something not deleted", "path", fl.e.Path)
@@ -440,31 +449,38 @@ func (p *puller) forgetRetries() {
 // retryFailed applies the failed entries that are due again, in the
 // order of due.
 func (p *puller) retryFailed(ctx context.Context, due []failure) error {
-	es := make([]wire.Entry, 0, len(due))
+	// Outvoted versions are planned again together, and are not shown as
+	// pending: most of the time they stay as they are. Deleted directories
+	// together, so that they go deepest first; the others one at a time:
+	// a file that cannot be written (a full disk) must not take the others
+	// down with it again.
+	var outvoted, dirs, single []wire.Entry
 	for _, fl := range due {
-		es = append(es, fl.e)
-	}
-	// Deleted directories together, so that they go deepest first; the
-	// others one at a time: a file that cannot be written (a full disk)
-	// must not take the others down with it again.
-	var dirs []wire.Entry
-	for _, fl := range due {
-		if errors.Is(fl.err, errDirNotEmpty) {
+		switch {
+		case errors.Is(fl.err, errOutvoted):
+			outvoted = append(outvoted, fl.e)
+		case errors.Is(fl.err, errDirNotEmpty):
 			dirs = append(dirs, fl.e)
+		default:
+			single = append(single, fl.e)
 		}
 	}
-	// Each applyBatch takes its entries out of p.retry and puts back the
-	// ones that fail again, counting a directory's tries.
+	// Each apply takes its entries out of p.retry (settle) and puts back
+	// the ones that fail again, counting a directory's tries.
+	if len(outvoted) > 0 {
+		fails, err := p.r.apply(ctx, outvoted)
+		if err != nil {
+			return err
+		}
+		p.settle(outvoted, fails)
+	}
 	if len(dirs) > 0 {
 		if err := p.applyBatch(ctx, dirs); err != nil {
 			return err
 		}
 	}
-	for i, e := range es {
-		if e.Deleted && e.Type == "dir" && slices.ContainsFunc(dirs, func(d wire.Entry) bool { return d.Path == e.Path }) {
-			continue
-		}
-		if err := p.applyBatch(ctx, es[i:i+1]); err != nil {
+	for i := range single {
+		if err := p.applyBatch(ctx, single[i:i+1]); err != nil {
 			return err
 		}
 	}
@@ -472,21 +488,42 @@ func (p *puller) retryFailed(ctx context.Context, due []failure) error {
 }
 
 func (p *puller) countFailed() {
+	var n int
 	var bytes int64
 	for _, fl := range p.retry {
-		bytes += fl.e.Size
+		if !errors.Is(fl.err, errOutvoted) {
+			n++
+			bytes += fl.e.Size
+		}
 	}
 	p.mu.Lock()
-	p.stat.failed, p.stat.failBytes = len(p.retry), bytes
+	p.stat.failed, p.stat.failBytes = n, bytes
 	p.mu.Unlock()
+}
+
+// failing returns how many of the peer's versions wait to be applied
+// (outvoted ones are not waiting: see errOutvoted).
+func (p *puller) failing() int {
+	n := 0
+	for _, fl := range p.retry {
+		if !errors.Is(fl.err, errOutvoted) {
+			n++
+		}
+	}
+	return n
 }
 
 // safeCursor is the sequence number below which every entry is applied:
 // before the oldest failed one, so that a restart tries that one again.
-func (p *puller) safeCursor() uint64 {
+// With outvoted false, it is the cursor as status shows it: an outvoted
+// version is not one this node lags behind with, but a restart asks for
+// it again all the same.
+func (p *puller) safeCursor(outvoted bool) uint64 {
 	c := p.next
 	for _, fl := range p.retry {
-		c = min(c, fl.e.Seq-1)
+		if outvoted || !errors.Is(fl.err, errOutvoted) {
+			c = min(c, fl.e.Seq-1)
+		}
 	}
 	return c
 }
@@ -503,18 +540,19 @@ func (p *puller) loadCursor() uint64 {
 }
 
 func (p *puller) saveCursor() {
-	c := p.safeCursor()
+	c := p.safeCursor(true)
 	p.mu.Lock()
-	old := p.stat.cursor
-	p.stat.cursor = c
+	p.stat.cursor = p.safeCursor(false)
 	p.mu.Unlock()
-	if c == old && c != 0 {
+	if c == p.saved && c != 0 {
 		return
 	}
 	v := append(binary.BigEndian.AppendUint64(nil, c), p.peerIndex...)
 	if err := p.n.db().PutMeta(p.key, v); err != nil {
 		p.log.Error("save cursor", "err", err)
+		return
 	}
+	p.saved = c
 }
 
 func (p *puller) seen(b wire.IndexBatch) {
