@@ -114,43 +114,53 @@ func DecodeTree(data []byte) (*Tree, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("decode tree: trailing data")
 	}
-	prev := ""
 	for i := range t.Nodes {
-		n := &t.Nodes[i]
-		if n.RawName != nil && utf8.Valid(n.RawName) && string(n.RawName) != n.Name {
-			// a valid raw name must equal Name: two spellings would let a
-			// tree hide an entry from ls
-			return nil, fmt.Errorf("tree entry %q: raw name disagrees with name", n.Name)
+		prev := ""
+		if i > 0 {
+			prev = t.Nodes[i-1].FileName()
 		}
-		name := n.FileName()
-		if !ValidName(name) {
-			return nil, fmt.Errorf("tree entry %q: invalid name", n.Name)
-		}
-		if i > 0 && name <= prev {
-			return nil, fmt.Errorf("tree entry %q: duplicate or out of order", n.Name)
-		}
-		prev = name
-		switch n.Type {
-		case NodeFile:
-			if n.Subtree != nil {
-				return nil, fmt.Errorf("tree entry %q: file with a subtree", n.Name)
-			}
-		case NodeDir:
-			if n.Subtree == nil || len(n.Content) > 0 {
-				return nil, fmt.Errorf("tree entry %q: directory without a subtree", n.Name)
-			}
-		case NodeSymlink:
-			if n.LinkTarget() == "" || strings.Contains(n.LinkTarget(), "\x00") {
-				return nil, fmt.Errorf("tree entry %q: invalid symlink target", n.Name)
-			}
-		default:
-			return nil, fmt.Errorf("tree entry %q: unknown type %q", n.Name, short(n.Type))
-		}
-		if n.Mode&^0o7777 != 0 {
-			return nil, fmt.Errorf("tree entry %q: invalid mode %o", n.Name, n.Mode)
+		if err := checkNode(&t.Nodes[i], i, prev); err != nil {
+			return nil, err
 		}
 	}
 	return &t, nil
+}
+
+// checkNode validates the i-th entry of a tree, whose predecessor is
+// named prev: DecodeTree's checks, shared with DecodeEntries.
+func checkNode(n *Node, i int, prev string) error {
+	if n.RawName != nil && utf8.Valid(n.RawName) && string(n.RawName) != n.Name {
+		// a valid raw name must equal Name: two spellings would let a
+		// tree hide an entry from ls
+		return fmt.Errorf("tree entry %q: raw name disagrees with name", n.Name)
+	}
+	name := n.FileName()
+	if !ValidName(name) {
+		return fmt.Errorf("tree entry %q: invalid name", n.Name)
+	}
+	if i > 0 && name <= prev {
+		return fmt.Errorf("tree entry %q: duplicate or out of order", n.Name)
+	}
+	switch n.Type {
+	case NodeFile:
+		if n.Subtree != nil {
+			return fmt.Errorf("tree entry %q: file with a subtree", n.Name)
+		}
+	case NodeDir:
+		if n.Subtree == nil || len(n.Content) > 0 {
+			return fmt.Errorf("tree entry %q: directory without a subtree", n.Name)
+		}
+	case NodeSymlink:
+		if n.LinkTarget() == "" || strings.Contains(n.LinkTarget(), "\x00") {
+			return fmt.Errorf("tree entry %q: invalid symlink target", n.Name)
+		}
+	default:
+		return fmt.Errorf("tree entry %q: unknown type %q", n.Name, short(n.Type))
+	}
+	if n.Mode&^0o7777 != 0 {
+		return fmt.Errorf("tree entry %q: invalid mode %o", n.Name, n.Mode)
+	}
+	return nil
 }
 
 // LoadTree reads and validates tree blob id.
