@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"path"
 	"runtime"
 	"slices"
 	"sync"
@@ -27,57 +26,97 @@ type File struct {
 
 // List returns every entry of snapshot sn, parents before children. It
 // loads the trees on a few goroutines: the listing comes before a sample
-// drill's restore, and is a large part of it.
+// drill's restore, and is a large part of it. It decodes them with
+// chunkstore.DecodeEntries, which reads only what a listing needs (no
+// metadata), with the checks of a full decode.
 func List(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.Snapshot) ([]File, error) {
 	slots := make(chan struct{}, 2*runtime.GOMAXPROCS(0)) // goroutines beyond the caller's
-	var walk func(id chunkstore.ID, rel string, depth int) ([]File, error)
-	walk = func(id chunkstore.ID, rel string, depth int) ([]File, error) {
+	var walk func(id chunkstore.ID, rel string, depth int) (*listing, error)
+	walk = func(id chunkstore.ID, rel string, depth int) (*listing, error) {
 		if depth > 1024 {
 			return nil, fmt.Errorf("/%s: directories nested too deep", rel)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		tree, err := repo.LoadTree(ctx, id)
+		ents, err := repo.LoadEntries(ctx, id)
 		if err != nil {
 			return nil, fmt.Errorf("/%s: %w", rel, err)
 		}
-		out := make([]File, 0, len(tree.Nodes))
-		subs := make([][]File, len(tree.Nodes))
-		errs := make([]error, len(tree.Nodes))
+		l := &listing{files: make([]File, len(ents)), n: len(ents)}
+		var errs []error
+		var mu sync.Mutex
 		var wg sync.WaitGroup
-		for i := range tree.Nodes {
-			n := &tree.Nodes[i]
-			p := path.Join(rel, n.FileName())
-			out = append(out, File{Path: p, Type: n.Type, Size: int64(n.Size), Target: n.LinkTarget(), Pack: onePack(repo, n.Content)})
-			if n.Type != chunkstore.NodeDir || n.Subtree == nil {
+		for i := range ents {
+			e := &ents[i]
+			p := e.Name
+			if rel != "" {
+				p = rel + "/" + e.Name // names are valid: no "/", ".", ".."
+			}
+			l.files[i] = File{Path: p, Type: e.Type, Size: int64(e.Size), Target: e.Target, Pack: onePack(repo, e.Content)}
+			if e.Type != chunkstore.NodeDir {
 				continue
+			}
+			if l.subs == nil {
+				l.subs = make([]*listing, len(ents))
+			}
+			sub := func() {
+				sl, err := walk(e.Subtree, p, depth+1)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				l.subs[i] = sl
 			}
 			select {
 			case slots <- struct{}{}:
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					subs[i], errs[i] = walk(*n.Subtree, p, depth+1)
+					sub()
 					<-slots
 				}()
 			default:
-				subs[i], errs[i] = walk(*n.Subtree, p, depth+1)
+				sub()
 			}
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
 			return nil, err
 		}
-		// each directory, then what is below it
-		all := make([]File, 0, len(out))
-		for i := range out {
-			all = append(all, out[i])
-			all = append(all, subs[i]...)
+		for _, sl := range l.subs {
+			if sl != nil {
+				l.n += sl.n
+			}
 		}
-		return all, nil
+		return l, nil
 	}
-	return walk(sn.Tree, "", 0)
+	l, err := walk(sn.Tree, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	return l.appendTo(make([]File, 0, l.n)), nil
+}
+
+// listing is the listing of one directory: its entries, and those below
+// each of its directories, flattened once at the end (not at every level).
+type listing struct {
+	files []File
+	subs  []*listing // subs[i]: below files[i]; nil without directories
+	n     int        // the entries here and below
+}
+
+// appendTo appends the entries of l to out: each, then what is below it.
+func (l *listing) appendTo(out []File) []File {
+	for i := range l.files {
+		out = append(out, l.files[i])
+		if l.subs != nil && l.subs[i] != nil {
+			out = l.subs[i].appendTo(out)
+		}
+	}
+	return out
 }
 
 // onePack returns the pack holding every blob of content, or zero.
