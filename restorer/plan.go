@@ -154,6 +154,7 @@ func (p *planner) walkTree(id chunkstore.ID, rel string, depth int, inside bool)
 	if err != nil {
 		return fmt.Errorf("/%s: %w", rel, err)
 	}
+	p.res.TreeEntries += int64(len(tree.Nodes))
 	for i := range tree.Nodes {
 		n := tree.Nodes[i]
 		name := n.FileName()

@@ -38,6 +38,10 @@ type Options struct {
 	// restored; when it returns true the restore stops and Restore returns
 	// that error (a full target disk, where every further file would fail).
 	Stop func(error) bool
+	// Planned, if set, is called once the restore is planned (every tree
+	// read, every directory made), before the first pack is read: a
+	// drill times the two apart.
+	Planned func()
 }
 
 // Progress holds counters a progress display may read during the restore.
@@ -82,6 +86,9 @@ type Result struct {
 	Bytes                            int64 // of every file planned, restored or not
 	FileBytes                        int64 // of the files restored
 	Errors                           []FileError
+	// TreeEntries counts the entries of the trees read to plan the
+	// restore: of every tree, or of those on the way to the includes.
+	TreeEntries int64
 	// BadPacks names each pack (data/<id>) whose copy of a needed blob
 	// could not be used, in the order found, whether or not another copy
 	// of the blob restored the files that needed it.
@@ -147,6 +154,9 @@ func restore(ctx context.Context, stop context.CancelCauseFunc, repo *chunkstore
 		}
 	}
 	opts.Progress.BytesTotal.Store(p.res.Bytes)
+	if opts.Planned != nil {
+		opts.Planned()
+	}
 	err = p.fetch()
 	p.cleanup()
 	if err != nil {
