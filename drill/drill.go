@@ -229,14 +229,15 @@ func drillOne(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.S
 			continue
 		}
 		t, cpu := opts.Now(), cpuSeconds()
+		planned := func() { r.planSecs, r.planCPU = opts.Now().Sub(t).Seconds(), cpuSeconds()-cpu }
 		res, err := restorer.Restore(ctx, repo, sn, restorer.Options{
-			Target: filepath.Join(dir, fmt.Sprint(i)), Include: r.include, Logger: opts.Logger, Stop: diskFull,
+			Target: filepath.Join(dir, fmt.Sprint(i)), Include: r.include, Logger: opts.Logger, Stop: diskFull, Planned: planned,
 		})
 		if err != nil {
 			return err
 		}
 		r.secs, r.cpu = opts.Now().Sub(t).Seconds(), cpuSeconds()-cpu
-		r.files, r.bytes = res.Files, res.FileBytes
+		r.files, r.bytes, r.entries = res.Files, res.FileBytes, res.TreeEntries
 		s.Seconds += r.secs
 		addDamage(s, res)
 		if !listed {
@@ -253,7 +254,7 @@ func drillOne(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.S
 	}
 	if opts.Sample > 0 {
 		// like the measured seconds of a full drill, without the listing
-		s.EstSecs = EstimateWall(runs[0].point(), runs[1].point(), s.TotalFiles, s.TotalBytes, runtime.GOMAXPROCS(0))
+		s.EstSecs = EstimateWall(runs[0].point(), runs[1].point(), s.TotalFiles, s.TotalBytes, int64(len(files)), runtime.GOMAXPROCS(0))
 		s.SampleParts, s.ListSeconds = []Point{runs[0].point(), runs[1].point()}, listSecs
 	}
 	if opts.Compare != "" {
@@ -267,13 +268,15 @@ func drillOne(ctx context.Context, repo *chunkstore.Repository, sn *chunkstore.S
 
 // run is one restore of a drill: a sample drill has two.
 type run struct {
-	include      []string
-	files, bytes int64
-	secs, cpu    float64
+	include               []string
+	files, bytes, entries int64
+	secs, cpu             float64
+	planSecs, planCPU     float64 // of secs and cpu: until the restore was planned
 }
 
 func (r run) point() Point {
-	return Point{Files: float64(r.files), Bytes: float64(r.bytes), Secs: r.secs, CPU: r.cpu}
+	return Point{Files: float64(r.files), Bytes: float64(r.bytes), Secs: r.secs, CPU: r.cpu,
+		PlanSecs: r.planSecs, PlanCPU: r.planCPU, Entries: float64(r.entries)}
 }
 
 // markRestored notes which listed paths a run restored: those under its

@@ -135,7 +135,7 @@ func onePack(repo *chunkstore.Repository, content []chunkstore.ID) chunkstore.ID
 // budgetShare is the share of the snapshot's bytes that the larger half of
 // a sample may hold: enough to time the restore's throughput, little
 // enough that a sample stays a small part of a full restore.
-const budgetShare = 0.03
+const budgetShare = 0.02
 
 // minBudget is the least the larger half may hold, for small snapshots.
 const minBudget = 8 << 20
@@ -237,29 +237,58 @@ func cmpFloat(x, y float64) int {
 	return 0
 }
 
-// Point is one timed restore: its files, bytes and seconds.
+// Point is one timed restore: its files, bytes and seconds, and of these
+// the planning's (every tree on the way read, every directory made,
+// before the first pack is read) with the tree entries it read.
 type Point struct {
-	Files float64 `json:"files"`
-	Bytes float64 `json:"bytes"`
-	Secs  float64 `json:"seconds"`
-	CPU   float64 `json:"cpu_seconds"` // user and system time
+	Files    float64 `json:"files"`
+	Bytes    float64 `json:"bytes"`
+	Secs     float64 `json:"seconds"`
+	CPU      float64 `json:"cpu_seconds"` // user and system time
+	PlanSecs float64 `json:"plan_seconds,omitempty"`
+	PlanCPU  float64 `json:"plan_cpu_seconds,omitempty"`
+	Entries  float64 `json:"tree_entries,omitempty"`
+}
+
+// fetch returns p without its planning: the reading and writing of files.
+func (p Point) fetch() Point {
+	return Point{Files: p.Files, Bytes: p.Bytes, Secs: p.Secs - p.PlanSecs, CPU: p.CPU - p.PlanCPU}
 }
 
 // EstimateWall returns the wall time of a full restore of files files and
-// bytes bytes from Pick's two timed parts. It fits the CPU time, not the
+// bytes bytes, whose snapshot has entries tree entries, from Pick's two
+// timed parts, as the sum of its two phases.
+//
+// The planning reads every tree, one after the other: it is estimated
+// from the CPU time per tree entry of the parts' planning (which read the
+// trees on the way to their files), times entries. Scaled with the files
+// and bytes instead, the planning of a part that restores a few large
+// files from deep directories charged each byte with the trees on its
+// way, and the estimate overshot.
+//
+// The reading of packs and writing of files fits the CPU time, not the
 // wall time (Estimate on the CPU seconds): CPU time adds up the same way
 // whether the work runs on one core or several, and other processes on a
 // busy machine do not inflate it; the parts of a sample run a pack or two
 // at once where a full restore runs several, so their wall times would
-// charge a full restore with their own lack of parallelism. The CPU
-// estimate is then divided by the parallelism seen in the part that reads
+// charge a full restore with their own lack of parallelism. That CPU
+// estimate is divided by the parallelism seen in the part that reads
 // several packs at once (b: CPU over wall time, between 1 and procs).
 // Without CPU times it estimates the wall time directly.
-func EstimateWall(a, b Point, files, bytes int64, procs int) float64 {
-	if a.CPU <= 0 || (b.Files > 0 && b.CPU <= 0) {
-		return Estimate(a, b, files, bytes)
+func EstimateWall(a, b Point, files, bytes, entries int64, procs int) float64 {
+	plan := 0.0
+	if n := a.Entries + b.Entries; n > 0 {
+		rate := (a.PlanSecs + b.PlanSecs) / n
+		if a.CPU > 0 {
+			rate = (a.PlanCPU + b.PlanCPU) / n
+		}
+		plan = rate * float64(entries)
+		a, b = a.fetch(), b.fetch()
 	}
-	cpu := Estimate(Point{a.Files, a.Bytes, a.CPU, 0}, Point{b.Files, b.Bytes, b.CPU, 0}, files, bytes)
+	if a.CPU <= 0 || (b.Files > 0 && b.CPU <= 0) {
+		return plan + Estimate(a, b, files, bytes)
+	}
+	cpu := Estimate(Point{Files: a.Files, Bytes: a.Bytes, Secs: a.CPU}, Point{Files: b.Files, Bytes: b.Bytes, Secs: b.CPU}, files, bytes)
 	par := 1.0
 	switch {
 	case b.Secs > 0:
@@ -267,7 +296,7 @@ func EstimateWall(a, b Point, files, bytes int64, procs int) float64 {
 	case a.Secs > 0:
 		par = a.CPU / a.Secs
 	}
-	return cpu / min(max(par, 1), float64(max(procs, 1)))
+	return plan + cpu/min(max(par, 1), float64(max(procs, 1)))
 }
 
 // Estimate returns the seconds a restore of files files holding bytes bytes

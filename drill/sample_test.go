@@ -63,6 +63,39 @@ func TestEstimate(t *testing.T) {
 	}
 }
 
+// A restore whose planning costs p per tree entry, on one core, and whose
+// reading and writing costs y per byte, on two cores: the parts
+// of a sample plan very different trees per byte (part b's few large files
+// lie in deep directories of many entries). EstimateWall must find the
+// full restore from the planning's cost per entry; charged to the bytes,
+// part b's planning overshoots.
+func TestEstimateWallPlanning(t *testing.T) {
+	const p, y = 10e-6, 1.0 / (300 << 20)
+	const N, B, E = 25177, 1359625710, 27506 // files, bytes, tree entries
+	part := func(files, bytes, entries float64) Point {
+		plan := p * entries
+		fetch := y * bytes
+		return Point{Files: files, Bytes: bytes, Entries: entries, PlanCPU: plan, PlanSecs: plan,
+			CPU: plan + fetch, Secs: plan + fetch/2}
+	}
+	a, b := part(240, 42<<20, 900), part(12, 27<<20, 4000)
+	want := p*E + y*B/2
+	if got := EstimateWall(a, b, N, B, E, 2); math.Abs(got-want)/want > 0.05 {
+		t.Errorf("EstimateWall = %.2f s, want %.2f s within 5%%", got, want)
+	}
+	// the same parts without the planning told apart: the estimate of
+	// before, which charged part b's trees to its bytes
+	a.PlanCPU, a.PlanSecs, a.Entries, b.PlanCPU, b.PlanSecs, b.Entries = 0, 0, 0, 0, 0, 0
+	if got := EstimateWall(a, b, N, B, E, 2); got < 1.25*want {
+		t.Fatalf("test data: without the planning told apart the estimate is %.2f s; want it more than 25%% over %.2f s", got, want)
+	}
+	// no planning measured (a part without trees to read): fetch alone
+	c, d := part(240, 42<<20, 0), part(12, 27<<20, 0)
+	if got, want := EstimateWall(c, d, N, B, E, 2), y*B/2; math.Abs(got-want)/want > 0.05 {
+		t.Errorf("EstimateWall without planning = %.2f s, want %.2f s", got, want)
+	}
+}
+
 func TestPick(t *testing.T) {
 	var files []File
 	var total int64

@@ -50,9 +50,10 @@ content IDs, removes the scratch directory, and reports per snapshot: its age
 files, bytes, and any damage: each pack at fault with the paths it affects.
 
 --sample N restores N files chosen at random (up to half of them the files of
-whole packs drawn at random, the others drawn by size, up to 3% of the bytes)
+whole packs drawn at random, the others drawn by size, up to 2% of the bytes)
 plus every file under --include, and estimates the full restore's time from
-the CPU time per file and per byte it measured (docs/DRILL.md).
+the CPU time per tree entry of its planning and per file and per byte of
+the rest that it measured (docs/DRILL.md).
 Without --sample, --include narrows the drill to those paths.
 
 --target DIR restores under DIR (new or empty; a scratch directory
