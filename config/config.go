@@ -14,10 +14,12 @@
 //	  http: 127.0.0.1:7411
 //	  http_token_file: /etc/syncd/http.token  # required when http is not loopback
 //	  max_lag: 30s
+//	  max_send_rate: 50MB/s          # optional: all peers together; max_recv_rate too
 //	peers:
 //	  - name: web2
 //	    id: <node ID printed by `syncd id` on web2>
 //	    address: 10.0.0.2:7410
+//	    max_recv_rate: 100Mbit/s     # optional: this peer alone; max_send_rate too
 //	folders:
 //	  - id: www
 //	    path: /var/www/html
@@ -100,6 +102,11 @@ type Node struct {
 	// MaxLag (node.max_lag, default 30s) is how far this node may be
 	// behind a connected peer before /readyz answers 503.
 	MaxLag time.Duration
+	// MaxSendRate and MaxRecvRate (node.max_send_rate, node.max_recv_rate;
+	// see [ParseRate]) bound the bytes per second of the peer protocol
+	// that this node sends to and receives from all its peers together,
+	// as counted on the wire; 0 when left out: no limit.
+	MaxSendRate, MaxRecvRate int64
 }
 
 // Peer is one entry of peers:, another node this one mirrors with.
@@ -107,6 +114,10 @@ type Peer struct {
 	Name    string // name: unique among peers, used in folders[].peers
 	ID      string // id: the node ID `syncd id` prints on that peer
 	Address string // address: host:port of its peer protocol
+	// MaxSendRate and MaxRecvRate (max_send_rate, max_recv_rate) bound
+	// the bytes per second sent to and received from this peer, within
+	// the node's own limits; 0 when left out: no limit.
+	MaxSendRate, MaxRecvRate int64
 }
 
 // Mode says in which directions a folder's changes travel.

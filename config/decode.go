@@ -137,6 +137,8 @@ func (d *decoder) node(v *yaml.Node, path string, line int, n *Node) error {
 		"http":            d.str(&n.HTTP),
 		"http_token_file": d.str(&n.HTTPTokenFile),
 		"max_lag":         d.duration(&n.MaxLag, 0, "above 0, like 30s or 2m"),
+		"max_send_rate":   d.rate(&n.MaxSendRate),
+		"max_recv_rate":   d.rate(&n.MaxRecvRate),
 	}, line)
 }
 
@@ -181,9 +183,11 @@ func (d *decoder) duration(p *time.Duration, floor time.Duration, want string) h
 
 func (d *decoder) peer(v *yaml.Node, path string, line int, p *Peer) error {
 	return d.mapping(v, path, map[string]handler{
-		"name":    d.str(&p.Name),
-		"id":      d.str(&p.ID),
-		"address": d.str(&p.Address),
+		"name":          d.str(&p.Name),
+		"id":            d.str(&p.ID),
+		"address":       d.str(&p.Address),
+		"max_send_rate": d.rate(&p.MaxSendRate),
+		"max_recv_rate": d.rate(&p.MaxRecvRate),
 	}, line)
 }
 
