@@ -36,12 +36,23 @@ type client struct {
 	base string // https://address
 }
 
-func newClient(id *tlsid.Identity, peerID tlsid.NodeID, address string) *client {
+// newClient returns a client of the peer peerID at address whose
+// connections draw on the limiters send and recv.
+func newClient(id *tlsid.Identity, peerID tlsid.NodeID, address string, send, recv limiters) *client {
 	var p http.Protocols
 	p.SetHTTP2(true)
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 15 * time.Second}
 	tr := &http.Transport{
-		TLSClientConfig:     tlsid.ClientConfig(id, peerID),
-		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 15 * time.Second}).DialContext,
+		TLSClientConfig: tlsid.ClientConfig(id, peerID),
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil || !send.limited() && !recv.limited() {
+				return c, err
+			}
+			lc := &limitedConn{Conn: c}
+			lc.setLimits(send, recv)
+			return lc, nil
+		},
 		TLSHandshakeTimeout: dialTimeout,
 		Protocols:           &p,
 		HTTP2: &http.HTTP2Config{

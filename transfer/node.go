@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/state"
@@ -48,6 +49,8 @@ type Node struct {
 	peerSt map[string]*peerState
 	pf     map[pfKey]*pfCounters
 
+	sendLim, recvLim *rate.Limiter // node.max_send_rate, max_recv_rate; nil: none
+
 	mu      sync.Mutex
 	pullers []*puller
 	conns   map[net.Conn]*peerState      // open connections from peers, by whom
@@ -65,7 +68,8 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		names: map[uint64]string{id.ID.Uint64(): id.ID.Short()}, conns: map[net.Conn]*peerState{},
 		peerSt: map[string]*peerState{}, pf: map[pfKey]*pfCounters{},
 		acks: map[string]map[string]uint64{}, serving: make(chan struct{}, maxServing()),
-		now: time.Now, retryMin: retryMin, retryMax: retryMax, reps: map[*Folder]*reporters{}}
+		now: time.Now, retryMin: retryMin, retryMax: retryMax, reps: map[*Folder]*reporters{},
+		sendLim: newLimiter(cfg.Node.MaxSendRate), recvLim: newLimiter(cfg.Node.MaxRecvRate)}
 	for _, p := range cfg.Peers {
 		pid, err := tlsid.ParseNodeID(p.ID)
 		if err != nil {
@@ -73,7 +77,7 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		}
 		n.peers[pid] = p
 		n.names[pid.Uint64()] = pid.Short()
-		n.peerSt[p.Name] = new(peerState)
+		n.peerSt[p.Name] = &peerState{sendLim: newLimiter(p.MaxSendRate), recvLim: newLimiter(p.MaxRecvRate)}
 	}
 	var err error
 	if n.indexID, err = indexID(db); err != nil {
@@ -192,7 +196,7 @@ func (n *Node) serve(ctx context.Context, ln net.Listener) error {
 			srv.Close()
 		}
 	}()
-	err := srv.Serve(tls.NewListener(ln, srv.TLSConfig))
+	err := srv.Serve(tls.NewListener(limitedListener{ln, n.sendLim, n.recvLim}, srv.TLSConfig))
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("node.listen: %w", err)
 	}
@@ -210,6 +214,8 @@ func (n *Node) seen(peer string) {
 type peerState struct {
 	lastIn atomic.Int64 // last request answered or connection closed, ns since the epoch; 0: none
 	conns  atomic.Int32 // connections open from the peer
+
+	sendLim, recvLim *rate.Limiter // the peer's max_send_rate, max_recv_rate; nil: none
 }
 
 // connState counts the connections each peer has open to this node
@@ -236,6 +242,9 @@ func (n *Node) connState(c net.Conn, s http.ConnState) {
 		p, ok := n.peers[id]
 		if !ok {
 			return
+		}
+		if lc, ok := tc.NetConn().(*limitedConn); ok {
+			lc.setLimits(n.peerLimits(p.Name))
 		}
 		ps := n.peerSt[p.Name]
 		n.conns[c] = ps

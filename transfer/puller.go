@@ -72,7 +72,8 @@ const (
 )
 
 func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
-	c := newClient(n.id, pid, p.Address)
+	send, recv := n.peerLimits(p.Name)
+	c := newClient(n.id, pid, p.Address, send, recv)
 	if n.reps[f] == nil {
 		n.reps[f] = new(reporters)
 	}
