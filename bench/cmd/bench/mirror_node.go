@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -85,7 +86,12 @@ func (n *mirrorNode) start(ctx context.Context, rn *runner, syncd, conf string) 
 	if n.keepLog != "" {
 		extra = []string{"--log-level", "debug"}
 	}
-	d, err := launchDaemon(rn, syncd, n.http, n.dir, n.conf, conf, "node "+n.name+", ", rn.env, extra...)
+	env := rn.env
+	if dir := os.Getenv("SYNCD_BENCH_PROFILES"); dir != "" {
+		// a CPU profile of each node's run, for `go tool pprof`
+		env = append(slices.Clone(env), "SYNCD_CPUPROFILE="+filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", n.name, time.Now().UnixNano())))
+	}
+	d, err := launchDaemon(rn, syncd, n.http, n.dir, n.conf, conf, "node "+n.name+", ", env, extra...)
 	if err != nil {
 		return err
 	}
