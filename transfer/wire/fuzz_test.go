@@ -85,3 +85,28 @@ func FuzzDecodeHello(f *testing.F) {
 		DecodeHello(bytes.NewReader(b))
 	})
 }
+
+func FuzzFrameReader(f *testing.F) {
+	var buf bytes.Buffer
+	fw, _ := NewFrameWriter(&buf, true)
+	fw.Write(bytes.Repeat([]byte("abcd"), 100))
+	fw.Write(nil)
+	fw.Close()
+	f.Add(buf.Bytes(), uint32(400), true)
+	f.Fuzz(func(t *testing.T, b []byte, n uint32, compressed bool) {
+		fr, err := NewFrameReader(bytes.NewReader(b), compressed)
+		if err != nil {
+			return
+		}
+		defer fr.Close()
+		for range 3 {
+			d, ok, err := fr.Next(nil, n%(1<<20))
+			if err != nil {
+				return
+			}
+			if ok && len(d) != int(n%(1<<20)) {
+				t.Fatalf("got %d bytes, asked %d", len(d), n%(1<<20))
+			}
+		}
+	})
+}
