@@ -8,6 +8,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/span"
 	"github.com/syncd/syncd/retention"
 )
 
@@ -18,7 +19,7 @@ func retentionPolicy(r config.Retention) (retention.Policy, error) {
 	p := retention.Policy{Last: r.KeepLast, Hourly: r.KeepHourly, Daily: r.KeepDaily,
 		Weekly: r.KeepWeekly, Monthly: r.KeepMonthly, Yearly: r.KeepYearly}
 	if r.KeepWithin != "" {
-		w, err := retention.ParseDuration(r.KeepWithin)
+		w, err := span.ParseCalendar(r.KeepWithin)
 		if err != nil {
 			return p, fmt.Errorf("repository.retention.keep_within: %w", err)
 		}
@@ -50,7 +51,7 @@ func (d *Daemon) forget(ctx context.Context, now time.Time) ([]*chunkstore.Snaps
 	if len(bad) > 0 {
 		return nil, fmt.Errorf("retention: %s: %w; nothing forgotten", bad[0].Name, bad[0].Err)
 	}
-	groups, err := retention.Plan(snaps, p, []string{d.cfg.Node.Name}, false)
+	groups, err := retention.Plan(snaps, p, retention.Filter{Hosts: []string{d.cfg.Node.Name}}, retention.DefaultGroupBy, false)
 	if err != nil {
 		return nil, fmt.Errorf("retention: %w; nothing forgotten", err)
 	}

@@ -136,7 +136,7 @@ func TestForgetBadInput(t *testing.T) {
 			[]string{"refusing to remove all 5 snapshots", `host "web1"`, "--all"}},
 		{"no policy", r.flags(), 2, []string{"no policy given", "--keep-last"}},
 		{"all without a policy or host", r.flags("--all"), 2, []string{"--all", "--host"}},
-		{"bad duration", r.flags("--keep-within", "2w"), 2, []string{`"--keep-within"`, "unknown unit 'w'"}},
+		{"bad duration", r.flags("--keep-within", "2w"), 2, []string{`"--keep-within"`, `unknown unit "w"`}},
 		{"negative duration", r.flags("--keep-within", "-3d"), 2, []string{`"--keep-within"`, "negative"}},
 		{"bad count", r.flags("--keep-daily", "many"), 2, []string{`"--keep-daily"`, "unlimited"}},
 		{"wrong index key", []string{"--repo", r.url, "--index-key", other, "--keep-last", "1"}, 1, []string{"wrong index key"}},

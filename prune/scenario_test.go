@@ -291,7 +291,7 @@ func forgetAndPrune(ctx context.Context, repo *chunkstore.Repository, opts Optio
 	if err != nil || len(bad) > 0 {
 		return fmt.Errorf("snapshots: %v %v", bad, err)
 	}
-	groups, err := retention.Plan(snaps, policy, nil, false)
+	groups, err := retention.Plan(snaps, policy, retention.Filter{}, retention.DefaultGroupBy, false)
 	if err != nil {
 		return err
 	}

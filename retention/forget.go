@@ -18,28 +18,74 @@ import (
 var ErrNoPolicy = errors.New("no policy given: no snapshot would be kept")
 
 // EmptyGroupError is Plan's refusal to remove every snapshot of a group.
+// Host, Paths and Tags are the group's (empty when not grouped by them).
 type EmptyGroupError struct {
 	Host  string
 	Paths []string
+	Tags  []string
 	N     int // snapshots in the group
 }
 
 // Error names the group in one line.
 func (e *EmptyGroupError) Error() string {
-	return fmt.Sprintf("refusing to remove all %d snapshots of host %q paths [%s]: the policy keeps none of them",
-		e.N, e.Host, strings.Join(e.Paths, " "))
+	var parts []string
+	if e.Host != "" {
+		parts = append(parts, fmt.Sprintf("host %q", e.Host))
+	}
+	if len(e.Paths) > 0 {
+		parts = append(parts, "paths ["+strings.Join(e.Paths, " ")+"]")
+	}
+	if len(e.Tags) > 0 {
+		parts = append(parts, "tags ["+strings.Join(e.Tags, " ")+"]")
+	}
+	group := "the group " + strings.Join(parts, " ")
+	if len(parts) == 0 {
+		group = "the one group (no grouping)"
+	}
+	return fmt.Sprintf("refusing to remove all %d snapshots of %s: the policy keeps none of them", e.N, group)
+}
+
+// Filter chooses the snapshots forget looks at, restic's --host, --tag and
+// --path: a snapshot passes when it has one of Hosts, all the tags of one
+// of the lists of Tags, and every one of Paths (it may have more). An
+// empty field lets every snapshot pass.
+type Filter struct {
+	Hosts []string
+	// Tags are lists of tags, one per --tag a,b; an empty tag in a list
+	// matches a snapshot without tags.
+	Tags  [][]string
+	Paths []string
+}
+
+// IsZero reports whether f lets every snapshot pass.
+func (f Filter) IsZero() bool { return len(f.Hosts)+len(f.Tags)+len(f.Paths) == 0 }
+
+// Match reports whether sn passes f.
+func (f Filter) Match(sn *chunkstore.Snapshot) bool {
+	if len(f.Hosts) > 0 && !slices.Contains(f.Hosts, sn.Host) {
+		return false
+	}
+	if len(f.Tags) > 0 && !slices.ContainsFunc(f.Tags, func(l []string) bool { return hasTags(sn, l) }) {
+		return false
+	}
+	for _, p := range f.Paths {
+		if !slices.Contains(sn.Paths, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // Plan is what forget does before it deletes anything: it keeps the
-// snapshots of the given hosts (all hosts when hosts is empty) and applies
-// p to their groups with [Apply]. Plan is pure.
+// snapshots that pass f and applies p to their groups with [Apply]. Plan
+// is pure.
 //
 // It refuses, with an *EmptyGroupError for the first such group, a policy
 // that keeps no snapshot of some group, unless all is true. A policy with
-// no rule is ErrNoPolicy unless all is true and hosts is not empty (then
-// every snapshot of those hosts goes, as restic's
-// --unsafe-allow-remove-all with --host).
-func Plan(snaps []*chunkstore.Snapshot, p Policy, hosts []string, all bool) ([]Group, error) {
+// no rule is ErrNoPolicy unless all is true and f is not zero (then every
+// snapshot that passes f goes, as restic's --unsafe-allow-remove-all with
+// a filter).
+func Plan(snaps []*chunkstore.Snapshot, p Policy, f Filter, by GroupBy, all bool) ([]Group, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -47,21 +93,21 @@ func Plan(snaps []*chunkstore.Snapshot, p Policy, hosts []string, all bool) ([]G
 		if !all {
 			return nil, ErrNoPolicy
 		}
-		if len(hosts) == 0 {
-			return nil, fmt.Errorf("%w; removing every snapshot needs a host to limit it to", ErrNoPolicy)
+		if f.IsZero() {
+			return nil, fmt.Errorf("%w; removing every snapshot needs a filter (host, tag or path) to limit it to", ErrNoPolicy)
 		}
 	}
 	var sel []*chunkstore.Snapshot
 	for _, sn := range snaps {
-		if len(hosts) == 0 || slices.Contains(hosts, sn.Host) {
+		if f.Match(sn) {
 			sel = append(sel, sn)
 		}
 	}
-	groups := Apply(sel, p)
+	groups := Apply(sel, p, by)
 	if !all {
 		for _, g := range groups {
 			if len(g.Keep) == 0 {
-				return nil, &EmptyGroupError{Host: g.Host, Paths: g.Paths, N: len(g.Drop)}
+				return nil, &EmptyGroupError{Host: g.Host, Paths: g.Paths, Tags: g.Tags, N: len(g.Drop)}
 			}
 		}
 	}

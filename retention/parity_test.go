@@ -44,18 +44,19 @@ func resticBin(t *testing.T) string {
 type histSnap struct {
 	t    time.Time
 	host string
-	dir  int // index into the test's directories
+	dirs []int // indexes into the test's directories
 	tags []string
 }
 
-// parityHistory is a deterministic history of about 90 snapshots in
-// Europe/Berlin: two hosts, two directories, tags, both daylight saving
-// changes, ISO weeks across new year, and a dense recent stretch.
+// parityHistory is a deterministic history of about 100 snapshots in
+// Europe/Berlin: three hosts, two directories (some snapshots of both),
+// tags, both daylight saving changes, ISO weeks across new year, and a
+// dense recent stretch.
 func parityHistory(t *testing.T) []histSnap {
 	berlin := mustLoc(t, "Europe/Berlin")
 	at := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, berlin) }
 	var h []histSnap
-	add := func(tm time.Time, host string, dir int) {
+	add := func(tm time.Time, host string, dirs ...int) {
 		var tags []string
 		n := len(h)
 		if n%5 == 0 {
@@ -67,7 +68,7 @@ func parityHistory(t *testing.T) []histSnap {
 		if n%7 == 0 {
 			tags = append(tags, "manual")
 		}
-		h = append(h, histSnap{tm, host, dir, tags})
+		h = append(h, histSnap{tm, host, dirs, tags})
 	}
 	for tm := at(2024, 1, 3, 10, 15); tm.Before(at(2026, 2, 20, 0, 0)); tm = tm.AddDate(0, 0, 23) {
 		add(tm, "alpha", 0)
@@ -105,6 +106,11 @@ func parityHistory(t *testing.T) []histSnap {
 	for i := range 5 {
 		add(at(2026, 6, 1+3*i, 6, 0), "alpha", 1)
 	}
+	// both directories in one snapshot: --path www matches these too
+	for i := range 8 {
+		add(at(2026, 9, 2+4*i, 20, 15), "gamma", 0, 1)
+	}
+	add(at(2026, 10, 7, 8, 0), "gamma", 1)
 	return h
 }
 
@@ -151,6 +157,7 @@ func fixedTZ(t time.Time) string {
 type resticGroup struct {
 	Host    string           `json:"host"`
 	Paths   []string         `json:"paths"`
+	Tags    []string         `json:"tags"`
 	Keep    []resticSnapshot `json:"keep"`
 	Remove  []resticSnapshot `json:"remove"`
 	Reasons []struct {
@@ -165,9 +172,11 @@ type resticSnapshot struct {
 }
 
 // TestResticParity writes the same history into a restic repository (with
-// restic backup --time) and applies several policies with both restic
-// forget --dry-run --json and Apply: the kept snapshots, and why, must be
-// the same in every group.
+// restic backup --time) and runs the same forget flags through restic
+// forget --dry-run --json and Plan: every count rule, keep-within and
+// keep-within-<unit>, keep-tag, --group-by (host, paths, tags, mixed,
+// empty) and the --host, --tag and --path filters. The groups, the kept
+// snapshots and why, must be the same.
 func TestResticParity(t *testing.T) {
 	bin := resticBin(t)
 	base := t.TempDir()
@@ -197,7 +206,10 @@ func TestResticParity(t *testing.T) {
 				for _, tag := range h.tags {
 					args = append(args, "--tag", tag)
 				}
-				_, err := runRestic(bin, resticEnv(base, fixedTZ(h.t)), append(args, dirs[h.dir])...)
+				for _, d := range h.dirs {
+					args = append(args, dirs[d])
+				}
+				_, err := runRestic(bin, resticEnv(base, fixedTZ(h.t)), args...)
 				mu.Lock()
 				if err != nil && first == nil {
 					first = err
@@ -217,27 +229,56 @@ func TestResticParity(t *testing.T) {
 
 	var snaps []*chunkstore.Snapshot
 	for _, h := range hist {
-		snaps = append(snaps, &chunkstore.Snapshot{Time: h.t, Host: h.host, Paths: []string{dirs[h.dir]}, Tags: h.tags})
+		var paths []string
+		for _, d := range h.dirs {
+			paths = append(paths, dirs[d])
+		}
+		snaps = append(snaps, &chunkstore.Snapshot{Time: h.t, Host: h.host, Paths: paths, Tags: h.tags})
 	}
-	for _, tc := range []struct {
-		args []string
-		p    retention.Policy
-	}{
-		{[]string{"--keep-last", "5"}, retention.Policy{Last: 5}},
-		{[]string{"--keep-hourly", "12"}, retention.Policy{Hourly: 12}},
-		{[]string{"--keep-hourly", "unlimited"}, retention.Policy{Hourly: retention.Unlimited}},
-		{[]string{"--keep-daily", "7", "--keep-weekly", "5", "--keep-monthly", "6", "--keep-yearly", "3"},
-			retention.Policy{Daily: 7, Weekly: 5, Monthly: 6, Yearly: 3}},
-		{[]string{"--keep-daily", "60"}, retention.Policy{Daily: 60}},
-		{[]string{"--keep-weekly", "unlimited", "--keep-yearly", "10"}, retention.Policy{Weekly: retention.Unlimited, Yearly: 10}},
-		{[]string{"--keep-within", "1m15d"}, retention.Policy{Within: retention.Duration{Months: 1, Days: 15}}},
-		{[]string{"--keep-within", "1y2m3d4h", "--keep-last", "2"}, retention.Policy{Within: retention.Duration{Years: 1, Months: 2, Days: 3, Hours: 4}, Last: 2}},
-		{[]string{"--keep-tag", "important", "--keep-tag", "daily,manual", "--keep-hourly", "3"},
-			retention.Policy{Tags: [][]string{{"important"}, {"daily", "manual"}}, Hourly: 3}},
+	www, uploads := dirs[0], dirs[1]
+	for _, args := range [][]string{
+		{"--keep-last", "5"},
+		{"--keep-hourly", "12"},
+		{"--keep-hourly", "unlimited"},
+		{"--keep-daily", "7", "--keep-weekly", "5", "--keep-monthly", "6", "--keep-yearly", "3"},
+		{"--keep-daily", "60"},
+		{"--keep-weekly", "unlimited", "--keep-yearly", "10"},
+		{"--keep-within", "1m15d"},
+		{"--keep-within", "1y2m3d4h", "--keep-last", "2"},
+		{"--keep-tag", "important", "--keep-tag", "daily,manual", "--keep-hourly", "3"},
+		// keep-within-<unit>, each and together
+		{"--keep-within-hourly", "3d"},
+		{"--keep-within-daily", "1m15d"},
+		{"--keep-within-weekly", "6m"},
+		{"--keep-within-monthly", "1y6m"},
+		{"--keep-within-yearly", "5y"},
+		{"--keep-within-hourly", "1d", "--keep-within-daily", "7d", "--keep-within-weekly", "1m", "--keep-within-monthly", "1y",
+			"--keep-within-yearly", "9999y", "--keep-within", "2h", "--keep-last", "1"},
+		{"--keep-within-daily", "2m", "--keep-daily", "3", "--keep-tag", "manual"},
+		// --group-by
+		{"--group-by", "host", "--keep-daily", "5", "--keep-within-weekly", "2m"},
+		{"--group-by", "paths", "--keep-last", "3", "--keep-monthly", "4"},
+		{"--group-by", "tags", "--keep-last", "2", "--keep-within-daily", "10d"},
+		{"--group-by", "host,tags", "--keep-weekly", "3"},
+		{"--group-by", "host,paths,tags", "--keep-last", "1"},
+		{"--group-by", "", "--keep-daily", "10", "--keep-yearly", "unlimited"},
+		// --tag, --path and --host filters
+		{"--tag", "important", "--keep-last", "3"},
+		{"--tag", "daily,manual", "--tag", "important", "--keep-weekly", "4"},
+		{"--tag", "", "--keep-monthly", "3"}, // "": the snapshots without tags
+		{"--path", www, "--keep-daily", "4"},
+		{"--path", www, "--path", uploads, "--keep-last", "2"},
+		{"--host", "beta", "--host", "gamma", "--path", uploads, "--keep-within", "15d"},
+		{"--tag", "daily", "--group-by", "tags", "--keep-within-monthly", "1y"},
+		{"--path", uploads, "--group-by", "", "--keep-weekly", "4"},
 	} {
-		name := strings.Join(tc.args, " ")
+		name := strings.ReplaceAll(strings.Join(args, " "), base+string(filepath.Separator), "")
 		t.Run(name, func(t *testing.T) {
-			out, err := runRestic(bin, resticEnv(base, "Europe/Berlin"), append([]string{"forget", "--dry-run", "--json"}, tc.args...)...)
+			p, f, by, err := forgetFromFlags(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := runRestic(bin, resticEnv(base, "Europe/Berlin"), append([]string{"forget", "--dry-run", "--json"}, args...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,39 +287,81 @@ func TestResticParity(t *testing.T) {
 				t.Fatalf("restic output: %v\n%s", err, out)
 			}
 			want := map[string][]string{}
+			wantKept, wantAll := 0, 0
 			for _, g := range rgs {
-				k := g.Host + " " + strings.Join(g.Paths, " ")
+				k := groupName(g.Host, g.Paths, g.Tags)
 				for _, r := range g.Reasons {
 					want[k] = append(want[k], keptLine(r.Snapshot.Time, r.Matches))
 				}
 				if len(g.Reasons) != len(g.Keep) {
 					t.Fatalf("restic group %s: %d kept, %d reasons", k, len(g.Keep), len(g.Reasons))
 				}
+				wantKept += len(g.Keep)
+				wantAll += len(g.Keep) + len(g.Remove)
+			}
+			groups, err := retention.Plan(snaps, p, f, by, false)
+			if err != nil {
+				t.Fatal(err)
 			}
 			got := map[string][]string{}
-			kept, dropped := 0, 0
-			for _, g := range retention.Apply(snaps, tc.p) {
-				k := g.Host + " " + strings.Join(g.Paths, " ")
+			kept, all := 0, 0
+			for _, g := range groups {
+				k := groupName(g.Host, g.Paths, g.Tags)
 				for i, sn := range g.Keep {
 					got[k] = append(got[k], keptLine(sn.Time, g.Reasons[i].Matches))
 				}
 				kept += len(g.Keep)
-				dropped += len(g.Drop)
+				all += len(g.Keep) + len(g.Drop)
 			}
-			if len(want) != 3 {
-				t.Fatalf("restic reported %d groups, want 3", len(want))
+			if len(got) != len(want) {
+				t.Errorf("%d groups, restic %d", len(got), len(want))
 			}
 			for k := range want {
 				if !slices.Equal(got[k], want[k]) {
 					t.Errorf("group %s: kept\n%s\nrestic kept\n%s", k, strings.Join(got[k], "\n"), strings.Join(want[k], "\n"))
 				}
 			}
-			if kept+dropped != len(hist) || kept == 0 {
-				t.Errorf("kept %d + dropped %d, want %d in all and some kept", kept, dropped, len(hist))
+			if kept != wantKept || all != wantAll || kept == 0 || kept == all {
+				t.Errorf("kept %d of %d, restic %d of %d; want the same, and some kept and some not", kept, all, wantKept, wantAll)
 			}
-			t.Logf("%s: %d of %d kept, as restic", name, kept, len(hist))
+			t.Logf("%s: %d groups, %d of %d kept, as restic", name, len(groups), kept, all)
 		})
 	}
+}
+
+// forgetFromFlags reads restic forget's flags: the policy, the --host,
+// --tag and --path filters, and --group-by (restic's default host,paths
+// when absent).
+func forgetFromFlags(args []string) (retention.Policy, retention.Filter, retention.GroupBy, error) {
+	p, err := policyFromFlags(args)
+	if err != nil {
+		return p, retention.Filter{}, retention.GroupBy{}, err
+	}
+	var f retention.Filter
+	by := retention.DefaultGroupBy
+	for i := 0; i+1 < len(args); i += 2 {
+		switch v := args[i+1]; args[i] {
+		case "--host":
+			f.Hosts = append(f.Hosts, v)
+		case "--tag":
+			f.Tags = append(f.Tags, strings.Split(v, ","))
+		case "--path":
+			f.Paths = append(f.Paths, v)
+		case "--group-by":
+			if by, err = retention.ParseGroupBy(v); err != nil {
+				return p, f, by, err
+			}
+		}
+	}
+	return p, f, by, nil
+}
+
+// groupName is a group's key as compared: host, paths and tags, sorted.
+func groupName(host string, paths, tags []string) string {
+	paths, tags = slices.Clone(paths), slices.Clone(tags)
+	slices.Sort(paths)
+	slices.Sort(tags)
+	return fmt.Sprintf("host %q paths %q tags %q", host, paths, tags)
 }
 
 // keptLine is one kept snapshot as compared: its instant and its reasons.

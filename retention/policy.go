@@ -24,18 +24,23 @@
 // keep-within counts back from the newest snapshot of the group (not from
 // the current time): years, months and days on the calendar, in the
 // newest snapshot's location (time.AddDate), then hours as elapsed time.
-// A snapshot is kept when its time is strictly after that cut-off.
+// A snapshot is kept when its time is strictly after that cut-off. The
+// keep-within-hourly (daily, weekly, monthly, yearly) rules count back the
+// same way and keep, among the snapshots after their cut-off, the newest
+// of each hour (day, …), without a count.
 //
 // # Differences from restic
 //
 //   - Snapshots with the same time are ordered by ID, so the choice among
 //     them is the same on every run; restic keeps the first one its
 //     listing returned.
-//   - The newest snapshot for keep-within ignores snapshots after
-//     [Policy.Now], as restic does with its clock; when Now is zero every
-//     snapshot counts.
-//   - restic's keep-within-hourly/daily/weekly/monthly/yearly and
-//     --group-by other than host,paths are not supported.
+//   - The newest snapshot for the keep-within rules ignores snapshots
+//     after [Policy.Now], as restic does with its clock; when Now is zero
+//     every snapshot counts.
+//   - Durations are parsed by [span.ParseCalendar], which refuses an
+//     empty string, a unit given twice and a number too large, where
+//     restic takes the empty string as no span, the last of two units,
+//     and panics.
 package retention
 
 import (
@@ -45,7 +50,12 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/span"
 )
+
+// Duration is the span of the keep-within rules, restic's "1y2m3d4h",
+// read with [span.ParseCalendar].
+type Duration = span.Calendar
 
 // Unlimited as a count keeps one snapshot of every bucket (restic's
 // "unlimited").
@@ -65,6 +75,13 @@ type Policy struct {
 	// newest snapshot.
 	Within Duration
 
+	// WithinHourly (Daily, Weekly, Monthly, Yearly) keeps the newest
+	// snapshot of each hour (day, ISO week, month, year) among those newer
+	// than this span before the group's newest snapshot; the group's
+	// oldest snapshot too when it is that new (restic's
+	// --keep-within-hourly and so on).
+	WithinHourly, WithinDaily, WithinWeekly, WithinMonthly, WithinYearly Duration
+
 	// Tags keeps every snapshot that has all the tags of at least one of
 	// the lists (restic's repeated --keep-tag a,b). An empty tag in a list
 	// matches a snapshot without tags.
@@ -79,11 +96,31 @@ type Policy struct {
 // IsZero reports whether p has no rule at all, so that it would keep
 // nothing.
 func (p Policy) IsZero() bool {
-	return p.Last == 0 && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 &&
-		p.Yearly == 0 && p.Within.IsZero() && len(p.Tags) == 0
+	if p.Last != 0 || p.Hourly != 0 || p.Daily != 0 || p.Weekly != 0 || p.Monthly != 0 || p.Yearly != 0 || len(p.Tags) > 0 {
+		return false
+	}
+	for _, w := range p.withins() {
+		if !w.d.IsZero() {
+			return false
+		}
+	}
+	return true
 }
 
-// Validate reports a count below Unlimited or a negative span.
+// within is one keep-within rule: its span and its flag's name.
+type within struct {
+	d    Duration
+	name string
+}
+
+// withins lists p's keep-within rules in restic's order.
+func (p Policy) withins() []within {
+	return []within{{p.Within, "keep-within"}, {p.WithinHourly, "keep-within-hourly"}, {p.WithinDaily, "keep-within-daily"},
+		{p.WithinWeekly, "keep-within-weekly"}, {p.WithinMonthly, "keep-within-monthly"}, {p.WithinYearly, "keep-within-yearly"}}
+}
+
+// Validate reports a count below Unlimited or a negative span (a Policy
+// built in code; the parsers refuse both).
 func (p Policy) Validate() error {
 	for _, c := range []struct {
 		n    int
@@ -93,15 +130,17 @@ func (p Policy) Validate() error {
 			return fmt.Errorf("keep-%s %d: want a number >= 0 or unlimited", c.name, c.n)
 		}
 	}
-	w := p.Within
-	if w.Years < 0 || w.Months < 0 || w.Days < 0 || w.Hours < 0 {
-		return fmt.Errorf("keep-within %s: negative values are not allowed", w)
+	for _, w := range p.withins() {
+		if d := w.d; d.Years < 0 || d.Months < 0 || d.Days < 0 || d.Hours < 0 {
+			return fmt.Errorf("%s %s: negative values are not allowed", w.name, d)
+		}
 	}
 	return nil
 }
 
 // String describes p like restic's "Applying Policy" line, e.g. "keep 2
-// latest, 7 daily snapshots and all snapshots within 1m of the newest".
+// latest, 7 daily snapshots, daily snapshots within 7d and all snapshots
+// within 1m of the newest".
 func (p Policy) String() string {
 	var keeps []string
 	for _, c := range []struct {
@@ -118,6 +157,18 @@ func (p Policy) String() string {
 	var s string
 	if len(keeps) > 0 {
 		s = strings.Join(keeps, ", ") + " snapshots"
+	}
+	var keepw []string
+	for _, w := range p.withins()[1:] {
+		if !w.d.IsZero() {
+			keepw = append(keepw, fmt.Sprintf("%s snapshots within %s", strings.TrimPrefix(w.name, "keep-within-"), w.d))
+		}
+	}
+	if len(keepw) > 0 {
+		if s != "" {
+			s += ", "
+		}
+		s += strings.Join(keepw, ", ")
 	}
 	if len(p.Tags) > 0 {
 		if s != "" {
@@ -147,9 +198,23 @@ func tagLists(ls [][]string) string {
 
 // Reason says why a snapshot is kept: each rule that keeps it, in
 // restic's words ("last snapshot", "daily snapshot", "oldest monthly
-// snapshot", "within 30d", "has tags [a]").
+// snapshot", "within 30d", "daily within 7d", "has tags [a]").
 type Reason struct {
 	Matches []string `json:"matches"`
+	// Counters are what is left of each count rule after this snapshot
+	// (Unlimited stays Unlimited), as in restic's KeepReason.
+	Counters Counters `json:"counters"`
+}
+
+// Counters are the counts left of the count rules, with the JSON keys of
+// restic's KeepReason counters.
+type Counters struct {
+	Last    int `json:"last,omitempty"`
+	Hourly  int `json:"hourly,omitempty"`
+	Daily   int `json:"daily,omitempty"`
+	Weekly  int `json:"weekly,omitempty"`
+	Monthly int `json:"monthly,omitempty"`
+	Yearly  int `json:"yearly,omitempty"`
 }
 
 // String joins the matches with commas.
@@ -186,7 +251,9 @@ func eachKey(_ time.Time, nr int) int { return nr }
 // from that of the last one it kept, until its count is used up. When a
 // count is not used up by the oldest snapshot, that oldest snapshot is kept
 // too ("oldest daily snapshot"), so the history kept is as long as
-// possible. Within and Tags keep snapshots without counting.
+// possible. Each keep-within-hourly (daily, …) rule does the same without
+// a count among the snapshots after its cut-off. Within and Tags keep
+// snapshots without buckets.
 func Keep(snaps []*chunkstore.Snapshot, p Policy) (keep, drop []*chunkstore.Snapshot, reasons []Reason) {
 	list := slices.Clone(snaps)
 	slices.SortStableFunc(list, func(a, b *chunkstore.Snapshot) int {
@@ -206,9 +273,23 @@ func Keep(snaps []*chunkstore.Snapshot, p Policy) (keep, drop []*chunkstore.Snap
 		{p.Monthly, monthKey, -1, "monthly snapshot"},
 		{p.Yearly, yearKey, -1, "yearly snapshot"},
 	}
-	var cutoff time.Time
-	if !p.Within.IsZero() {
-		cutoff = p.Within.Before(newest(list, p.Now))
+	latest := newest(list, p.Now)
+	// withinBuckets keep the snapshots after their cut-off like an
+	// unlimited count would.
+	var withinBuckets []bucket
+	var cutoffs []time.Time
+	for _, w := range []struct {
+		d      Duration
+		key    func(time.Time, int) int
+		reason string
+	}{
+		{p.WithinHourly, hourKey, "hourly within"}, {p.WithinDaily, dayKey, "daily within"}, {p.WithinWeekly, weekKey, "weekly within"},
+		{p.WithinMonthly, monthKey, "monthly within"}, {p.WithinYearly, yearKey, "yearly within"},
+	} {
+		if !w.d.IsZero() {
+			withinBuckets = append(withinBuckets, bucket{Unlimited, w.key, -1, w.reason + " " + w.d.String()})
+			cutoffs = append(cutoffs, w.d.Before(latest))
+		}
 	}
 	oldest := len(list) - 1
 	for nr, sn := range list {
@@ -218,36 +299,50 @@ func Keep(snaps []*chunkstore.Snapshot, p Policy) (keep, drop []*chunkstore.Snap
 				matches = append(matches, "has tags ["+strings.Join(l, ", ")+"]")
 			}
 		}
-		if !p.Within.IsZero() && sn.Time.After(cutoff) {
+		if !p.Within.IsZero() && sn.Time.After(p.Within.Before(latest)) {
 			matches = append(matches, "within "+p.Within.String())
 		}
 		for i := range buckets {
-			b := &buckets[i]
-			if b.count <= 0 && b.count != Unlimited {
-				continue
+			if b := &buckets[i]; b.count > 0 || b.count == Unlimited {
+				matches = b.take(matches, sn, nr, nr == oldest)
 			}
-			k := b.key(sn.Time, nr)
-			if k == b.last && nr != oldest {
-				continue
-			}
-			reason := b.reason
-			if k == b.last {
-				reason = "oldest " + reason
-			}
-			matches = append(matches, reason)
-			b.last = k
-			if b.count > 0 {
-				b.count--
+		}
+		for i := range withinBuckets {
+			if sn.Time.After(cutoffs[i]) {
+				matches = withinBuckets[i].take(matches, sn, nr, nr == oldest)
 			}
 		}
 		if len(matches) > 0 {
 			keep = append(keep, sn)
-			reasons = append(reasons, Reason{Matches: matches})
+			reasons = append(reasons, Reason{Matches: matches, Counters: Counters{
+				Last: buckets[0].count, Hourly: buckets[1].count, Daily: buckets[2].count,
+				Weekly: buckets[3].count, Monthly: buckets[4].count, Yearly: buckets[5].count,
+			}})
 		} else {
 			drop = append(drop, sn)
 		}
 	}
 	return keep, drop, reasons
+}
+
+// take keeps sn (the nr-th newest) for b when its key differs from that
+// of the last snapshot b kept, or when it is the oldest snapshot: it
+// appends b's reason to matches ("oldest …" when the key is the same) and
+// uses up one of b's count.
+func (b *bucket) take(matches []string, sn *chunkstore.Snapshot, nr int, oldest bool) []string {
+	k := b.key(sn.Time, nr)
+	if k == b.last && !oldest {
+		return matches
+	}
+	reason := b.reason
+	if k == b.last {
+		reason = "oldest " + reason
+	}
+	b.last = k
+	if b.count > 0 {
+		b.count--
+	}
+	return append(matches, reason)
 }
 
 // newest returns the time of the newest snapshot of list that is before

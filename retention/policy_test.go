@@ -280,15 +280,19 @@ func TestPolicyString(t *testing.T) {
 		{Policy{Last: 2, Daily: 7}, "keep 2 latest, 7 daily snapshots"},
 		{Policy{Weekly: Unlimited, Tags: [][]string{{"a", "b"}}}, "keep all weekly snapshots and all snapshots with tags [[a, b]]"},
 		{Policy{Within: Duration{Months: 1}}, "keep all snapshots within 1m of the newest"},
+		// restic's order and words
+		{Policy{Last: 1, WithinDaily: Duration{Days: 7}, WithinYearly: Duration{Years: 5}, Tags: [][]string{{"a"}}, Within: Duration{Hours: 2}},
+			"keep 1 latest snapshots, daily snapshots within 7d, yearly snapshots within 5y and all snapshots with tags [[a]] and all snapshots within 2h of the newest"},
+		{Policy{WithinHourly: Duration{Days: 1}}, "keep hourly snapshots within 1d"},
 	} {
 		if got := tc.p.String(); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
 		}
 	}
-	if (Policy{Tags: [][]string{{"a"}}}).IsZero() || !(Policy{}).IsZero() {
+	if (Policy{Tags: [][]string{{"a"}}}).IsZero() || !(Policy{}).IsZero() || (Policy{WithinMonthly: Duration{Months: 1}}).IsZero() {
 		t.Error("IsZero wrong")
 	}
-	for _, bad := range []Policy{{Last: -2}, {Yearly: -5}, {Within: Duration{Days: -1}}} {
+	for _, bad := range []Policy{{Last: -2}, {Yearly: -5}, {Within: Duration{Days: -1}}, {WithinWeekly: Duration{Hours: -1}}} {
 		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "keep-") {
 			t.Errorf("%+v: Validate = %v", bad, err)
 		}
@@ -296,4 +300,17 @@ func TestPolicyString(t *testing.T) {
 	if err := (Policy{Hourly: Unlimited, Last: 3}).Validate(); err != nil {
 		t.Error(err)
 	}
+}
+
+func loc(t *testing.T, name string) *time.Location {
+	t.Helper()
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatalf("time zone %s: %v", name, err)
+	}
+	return l
+}
+
+func utc(y int, m time.Month, d, h, min int) time.Time {
+	return time.Date(y, m, d, h, min, 0, 0, time.UTC)
 }

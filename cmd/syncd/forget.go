@@ -16,6 +16,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/cli"
+	"github.com/syncd/syncd/internal/span"
 	"github.com/syncd/syncd/retention"
 )
 
@@ -66,7 +67,7 @@ func (f durationFlag) String() string {
 }
 
 func (f durationFlag) Set(s string) error {
-	d, err := retention.ParseDuration(s)
+	d, err := span.ParseCalendar(s)
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ snapshot of the hosts given with --host.`,
 			for _, e := range bad {
 				fmt.Fprintf(os.Stderr, "syncd: %s unreadable, left alone: %v\n", e.Name, e.Err)
 			}
-			groups, err := retention.Plan(snaps, p, hosts, all)
+			groups, err := retention.Plan(snaps, p, retention.Filter{Hosts: hosts}, retention.DefaultGroupBy, all)
 			var eg *retention.EmptyGroupError
 			if errors.As(err, &eg) {
 				return fmt.Errorf("%w; nothing was removed (--all allows it)", err)
