@@ -20,6 +20,7 @@
 //	    id: <node ID printed by `syncd id` on web2>
 //	    address: 10.0.0.2:7410
 //	    max_recv_rate: 100Mbit/s     # optional: this peer alone; max_send_rate too
+//	    compression: auto            # auto | always | never
 //	folders:
 //	  - id: www
 //	    path: /var/www/html
@@ -118,7 +119,20 @@ type Peer struct {
 	// the bytes per second sent to and received from this peer, within
 	// the node's own limits; 0 when left out: no limit.
 	MaxSendRate, MaxRecvRate int64
+	// Compression (compression, default auto) says whether file content
+	// travels zstd-compressed between this node and the peer.
+	Compression Compression
 }
+
+// Compression is a peer's compression: setting.
+type Compression string
+
+// The compression settings (PROTOCOL.md, "Compression").
+const (
+	CompressAuto   Compression = "auto"   // compressed while that brings the blocks faster
+	CompressAlways Compression = "always" // compressed (each block that shrinks)
+	CompressNever  Compression = "never"  // raw: no compression CPU on either side
+)
 
 // Mode says in which directions a folder's changes travel.
 type Mode string

@@ -35,7 +35,7 @@ func TestLoadSample(t *testing.T) {
 	want := &Config{
 		Node: Node{Name: "web1", StateDir: "/var/lib/syncd", Listen: "0.0.0.0:7410", HTTP: "127.0.0.1:7411", MaxLag: 30 * time.Second},
 		Peers: []Peer{{
-			Name: "web2", ID: idX, Address: "10.0.0.2:7410",
+			Name: "web2", ID: idX, Address: "10.0.0.2:7410", Compression: CompressAuto,
 		}},
 		Folders: []Folder{{
 			ID: "www", Path: "/var/www/html", Mode: SendReceive, Peers: []string{"web2"},

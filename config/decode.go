@@ -188,6 +188,7 @@ func (d *decoder) peer(v *yaml.Node, path string, line int, p *Peer) error {
 		"address":       d.str(&p.Address),
 		"max_send_rate": d.rate(&p.MaxSendRate),
 		"max_recv_rate": d.rate(&p.MaxRecvRate),
+		"compression":   d.str((*string)(&p.Compression)),
 	}, line)
 }
 

@@ -124,6 +124,13 @@ func (v *validator) peers(c *Config) error {
 		if err := v.hostPort(at+".address", p.Address, false); err != nil {
 			return err
 		}
+		switch p.Compression {
+		case CompressAuto, CompressAlways, CompressNever:
+		case "":
+			c.Peers[i].Compression = CompressAuto
+		default:
+			return v.errorf(at+".compression", "%q: want auto, always or never", p.Compression)
+		}
 	}
 	return nil
 }
