@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -52,5 +53,22 @@ func TestRateKeys(t *testing.T) {
 		if err == nil || err.Error() != want {
 			t.Errorf("error:\ngot  %v\nwant %s", err, want)
 		}
+	}
+}
+
+// A peer's compression is auto when left out; anything but auto, always
+// or never is an error with its line.
+func TestCompressionKey(t *testing.T) {
+	peer := minimal + "peers:\n  - {name: web2, id: " + idX + ", address: 'h:1'%s}\n"
+	for in, want := range map[string]Compression{"": CompressAuto, ", compression: never": CompressNever,
+		", compression: always": CompressAlways, ", compression: auto": CompressAuto} {
+		c, err := Parse(fmt.Appendf(nil, peer, in), "t.yaml")
+		if err != nil || c.Peers[0].Compression != want {
+			t.Errorf("%q: %v, %v; want %s", in, c.Peers[0].Compression, err, want)
+		}
+	}
+	_, err := Parse(fmt.Appendf(nil, peer, ", compression: gzip"), "t.yaml")
+	if want := `t.yaml:5: peers[0].compression: "gzip": want auto, always or never`; err == nil || err.Error() != want {
+		t.Errorf("error:\ngot  %v\nwant %s", err, want)
 	}
 }
