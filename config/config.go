@@ -49,6 +49,8 @@ import (
 	"io/fs"
 	"strings"
 	"time"
+
+	"github.com/syncd/syncd/internal/span"
 )
 
 // Defaults applied by [Parse] to keys the file leaves out.
@@ -194,8 +196,9 @@ type Repository struct {
 }
 
 // Retention is the retention: block, with the meaning of restic's forget
-// options of the same names. A zero field does not keep anything by
-// itself.
+// options of the same names (docs/RETENTION.md). A zero field does not
+// keep anything by itself. The daemon applies it to its own node's
+// snapshots only.
 type Retention struct {
 	KeepLast    int // keep_last
 	KeepHourly  int // keep_hourly
@@ -204,10 +207,24 @@ type Retention struct {
 	KeepMonthly int // keep_monthly
 	KeepYearly  int // keep_yearly
 	// KeepWithin (keep_within) keeps every snapshot younger than this span
-	// before the newest one, written like "30d", "1y6m" or "1d12h"; see
-	// [ParseWithin]. Empty keeps nothing by age.
-	KeepWithin string
-	KeepTags   []string // keep_tags: snapshots with any of these tags are kept
+	// before the newest one, restic's "1y2m3d4h" ([span.ParseCalendar]:
+	// m is months). Zero keeps nothing by age.
+	KeepWithin span.Calendar
+	// KeepWithinHourly (keep_within_hourly; daily, weekly, monthly,
+	// yearly likewise) keeps the newest snapshot of each hour (day, …)
+	// among those younger than this span before the newest one.
+	KeepWithinHourly, KeepWithinDaily, KeepWithinWeekly, KeepWithinMonthly, KeepWithinYearly span.Calendar
+	// KeepTags (keep_tags) keeps the snapshots with any of these tags.
+	KeepTags []string
+	// GroupBy (group_by) is restic's --group-by: host, paths and/or tags,
+	// comma-separated, "" for one group; nil when left out: host,paths.
+	GroupBy *string
+	// Tags (tags) limits the policy to the snapshots with any of these
+	// tags, as repeated restic --tag flags of one tag each; empty: all.
+	Tags []string
+	// Paths (paths) limits the policy to the snapshots that include every
+	// one of these absolute paths (restic's --path); empty: all.
+	Paths []string
 }
 
 // Alerts is the alerts: section: where alerts go (docs/ALERTS.md).

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/internal/span"
 )
 
 // Two node IDs of the shape `syncd id` prints.
@@ -126,7 +128,22 @@ func TestDefaults(t *testing.T) {
 			return c.Node.HTTPTokenFile, "/etc/syncd/http.token"
 		}},
 		{"retention", minimal + "repository:\n  url: /srv/b\n  index_key: /k\n  retention: {keep_hourly: 24, keep_yearly: 3, keep_within: 1d12h, keep_tags: [release]}\n", func(c *Config) (any, any) {
-			return c.Repository.Retention, Retention{KeepHourly: 24, KeepYearly: 3, KeepWithin: "1d12h", KeepTags: []string{"release"}}
+			return c.Repository.Retention, Retention{KeepHourly: 24, KeepYearly: 3, KeepWithin: span.Calendar{Days: 1, Hours: 12}, KeepTags: []string{"release"}}
+		}},
+		{"retention like restic", minimal + "repository:\n  url: /srv/b\n  index_key: /k\n  retention:\n    keep_within_hourly: 2d\n    keep_within_daily: 1m\n    keep_within_weekly: 6m\n    keep_within_monthly: 2y\n    keep_within_yearly: 10y\n    keep_within: ~\n    group_by: host,tags\n    tags: [nightly, manual]\n    paths: [/srv/www/, /srv/data]\n", func(c *Config) (any, any) {
+			by := "host,tags"
+			return c.Repository.Retention, Retention{KeepWithinHourly: span.Calendar{Days: 2}, KeepWithinDaily: span.Calendar{Months: 1},
+				KeepWithinWeekly: span.Calendar{Months: 6}, KeepWithinMonthly: span.Calendar{Years: 2}, KeepWithinYearly: span.Calendar{Years: 10},
+				GroupBy: &by, Tags: []string{"nightly", "manual"}, Paths: []string{"/srv/www", "/srv/data"}}
+		}},
+		{"group_by empty: one group", minimal + "repository: {url: /srv/b, index_key: /k, retention: {keep_last: 1, group_by: ''}}\n", func(c *Config) (any, any) {
+			return *c.Repository.Retention.GroupBy, ""
+		}},
+		{"group_by left out", minimal + "repository: {url: /srv/b, index_key: /k, retention: {keep_last: 1}}\n", func(c *Config) (any, any) {
+			return c.Repository.Retention.GroupBy == nil, true
+		}},
+		{"drill_every in days", minimal + "repository: {url: /srv/backup, index_key: /k, drill_every: 8d}\n", func(c *Config) (any, any) {
+			return c.Repository.DrillEvery, 8 * 24 * time.Hour
 		}},
 	}
 	for _, tt := range tests {
@@ -190,17 +207,34 @@ func TestParseErrors(t *testing.T) {
 		{"max_delete without %", minimal + folder + "    max_delete: 50\n", `t.yaml:9: folders[0].max_delete: want a share of the folder's files like 50%, above 0% and at most 100%, not "50"`},
 		{"max_delete zero", minimal + folder + "    max_delete: 0%\n", `t.yaml:9: folders[0].max_delete: want a share of the folder's files like 50%, above 0% and at most 100%, not "0%"`},
 		{"max_delete a word", minimal + folder + "    max_delete: half\n", `t.yaml:9: folders[0].max_delete: want a share of the folder's files like 50%, above 0% and at most 100%, not "half"`},
-		{"bad ignore pattern", minimal + folder + "    ignore: ['*.tmp', '[']\n", `t.yaml:9: folders[0].ignore[1]: bad pattern "[": syntax error in pattern`},
+		{"bad ignore pattern", minimal + folder + "    ignore: ['*.tmp', '[']\n", `t.yaml:9: folders[0].ignore[1]: bad pattern "[": unclosed "[" (write "\[" for a literal one)`},
+		{"ignore pattern a comment", minimal + folder + "    ignore:\n      - '*.tmp'\n      - '#cache'\n", `t.yaml:11: folders[0].ignore[1]: bad pattern "#cache": starts with "#", a comment in .gitignore: write "\#" for a name starting with "#"`},
+		{"ignore pattern a YAML comment", minimal + folder + "    ignore:\n      - a\n      - #cache\n      - b\n", `t.yaml:11: folders[0].ignore[1]: bad pattern "": empty`},
+		{"ignore pattern trailing space", minimal + folder + "    ignore:\n      - a\n      - b\n      - 'cache '\n", `t.yaml:12: folders[0].ignore[2]: bad pattern "cache ": ends in a space, which .gitignore drops: remove it, or write "\ " to match one`},
 		{"bad watch duration", minimal + "watch:\n  debounce: 100\n", `t.yaml:5: watch.debounce: want a duration like 100ms, 30s or 1h, not "100"`},
 		{"bad cron", minimal + repo + "  schedule: '61 */6 * * *'\n", `t.yaml:7: repository.schedule: bad cron expression "61 */6 * * *" (want 5 fields: minute hour day-of-month month day-of-week): end of range (61) above maximum (59): 61`},
 		{"six-field cron", minimal + repo + "  schedule: '0 17 */6 * * *'\n", `t.yaml:7: repository.schedule: bad cron expression "0 17 */6 * * *" (want 5 fields: minute hour day-of-month month day-of-week): expected exactly 5 fields, found 6: [0 17 */6 * * *]`},
 		{"time zone only", minimal + repo + "  schedule: TZ=UTC\n", `t.yaml:7: repository.schedule: bad cron expression "TZ=UTC" (want 5 fields: minute hour day-of-month month day-of-week): no schedule after the time zone`},
 		{"bad time zone", minimal + repo + "  schedule: \"TZ=a\\nb 0 * * * *\"\n", `t.yaml:7: repository.schedule: bad cron expression "TZ=a\nb 0 * * * *" (want 5 fields: minute hour day-of-month month day-of-week): provided bad location a\nb: unknown time zone a\nb`},
 		{"negative retention", minimal + repo + "  retention:\n    keep_daily: -1\n", `t.yaml:8: repository.retention.keep_daily: want 0 or more, not -1`},
-		{"bad keep_within", minimal + repo + "  retention: {keep_within: 30 days}\n", `t.yaml:7: repository.retention.keep_within: bad span "30 days": unknown unit ' ' (want y, m for months, d or h)`},
-		{"keep_within without unit", minimal + repo + "  retention: {keep_within: '30'}\n", `t.yaml:7: repository.retention.keep_within: bad span "30": want numbers with units y, m (months), d or h, like 30d or 1d12h`},
-		{"negative drill_every", minimal + repo + "  drill_every: -1h\n", `t.yaml:7: repository.drill_every: want a duration of 0 or more, like 192h for 8 days (0: no drill alert), not "-1h"`},
-		{"drill_every in days", minimal + repo + "  drill_every: 8d\n", `t.yaml:7: repository.drill_every: want a duration of 0 or more, like 192h for 8 days (0: no drill alert), not "8d"`},
+		// the retention spans: one parser (internal/span), one line naming the key
+		{"keep_within unknown unit", minimal + repo + "  retention: {keep_within: 30 days}\n", `t.yaml:7: repository.retention.keep_within: "30 days": unknown unit " days" after 30: want units y, m (months), d or h, like 30d or 1y2m3d4h`},
+		{"keep_within without unit", minimal + repo + "  retention: {keep_within: '30'}\n", `t.yaml:7: repository.retention.keep_within: "30": no unit after 30: want units y, m (months), d or h, like 30d or 1y2m3d4h`},
+		{"keep_within negative", minimal + repo + "  retention:\n    keep_within: -3d\n", `t.yaml:8: repository.retention.keep_within: "-3d": negative values are not allowed: want units y, m (months), d or h, like 30d or 1y2m3d4h`},
+		{"keep_within empty", minimal + repo + "  retention:\n    keep_within: ''\n", `t.yaml:8: repository.retention.keep_within: "": empty: want units y, m (months), d or h, like 30d or 1y2m3d4h`},
+		{"keep_within overflow", minimal + repo + "  retention:\n    keep_within: 99999999999999999999d\n", `t.yaml:8: repository.retention.keep_within: "99999999999999999999d": 99999999999999999999d is too large (at most 1000000 of a unit)`},
+		{"keep_within_daily unknown unit", minimal + repo + "  retention:\n    keep_within_daily: 2w\n", `t.yaml:8: repository.retention.keep_within_daily: "2w": unknown unit "w" after 2: want units y, m (months), d or h, like 30d or 1y2m3d4h`},
+		{"keep_within_hourly negative", minimal + repo + "  retention:\n    keep_within_hourly: -1h\n", `t.yaml:8: repository.retention.keep_within_hourly: "-1h": negative values are not allowed: want units y, m (months), d or h, like 30d or 1y2m3d4h`},
+		{"keep_within_weekly empty", minimal + repo + "  retention:\n    keep_within_weekly: ''\n", `t.yaml:8: repository.retention.keep_within_weekly: "": empty: want units y, m (months), d or h, like 30d or 1y2m3d4h`},
+		{"keep_within_monthly repeated unit", minimal + repo + "  retention:\n    keep_within_monthly: 1m2m\n", `t.yaml:8: repository.retention.keep_within_monthly: "1m2m": unit "m" given twice: want units y, m (months), d or h, like 30d or 1y2m3d4h`},
+		{"keep_within_yearly overflow", minimal + repo + "  retention:\n    keep_within_yearly: 2000000y\n", `t.yaml:8: repository.retention.keep_within_yearly: "2000000y": 2000000y is too large (at most 1000000 of a unit)`},
+		{"group_by unknown", minimal + repo + "  retention:\n    group_by: host,node\n", `t.yaml:8: repository.retention.group_by: unknown field "node" in "host,node": want host, paths and/or tags separated by commas, or "" for one group`},
+		{"retention empty tag", minimal + repo + "  retention:\n    tags: [a, '']\n", `t.yaml:8: repository.retention.tags[1]: empty tag`},
+		{"retention relative path", minimal + repo + "  retention:\n    paths: [www]\n", `t.yaml:8: repository.retention.paths[0]: want an absolute path, not "www"`},
+		{"negative drill_every", minimal + repo + "  drill_every: -1h\n", `t.yaml:7: repository.drill_every: want a duration of 0 or more, like 8d or 36h (0: no drill alert), not "-1h"`},
+		{"drill_every in weeks", minimal + repo + "  drill_every: 1w\n", `t.yaml:7: repository.drill_every: want a duration of 0 or more, like 8d or 36h (0: no drill alert), not "1w"`},
+		{"drill_every empty", minimal + repo + "  drill_every: ''\n", `t.yaml:7: repository.drill_every: want a duration of 0 or more, like 8d or 36h (0: no drill alert), not ""`},
+		{"drill_every overflow", minimal + repo + "  drill_every: 999999d\n", `t.yaml:7: repository.drill_every: want a duration of 0 or more, like 8d or 36h (0: no drill alert), not "999999d"`},
 		{"repository without url", minimal + "repository:\n  index_key: /k\n", `t.yaml:4: repository.url: required`},
 		{"repository bad scheme", minimal + "repository:\n  url: gs://b\n  index_key: /k\n", `t.yaml:5: repository.url: unknown scheme "gs" in "gs://b" (want s3://BUCKET[/PREFIX] or an absolute directory)`},
 		{"repository relative index_key", minimal + "repository:\n  url: s3://b\n  index_key: index.key\n", `t.yaml:6: repository.index_key: want an absolute path, not "index.key"`},
@@ -288,37 +322,6 @@ func TestLoadFileErrors(t *testing.T) {
 	_, err = Load(bad)
 	if got, want := err.Error(), bad+`:4: unknown key "bogus" in node`; got != want {
 		t.Errorf("bad file: got %q, want %q", got, want)
-	}
-}
-
-func TestParseWithin(t *testing.T) {
-	now := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in     string
-		want   Within
-		before time.Time
-	}{
-		{"30d", Within{Days: 30}, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
-		{"12h", Within{Hours: 12}, time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)},
-		{"1d12h", Within{Days: 1, Hours: 12}, time.Date(2026, 3, 30, 0, 0, 0, 0, time.UTC)},
-		{"12h1d", Within{Days: 1, Hours: 12}, time.Date(2026, 3, 30, 0, 0, 0, 0, time.UTC)},
-		{"1y6m", Within{Years: 1, Months: 6}, time.Date(2024, 10, 1, 12, 0, 0, 0, time.UTC)}, // Sept 31st normalizes to Oct 1st
-		{"0d", Within{}, now},
-	}
-	for _, tt := range tests {
-		got, err := ParseWithin(tt.in)
-		if err != nil || got != tt.want {
-			t.Errorf("ParseWithin(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
-			continue
-		}
-		if b := got.Before(now); !b.Equal(tt.before) {
-			t.Errorf("%q.Before(%v) = %v, want %v", tt.in, now, b, tt.before)
-		}
-	}
-	for _, in := range []string{"", "d", "30", "30s", "1d1d", "-1d", "1.5d", "99999999999999999999d"} {
-		if w, err := ParseWithin(in); err == nil {
-			t.Errorf("ParseWithin(%q) = %+v, want an error", in, w)
-		}
 	}
 }
 

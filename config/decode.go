@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/syncd/syncd/internal/span"
 )
 
 // decoder walks the yaml.Node tree of a file into a Config. It accepts
@@ -159,24 +161,47 @@ func (d *decoder) alerts(v *yaml.Node, path string, line int, a *Alerts) error {
 	}, line)
 }
 
-// duration decodes a Go duration ("30s", "4h") into *p; it must be above
-// floor, which want describes in the message. Null leaves *p zero, for the
-// default.
+// duration decodes an elapsed span ([span.ParseElapsed]: Go's "30s",
+// "4h", and days, "2d") into *p; it must be above floor, which want
+// describes in the message. Null leaves *p zero, for the default; the
+// empty string is an error.
 func (d *decoder) duration(p *time.Duration, floor time.Duration, want string) handler {
 	return func(v *yaml.Node, path string, line int) error {
+		if isNull(resolve(v)) {
+			*p = 0
+			return nil
+		}
 		var s string
 		if err := d.str(&s)(v, path, line); err != nil {
 			return err
 		}
-		if s == "" {
-			*p = 0
-			return nil
-		}
-		x, err := time.ParseDuration(s)
+		x, err := span.ParseElapsed(s)
 		if err != nil || x <= floor {
 			return d.errorf(line, path, "%s: want a duration %s, not %q", path, want, s)
 		}
 		*p = x
+		return nil
+	}
+}
+
+// calendar decodes a calendar span ([span.ParseCalendar], restic's
+// "1y2m3d4h") into *c; the message names the key and says what is wrong.
+// Null leaves *c zero; the empty string is an error.
+func (d *decoder) calendar(c *span.Calendar) handler {
+	return func(v *yaml.Node, path string, line int) error {
+		if isNull(resolve(v)) {
+			*c = span.Calendar{}
+			return nil
+		}
+		var s string
+		if err := d.str(&s)(v, path, line); err != nil {
+			return err
+		}
+		x, err := span.ParseCalendar(s)
+		if err != nil {
+			return d.errorf(line, path, "%s: %q: %v", path, s, err)
+		}
+		*c = x
 		return nil
 	}
 }
@@ -227,8 +252,8 @@ func (d *decoder) watch(v *yaml.Node, path string, line int, w *watchOverride) e
 			if err := d.str(&s)(v, path, line); err != nil || s == "" {
 				return err
 			}
-			x, err := time.ParseDuration(s)
-			if err != nil || x < 0 {
+			x, err := span.ParseElapsed(s)
+			if err != nil {
 				return d.errorf(line, path, "%s: want a duration like 100ms, 30s or 1h, not %q", path, s)
 			}
 			if *p == nil {
@@ -250,18 +275,32 @@ func (d *decoder) repository(v *yaml.Node, path string, line int, r *Repository)
 		"index_key":       d.str(&r.IndexKey),
 		"data_recipients": d.strs(&r.DataRecipients),
 		"schedule":        d.str(&r.Schedule),
-		"drill_every":     d.duration(&r.DrillEvery, -1, "of 0 or more, like 192h for 8 days (0: no drill alert)"),
+		"drill_every":     d.duration(&r.DrillEvery, -1, "of 0 or more, like 8d or 36h (0: no drill alert)"),
 		"retention": func(v *yaml.Node, path string, line int) error {
 			t := &r.Retention
 			return d.mapping(v, path, map[string]handler{
-				"keep_last":    d.int(&t.KeepLast),
-				"keep_hourly":  d.int(&t.KeepHourly),
-				"keep_daily":   d.int(&t.KeepDaily),
-				"keep_weekly":  d.int(&t.KeepWeekly),
-				"keep_monthly": d.int(&t.KeepMonthly),
-				"keep_yearly":  d.int(&t.KeepYearly),
-				"keep_within":  d.str(&t.KeepWithin),
-				"keep_tags":    d.strs(&t.KeepTags),
+				"keep_last":           d.int(&t.KeepLast),
+				"keep_hourly":         d.int(&t.KeepHourly),
+				"keep_daily":          d.int(&t.KeepDaily),
+				"keep_weekly":         d.int(&t.KeepWeekly),
+				"keep_monthly":        d.int(&t.KeepMonthly),
+				"keep_yearly":         d.int(&t.KeepYearly),
+				"keep_within":         d.calendar(&t.KeepWithin),
+				"keep_within_hourly":  d.calendar(&t.KeepWithinHourly),
+				"keep_within_daily":   d.calendar(&t.KeepWithinDaily),
+				"keep_within_weekly":  d.calendar(&t.KeepWithinWeekly),
+				"keep_within_monthly": d.calendar(&t.KeepWithinMonthly),
+				"keep_within_yearly":  d.calendar(&t.KeepWithinYearly),
+				"keep_tags":           d.strs(&t.KeepTags),
+				"group_by": func(v *yaml.Node, path string, line int) error {
+					if isNull(resolve(v)) {
+						return nil // host,paths
+					}
+					t.GroupBy = new(string)
+					return d.str(t.GroupBy)(v, path, line)
+				},
+				"tags":  d.strs(&t.Tags),
+				"paths": d.strs(&t.Paths),
 			}, line)
 		},
 	}, line)

@@ -278,14 +278,28 @@ func (v *validator) repository(c *Config) error {
 			return v.errorf("repository.retention."+n.key, "want 0 or more, not %d", n.n)
 		}
 	}
-	if t.KeepWithin != "" {
-		if _, err := ParseWithin(t.KeepWithin); err != nil {
-			return v.wrapf("repository.retention.keep_within", err, "%v", err)
+	for _, l := range []struct {
+		key  string
+		tags []string
+	}{{"keep_tags", t.KeepTags}, {"tags", t.Tags}} {
+		for i, tag := range l.tags {
+			if tag == "" {
+				return v.errorf(fmt.Sprintf("repository.retention.%s[%d]", l.key, i), "empty tag")
+			}
 		}
 	}
-	for i, tag := range t.KeepTags {
-		if tag == "" {
-			return v.errorf(fmt.Sprintf("repository.retention.keep_tags[%d]", i), "empty tag")
+	if t.GroupBy != nil {
+		for _, f := range strings.Split(*t.GroupBy, ",") {
+			switch f {
+			case "host", "hosts", "path", "paths", "tag", "tags", "":
+			default:
+				return v.errorf("repository.retention.group_by", "unknown field %q in %q: want host, paths and/or tags separated by commas, or \"\" for one group", f, *t.GroupBy)
+			}
+		}
+	}
+	for i, p := range t.Paths {
+		if t.Paths[i], err = v.absPath(fmt.Sprintf("repository.retention.paths[%d]", i), p); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/chunkstore/backend"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/internal/repotest"
+	"github.com/syncd/syncd/internal/span"
+	"github.com/syncd/syncd/retention"
 )
 
 // retentionDaemon is a daemon of node web1 with just what forget uses.
@@ -120,11 +123,92 @@ func TestForgetRetentionEmptyOrRefused(t *testing.T) {
 	}
 
 	// keep_within counts from the newest snapshot, not from now
-	d, _ = retentionDaemon(t, config.Retention{KeepWithin: "2d"})
+	d, _ = retentionDaemon(t, config.Retention{KeepWithin: span.Calendar{Days: 2}})
 	for day := 1; day <= 5; day++ {
 		save(t, d.repo, "web1", day, nil, "/srv/www")
 	}
 	if removed, err := d.forget(ctx, now.AddDate(1, 0, 0)); err != nil || len(removed) != 3 {
 		t.Errorf("keep_within 2d: forgot %d, %v; want 3", len(removed), err)
+	}
+}
+
+// TestForgetKeepsUnreadable: a snapshot object that cannot be read is kept
+// and logged, and the policy goes on with the others: the rule of syncd
+// forget (retention.Unreadable), not a forget that stops.
+func TestForgetKeepsUnreadable(t *testing.T) {
+	ctx := context.Background()
+	d, logs := retentionDaemon(t, config.Retention{KeepLast: 1})
+	for day := 1; day <= 4; day++ {
+		save(t, d.repo, "web1", day, nil, "/srv/www")
+	}
+	snaps, _, err := d.repo.Snapshots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := chunkstore.SnapshotName(snaps[1].ID()) // January 2
+	be := d.repo.Backend()
+	if err := be.Remove(ctx, damaged); err != nil {
+		t.Fatal(err)
+	}
+	if err := backend.SaveBytes(ctx, be, damaged, []byte("not a snapshot")); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := d.forget(ctx, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("forget with an unreadable snapshot: forgot %d, %v; want the 2 readable ones keep_last does not keep", len(removed), err)
+	}
+	if _, err := be.Stat(ctx, damaged); err != nil {
+		t.Errorf("the unreadable snapshot was not kept: %v", err)
+	}
+	snaps, bad, err := d.repo.Snapshots(ctx)
+	if err != nil || len(bad) != 1 || len(snaps) != 1 || snaps[0].Time.Day() != 4 {
+		t.Errorf("left %d readable (want January 4 only), %d unreadable (want 1), %v", len(snaps), len(bad), err)
+	}
+	if !strings.Contains(logs.String(), damaged+" cannot be read, kept (not forgotten)") {
+		t.Errorf("the log does not say the unreadable snapshot was kept:\n%s", logs)
+	}
+}
+
+// TestForgetRetentionLikeRestic: keep_within_*, group_by, tags and paths
+// of the config reach the policy.
+func TestForgetRetentionLikeRestic(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	one := ""
+	// one group for all paths; only the snapshots tagged nightly and
+	// including /srv/www are looked at; the newest of each day within 2 days
+	d, _ := retentionDaemon(t, config.Retention{KeepWithinDaily: span.Calendar{Days: 2}, GroupBy: &one,
+		Tags: []string{"nightly"}, Paths: []string{"/srv/www"}})
+	for day := 1; day <= 5; day++ {
+		save(t, d.repo, "web1", day, []string{"nightly"}, "/srv/www", "/srv/data")
+		save(t, d.repo, "web1", day, []string{"nightly"}, "/srv/www")
+		save(t, d.repo, "web1", day, nil, "/srv/www")           // not tagged: not looked at
+		save(t, d.repo, "web1", day, []string{"nightly"}, "/x") // without /srv/www: not looked at
+	}
+	removed, err := d.forget(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// days 4 and 5 (after the cut-off of January 3, 03:00) keep one each of
+	// their two snapshots; days 1 to 3 lose both
+	if len(removed) != 8 {
+		t.Errorf("forgot %d, want 8", len(removed))
+	}
+	if n := len(left(t, d.repo)); n != 12 {
+		t.Errorf("left %d, want 12", n)
+	}
+}
+
+// TestGroupByConfigAsRestic: what config accepts as group_by is what
+// retention.ParseGroupBy reads (config cannot import retention, so it
+// checks the value itself).
+func TestGroupByConfigAsRestic(t *testing.T) {
+	for _, s := range []string{"host", "hosts,path", "paths,tags", "tag", "", ",", "host,", "node", "host, paths", "HOST", "host;paths"} {
+		yaml := "node: {name: web1, state_dir: /var/lib/syncd}\nrepository: {url: /srv/b, index_key: /k, retention: {keep_last: 1, group_by: '" + s + "'}}\n"
+		_, cerr := config.Parse([]byte(yaml), "t.yaml")
+		_, rerr := retention.ParseGroupBy(s)
+		if (cerr == nil) != (rerr == nil) {
+			t.Errorf("group_by %q: config %v, retention %v", s, cerr, rerr)
+		}
 	}
 }

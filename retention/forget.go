@@ -114,6 +114,16 @@ func Plan(snaps []*chunkstore.Snapshot, p Policy, f Filter, by GroupBy, all bool
 	return groups, nil
 }
 
+// Unreadable is the one rule syncd forget and the daemon's forget follow
+// for a snapshot object that cannot be read (damaged, or not decryptable
+// with the index key): it is kept, since what it holds and which group it
+// belongs to are unknown, the policy is applied to the readable snapshots
+// as if it were not there (restic skips such a snapshot too), and it is
+// reported. Unreadable returns the one line that reports e.
+func Unreadable(e *chunkstore.SnapshotError) string {
+	return fmt.Sprintf("%s cannot be read, kept (not forgotten): %s", e.Name, strings.TrimPrefix(e.Err.Error(), e.Name+": "))
+}
+
 // Forget deletes the snapshot objects of every group's Drop, with up to
 // eight deletions at a time, and returns the snapshots it deleted, in the
 // order of groups. A snapshot object already gone (another forget) counts

@@ -65,7 +65,7 @@ type Group struct {
 	Reasons []Reason               // Reasons[i] is why Keep[i] stays
 }
 
-// String names the group as restic does: "host web1, path [/a /b], tags
+// String names the group: "host web1, paths [/a /b], tags
 // [x]", the fields the grouping uses; "" for the one group of no
 // grouping.
 func (g Group) String() string {
@@ -74,7 +74,7 @@ func (g Group) String() string {
 		parts = append(parts, "host "+g.Host)
 	}
 	if len(g.Paths) > 0 {
-		parts = append(parts, "path ["+strings.Join(g.Paths, " ")+"]")
+		parts = append(parts, "paths ["+strings.Join(g.Paths, " ")+"]")
 	}
 	if len(g.Tags) > 0 {
 		parts = append(parts, "tags ["+strings.Join(g.Tags, " ")+"]")

@@ -76,7 +76,7 @@ func TestGroupBy(t *testing.T) {
 	}{
 		{GroupBy{}, []string{": 4"}},
 		{GroupBy{Host: true}, []string{"host web1: 2", "host web2: 2"}},
-		{GroupBy{Paths: true}, []string{"path [/a]: 3", "path [/b]: 1"}},
+		{GroupBy{Paths: true}, []string{"paths [/a]: 3", "paths [/b]: 1"}},
 		// the order of the tags does not matter; no tags is a group too
 		{GroupBy{Tags: true}, []string{": 2", "tags [x y]: 2"}},
 		{GroupBy{Host: true, Tags: true}, []string{"host web1: 1", "host web1, tags [x y]: 1", "host web2: 1", "host web2, tags [x y]: 1"}},

@@ -56,7 +56,8 @@ func (c countFlag) Set(s string) error {
 
 func (c countFlag) Type() string { return "n" }
 
-// durationFlag is --keep-within: restic's 1y2m3d4h.
+// durationFlag is a --keep-within flag: restic's 1y2m3d4h
+// ([span.ParseCalendar]).
 type durationFlag struct{ d *retention.Duration }
 
 func (f durationFlag) String() string {
@@ -77,37 +78,70 @@ func (f durationFlag) Set(s string) error {
 
 func (f durationFlag) Type() string { return "duration" }
 
+// groupByFlag is --group-by: restic's host,paths,tags.
+type groupByFlag struct{ g *retention.GroupBy }
+
+func (f groupByFlag) String() string {
+	if f.g == nil {
+		return ""
+	}
+	return f.g.String()
+}
+
+func (f groupByFlag) Set(s string) error {
+	g, err := retention.ParseGroupBy(s)
+	if err != nil {
+		return err
+	}
+	*f.g = g
+	return nil
+}
+
+func (f groupByFlag) Type() string { return "fields" }
+
+// tagLists splits each a,b into a list, restic's --tag and --keep-tag.
+func tagLists(flags []string) [][]string {
+	var out [][]string
+	for _, t := range flags {
+		var l []string
+		for _, s := range strings.Split(t, ",") {
+			l = append(l, strings.TrimSpace(s))
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
 func forgetCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var p retention.Policy
-	var tags, hosts []string
+	var filter retention.Filter
+	by := retention.DefaultGroupBy
+	var keepTags, tags []string
 	var dryRun, asJSON, all, prune bool
 	cmd := &cobra.Command{
-		Use:   "forget --repo R --index-key F [--dry-run] [--json] [--keep-… ]… [--host H]… [--all] [--prune]",
+		Use:   "forget --repo R --index-key F [--dry-run] [--json] [--keep-… ]… [--group-by G] [--host H]… [--tag T]… [--path P]… [--all] [--prune]",
 		Short: "Remove the snapshots a retention policy does not keep",
-		Long: `forget groups the snapshots by host and paths and applies the policy to each
-group, as restic forget does (docs/RETENTION.md): every --keep rule adds to
-what is kept; a group's newest snapshot for --keep-within is the newest of
-that group, not the current time. It deletes the snapshot objects of the
-snapshots not kept; the data only they referenced stays until a prune.
+		Long: `forget groups the snapshots by host and paths (--group-by) and applies the
+policy to each group, as restic forget does (docs/RETENTION.md): every --keep
+rule adds to what is kept; a group's newest snapshot for the --keep-within
+rules is the newest of that group, not the current time. --host, --tag and
+--path limit it to some snapshots. It deletes the snapshot objects of the
+snapshots not kept; the data only they referenced stays until a prune. A
+snapshot object that cannot be read is kept, with a warning.
 
 A policy that keeps no snapshot of some group is refused, and nothing is
 deleted, unless --all is given. --all without any --keep rule removes every
-snapshot of the hosts given with --host.`,
+snapshot that --host, --tag and --path let through.`,
 		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, t := range tags {
-				var l []string
-				for _, s := range strings.Split(t, ",") {
-					l = append(l, strings.TrimSpace(s))
-				}
-				p.Tags = append(p.Tags, l)
-			}
+			p.Tags = tagLists(keepTags)
+			filter.Tags = tagLists(tags)
 			if p.IsZero() && !all {
-				return cli.Usage("no policy given: use --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly, --keep-within or --keep-tag")
+				return cli.Usage("no policy given: use --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly, --keep-within, --keep-within-hourly (-daily, -weekly, -monthly, -yearly) or --keep-tag")
 			}
-			if p.IsZero() && len(hosts) == 0 {
-				return cli.Usage("--all without a --keep rule removes every snapshot: give the --host whose snapshots go")
+			if p.IsZero() && filter.IsZero() {
+				return cli.Usage("--all without a --keep rule removes every snapshot: give the --host, --tag or --path whose snapshots go")
 			}
 			if prune && pruneAfterForget == nil {
 				return errPruneMissing
@@ -135,9 +169,9 @@ snapshot of the hosts given with --host.`,
 				return err
 			}
 			for _, e := range bad {
-				fmt.Fprintf(os.Stderr, "syncd: %s unreadable, left alone: %v\n", e.Name, e.Err)
+				fmt.Fprintf(os.Stderr, "syncd: warning: %s\n", retention.Unreadable(e))
 			}
-			groups, err := retention.Plan(snaps, p, retention.Filter{Hosts: hosts}, retention.DefaultGroupBy, all)
+			groups, err := retention.Plan(snaps, p, filter, by, all)
 			var eg *retention.EmptyGroupError
 			if errors.As(err, &eg) {
 				return fmt.Errorf("%w; nothing was removed (--all allows it)", err)
@@ -191,8 +225,17 @@ snapshot of the hosts given with --host.`,
 		fl.Var(countFlag{c.n}, c.name, "keep "+c.what+" (n or unlimited)")
 	}
 	fl.Var(durationFlag{&p.Within}, "keep-within", "keep the snapshots newer than this span before the group's newest, like 1y2m3d4h (m: months)")
-	fl.StringArrayVar(&tags, "keep-tag", nil, "keep the snapshots that have all these comma-separated tags (repeatable: any of the lists)")
-	fl.StringArrayVar(&hosts, "host", nil, "only look at the snapshots of this host (repeatable)")
+	for _, w := range []struct {
+		unit string
+		d    *retention.Duration
+	}{{"hourly", &p.WithinHourly}, {"daily", &p.WithinDaily}, {"weekly", &p.WithinWeekly}, {"monthly", &p.WithinMonthly}, {"yearly", &p.WithinYearly}} {
+		fl.Var(durationFlag{w.d}, "keep-within-"+w.unit, "keep the "+w.unit+" snapshots newer than this span before the group's newest, like 1y2m3d4h")
+	}
+	fl.StringArrayVar(&keepTags, "keep-tag", nil, "keep the snapshots that have all these comma-separated tags (repeatable: any of the lists)")
+	fl.Var(groupByFlag{&by}, "group-by", "group the snapshots by host, paths and/or tags, comma-separated ('' for one group)")
+	fl.StringArrayVar(&filter.Hosts, "host", nil, "only look at the snapshots of this host (repeatable)")
+	fl.StringArrayVar(&tags, "tag", nil, "only look at the snapshots with all these comma-separated tags (repeatable: any of the lists)")
+	fl.StringArrayVar(&filter.Paths, "path", nil, "only look at the snapshots that include this absolute path (repeatable: all of them)")
 	fl.BoolVar(&all, "all", false, "allow removing every snapshot of a group")
 	fl.BoolVar(&prune, "prune", false, "prune the repository after removing snapshots")
 	return cmd
@@ -212,7 +255,11 @@ func dropped(groups []retention.Group) int {
 func printGroups(w io.Writer, p retention.Policy, groups []retention.Group) {
 	fmt.Fprintf(w, "applying policy: %s\n", p)
 	for _, g := range groups {
-		fmt.Fprintf(w, "\nhost %s, paths [%s]: keep %d, remove %d\n", g.Host, strings.Join(g.Paths, " "), len(g.Keep), len(g.Drop))
+		name := g.String()
+		if name == "" {
+			name = "all snapshots (--group-by '')"
+		}
+		fmt.Fprintf(w, "\n%s: keep %d, remove %d\n", name, len(g.Keep), len(g.Drop))
 		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 		line := func(what string, sn *chunkstore.Snapshot, why string) {
 			tags := "-"
@@ -243,7 +290,9 @@ type jsonSnapshot struct {
 }
 
 // jsonGroup is a group in --json output, with restic forget --json's keys.
+// A field the grouping does not use is empty (null for paths and tags).
 type jsonGroup struct {
+	Tags    []string       `json:"tags"`
 	Host    string         `json:"host"`
 	Paths   []string       `json:"paths"`
 	Keep    []jsonSnapshot `json:"keep"`
@@ -266,7 +315,7 @@ func jsonGroups(groups []retention.Group) []jsonGroup {
 	}
 	out := []jsonGroup{}
 	for _, g := range groups {
-		jg := jsonGroup{Host: g.Host, Paths: g.Paths, Keep: []jsonSnapshot{}, Remove: []jsonSnapshot{}, Reasons: []jsonReason{}}
+		jg := jsonGroup{Tags: g.Tags, Host: g.Host, Paths: g.Paths, Keep: []jsonSnapshot{}, Remove: []jsonSnapshot{}, Reasons: []jsonReason{}}
 		for i, sn := range g.Keep {
 			jg.Keep = append(jg.Keep, conv(sn))
 			jg.Reasons = append(jg.Reasons, jsonReason{Snapshot: conv(sn), Matches: g.Reasons[i].Matches})
