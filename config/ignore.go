@@ -1,45 +1,70 @@
 package config
 
 import (
+	"errors"
 	"fmt"
-	"path"
 	"strings"
 )
 
 // Matcher decides which paths of a folder its ignore patterns exclude. It
 // is immutable and safe for concurrent use.
 //
-// Patterns follow gitignore:
-//   - "*" matches any run of characters but "/", "?" one such character,
-//     "[a-z]" and "[!a-z]" (or "[^a-z]") a character in or out of a
-//     class, "\" escapes the next character (path.Match within one
-//     path segment);
-//   - "**" as a whole segment matches any number of segments: "**/x"
-//     matches x at any depth, "x/**" everything inside x (not x itself),
-//     "a/**/b" b below a at any depth, including a/b;
+// Each pattern is one line of a .gitignore at the folder root, and
+// matches what git 2.39 matches with it (git check-ignore is the test's
+// oracle):
+//   - "*" matches any run of bytes but "/", "?" any one byte but "/"
+//     (bytes, as in git: "é" is two); "[a-z]", "[!a-z]" or "[^a-z]" one
+//     byte in or out of a class, which may hold the POSIX classes
+//     "[:alnum:]", "[:alpha:]", "[:blank:]", "[:cntrl:]", "[:digit:]",
+//     "[:graph:]", "[:lower:]", "[:print:]", "[:punct:]", "[:space:]",
+//     "[:upper:]" and "[:xdigit:]" (ASCII only), and "]" as its first
+//     member; "\" makes the next character literal ("\*", "\[", "\ ",
+//     "\#", "\!", "\\");
+//   - "**" (or a longer run of stars) as a whole segment matches any
+//     number of segments: "**/x" matches x at any depth, "x/**"
+//     everything inside x (not x itself), "a/**/b" b below a at any
+//     depth, including a/b;
 //   - a pattern with a "/" at its start or in its middle is anchored to the
 //     folder root ("/x" is the root's x only, "a/b" only a/b); one without
-//     matches the last segment at any depth ("*.tmp" is **/*.tmp);
+//     matches the last segment at any depth ("*.tmp" is **/*.tmp), where
+//     "**" is just "*";
 //   - a trailing "/" matches directories only;
 //   - a leading "!" negates: a path that a later "!" pattern matches is
-//     not ignored; the last pattern that matches a path decides ("\!"
-//     starts a pattern with a literal "!").
+//     not ignored; the last pattern that matches a path decides. A path
+//     inside an ignored directory stays ignored whatever the patterns
+//     say of it: as with git, it cannot be re-included.
 //
-// Unlike a .gitignore file, a pattern is taken as written: "#" starts no
-// comment and trailing spaces are kept.
+// A YAML list is not a .gitignore file, so what git would silently read
+// otherwise than as written is refused (see [NewMatcher]): a pattern
+// starting with "#" (a comment to git; write "\#"), one ending in an
+// unescaped space (git drops it; write "\ "), an empty one, and forms
+// that git never matches or matches against its own documentation.
 type Matcher struct {
 	pats []pattern
 }
 
 type pattern struct {
-	text    string   // as written, for errors
-	segs    []string // path.Match patterns, or "**"
-	negate  bool
-	dirOnly bool
+	text     string    // as written, for errors
+	segs     []segment // anchored: one per path segment; else the base name
+	anchored bool
+	negate   bool
+	dirOnly  bool
 }
 
-// NewMatcher compiles patterns, in order. A malformed pattern is an error
-// that quotes it.
+// A segment is a glob for one path segment, or "**".
+type segment struct {
+	g        glob
+	globstar bool // any number of segments, none included
+}
+
+// NewMatcher compiles patterns, in order. A pattern syncd refuses is an
+// error that quotes it and says why, on one line: an empty pattern, a
+// line break, carriage return or NUL in it, a leading "#", a trailing
+// unescaped space, a lone trailing "\", an unclosed "[", an unknown
+// "[:name:]", a non-ASCII character or "/" inside "[...]", "\/", an empty
+// segment ("a//b"), a "." or ".." segment, and in a pattern with a "/",
+// "**" that is not a whole segment ("a/b**/c": git matches that as
+// "a/b*/**/c" although its documentation says "a/b*/c").
 func NewMatcher(patterns []string) (*Matcher, error) {
 	m := &Matcher{pats: make([]pattern, 0, len(patterns))}
 	for _, s := range patterns {
@@ -52,69 +77,115 @@ func NewMatcher(patterns []string) (*Matcher, error) {
 	return m, nil
 }
 
+// Reasons a pattern is refused beyond those of [tokenize].
+var (
+	errEmpty         = errors.New("empty")
+	errLineBreak     = errors.New("holds a line break, carriage return or NUL, which a .gitignore line cannot")
+	errComment       = errors.New(`starts with "#", a comment in .gitignore: write "\#" for a name starting with "#"`)
+	errTrailingSpace = errors.New(`ends in a space, which .gitignore drops: remove it, or write "\ " to match one`)
+	errEmptySegment  = errors.New("empty path segment (//)")
+	errDotSegment    = errors.New(`a "." or ".." segment, which no path has`)
+	errPartialStars  = errors.New(`"**" that is not a whole path segment: write "*" within a segment, "/**/" across segments`)
+)
+
 func compile(s string) (pattern, error) {
 	p := pattern{text: s}
+	bad := func(err error) (pattern, error) {
+		return p, fmt.Errorf("bad pattern %q: %w", s, err)
+	}
+	switch {
+	case strings.ContainsAny(s, "\n\r\x00"):
+		return bad(errLineBreak)
+	case s == "":
+		return bad(errEmpty)
+	case s[0] == '#':
+		return bad(errComment)
+	case trailingSpace(s):
+		return bad(errTrailingSpace)
+	}
 	rest := s
-	if strings.HasPrefix(rest, "!") {
+	if rest[0] == '!' {
 		p.negate, rest = true, rest[1:]
 	}
 	if strings.HasSuffix(rest, "/") {
 		p.dirOnly, rest = true, rest[:len(rest)-1]
 	}
-	anchored := strings.Contains(rest, "/")
+	p.anchored = strings.Contains(rest, "/")
 	rest = strings.TrimPrefix(rest, "/")
 	if rest == "" {
-		return p, fmt.Errorf("bad pattern %q: empty", s)
+		return bad(errEmpty)
 	}
-	if !anchored {
-		p.segs = append(p.segs, "**")
+	toks, err := tokenize(rest)
+	if err != nil {
+		return bad(err)
 	}
-	for _, seg := range strings.Split(rest, "/") {
+	for _, g := range splitSegs(toks) {
 		switch {
-		case seg == "":
-			return p, fmt.Errorf("bad pattern %q: empty path segment (//)", s)
-		case seg == "**":
-			if len(p.segs) > 0 && p.segs[len(p.segs)-1] == "**" {
-				continue // "**/**" is "**"
+		case len(g) == 0:
+			return bad(errEmptySegment)
+		case isDots(g):
+			return bad(errDotSegment)
+		case !p.anchored:
+			p.segs = append(p.segs, segment{g: g})
+		case g.isDoubleStar():
+			if n := len(p.segs); n == 0 || !p.segs[n-1].globstar {
+				p.segs = append(p.segs, segment{globstar: true}) // "**/**" is "**"
 			}
+		case g.hasDoubleStar():
+			return bad(errPartialStars)
 		default:
-			seg = bangClass(seg)
-			if _, err := path.Match(seg, ""); err != nil {
-				return p, fmt.Errorf("bad pattern %q: %v", s, err)
-			}
+			p.segs = append(p.segs, segment{g: g})
 		}
-		p.segs = append(p.segs, seg)
+	}
+	if n := len(p.segs); p.segs[n-1].globstar {
+		// A trailing "**" matches one segment or more: "x/**" is what is
+		// inside x, not x.
+		p.segs = append(p.segs[:n-1], segment{g: glob{{kind: tokStar}}}, segment{globstar: true})
 	}
 	return p, nil
 }
 
-// bangClass rewrites the gitignore negated class "[!...]" into path.Match's
-// "[^...]".
-func bangClass(seg string) string {
-	if !strings.Contains(seg, "[!") {
-		return seg
-	}
-	b := []byte(seg)
-	inClass := false
-	for i := 0; i < len(b); i++ {
-		switch {
-		case b[i] == '\\':
-			i++ // an escaped character
-		case !inClass && b[i] == '[':
-			inClass = true
-			j := i + 1
-			if j < len(b) && b[j] == '!' {
-				b[j] = '^'
+// trailingSpace reports whether git would drop spaces from the end of the
+// .gitignore line s: an unescaped space ends it.
+func trailingSpace(s string) bool {
+	last := -1
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ':
+			if last < 0 {
+				last = i
 			}
-			if j < len(b) && b[j] == '^' {
-				j++
-			}
-			i = j - 1
-		case inClass && b[i] == ']':
-			inClass = false
+		case '\\':
+			i++
+			last = -1
+		default:
+			last = -1
 		}
 	}
-	return string(b)
+	return last >= 0
+}
+
+// splitSegs splits tokens at each "/".
+func splitSegs(toks []globTok) []glob {
+	segs := []glob{nil}
+	for _, t := range toks {
+		if t.kind == tokSlash {
+			segs = append(segs, nil)
+			continue
+		}
+		segs[len(segs)-1] = append(segs[len(segs)-1], t)
+	}
+	return segs
+}
+
+// isDots reports whether g is the literal "." or "..".
+func isDots(g glob) bool {
+	for _, t := range g {
+		if t.kind != tokLit || t.b != '.' {
+			return false
+		}
+	}
+	return len(g) <= 2
 }
 
 // Match reports whether rel, a slash-separated path relative to the
@@ -144,35 +215,48 @@ func (m *Matcher) decide(segs []string, isDir bool) bool {
 		if p.dirOnly && !isDir {
 			continue
 		}
-		if matchSegs(p.segs, segs) {
+		if p.match(segs) {
 			return !p.negate
 		}
 	}
 	return false
 }
 
-// matchSegs matches path segments against pattern segments, "**" standing
-// for any number of segments (at least one when it ends the pattern).
-func matchSegs(pat, name []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			if len(pat) == 1 {
-				return len(name) > 0
-			}
-			for i := 0; i < len(name); i++ {
-				if matchSegs(pat[1:], name[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(name) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], name[0]); !ok {
-			return false
-		}
-		pat, name = pat[1:], name[1:]
+// match reports whether the path segments name match p.
+func (p *pattern) match(name []string) bool {
+	if !p.anchored {
+		return p.segs[0].g.match(name[len(name)-1])
 	}
-	return len(name) == 0
+	return matchSegs(p.segs, name)
+}
+
+// matchSegs matches path segments against pattern segments, a globstar
+// standing for any number of segments. As in [glob.match], one
+// backtracking point is exact: every other pattern segment matches
+// exactly one path segment.
+func matchSegs(pat []segment, name []string) bool {
+	p, n := 0, 0
+	star, mark := -1, 0
+	for n < len(name) {
+		if p < len(pat) {
+			if pat[p].globstar {
+				star, mark = p, n
+				p++
+				continue
+			}
+			if pat[p].g.match(name[n]) {
+				p, n = p+1, n+1
+				continue
+			}
+		}
+		if star < 0 {
+			return false
+		}
+		mark++
+		p, n = star+1, mark
+	}
+	for p < len(pat) && pat[p].globstar {
+		p++
+	}
+	return p == len(pat)
 }
