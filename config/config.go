@@ -152,7 +152,7 @@ type Folder struct {
 	Path   string   // path: absolute, cleaned; never inside another folder or the state dir
 	Mode   Mode     // mode: DefaultMode when left out
 	Peers  []string // peers: names from Config.Peers
-	Ignore []string // ignore: gitignore-style patterns, see [NewMatcher]
+	Ignore []string // ignore: gitignore patterns, one .gitignore line each, see [Matcher]
 	// Watch is the top-level Config.Watch with this folder's own watch:
 	// block, if any, applied over it.
 	Watch Watch

@@ -371,3 +371,27 @@ func checkEscaped(t *testing.T, rel string) {
 		}
 	}
 }
+
+// TestIgnoreEscapesInYAML checks what deploy/syncd.yaml and the README
+// tell: escapes go in single quotes; in double quotes YAML reads "\#"
+// itself and refuses it.
+func TestIgnoreEscapesInYAML(t *testing.T) {
+	folder := "folders:\n  - id: www\n    path: /var/www\n"
+	c, err := Parse([]byte(minimal+folder+`    ignore: ['\#x', 'a\ ', "[[:digit:]]"]`+"\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMatcher(c.Folders[0].Ignore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"#x", "a ", "sub/7"} {
+		if !m.Match(rel, false) {
+			t.Errorf("%q: Match(%q) = false, want true", c.Folders[0].Ignore, rel)
+		}
+	}
+	_, err = Parse([]byte(minimal+folder+`    ignore: ["\#x"]`+"\n"), "t.yaml")
+	if err == nil || !strings.Contains(err.Error(), "escape") {
+		t.Errorf(`"\#x" in double quotes: got %v, want a YAML escape error`, err)
+	}
+}
