@@ -68,6 +68,7 @@ func tzFor(t time.Time) string {
 type forgetOutput []struct {
 	Host    string   `json:"host"`
 	Paths   []string `json:"paths"`
+	Tags    []string `json:"tags"`
 	Reasons []struct {
 		Snapshot struct {
 			Time time.Time `json:"time"`
@@ -81,7 +82,9 @@ func (f forgetOutput) kept() []string {
 	var out []string
 	for _, g := range f {
 		for _, r := range g.Reasons {
-			out = append(out, fmt.Sprintf("%s %v: %s %s", g.Host, g.Paths, r.Snapshot.Time.UTC().Format(time.RFC3339), strings.Join(r.Matches, "; ")))
+			tags := slices.Clone(g.Tags)
+			slices.Sort(tags)
+			out = append(out, fmt.Sprintf("%s %v %v: %s %s", g.Host, g.Paths, tags, r.Snapshot.Time.UTC().Format(time.RFC3339), strings.Join(r.Matches, "; ")))
 		}
 	}
 	slices.Sort(out)
@@ -90,8 +93,9 @@ func (f forgetOutput) kept() []string {
 
 // TestForgetLikeRestic writes one history into a syncd and a restic
 // repository (snapshot and backup with --time, --host, --tag) and runs
-// the same forget flags with both binaries: they keep the same snapshots
-// for the same reasons.
+// the same forget flags with both binaries (counts, keep-within and
+// keep-within-<unit>, keep-tag, --group-by, --host, --tag and --path):
+// they keep the same snapshots for the same reasons.
 func TestForgetLikeRestic(t *testing.T) {
 	restic := tool(t, "restic")
 	r := newRepo(t)
@@ -144,6 +148,11 @@ func TestForgetLikeRestic(t *testing.T) {
 		{"--keep-daily", "10", "--keep-weekly", "4", "--keep-monthly", "3", "--keep-yearly", "unlimited"},
 		{"--keep-within", "1y1m", "--keep-tag", "important"},
 		{"--keep-tag", "daily,manual", "--keep-hourly", "2"},
+		{"--keep-within-daily", "2m", "--keep-within-weekly", "6m", "--keep-within-yearly", "2y"},
+		{"--group-by", "tags", "--keep-last", "2"},
+		{"--group-by", "", "--keep-monthly", "6", "--keep-within-hourly", "1d"},
+		{"--tag", "important", "--tag", "daily,manual", "--keep-weekly", "3"},
+		{"--host", "beta", "--path", src, "--keep-within-monthly", "4m"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var ours, theirs forgetOutput

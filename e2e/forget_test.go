@@ -165,3 +165,30 @@ func TestForgetBadInput(t *testing.T) {
 		t.Errorf("after --all %d snapshots, want web2's 1", len(got))
 	}
 }
+
+// TestForgetKeepsUnreadable: a snapshot object that cannot be read is kept
+// with one warning line, and the policy is applied to the others (the
+// daemon follows the same rule: daemon.TestForgetKeepsUnreadable).
+func TestForgetKeepsUnreadable(t *testing.T) {
+	r, _ := forgetRepo(t)
+	objs := objects(t, r, "snapshots")
+	damaged := objs[0]
+	if err := os.WriteFile(damaged, []byte("not a snapshot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, nil, "syncd", append([]string{"forget"}, r.flags("--keep-last", "1")...)...)
+	if res.code != 0 {
+		t.Fatalf("forget with an unreadable snapshot: %s", res)
+	}
+	name := "snapshots/" + filepath.Base(damaged)
+	if want := "syncd: warning: " + name + " cannot be read, kept (not forgotten): "; !strings.HasPrefix(res.stderr, want) || strings.Count(res.stderr, "\n") != 1 {
+		t.Errorf("stderr %q, want one line starting %q", res.stderr, want)
+	}
+	if _, err := os.Stat(damaged); err != nil {
+		t.Errorf("the unreadable snapshot was not kept: %v", err)
+	}
+	// web1's newest readable and web2's one stay, with the unreadable one
+	if got := snapshotIDs(t, r); len(got) != 3 || !slices.Contains(got, filepath.Base(damaged)) {
+		t.Errorf("left %v, want 3 with %s", got, filepath.Base(damaged))
+	}
+}
