@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/syncd/syncd/transfer/tlsid"
@@ -34,6 +35,12 @@ const (
 type client struct {
 	hc   *http.Client
 	base string // https://address
+
+	// comp picks raw or compressed blocks (nil: the single zstd stream of
+	// protocol 1); frames says the peer serves framed responses (its
+	// hello lists wire.FeatureFrames).
+	comp   *chooser
+	frames atomic.Bool
 }
 
 // newClient returns a client of the peer peerID at address whose
@@ -119,18 +126,57 @@ func (c *client) index(ctx context.Context, folder string, since uint64, wait ti
 	return wire.ReadIndex(resp.Body)
 }
 
-// blocks asks for the blocks of q and calls fn with each in order.
+// blockReader is a block response as the client reads it.
+type blockReader interface {
+	Next(buf []byte, length uint32) ([]byte, bool, error)
+	Close()
+}
+
+// blocks asks for the blocks of q and calls fn with each in order: raw or
+// compressed as c.comp picks, when the peer serves framed responses.
 func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
-	resp, err := c.do(ctx, http.MethodPost, "/v1/blocks", url.Values{"folder": {folder}}, q.Append(nil))
+	params := url.Values{"folder": {folder}}
+	framed, zstd := c.comp != nil && c.frames.Load(), false
+	if framed {
+		zstd = c.comp.pick()
+		params.Set("compress", map[bool]string{false: "raw", true: "zstd"}[zstd])
+	}
+	start := time.Now()
+	resp, err := c.do(ctx, http.MethodPost, "/v1/blocks", params, q.Append(nil))
 	if err != nil {
+		if framed {
+			c.comp.observe(zstd, 0, 0) // a probe that failed is no longer out
+		}
 		return err
 	}
 	defer resp.Body.Close()
-	br, err := wire.NewBlockReader(resp.Body)
+	var br blockReader
+	if framed {
+		br, err = wire.NewFrameReader(resp.Body, zstd)
+	} else {
+		br, err = wire.NewBlockReader(resp.Body)
+	}
 	if err != nil {
+		if framed {
+			c.comp.observe(zstd, 0, 0)
+		}
 		return err
 	}
 	defer br.Close()
+	if err := readBlocks(br, q, fn); err != nil {
+		if framed {
+			c.comp.observe(zstd, 0, 0)
+		}
+		return err
+	}
+	if framed {
+		c.comp.observe(zstd, q.Bytes(), time.Since(start))
+	}
+	return nil
+}
+
+// readBlocks reads the blocks of q from br and calls fn with each.
+func readBlocks(br blockReader, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 	var buf []byte
 	for i, f := range q.Files {
 		for j, b := range f.Blocks {

@@ -29,6 +29,9 @@ type rogue struct {
 	node  *testNode // its identity and config
 	index atomic.Value
 	hits  atomic.Int64
+	// framed, if set, answers block requests (framed responses: its hello
+	// says so) with what it returns for the request's compress= value
+	framed func(q wire.BlockRequest, compress string) []byte
 }
 
 // serve starts the rogue's server; index returns the body of each index
@@ -39,8 +42,12 @@ func (r *rogue) serve(t *testing.T, victim *testNode, index func() []byte) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/hello", func(w http.ResponseWriter, req *http.Request) {
 		fp := chunkstore.MirrorChunking().Fingerprint()
-		json.NewEncoder(w).Encode(wire.Hello{Protocol: wire.Protocol, Node: "evil",
-			Folders: []wire.HelloFolder{{ID: "www", Chunking: fp.String()}}})
+		h := wire.Hello{Protocol: wire.Protocol, Node: "evil",
+			Folders: []wire.HelloFolder{{ID: "www", Chunking: fp.String()}}}
+		if r.framed != nil {
+			h.Features = []string{wire.FeatureFrames}
+		}
+		json.NewEncoder(w).Encode(h)
 	})
 	mux.HandleFunc("GET /v1/index", func(w http.ResponseWriter, req *http.Request) {
 		r.hits.Add(1)
@@ -50,6 +57,10 @@ func (r *rogue) serve(t *testing.T, victim *testNode, index func() []byte) {
 		q, err := wire.DecodeBlockRequest(mustRead(req.Body))
 		if err != nil {
 			http.Error(w, err.Error(), 400)
+			return
+		}
+		if r.framed != nil {
+			w.Write(r.framed(q, req.URL.Query().Get("compress")))
 			return
 		}
 		bw, _ := wire.NewBlockWriter(w)

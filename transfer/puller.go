@@ -74,6 +74,7 @@ const (
 func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 	send, recv := n.peerLimits(p.Name)
 	c := newClient(n.id, pid, p.Address, send, recv)
+	c.comp = newChooser(p.Compression, n.now)
 	if n.reps[f] == nil {
 		n.reps[f] = new(reporters)
 	}
@@ -143,6 +144,7 @@ func (p *puller) session(ctx context.Context) error {
 	if h.Protocol != wire.Protocol {
 		return fmt.Errorf("peer speaks protocol %d, this node %d", h.Protocol, wire.Protocol)
 	}
+	p.c.frames.Store(slices.Contains(h.Features, wire.FeatureFrames))
 	i := slices.IndexFunc(h.Folders, func(hf wire.HelloFolder) bool { return hf.ID == p.f.Config.ID })
 	if i < 0 {
 		return fmt.Errorf("peer does not share folder %s with this node", p.f.Config.ID)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/tlsid"
 	"github.com/syncd/syncd/transfer/wire"
@@ -88,7 +89,8 @@ func (n *Node) serveHello(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, http.StatusForbidden, err)
 		return
 	}
-	h := wire.Hello{Protocol: wire.Protocol, Node: n.cfg.Node.Name, Folders: []wire.HelloFolder{}}
+	h := wire.Hello{Protocol: wire.Protocol, Node: n.cfg.Node.Name, Folders: []wire.HelloFolder{},
+		Features: []string{wire.FeatureFrames}}
 	for _, f := range n.order {
 		if sharedWith(f, peer) {
 			fp := f.Chunking.Fingerprint()
@@ -207,6 +209,11 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, http.StatusBadRequest, err)
 		return
 	}
+	mode := r.URL.Query().Get("compress")
+	if mode != "" && mode != "raw" && mode != "zstd" {
+		n.refuse(w, r, http.StatusBadRequest, fmt.Errorf("blocks: compress=%q: want raw or zstd", mode))
+		return
+	}
 	// Each response compresses on a core of its own: a node that many
 	// peers pull from at once (a new fleet, a restore of one node) serves
 	// a few at a time and the others wait, instead of taking every core
@@ -218,9 +225,21 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-syncd-blocks")
-	bw, err := wire.NewBlockWriter(w)
-	if err != nil {
-		return
+	var bw interface{ Write([]byte) error }
+	var end func() error
+	if mode == "" {
+		sw, err := wire.NewBlockWriter(w)
+		if err != nil {
+			return
+		}
+		bw, end = sw, sw.Close
+	} else {
+		// the receiver asks; this node's never for the peer is kept too
+		fw, err := wire.NewFrameWriter(w, mode == "zstd" && n.compression(peer) != config.CompressNever)
+		if err != nil {
+			return
+		}
+		bw, end = frameWriter{fw}, fw.Close
 	}
 	var buf []byte
 	count := n.pf[pfKey{peer, f.Config.ID}]
@@ -254,8 +273,26 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	bw.Close()
+	end()
 	n.seen(peer)
+}
+
+// frameWriter is a wire.FrameWriter as serveBlocks writes blocks.
+type frameWriter struct{ *wire.FrameWriter }
+
+func (fw frameWriter) Write(data []byte) error {
+	_, err := fw.FrameWriter.Write(data)
+	return err
+}
+
+// compression returns this node's compression setting for peer.
+func (n *Node) compression(peer string) config.Compression {
+	for _, p := range n.cfg.Peers {
+		if p.Name == peer {
+			return p.Compression
+		}
+	}
+	return config.CompressAuto
 }
 
 // openServed opens rel for reading if the index lists it as a file and

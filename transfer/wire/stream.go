@@ -29,7 +29,14 @@ type Hello struct {
 	Protocol int           `json:"protocol"`
 	Node     string        `json:"node"` // the node's name
 	Folders  []HelloFolder `json:"folders"`
+	// Features lists what the node serves beyond protocol 1 (FeatureFrames);
+	// a node that does not know a feature ignores it.
+	Features []string `json:"features,omitempty"`
 }
+
+// FeatureFrames says that a node answers block requests with
+// compress=raw or compress=zstd with a framed response (see FrameWriter).
+const FeatureFrames = "frames"
 
 // HelloFolder is a folder a node shares with the asking peer.
 type HelloFolder struct {

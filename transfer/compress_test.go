@@ -1,0 +1,166 @@
+package transfer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/faultproxy"
+	"github.com/syncd/syncd/transfer/wire"
+)
+
+// The chooser: never and always ask for one kind; auto starts raw, probes
+// compressed blocks, switches when they come faster and back when raw
+// does, and probes less often while a probe keeps losing.
+func TestChooser(t *testing.T) {
+	now := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	for _, s := range []config.Compression{config.CompressNever, config.CompressAlways} {
+		c := newChooser(s, clock)
+		for range 20 {
+			if got := c.pick(); got != (s == config.CompressAlways) {
+				t.Fatalf("%s: asked for zstd %v", s, got)
+			}
+			c.observe(s == config.CompressAlways, 16<<20, time.Second)
+		}
+	}
+	// respond runs one request of c through a link on which raw blocks
+	// come at raw bytes/s and compressed ones at zstd bytes/s; it returns
+	// whether it asked for compressed blocks.
+	respond := func(c *chooser, raw, zstd float64) bool {
+		z := c.pick()
+		rate := raw
+		if z {
+			rate = zstd
+		}
+		c.observe(z, 16<<20, time.Duration(float64(16<<20)/rate*float64(time.Second)))
+		return z
+	}
+	c := newChooser(config.CompressAuto, clock)
+	probes := 0
+	for range 200 { // loopback: raw is faster
+		if respond(c, 800e6, 150e6) {
+			probes++
+		}
+	}
+	if c.zstd || probes > 8 {
+		t.Errorf("fast link: zstd %v, %d probes in 200 responses", c.zstd, probes)
+	}
+	// the link slows to 1 Mbit/s: compressed text comes 8× faster
+	for i := 0; !c.zstd; i++ {
+		if i > 300 {
+			t.Fatal("slow link: still raw after 300 responses")
+		}
+		respond(c, 125e3, 1e6)
+		now = now.Add(time.Second)
+	}
+	// a probe within probeEvery however long the wait in responses
+	c.wait = probeMax
+	last := now
+	for !respond(c, 125e3, 1e6) == c.zstd {
+		now = now.Add(time.Second)
+	}
+	if d := now.Sub(last); d > probeEvery {
+		t.Errorf("no probe for %v", d)
+	}
+	// fast again: back to raw
+	for i := 0; c.zstd; i++ {
+		if i > 300 {
+			t.Fatal("fast link again: still compressing after 300 responses")
+		}
+		respond(c, 800e6, 150e6)
+		now = now.Add(time.Second)
+	}
+	// small responses tell nothing
+	c = newChooser(config.CompressAuto, clock)
+	for range 50 {
+		z := c.pick()
+		c.observe(z, 1000, time.Millisecond)
+	}
+	if c.rate != [2]float64{} {
+		t.Errorf("small responses measured: %v", c.rate)
+	}
+}
+
+// What crosses the link: with compression never the text travels raw,
+// with always compressed; both arrive whole.
+func TestCompressionOnTheWire(t *testing.T) {
+	text := strings.Repeat("<?php echo 'hello, world'; /* a comment */ ?>\n", 100000) // 4.6 MB
+	for _, s := range []config.Compression{config.CompressNever, config.CompressAlways} {
+		t.Run(string(s), func(t *testing.T) {
+			a := newTestNode(t, "a", config.SendOnly)
+			b := newTestNode(t, "b", config.ReceiveOnly)
+			a.write(t, "index.php", text)
+			connect(a, b)
+			b.cfg.Peers[0].Compression = s
+			toA, err := faultproxy.New(a.cfg.Node.Listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { toA.Close() })
+			b.cfg.Peers[0].Address = toA.Addr()
+			a.start(t)
+			b.start(t)
+			a.index(t)
+			converge(t, a, b)
+			down := toA.BytesDown()
+			if s == config.CompressNever && down < int64(len(text)) {
+				t.Errorf("never: %d bytes crossed for %d of text", down, len(text))
+			}
+			if s == config.CompressAlways && down > int64(len(text))/10 {
+				t.Errorf("always: %d bytes crossed for %d of text", down, len(text))
+			}
+		})
+	}
+}
+
+// A peer that compresses blocks when asked for raw ones, or sends a
+// compressed block that holds more than announced: refused and logged,
+// nothing written; the receiver still applies good blocks after.
+func TestRogueCompression(t *testing.T) {
+	content := strings.Repeat("abcd", 1000)
+	for _, tc := range []struct {
+		name    string
+		setting config.Compression
+		src     string
+		log     string
+	}{
+		{"compressed when told never", config.CompressNever, content, "the peer sent a compressed block, asked for raw ones"},
+		{"more than announced", config.CompressAlways, content + "extra", "a compressed block that does not hold the 4000 bytes announced"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			victim := newTestNode(t, "victim", config.SendReceive)
+			evil := &rogue{node: newTestNode(t, "evil", config.SendReceive)}
+			connect(victim, evil.node)
+			victim.cfg.Peers[0].Compression = tc.setting
+			var good atomic.Bool
+			evil.framed = func(q wire.BlockRequest, compress string) []byte {
+				b := []byte("SYNCDBR2")
+				if good.Load() {
+					return append(append(b, 0), content...)
+				}
+				z := zstdOf([]byte(tc.src))
+				b = append(b, 2)
+				b = binary.AppendUvarint(b, uint64(len(z)))
+				return append(b, z...)
+			}
+			evil.serve(t, victim, func() []byte { return indexBody(fileOf("f.txt", content)) })
+			victim.start(t)
+			eventually(t, "the refusal logged", func() bool { return strings.Contains(victim.log.String(), tc.log) })
+			if _, err := os.Stat(filepath.Join(victim.dir, "f.txt")); err == nil {
+				t.Error("f.txt written from a refused response")
+			}
+			good.Store(true)
+			eventually(t, "good blocks applied", func() bool {
+				got, err := os.ReadFile(filepath.Join(victim.dir, "f.txt"))
+				return err == nil && bytes.Equal(got, []byte(content))
+			})
+		})
+	}
+}
