@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/drill"
 	"github.com/syncd/syncd/internal/cli"
+	"github.com/syncd/syncd/internal/span"
 )
 
 // drillFlags are the flags of restore drill.
@@ -111,19 +111,15 @@ failed (including --max-age exceeded).`,
 	return cmd
 }
 
-// parseAge reads a --max-age value: a Go duration, or a number of days
-// ("2d").
+// parseAge reads a --max-age value, an elapsed span above 0
+// ([span.ParseElapsed]: Go's units and d, such as 26h, 2d or 1d12h).
 func parseAge(s string) (time.Duration, error) {
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseFloat(d, 64)
-		if err != nil || n <= 0 {
-			return 0, cli.Usage("--max-age %q: want a duration such as 26h or 2d", s)
-		}
-		return time.Duration(n * float64(24*time.Hour)), nil
+	d, err := span.ParseElapsed(s)
+	if err != nil {
+		return 0, cli.Usage("--max-age %q: %v", s, err)
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, cli.Usage("--max-age %q: want a duration such as 26h or 2d", s)
+	if d <= 0 {
+		return 0, cli.Usage("--max-age %q: want a duration above 0, such as 26h or 2d", s)
 	}
 	return d, nil
 }
