@@ -63,8 +63,8 @@ type segment struct {
 // unescaped space, a lone trailing "\", an unclosed "[", an unknown
 // "[:name:]", a non-ASCII character or "/" inside "[...]", "\/", an empty
 // segment ("a//b"), a "." or ".." segment, and in a pattern with a "/",
-// "**" that is not a whole segment ("a/b**/c": git matches that as
-// "a/b*/**/c" although its documentation says "a/b*/c").
+// "**" that is not a whole segment (git's documentation makes "a/b**/c"
+// "a/b*/c", but git matches a/bc, a/b/c and a/bx/y/c with it, not a/bxc).
 func NewMatcher(patterns []string) (*Matcher, error) {
 	m := &Matcher{pats: make([]pattern, 0, len(patterns))}
 	for _, s := range patterns {
