@@ -194,7 +194,7 @@ func TestDrillAlert(t *testing.T) {
 func TestDrillEveryBad(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	for _, v := range []string{"-1h", "8d", "weekly"} {
+	for _, v := range []string{"-1h", "1w", "weekly"} { // 8d is 8 days (internal/span)
 		cfg := filepath.Join(dir, "syncd.yaml")
 		yaml := fmt.Sprintf("node:\n  name: web1\n  state_dir: %s\nrepository:\n  url: %s\n  index_key: /etc/syncd/index.key\n  drill_every: %s\n",
 			filepath.Join(dir, "state"), filepath.Join(dir, "repo"), v)
