@@ -171,8 +171,21 @@ func TestForgetBadInput(t *testing.T) {
 // daemon follows the same rule: daemon.TestForgetKeepsUnreadable).
 func TestForgetKeepsUnreadable(t *testing.T) {
 	r, _ := forgetRepo(t)
-	objs := objects(t, r, "snapshots")
-	damaged := objs[0]
+	// one of web1's five (web2's only one, unreadable, would leave its
+	// group nothing readable to keep)
+	var groups forgetJSON
+	if err := json.Unmarshal([]byte(ok(t, nil, "syncd", append([]string{"forget", "--dry-run", "--json"}, r.flags("--keep-last", "1")...)...)), &groups); err != nil {
+		t.Fatal(err)
+	}
+	var damaged string
+	for _, g := range groups {
+		if g.Host == "web1" && len(g.Remove) > 0 {
+			damaged = filepath.Join(r.url, "snapshots", g.Remove[0].ID)
+		}
+	}
+	if damaged == "" {
+		t.Fatalf("no snapshot of web1's to damage: %+v", groups)
+	}
 	if err := os.WriteFile(damaged, []byte("not a snapshot"), 0o644); err != nil {
 		t.Fatal(err)
 	}
