@@ -42,7 +42,10 @@ type Node struct {
 	// backoff (tests shorten them).
 	now                func() time.Time
 	retryMin, retryMax time.Duration
-	reps               map[*Folder]*reporters // who reports each folder's conditions
+	// backoffMin and backoffMax bound the wait before a session with a
+	// peer is tried again after one failed (tests lengthen them)
+	backoffMin, backoffMax time.Duration
+	reps                   map[*Folder]*reporters // who reports each folder's conditions
 
 	// by peer name and by (peer, folder): made in New, read-only after,
 	// so read without a lock; what they hold is atomic
@@ -69,6 +72,7 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		peerSt: map[string]*peerState{}, pf: map[pfKey]*pfCounters{},
 		acks: map[string]map[string]uint64{}, serving: make(chan struct{}, maxServing()),
 		now: time.Now, retryMin: retryMin, retryMax: retryMax, reps: map[*Folder]*reporters{},
+		backoffMin: backoffMin, backoffMax: backoffMax,
 		sendLim: newLimiter(cfg.Node.MaxSendRate), recvLim: newLimiter(cfg.Node.MaxRecvRate)}
 	for _, p := range cfg.Peers {
 		pid, err := tlsid.ParseNodeID(p.ID)
@@ -77,7 +81,7 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		}
 		n.peers[pid] = p
 		n.names[pid.Uint64()] = pid.Short()
-		n.peerSt[p.Name] = &peerState{sendLim: newLimiter(p.MaxSendRate), recvLim: newLimiter(p.MaxRecvRate)}
+		n.peerSt[p.Name] = &peerState{sendLim: newLimiter(p.MaxSendRate), recvLim: newLimiter(p.MaxRecvRate), back: newBell()}
 	}
 	var err error
 	if n.indexID, err = indexID(db); err != nil {
@@ -216,6 +220,9 @@ type peerState struct {
 	conns  atomic.Int32 // connections open from the peer
 
 	sendLim, recvLim *rate.Limiter // the peer's max_send_rate, max_recv_rate; nil: none
+	// back rings when the peer opens a connection to this node: a puller
+	// of it waiting out its backoff tries again at once (the link is back)
+	back *bell
 }
 
 // connState counts the connections each peer has open to this node
@@ -249,6 +256,7 @@ func (n *Node) connState(c net.Conn, s http.ConnState) {
 		ps := n.peerSt[p.Name]
 		n.conns[c] = ps
 		ps.conns.Add(1)
+		ps.back.Ring()
 	case http.StateClosed, http.StateHijacked:
 		n.mu.Lock()
 		defer n.mu.Unlock()

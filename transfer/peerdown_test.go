@@ -3,6 +3,8 @@ package transfer
 import (
 	"bytes"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +187,31 @@ func TestLastingLogged(t *testing.T) {
 			t.Errorf("at %v: logged %q, want %q", s.at, got, s.want)
 		}
 	}
+}
+
+// A node waiting out its backoff after a network cut tries again as soon
+// as the peer's own pullers reach it: the link is back. Here a's backoff
+// is 5 minutes; b's change still arrives within seconds of the heal (and
+// the first converge needs the same: a's first try fails before b
+// listens).
+func TestReconnectWhenPeerIsBack(t *testing.T) {
+	a := newTestNode(t, "a", config.SendReceive)
+	b := newTestNode(t, "b", config.SendReceive)
+	a.tune = func(n *Node) { n.backoffMin, n.backoffMax = 5*time.Minute, 5*time.Minute }
+	toA, toB := proxied(t, a, b)
+	b.write(t, "before.txt", "x")
+	b.index(t)
+	converge(t, a, b)
+
+	toA.Cut()
+	toB.Cut()
+	within(t, 20*time.Second, "a sees b down", func() bool { return !connected(t, a) })
+	b.write(t, "after.txt", "made while apart")
+	b.index(t)
+	toA.Heal()
+	toB.Heal()
+	within(t, 20*time.Second, "b's change on a", func() bool {
+		got, err := os.ReadFile(filepath.Join(a.dir, "after.txt"))
+		return err == nil && string(got) == "made while apart"
+	})
 }

@@ -65,7 +65,7 @@ type pullStatus struct {
 
 const (
 	backoffMin   = 500 * time.Millisecond
-	backoffMax   = 30 * time.Second
+	backoffMax   = 10 * time.Second
 	retryEvery   = 2 * time.Second
 	dirTries     = 3 // a deleted directory still not empty after this many tries is kept
 	cursorPrefix = "transfer/cursor/"
@@ -95,7 +95,7 @@ func (p *puller) run(ctx context.Context) {
 	// a restart would not resume them: the indexer takes them for a crash's
 	defer p.r.dropPartials(nil, func(string) bool { return false })
 	p.next = p.loadCursor()
-	backoff := backoffMin
+	backoff := p.n.backoffMin
 	for ctx.Err() == nil {
 		if p.f.Health.Failed() {
 			// the folder stopped (whoever set the condition logged it):
@@ -113,15 +113,32 @@ func (p *puller) run(ctx context.Context) {
 		if errors.Is(err, errFolderFailed) {
 			continue
 		}
-		if time.Since(start) > backoffMax {
-			backoff = backoffMin
+		if time.Since(start) > p.n.backoffMax {
+			backoff = p.n.backoffMin
 		}
 		// A peer down (or whose folder is failed, answering 503 until it
 		// is fixed) is logged when it happens, every remindEvery while it
 		// lasts and when a session works again, not at every retry.
 		p.down.met("peer session ended", "err", err, "retry_in", backoff.Round(time.Millisecond))
-		p.sleep(ctx, backoff/2+rand.N(backoff/2+1))
-		backoff = min(2*backoff, backoffMax)
+		p.backoff(ctx, backoff/2+rand.N(backoff/2+1))
+		backoff = min(2*backoff, p.n.backoffMax)
+	}
+}
+
+// backoff waits for d after a failed session, or until the peer
+// connects to this node (the link is back: see peerState.back), or ctx
+// ends.
+func (p *puller) backoff(ctx context.Context, d time.Duration) {
+	var back <-chan struct{}
+	if ps := p.n.peerSt[p.peer.Name]; ps != nil {
+		back = ps.back.Wait()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-back:
 	}
 }
 
