@@ -166,42 +166,45 @@ func (d *decoder) alerts(v *yaml.Node, path string, line int, a *Alerts) error {
 // describes in the message. Null leaves *p zero, for the default; the
 // empty string is an error.
 func (d *decoder) duration(p *time.Duration, floor time.Duration, want string) handler {
-	return func(v *yaml.Node, path string, line int) error {
-		if isNull(resolve(v)) {
-			*p = 0
-			return nil
-		}
-		var s string
-		if err := d.str(&s)(v, path, line); err != nil {
-			return err
-		}
+	return parsed(d, p, func(s string) (time.Duration, error) {
 		x, err := span.ParseElapsed(s)
-		if err != nil || x <= floor {
-			return d.errorf(line, path, "%s: want a duration %s, not %q", path, want, s)
+		if err == nil && x <= floor {
+			err = errors.New("too small")
 		}
-		*p = x
-		return nil
-	}
+		return x, err
+	}, func(path, s string, _ error) string {
+		return fmt.Sprintf("%s: want a duration %s, not %q", path, want, s)
+	})
 }
 
 // calendar decodes a calendar span ([span.ParseCalendar], restic's
 // "1y2m3d4h") into *c; the message names the key and says what is wrong.
 // Null leaves *c zero; the empty string is an error.
 func (d *decoder) calendar(c *span.Calendar) handler {
+	return parsed(d, c, span.ParseCalendar, func(path, s string, err error) string {
+		return fmt.Sprintf("%s: %q: %v", path, s, err)
+	})
+}
+
+// parsed decodes a string with parse into *p, the handler of a value
+// written as text (a duration, a span, a rate). Null leaves *p zero, for
+// the default; what parse refuses is an error whose message bad words.
+func parsed[T any](d *decoder, p *T, parse func(string) (T, error), bad func(path, s string, err error) string) handler {
 	return func(v *yaml.Node, path string, line int) error {
 		if isNull(resolve(v)) {
-			*c = span.Calendar{}
+			var zero T
+			*p = zero
 			return nil
 		}
 		var s string
 		if err := d.str(&s)(v, path, line); err != nil {
 			return err
 		}
-		x, err := span.ParseCalendar(s)
+		x, err := parse(s)
 		if err != nil {
-			return d.errorf(line, path, "%s: %q: %v", path, s, err)
+			return d.errorf(line, path, "%s", bad(path, s, err))
 		}
-		*c = x
+		*p = x
 		return nil
 	}
 }

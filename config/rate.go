@@ -5,8 +5,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // rateUnits are the units a rate may be written in, with their bytes:
@@ -52,18 +50,7 @@ func ParseRate(s string) (int64, error) {
 	return int64(b), nil
 }
 
-// rate decodes a rate (see [ParseRate]) into p.
+// rate decodes a rate (see [ParseRate]) into *p; null leaves it 0.
 func (d *decoder) rate(p *int64) handler {
-	return func(v *yaml.Node, path string, line int) error {
-		var s string
-		if err := d.str(&s)(v, path, line); err != nil {
-			return err
-		}
-		x, err := ParseRate(s)
-		if err != nil {
-			return d.errorf(line, path, "%s: %v", path, err)
-		}
-		*p = x
-		return nil
-	}
+	return parsed(d, p, ParseRate, func(path, _ string, err error) string { return fmt.Sprintf("%s: %v", path, err) })
 }
