@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"log/slog"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ const (
 type chooser struct {
 	setting config.Compression
 	now     func() time.Time
+	log     *slog.Logger // each switch is logged at info level; nil: not logged
 
 	mu        sync.Mutex
 	zstd      bool       // the kind asked for, probes aside
@@ -41,8 +43,8 @@ type chooser struct {
 	probing   bool // a probe is out
 }
 
-func newChooser(setting config.Compression, now func() time.Time) *chooser {
-	return &chooser{setting: setting, now: now, wait: probeFirst, lastProbe: now()}
+func newChooser(setting config.Compression, now func() time.Time, log *slog.Logger) *chooser {
+	return &chooser{setting: setting, now: now, log: log, wait: probeFirst, lastProbe: now()}
 }
 
 // pick returns whether the next request asks for compressed blocks.
@@ -100,6 +102,11 @@ func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
 	}
 	if c.rate[cur] > 0 && c.rate[k] > probeWin*c.rate[cur] {
 		c.zstd, c.wait = zstd, probeFirst // the other kind is faster now
+		if c.log != nil {
+			kind := map[bool]string{false: "raw", true: "compressed"}
+			c.log.Info("compression auto: asking for "+kind[zstd]+" blocks, which came faster",
+				kind[zstd]+"_bytes_per_s", int64(c.rate[k]), kind[!zstd]+"_bytes_per_s", int64(c.rate[cur]))
+		}
 		return
 	}
 	c.wait = min(2*c.wait, probeMax)

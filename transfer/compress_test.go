@@ -3,6 +3,7 @@ package transfer
 import (
 	"bytes"
 	"encoding/binary"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,7 @@ func TestChooser(t *testing.T) {
 	now := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	for _, s := range []config.Compression{config.CompressNever, config.CompressAlways} {
-		c := newChooser(s, clock)
+		c := newChooser(s, clock, nil)
 		for range 20 {
 			if got := c.pick(); got != (s == config.CompressAlways) {
 				t.Fatalf("%s: asked for zstd %v", s, got)
@@ -42,7 +43,8 @@ func TestChooser(t *testing.T) {
 		c.observe(z, 16<<20, time.Duration(float64(16<<20)/rate*float64(time.Second)))
 		return z
 	}
-	c := newChooser(config.CompressAuto, clock)
+	var logged logBuffer
+	c := newChooser(config.CompressAuto, clock, slog.New(slog.NewTextHandler(&logged, nil)))
 	probes := 0
 	for range 200 { // loopback: raw is faster
 		if respond(c, 800e6, 150e6) {
@@ -59,6 +61,9 @@ func TestChooser(t *testing.T) {
 		}
 		respond(c, 125e3, 1e6)
 		now = now.Add(time.Second)
+	}
+	if !strings.Contains(logged.String(), `msg="compression auto: asking for compressed blocks, which came faster" compressed_bytes_per_s=`) {
+		t.Errorf("the switch is not logged: %q", logged.String())
 	}
 	// a probe within probeEvery however long the wait in responses
 	c.wait = probeMax
@@ -78,7 +83,7 @@ func TestChooser(t *testing.T) {
 		now = now.Add(time.Second)
 	}
 	// small responses tell nothing
-	c = newChooser(config.CompressAuto, clock)
+	c = newChooser(config.CompressAuto, clock, nil)
 	for range 50 {
 		z := c.pick()
 		c.observe(z, 1000, time.Millisecond)

@@ -74,7 +74,6 @@ const (
 func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 	send, recv := n.peerLimits(p.Name)
 	c := newClient(n.id, pid, p.Address, send, recv)
-	c.comp = newChooser(p.Compression, n.now)
 	if n.reps[f] == nil {
 		n.reps[f] = new(reporters)
 	}
@@ -82,6 +81,7 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 		log: n.log.With("peer", p.Name, "folder", f.Config.ID),
 		key: cursorPrefix + pid.String() + "/" + f.Config.ID, rep: n.reps[f]}
 	pl.down = lasting{log: pl.log, now: func() time.Time { return n.now() }}
+	c.comp = newChooser(p.Compression, n.now, pl.log)
 	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, self: n.id.ID.Uint64(), log: pl.log, count: n.pf[pfKey{p.Name, f.Config.ID}],
 		fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 			return c.blocks(ctx, f.Config.ID, q, fn)
