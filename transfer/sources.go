@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,11 +20,12 @@ import (
 // Its methods are safe for concurrent use; each goroutine reads through a
 // reader of its own.
 type sources struct {
-	f     *Folder
-	mu    sync.Mutex
-	m     map[chunkstore.ID]place
-	built time.Time
-	seq   uint64 // the folder's sequence number when m was built
+	f      *Folder
+	copied atomic.Int64 // bytes copyTo copied, for tests
+	mu     sync.Mutex
+	m      map[chunkstore.ID]place
+	built  time.Time
+	seq    uint64 // the folder's sequence number when m was built
 }
 
 type place struct {
@@ -31,6 +33,9 @@ type place struct {
 	alt  string // tried if path cannot be opened ("": none)
 	off  int64
 	n    uint32
+	// the file's version as the index listed it (Inode 0: unknown): a
+	// file whose stat still matches holds these bytes (see copyTo)
+	at state.Entry
 }
 
 // rebuildAfter is how old the map may get before a miss rebuilds it.
@@ -53,9 +58,13 @@ func (s *sources) addAt(rel, alt string, e state.Entry) {
 	if s.m == nil {
 		s.rebuild()
 	}
+	var at state.Entry
+	if alt == "" {
+		at = facts(e)
+	}
 	var off int64
 	for i, id := range e.Content {
-		s.m[id] = place{rel, alt, off, e.Lengths[i]}
+		s.m[id] = place{rel, alt, off, e.Lengths[i], at}
 		off += int64(e.Lengths[i])
 	}
 }
@@ -86,9 +95,10 @@ func (s *sources) rebuild() {
 			return nil
 		}
 		var off int64
+		at := facts(e)
 		for i, id := range e.Content {
 			if _, ok := s.m[id]; !ok {
-				s.m[id] = place{rel, "", off, e.Lengths[i]}
+				s.m[id] = place{rel, "", off, e.Lengths[i], at}
 			}
 			off += int64(e.Lengths[i])
 		}
@@ -98,10 +108,11 @@ func (s *sources) rebuild() {
 
 // srcReader reads chunks from local files for one goroutine.
 type srcReader struct {
-	s    *sources
-	open map[string]*os.File
-	h    *crypto.Hasher
-	buf  []byte
+	s      *sources
+	open   map[string]*os.File
+	h      *crypto.Hasher
+	buf    []byte
+	noCopy bool // copy_file_range failed as unsupported: copyTo does nothing
 }
 
 func (s *sources) reader() *srcReader {
@@ -115,6 +126,26 @@ func (r *srcReader) read(id chunkstore.ID, n uint32) ([]byte, bool) {
 	if !ok || p.n != n {
 		return nil, false
 	}
+	f := r.file(p)
+	if f == nil {
+		return nil, false
+	}
+	if cap(r.buf) < int(p.n) {
+		r.buf = make([]byte, p.n)
+	}
+	b := r.buf[:p.n]
+	if _, err := f.ReadAt(b, p.off); err != nil {
+		return nil, false
+	}
+	if r.s.f.Chunking.ID(r.h, b) != id {
+		return nil, false
+	}
+	return b, true
+}
+
+// file returns the open file of p (nil: it cannot be opened as a regular
+// file), opening it on first use.
+func (r *srcReader) file(p place) *os.File {
 	f, ok := r.open[p.path]
 	if !ok {
 		var err error
@@ -136,20 +167,7 @@ func (r *srcReader) read(id chunkstore.ID, n uint32) ([]byte, bool) {
 		}
 		r.open[p.path] = f
 	}
-	if f == nil {
-		return nil, false
-	}
-	if cap(r.buf) < int(p.n) {
-		r.buf = make([]byte, p.n)
-	}
-	b := r.buf[:p.n]
-	if _, err := f.ReadAt(b, p.off); err != nil {
-		return nil, false
-	}
-	if r.s.f.Chunking.ID(r.h, b) != id {
-		return nil, false
-	}
-	return b, true
+	return f
 }
 
 // close closes the files the reader opened.
