@@ -38,7 +38,8 @@ snapshot), one row per host and a total:
 
     SNAPSHOTS     how many
     FILES, SIZE   the restore size: what restoring each snapshot writes, summed
-                  (a hard-link group counts once per snapshot, as restore writes it)
+                  (regular files only, not dirs or symlinks as restic counts;
+                  a hard-link group once per snapshot, as restore writes it)
     BLOBS, STORED the distinct blobs (data and tree) those snapshots reference,
                   and their size as stored in packs (compressed), from the index
     RATIO         SIZE / STORED: what deduplication and compression save together
