@@ -464,10 +464,6 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 				off += int64(n)
 				continue // received by an earlier try
 			}
-			if rd.copyTo(f, off, id, n) {
-				off += int64(n)
-				continue
-			}
 			if data, ok := rd.read(id, n); ok {
 				if _, err := f.WriteAt(data, off); err != nil {
 					a.err = fmt.Errorf("write %s: %w", a.e.Path, err)

@@ -11,11 +11,11 @@ import (
 	"github.com/syncd/syncd/config"
 )
 
-// copyTo copies a chunk from a local file that is, by its stat, the
-// version the index lists; once the file was written again (even with the
-// same bytes: its ctime moved) it declines, and the chunk is read and
-// hashed instead.
-func TestCopyTrustsOnlyAnUnchangedFile(t *testing.T) {
+// A chunk of a local file that is, by its stat, the version the index
+// lists is used without hashing; once the file was written again (even
+// with the same bytes and its mtime set back: only its ctime moved) the
+// chunk is hashed again.
+func TestReadTrustsOnlyAnUnchangedFile(t *testing.T) {
 	n := newTestNode(t, "a", config.SendReceive)
 	data := make([]byte, 3<<20)
 	rand.Read(data)
@@ -32,25 +32,18 @@ func TestCopyTrustsOnlyAnUnchangedFile(t *testing.T) {
 	if err != nil || !ok || len(e.Content) < 2 {
 		t.Fatalf("index entry %+v, %v, %v: want a file of several chunks", e, ok, err)
 	}
-	rd := newSources(n.f).reader()
+	s := newSources(n.f)
+	rd := s.reader()
 	defer rd.close()
-	dst, err := os.Create(filepath.Join(t.TempDir(), "dst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
 	off := int64(e.Lengths[0])
-	if !rd.copyTo(dst, 100, e.Content[1], e.Lengths[1]) {
-		t.Fatal("copyTo declined a chunk of a file the index lists unchanged")
+	want := data[off : off+int64(e.Lengths[1])]
+	if b, ok := rd.read(e.Content[1], e.Lengths[1]); !ok || !bytes.Equal(b, want) {
+		t.Fatal("read of a chunk of an indexed file failed")
 	}
-	got := make([]byte, e.Lengths[1])
-	if _, err := dst.ReadAt(got, 100); err != nil || !bytes.Equal(got, data[off:off+int64(e.Lengths[1])]) {
-		t.Fatalf("copied chunk differs from the source (%v)", err)
+	if got := s.trusted.Load(); got != int64(e.Lengths[1]) {
+		t.Fatalf("%d bytes read unhashed, want the chunk's %d", got, e.Lengths[1])
 	}
 
-	// the same bytes written again and the mtime set back (as a tool that
-	// keeps mtimes does): only the ctime moved, and the stat no longer
-	// vouches for the content
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -58,20 +51,19 @@ func TestCopyTrustsOnlyAnUnchangedFile(t *testing.T) {
 	if err := os.Chtimes(src, mtime, mtime); err != nil {
 		t.Fatal(err)
 	}
-	rd.close() // the reader keeps files open; the stat is of the same inode anyway
-	if rd.copyTo(dst, 0, e.Content[1], e.Lengths[1]) {
-		t.Error("copyTo trusted a file written after it was indexed")
+	if b, ok := rd.read(e.Content[1], e.Lengths[1]); !ok || !bytes.Equal(b, want) {
+		t.Fatal("read (hashed) of the same chunk failed")
 	}
-	if b, ok := rd.read(e.Content[1], e.Lengths[1]); !ok || !bytes.Equal(b, got) {
-		t.Error("read (hashed) of the same chunk failed")
+	if got := s.trusted.Load(); got != int64(e.Lengths[1]) {
+		t.Errorf("a file written after it was indexed was trusted (%d bytes unhashed)", got)
 	}
 }
 
-// A small edit inside a large file: the receiver copies the unchanged
-// chunks from its own copy of the file with copy_file_range (the file is
-// as its index lists it) and fetches only the changed ones (the edited
-// chunk, and those before its boundaries fall in step again).
-func TestSmallEditCopiesTheRest(t *testing.T) {
+// A small edit inside a large file: the receiver takes the unchanged
+// chunks from its own copy of the file, unhashed (the file is as its
+// index lists it), and fetches only the changed ones (the edited chunk,
+// and those before its boundaries fall in step again).
+func TestSmallEditTrustsTheRest(t *testing.T) {
 	a, b := pair(t)
 	data := make([]byte, 8<<20)
 	rand.Read(data)
@@ -93,7 +85,7 @@ func TestSmallEditCopiesTheRest(t *testing.T) {
 	b.node.mu.Lock()
 	src := b.node.pullers[0].r.src
 	b.node.mu.Unlock()
-	if copied := src.copied.Load(); copied == 0 || copied+fetched != int64(len(data)) {
-		t.Errorf("copied %d bytes and fetched %d of a file of %d: every chunk not fetched should be copied", copied, fetched, len(data))
+	if trusted := src.trusted.Load(); trusted == 0 || trusted+fetched != int64(len(data)) {
+		t.Errorf("%d bytes taken unhashed and %d fetched of a file of %d: every chunk not fetched should be trusted", trusted, fetched, len(data))
 	}
 }
