@@ -18,7 +18,7 @@ import (
 // than reading, hashing and writing, 3.3 s against 1.7 s for the local
 // chunks of an initial mirror of the bench data set.)
 
-// facts returns what copyTo compares of e, a file's index entry (zero
+// facts returns what unchanged compares of e, a file's index entry (zero
 // when the index has no stat of it).
 func facts(e state.Entry) state.Entry {
 	if e.Type != "file" || e.Deleted || e.Inode == 0 {
