@@ -66,12 +66,9 @@ snapshots and trees: the index key is enough.`,
 				return err
 			}
 			defer repo.Close()
-			snaps, bad, err := repo.Snapshots(ctx)
+			snaps, err := readableSnapshots(ctx, repo, "")
 			if err != nil {
 				return err
-			}
-			for _, e := range bad {
-				fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
 			}
 			var sel []*chunkstore.Snapshot
 			for _, s := range snaps {

@@ -55,12 +55,9 @@ func snapshotsCmd() *cobra.Command {
 				return err
 			}
 			defer repo.Close()
-			snaps, bad, err := repo.Snapshots(ctx)
+			snaps, err := readableSnapshots(ctx, repo, "")
 			if err != nil {
 				return err
-			}
-			for _, e := range bad {
-				fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -90,6 +87,19 @@ func snapshotsCmd() *cobra.Command {
 	f.Register(cmd, true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// readableSnapshots returns the snapshots that can be read, oldest first,
+// and warns on stderr of each that cannot, with note after the reason.
+func readableSnapshots(ctx context.Context, repo *chunkstore.Repository, note string) ([]*chunkstore.Snapshot, error) {
+	snaps, bad, err := repo.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range bad {
+		fmt.Fprintf(os.Stderr, "warning: %s%s\n", e.Err, note)
+	}
+	return snaps, nil
 }
 
 // findSnapshot resolves an ID, unique ID prefix or "latest". A snapshot

@@ -106,14 +106,7 @@ prints {"hosts":[…],"total":{…}} with raw_bytes, the blobs' plaintext size.`
 // warning for each unreadable one), each snapshot once.
 func statsSnapshots(ctx context.Context, repo *chunkstore.Repository, refs []string) ([]*chunkstore.Snapshot, error) {
 	if len(refs) == 0 {
-		snaps, bad, err := repo.Snapshots(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range bad {
-			fmt.Fprintf(os.Stderr, "warning: %s (not counted)\n", e.Err)
-		}
-		return snaps, nil
+		return readableSnapshots(ctx, repo, " (not counted)")
 	}
 	var out []*chunkstore.Snapshot
 	for _, ref := range refs {
