@@ -220,8 +220,7 @@ func TestRunbookRollback(t *testing.T) {
 	site(web1, 20)
 	want := waitSame(t, f.nodes...)
 	ok(t, f.env, "syncd", "snapshot", "--config", web1.cfg)
-	good := time.Now()
-	waitNextSecond(good) // the damage in a later second than the snapshot
+	good := time.Now() // after the snapshot, before the damage
 	// ransomware: every file replaced by an encrypted copy, and a note
 	for rel := range want {
 		p := web1.path(rel)
@@ -240,7 +239,9 @@ func TestRunbookRollback(t *testing.T) {
 	}
 
 	rb := newRunbook(t, "rollback", f.env, f.r, f.nodes...)
-	rb.subst = map[string]string{"2026-12-01 14:00": good.Local().Format("2006-01-02 15:04:05")}
+	// to the nanosecond: a snapshot of the damage may fall in the same
+	// second as the good one
+	rb.subst = map[string]string{"2026-12-01 14:00": good.Format(time.RFC3339Nano)}
 	rb.steps["# wait until: every node holds the same tree"] = f.waitSameStep(t)
 	rb.run()
 

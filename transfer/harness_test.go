@@ -229,12 +229,15 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // poll checks cond every 20 ms for up to 30 s and reports whether it held.
 func poll(cond func() bool) bool {
-	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
 	for !cond() {
-		if time.Now().After(deadline) {
-			return false
+		select {
+		case <-deadline:
+			return cond()
+		case <-tick.C:
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return true
 }
