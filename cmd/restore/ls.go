@@ -76,37 +76,23 @@ type lister struct {
 
 // list prints the entries at and below start.
 func (l *lister) list(sn *chunkstore.Snapshot, start string) error {
-	tree, err := l.repo.LoadTree(l.ctx, sn.Tree)
+	n, err := lookup(l.ctx, l.repo, sn, start)
 	if err != nil {
 		return err
 	}
-	dir := "/"
 	if start != "/" {
-		parts := strings.Split(strings.TrimPrefix(start, "/"), "/")
-		for i, name := range parts {
-			n, ok := tree.Find(name)
-			if !ok {
-				return fmt.Errorf("%s: no such path in snapshot %s", start, sn.ID().Short())
-			}
-			p := path.Join(dir, name)
-			if i == len(parts)-1 {
-				if err := l.print(p, n); err != nil {
-					return err
-				}
-				if n.Type != chunkstore.NodeDir {
-					return nil
-				}
-			}
-			if n.Type != chunkstore.NodeDir {
-				return fmt.Errorf("%s: %s is not a directory in snapshot %s", start, p, sn.ID().Short())
-			}
-			if tree, err = l.repo.LoadTree(l.ctx, *n.Subtree); err != nil {
-				return err
-			}
-			dir = p
+		if err := l.print(start, n); err != nil {
+			return err
+		}
+		if n.Type != chunkstore.NodeDir {
+			return nil
 		}
 	}
-	return l.walk(tree, dir)
+	tree, err := l.repo.LoadTree(l.ctx, *n.Subtree)
+	if err != nil {
+		return err
+	}
+	return l.walk(tree, start)
 }
 
 func (l *lister) walk(tree *chunkstore.Tree, dir string) error {
