@@ -162,7 +162,7 @@ func (fr *FrameReader) Next(buf []byte, length uint32) (data []byte, ok bool, er
 	if fr.scratch, err = readN(fr.br, fr.scratch, int(n)); err != nil {
 		return nil, false, fmt.Errorf("blocks: %w", err)
 	}
-	fr.wire += int64(binary.PutUvarint(make([]byte, binary.MaxVarintLen64), n)) + int64(n)
+	fr.wire += int64(uvarintLen(n)) + int64(n)
 	var h zstd.Header
 	if err := h.Decode(fr.scratch); err != nil || !h.HasFCS || h.FrameContentSize != uint64(length) {
 		return nil, false, fmt.Errorf("blocks: a compressed block that does not hold the %d bytes announced", length)
@@ -188,4 +188,13 @@ func (fr *FrameReader) Close() {
 	if fr.dec != nil {
 		fr.dec.Close()
 	}
+}
+
+// uvarintLen is the length of n as a uvarint.
+func uvarintLen(n uint64) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }
