@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Proxy forwards TCP connections from a listener on 127.0.0.1 to a target
@@ -23,6 +24,8 @@ type Proxy struct {
 	wg     sync.WaitGroup // the accept loop and every connection's goroutines
 
 	up, down atomic.Int64 // bytes forwarded client→target, target→client
+
+	upLink, downLink wireLink // the shaped link each way (Shape)
 
 	mu     sync.Mutex
 	mode   mode
@@ -217,49 +220,92 @@ func (p *Proxy) serve(l *link) {
 		return
 	}
 	var both sync.WaitGroup
-	both.Go(func() { p.pump(l, server, l.client, &p.up) })
-	both.Go(func() { p.pump(l, l.client, server, &p.down) })
+	both.Go(func() { p.pump(l, server, l.client, &p.upLink, &p.up) })
+	both.Go(func() { p.pump(l, l.client, server, &p.downLink, &p.down) })
 	both.Wait()
 }
 
-// pump copies src to dst, counting on n, until src ends or l closes; then
-// it closes dst's write side so the other end sees the end of the stream
-// (or, if src failed, closes both connections).
-func (p *Proxy) pump(l *link, dst, src net.Conn, n *atomic.Int64) {
-	buf := make([]byte, 32<<10)
+// pump forwards src to dst over the link w, counting on n, until src ends
+// or l closes: one goroutine reads src and puts the data on the link, at
+// its rate; another delivers it to dst when it arrives. At the end of src
+// it closes dst's write side, once what came before has arrived, so the
+// other end sees the end of the stream (or, if src failed, it closes both
+// connections).
+func (p *Proxy) pump(l *link, dst, src net.Conn, w *wireLink, n *atomic.Int64) {
+	q := newFlightQueue()
+	var deliver sync.WaitGroup
+	deliver.Go(func() { p.deliver(l, dst, q, n) })
+	p.transmit(l, src, w, q)
+	deliver.Wait()
+}
+
+// transmit reads src onto the link w and queues what it reads on q, until
+// src ends or l closes. It reads no faster than the link's rate: a read
+// waits until the one before is serialized.
+func (p *Proxy) transmit(l *link, src net.Conn, w *wireLink, q *flightQueue) {
+	var s sleeper
+	defer s.stop()
 	for {
-		r, err := src.Read(buf)
+		bp := bufPool.Get().(*[]byte)
+		r, err := src.Read((*bp)[:w.chunk()])
 		if r > 0 {
-			if !p.wait(l) {
+			sent, arrive := w.send(r, time.Now())
+			if !s.until(sent, l.done) || !q.push(packet{buf: bp, n: r, arrive: arrive}, w.flight(), l.done) {
+				bufPool.Put(bp)
 				return
 			}
+		} else {
+			bufPool.Put(bp)
+		}
+		if err != nil {
+			// The end of the stream, orderly or not, travels behind
+			// the data and is held in a blackhole like data.
+			_, arrive := w.send(0, time.Now())
+			q.push(packet{arrive: arrive, err: err}, w.flight(), l.done)
+			return
+		}
+	}
+}
+
+// deliver writes the packets of q to dst as they arrive, counting on n,
+// until the end of the stream or l closes. A blackhole holds them.
+func (p *Proxy) deliver(l *link, dst net.Conn, q *flightQueue, n *atomic.Int64) {
+	var s sleeper
+	defer s.stop()
+	for {
+		pk, ok := q.pop(l.done)
+		if !ok {
+			return
+		}
+		if !s.until(pk.arrive, l.done) || !p.wait(l) {
+			if pk.buf != nil {
+				bufPool.Put(pk.buf)
+			}
+			return
+		}
+		if pk.buf != nil {
 			// Counted before the write, so a reader that got the bytes
 			// sees them counted; what could not be written is taken back.
-			n.Add(int64(r))
-			w, werr := dst.Write(buf[:r])
-			if w < r {
-				n.Add(int64(w - r))
+			n.Add(int64(pk.n))
+			w, werr := dst.Write((*pk.buf)[:pk.n])
+			if w < pk.n {
+				n.Add(int64(w - pk.n))
 			}
+			bufPool.Put(pk.buf)
 			if werr != nil {
 				l.close(false)
 				return
 			}
+			continue
 		}
-		if err != nil {
-			// The end of the stream, orderly or not, is held in a
-			// blackhole like data.
-			if !p.wait(l) {
+		if pk.err == io.EOF {
+			if tc, ok := dst.(*net.TCPConn); ok {
+				tc.CloseWrite()
 				return
 			}
-			if err == io.EOF {
-				if tc, ok := dst.(*net.TCPConn); ok {
-					tc.CloseWrite()
-					return
-				}
-			}
-			l.close(false)
-			return
 		}
+		l.close(false)
+		return
 	}
 }
 

@@ -83,11 +83,14 @@ func expect(t *testing.T, c net.Conn, msg string) {
 	}
 }
 
-// eventually waits until cond holds. It asserts nothing about time: a
-// condition that never holds ends in the test binary's timeout.
+// eventually waits until cond holds, looking every millisecond. It
+// asserts nothing about time: a condition that never holds ends in the
+// test binary's timeout.
 func eventually(cond func() bool) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		time.Sleep(time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -224,39 +227,49 @@ func TestClose(t *testing.T) {
 }
 
 // TestConcurrent runs clients through the proxy while the network fails
-// and heals under them; run it with -race. Every client ends, and the
-// healed proxy forwards.
+// and heals under them, plain and shaped (the shape changing too); run it
+// with -race. Every client ends, and the healed proxy forwards.
 func TestConcurrent(t *testing.T) {
-	e := newEcho(t)
-	p := newProxy(t, e.ln.Addr().String())
-	var clients sync.WaitGroup
-	for range 8 {
-		clients.Go(func() {
-			msg := make([]byte, 4<<10)
-			for range 20 {
-				c, err := net.Dial("tcp", p.Addr())
-				if err != nil {
-					continue
-				}
-				if _, err := c.Write(msg); err == nil {
-					io.ReadFull(c, make([]byte, len(msg)))
-				}
-				c.Close()
+	for _, shaped := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "shaped"}[shaped], func(t *testing.T) {
+			e := newEcho(t)
+			p := newProxy(t, e.ln.Addr().String())
+			if shaped {
+				p.Shape(4<<20, time.Millisecond)
 			}
+			var clients sync.WaitGroup
+			for range 8 {
+				clients.Go(func() {
+					msg := make([]byte, 4<<10)
+					for range 20 {
+						c, err := net.Dial("tcp", p.Addr())
+						if err != nil {
+							continue
+						}
+						if _, err := c.Write(msg); err == nil {
+							io.ReadFull(c, make([]byte, len(msg)))
+						}
+						c.Close()
+					}
+				})
+			}
+			for i := range 60 {
+				switch i % 3 {
+				case 0:
+					p.Blackhole()
+				case 1:
+					p.Cut()
+				case 2:
+					p.Heal()
+				}
+				if shaped {
+					p.Shape(int64(1+i%4)<<20, time.Duration(i%3)*time.Millisecond)
+				}
+				_ = p.BytesUp() + p.BytesDown()
+			}
+			p.Heal()
+			clients.Wait()
+			roundTrip(t, dial(t, p), "still forwarding")
 		})
 	}
-	for i := range 60 {
-		switch i % 3 {
-		case 0:
-			p.Blackhole()
-		case 1:
-			p.Cut()
-		case 2:
-			p.Heal()
-		}
-		_ = p.BytesUp() + p.BytesDown()
-	}
-	p.Heal()
-	clients.Wait()
-	roundTrip(t, dial(t, p), "still forwarding")
 }
