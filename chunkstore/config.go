@@ -42,7 +42,21 @@ type Config struct {
 	PackSize          int       `json:"pack_size"`
 	IndexRecipient    string    `json:"index_recipient"`
 	DataRecipients    []string  `json:"data_recipients"`
-	MAC               string    `json:"mac"`
+	// ChunkIDRepo is set in a copy target (InitCopy): the ID of the
+	// repository whose chunk-ID key this one uses, so that blob IDs, and
+	// with them packs, trees and snapshots, are the same in both. Empty:
+	// the repository's own ID.
+	ChunkIDRepo string `json:"chunk_id_repo,omitempty"`
+	MAC         string `json:"mac"`
+}
+
+// ChunkIDSource returns the repository ID the chunk-ID key derives from:
+// ChunkIDRepo, or the repository's own ID.
+func (c Config) ChunkIDSource() string {
+	if c.ChunkIDRepo != "" {
+		return c.ChunkIDRepo
+	}
+	return c.ID
 }
 
 // keyInfo is a "keys/<fingerprint>" object: public information only.
@@ -93,6 +107,11 @@ func (c Config) validate() error {
 	}
 	if len(c.DataRecipients) == 0 {
 		return errors.New("config: no data recipients")
+	}
+	if c.ChunkIDRepo != "" {
+		if _, err := ParseID(c.ChunkIDRepo); err != nil {
+			return fmt.Errorf("config: chunk_id_repo %q is not a repository ID", short(c.ChunkIDRepo))
+		}
 	}
 	return nil
 }
@@ -149,6 +168,12 @@ func Init(ctx context.Context, be backend.Backend, key *crypto.IndexKey, opts In
 		IndexRecipient:    key.Recipient().String(),
 		DataRecipients:    opts.DataRecipients,
 	}
+	return initConfig(ctx, be, key, cfg)
+}
+
+// initConfig writes the keys, the sealed index key and, last, cfg (its
+// MAC computed here) to be.
+func initConfig(ctx context.Context, be backend.Backend, key *crypto.IndexKey, cfg Config) (Config, error) {
 	if err := cfg.validate(); err != nil {
 		return Config{}, err
 	}

@@ -61,7 +61,7 @@ func Open(ctx context.Context, be backend.Backend, key *crypto.IndexKey) (*Repos
 		return nil, err
 	}
 	pol, _ := cfg.Polynomial() // validated by LoadConfig
-	r := &Repository{raw: be, cfg: cfg, key: key, pol: pol, chunkKey: key.ChunkIDKey(cfg.ID), idx: NewIndex()}
+	r := &Repository{raw: be, cfg: cfg, key: key, pol: pol, chunkKey: key.ChunkIDKey(cfg.ChunkIDSource()), idx: NewIndex()}
 	r.be = gate{Backend: be, r: r}
 	r.metaRecipients = append(r.metaRecipients, key.Recipient())
 	for _, s := range cfg.DataRecipients {

@@ -35,6 +35,7 @@
 //	  schedule: "17 */6 * * *"
 //	  retention: {keep_last: 4, keep_daily: 14, keep_weekly: 8, keep_monthly: 12}
 //	  drill_every: 192h             # "drill overdue" when no restore drill succeeded in 8 days
+//	  copies: [s3://backups-eu/web] # each snapshot copied there too (syncd init --copy-from)
 //	watch:
 //	  debounce: 100ms
 //	  rescan: 1h
@@ -189,6 +190,10 @@ type Repository struct {
 	// descriptor like "@daily") for snapshots; empty means on demand only.
 	Schedule  string
 	Retention Retention // retention: what forget keeps
+	// Copies (copies) are copy targets (syncd init --copy-from), each
+	// s3://BUCKET[/PREFIX] or an absolute directory: the daemon copies
+	// each snapshot to every one after writing it (syncd copy).
+	Copies []string
 	// DrillEvery (drill_every) is how often a `restore drill` of this
 	// node's snapshots must succeed: the "drill overdue" alert fires when
 	// none has for longer (docs/ALERTS.md). 0, or left out: no such alert.

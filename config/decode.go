@@ -278,6 +278,7 @@ func (d *decoder) repository(v *yaml.Node, path string, line int, r *Repository)
 		"index_key":       d.str(&r.IndexKey),
 		"data_recipients": d.strs(&r.DataRecipients),
 		"schedule":        d.str(&r.Schedule),
+		"copies":          d.strs(&r.Copies),
 		"drill_every":     d.duration(&r.DrillEvery, -1, "of 0 or more, like 8d or 36h (0: no drill alert)"),
 		"retention": func(v *yaml.Node, path string, line int) error {
 			t := &r.Retention

@@ -261,6 +261,9 @@ func (v *validator) repository(c *Config) error {
 			return v.errorf(fmt.Sprintf("repository.data_recipients[%d]", i), "empty recipient")
 		}
 	}
+	if err := v.copies(r); err != nil {
+		return err
+	}
 	if r.Schedule != "" {
 		if err := parseSchedule(r.Schedule); err != nil {
 			return v.wrapf("repository.schedule", err, "bad cron expression %q (want 5 fields: minute hour day-of-month month day-of-week): %v", r.Schedule, err)
@@ -301,6 +304,26 @@ func (v *validator) repository(c *Config) error {
 		if t.Paths[i], err = v.absPath(fmt.Sprintf("repository.retention.paths[%d]", i), p); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// copies checks repository.copies: each a repository location, neither
+// the repository itself nor listed twice.
+func (v *validator) copies(r *Repository) error {
+	seen := map[string]string{}
+	for i, u := range r.Copies {
+		key := fmt.Sprintf("repository.copies[%d]", i)
+		if err := v.repoURL(key, u); err != nil {
+			return err
+		}
+		if strings.TrimRight(u, "/") == strings.TrimRight(r.URL, "/") {
+			return v.errorf(key, "%q is repository.url itself: a copy goes to another repository", u)
+		}
+		if first, dup := seen[strings.TrimRight(u, "/")]; dup {
+			return v.errorf(key, "%q is listed twice (first at line %d)", u, v.line(first))
+		}
+		seen[strings.TrimRight(u, "/")] = key
 	}
 	return nil
 }

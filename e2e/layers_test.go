@@ -20,6 +20,7 @@ var allowed = map[string][]string{
 	"archiver":               {"chunkstore", "chunkstore/backend", "crypto", "state", "internal/binread"},
 	"restorer":               {"chunkstore", "chunkstore/backend", "crypto"},
 	"checker":                {"chunkstore", "chunkstore/backend", "crypto"},
+	"copier":                 {"chunkstore", "chunkstore/backend", "crypto"},
 	"drill":                  {"chunkstore", "chunkstore/backend", "crypto", "restorer"},
 	"internal/miniotest":     {},
 	"internal/repotest":      {"chunkstore", "chunkstore/backend", "chunkstore/local", "crypto"},

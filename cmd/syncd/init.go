@@ -15,16 +15,27 @@ import (
 func initCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var recipients []string
+	var copyFrom string
 	cmd := &cobra.Command{
 		Use:   "init --repo R --index-key F --data-recipient age1… [--data-recipient …]",
 		Short: "Create a repository",
 		Long: `init creates a repository. File contents will be encrypted to the data
 recipients (public keys; their private keys stay off the web nodes); indexes,
-trees and snapshots to the index key, which init creates at F when missing.`,
+trees and snapshots to the index key, which init creates at F when missing.
+
+With --copy-from SRC, init makes a copy target of the repository SRC for
+syncd copy: SRC's chunker, chunk-ID key, index key (F, which must be SRC's)
+and data recipients, under a repository ID of its own.`,
 		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.IndexKey == "" {
 				return cli.Usage("no index key given: use --index-key or SYNCD_INDEX_KEY")
+			}
+			if copyFrom != "" {
+				if len(recipients) > 0 {
+					return cli.Usage("--data-recipient with --copy-from: a copy target takes the data recipients of the repository it copies")
+				}
+				return initCopyFrom(cmd.Context(), cmd.OutOrStdout(), f.Repo, copyFrom, f.IndexKey)
 			}
 			if len(recipients) == 0 {
 				return cli.Usage("no data recipient given: use --data-recipient age1… (from syncd keygen or age-keygen)")
@@ -61,5 +72,6 @@ trees and snapshots to the index key, which init creates at F when missing.`,
 	}
 	f.Register(cmd, false)
 	cmd.Flags().StringArrayVar(&recipients, "data-recipient", nil, "age public key that file contents are encrypted to (repeatable)")
+	cmd.Flags().StringVar(&copyFrom, "copy-from", "", "make a copy target of this repository (for syncd copy): its chunker, keys and recipients")
 	return cmd
 }

@@ -29,7 +29,7 @@ encrypted, deduplicated repository (a directory or S3-compatible storage).`,
 		}
 		root.AddCommand(keygenCmd(), initCmd(), snapshotCmd(), runCmd(), statusCmd(), pruneCmd())
 		root.AddCommand(idCmd(), revertCmd(), confirmDeletesCmd())
-		root.AddCommand(forgetCmd())
+		root.AddCommand(forgetCmd(), copyCmd())
 		cli.AddVersion(root, "syncd")
 		cli.Prepare(root)
 		return root.ExecuteContext(ctx)

@@ -78,7 +78,7 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, url string, p Pr
 		WarnSealedKey(sess)
 		opts.Lock = sess.Lock()
 	}
-	opts.Hook = killHook(os.Getenv("SYNCD_TEST_PRUNE_KILL"))
+	opts.Hook = KillHook(os.Getenv("SYNCD_TEST_PRUNE_KILL"))
 	prog := opts.Progress
 	tick := StartTicker(func(d time.Duration) string {
 		return fmt.Sprintf("[%s] %s: %d trees read, %d packs rewritten, %d objects deleted",
@@ -105,10 +105,12 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, url string, p Pr
 	return nil
 }
 
-// killHook returns, for SYNCD_TEST_PRUNE_KILL="EVENT:N", a prune hook that
-// kills the process (SIGKILL, as kill -9) at the Nth EVENT; the end-to-end
-// tests use it to stop a prune at a chosen point. Empty: no hook.
-func killHook(spec string) func(string) {
+// KillHook returns, for spec "EVENT:N" (SYNCD_TEST_PRUNE_KILL,
+// SYNCD_TEST_COPY_KILL), a hook that kills the process (SIGKILL, as kill
+// -9) at the Nth EVENT; the end-to-end tests use it to stop a prune or a
+// copy at a chosen point. Empty: no hook. The hook is not safe for
+// concurrent use.
+func KillHook(spec string) func(string) {
 	event, n, ok := strings.Cut(spec, ":")
 	count, err := strconv.Atoi(n)
 	if spec == "" || !ok || err != nil {
