@@ -11,7 +11,7 @@
 // for -pairs pairs, and the table reports the median of each side. Progress
 // goes to stderr; each backend's table goes to stdout and, with -out, into
 // its section of that file, between the markers <!-- bench:NAME:begin -->
-// and <!-- bench:NAME:end --> (NAME: local, minio, daemon, prune, mirror, drill, replace), leaving the rest of
+// and <!-- bench:NAME:end --> (NAME: local, minio, daemon, prune, mirror, drill, replace, wan), leaving the rest of
 // the file alone. -sections is another name for -backends. The mirror section
 // runs two `syncd run` nodes against rsync to an rsync daemon (rsync must be
 // on PATH; with SYNCD_BENCH_PROFILES=DIR set, each of its nodes writes a
@@ -47,7 +47,7 @@ type config struct {
 }
 
 // backendNames are the known backends, in run order.
-var backendNames = []string{"local", "minio", "daemon", "prune", "mirror", "drill", "replace"}
+var backendNames = []string{"local", "minio", "daemon", "prune", "mirror", "drill", "replace", "wan"}
 
 func main() {
 	var c config
@@ -61,7 +61,7 @@ func main() {
 	flag.StringVar(&c.nodeLogs, "node-logs", "", "mirror: run the nodes with --log-level debug and keep their logs in this directory (as p<P>-<node>.log)")
 	flag.IntVar(&c.pairs, "pairs", 3, "number of ours/restic pairs per measurement")
 	flag.StringVar(&only, "only", "", "run only the measurements whose id (e.g. local/initial, local/restore) matches this regular expression")
-	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune), mirror (two syncd run nodes vs rsync to an rsync daemon: initial mirror, mutation bytes, latency), drill (restore drill, full and --sample, vs restic restore + check --read-data), replace (a node replaced from the latest snapshot: bytes its peer sends it vs the mutation round's, time vs a full initial mirror)")
+	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune), mirror (two syncd run nodes vs rsync to an rsync daemon: initial mirror, mutation bytes, latency), drill (restore drill, full and --sample, vs restic restore + check --read-data), replace (a node replaced from the latest snapshot: bytes its peer sends it vs the mutation round's, time vs a full initial mirror), wan (the initial mirror over a shaped 100 Mbit/s, 20 ms link vs rsync and rsync -z)")
 	flag.StringVar(&backends, "sections", strings.Join(backendNames, ","), "the same as -backends")
 	flag.BoolVar(&c.small, "small", false, "use a small data set (--sites 1 --uploads 200 --bigmb 32) for a quick check")
 	flag.Parse()
@@ -211,6 +211,8 @@ func (s *suite) runBackend(ctx context.Context, c *config, env *envInfo, name, w
 		s.backend = drillBackend(filepath.Join(work, "repos"))
 	case "replace":
 		s.backend = replaceBackend(filepath.Join(work, "repos"))
+	case "wan":
+		s.backend = wanBackend(rsyncVersion(ctx))
 	}
 	if !s.any() {
 		return nil
@@ -265,9 +267,9 @@ func (c *config) resolve(root string) error {
 	if slices.Contains(c.backends, "minio") {
 		need = append(need, "minio")
 	}
-	if slices.Contains(c.backends, "mirror") {
+	if slices.Contains(c.backends, "mirror") || slices.Contains(c.backends, "wan") {
 		if _, err := exec.LookPath("rsync"); err != nil {
-			return fmt.Errorf("the mirror section needs rsync: %v", err)
+			return fmt.Errorf("the mirror and wan sections need rsync: %v", err)
 		}
 	}
 	for _, name := range need {

@@ -98,6 +98,9 @@ func (s *suite) measure(ctx context.Context) error {
 	if s.backend.Name == "mirror" {
 		return s.measureMirror(ctx)
 	}
+	if s.backend.Name == "wan" {
+		return s.measureWan(ctx)
+	}
 	if s.backend.Name == "drill" {
 		return s.eachPair(ctx, s.pairDrill)
 	}
