@@ -12,6 +12,7 @@ RESTIC_VERSION := v0.18.1
 AGE_VERSION := v1.3.1
 STATICCHECK_VERSION := v0.7.0
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+SYNCTHING_VERSION := v1.30.0
 
 export PATH := $(BIN):$(PATH)
 export SYNCD_TEST_BIN := $(BIN)
@@ -45,7 +46,7 @@ fuzz:
 	  done; \
 	done
 
-bench: tools build
+bench: tools build $(BIN)/syncthing
 	$(GO) run ./bench/cmd/bench -bin $(BIN) -out docs/BENCHMARKS.md
 
 tools: $(BIN)/age $(BIN)/restic $(BIN)/minio zstd-cli chromium prometheus
@@ -65,6 +66,25 @@ endef
 $(eval $(call go-tool,restic,github.com/restic/restic/cmd/restic,$(RESTIC_VERSION)))
 $(eval $(call go-tool,staticcheck,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION)))
 $(eval $(call go-tool,minio,github.com/minio/minio,$(MINIO_VERSION)))
+
+# Syncthing is the second mirroring anchor (the bench's syncthing section;
+# the tests do not need it). Its module has a replace directive, so `go
+# install …@version` refuses it: the module is downloaded, its directory
+# copied out of the read-only module cache, the GUI assets generated and
+# the command built, as its release build does, into the tools cache.
+$(BIN)/syncthing: Makefile
+	@mkdir -p $(BIN) $(TOOLS)/syncthing@$(SYNCTHING_VERSION)
+	@set -e; d=$(TOOLS)/syncthing@$(SYNCTHING_VERSION); \
+	if [ ! -x $$d/syncthing ]; then \
+	  echo "building github.com/syncthing/syncthing@$(SYNCTHING_VERSION)"; \
+	  mod=$$(cd $$d && $(GO) mod download -json github.com/syncthing/syncthing@$(SYNCTHING_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$$/\1/p'); \
+	  test -d "$$mod" || { echo "go mod download gave no module directory"; exit 1; }; \
+	  rm -rf $$d/src; cp -r $$mod $$d/src; chmod -R u+w $$d/src; \
+	  (cd $$d/src && $(GO) generate ./lib/api/auto && \
+	   $(GO) build -trimpath -ldflags "-X github.com/syncthing/syncthing/lib/build.Version=$(SYNCTHING_VERSION)" -o $$d/syncthing.tmp ./cmd/syncthing); \
+	  mv $$d/syncthing.tmp $$d/syncthing; rm -rf $$d/src; \
+	fi
+	@ln -sf $(TOOLS)/syncthing@$(SYNCTHING_VERSION)/syncthing $(BIN)/syncthing
 
 $(BIN)/age: Makefile
 	@mkdir -p $(BIN) $(TOOLS)/age@$(AGE_VERSION)
