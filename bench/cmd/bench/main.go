@@ -47,7 +47,7 @@ type config struct {
 }
 
 // backendNames are the known backends, in run order.
-var backendNames = []string{"local", "minio", "daemon", "prune", "mirror", "drill", "replace", "wan"}
+var backendNames = []string{"local", "minio", "daemon", "prune", "mirror", "drill", "replace", "syncthing", "wan"}
 
 func main() {
 	var c config
@@ -211,6 +211,8 @@ func (s *suite) runBackend(ctx context.Context, c *config, env *envInfo, name, w
 		s.backend = drillBackend(filepath.Join(work, "repos"))
 	case "replace":
 		s.backend = replaceBackend(filepath.Join(work, "repos"))
+	case "syncthing":
+		return s.syncthingSection(ctx, c, env, work)
 	case "wan":
 		s.backend = wanBackend(rsyncVersion(ctx))
 	}
