@@ -60,7 +60,8 @@ func wanBackend(ver string) Backend {
 			"same link) to the rsync daemon; its bytes are that proxy's count both ways; then the same with " +
 			"`-z --compress-choice=zstd` into an emptied directory. Each replica is compared with the source. `sync` " +
 			"runs before each timed start. Replica comparison as in the mirror section.",
-		Defs: wanMetricDefs,
+		Defs:    wanMetricDefs,
+		Metrics: []string{"initial", "initial-z", "bytes", "bytes-z", "switch"},
 	}
 }
 
@@ -255,7 +256,7 @@ func compressionSwitches(path string, start time.Time) ([]compressionSwitch, err
 		if err != nil {
 			return nil, fmt.Errorf("%s: a switch without a time: %q", path, l)
 		}
-		msg := strings.TrimPrefix(l[i:], "compression auto: ")
+		msg := strings.Replace(strings.TrimPrefix(l[i:], "compression auto: "), `"`, "", 1) // the end of msg="…"
 		out = append(out, compressionSwitch{
 			at:   t.Sub(start),
 			zstd: strings.HasPrefix(msg, "asking for compressed"),
