@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -74,8 +75,9 @@ type action struct {
 	file         *os.File
 	err          error // set once the action failed
 	done         bool
-	skip         bool // nothing to do after all (ours turned out newer)
-	touched      bool // changed by a local writer the moment it was placed: not the receiver's own
+	skip         bool         // nothing to do after all (ours turned out newer)
+	touched      bool         // changed by a local writer the moment it was placed: not the receiver's own
+	dirty        atomic.Int64 // bytes written to file since its writeback was last started (see writeback.go)
 }
 
 // maxOpen bounds the temporary files a batch holds open at once; a batch
@@ -469,6 +471,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 					a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
 					break
 				}
+				a.wrote(len(data))
 			} else {
 				missing = append(missing, wire.Block{Offset: off, Length: n, ID: id})
 			}
@@ -496,6 +499,8 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		}
 		if a.err == nil && fsync {
 			a.err = a.file.Sync()
+		} else if a.err == nil {
+			a.finished()
 		}
 		if err := a.file.Close(); a.err == nil && err != nil {
 			a.err = fmt.Errorf("write %s: %w", a.e.Path, err)

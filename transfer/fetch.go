@@ -108,6 +108,7 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 					if _, err := a.file.WriteAt(data, b.Offset); err != nil {
 						fail(a, fmt.Errorf("write %s: %w", a.e.Path, err))
 					} else {
+						a.wrote(len(data))
 						r.count.addFetched(len(data))
 						return nil
 					}
