@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -60,7 +61,13 @@ func (r *receiver) place(a *action, at *atRoot) {
 		// just moved aside), a file made there since the last look is
 		// somebody's, and stays: the rename does not replace it.
 		noReplace := !a.have || a.local.Deleted || a.conflict != "" || cleared
-		if err = at.Rename(a.tmp, p, noReplace); err == nil || at.Remove(a.tmp) == nil {
+		var old *os.File
+		if !noReplace && a.local.Type == "file" {
+			old = holdOld(at, p, a.local.Size)
+		}
+		err = at.Rename(a.tmp, p, noReplace)
+		release(old)
+		if err == nil || at.Remove(a.tmp) == nil {
 			a.tmp = "" // else (its directory was renamed) the batch's cleanup removes it
 		}
 	case actDir:
@@ -150,7 +157,9 @@ func (r *receiver) deletes(acts []*action, at *atRoot) {
 				continue
 			}
 		} else {
+			old := holdOld(at, a.e.Path, a.local.Size)
 			err = at.Remove(a.e.Path)
+			release(old)
 			if errors.Is(err, fs.ErrNotExist) {
 				err = nil
 			}
