@@ -30,6 +30,10 @@ type Options struct {
 	Logger   *slog.Logger
 	// PacksRead, if set, counts the packs read so far.
 	PacksRead *atomic.Int64
+	// Select, if set, limits the walk to the snapshots it returns true
+	// for: only their trees and blobs are checked and counted. The index
+	// and the packs are checked in full either way.
+	Select func(*chunkstore.Snapshot) bool
 }
 
 // Problem is one thing wrong with the repository.
@@ -138,9 +142,12 @@ func Check(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Rep
 	for _, e := range badSnaps {
 		rep.badObjects[e.Name] = strings.TrimPrefix(e.Err.Error(), e.Name+": ")
 	}
-	rep.Snapshots = len(snaps)
 	w := &walker{ctx: ctx, repo: repo, rep: rep}
 	for _, sn := range snaps {
+		if opts.Select != nil && !opts.Select(sn) {
+			continue
+		}
+		rep.Snapshots++
 		if err := w.walk(sn, sn.Tree, "/"); err != nil {
 			return nil, err
 		}

@@ -57,6 +57,21 @@ type Filter struct {
 	Paths []string
 }
 
+// TagLists splits each flag value a,b into a list of tags, restic's
+// --tag and --keep-tag: a snapshot matches a list when it has every tag
+// of it. Spaces around a tag are dropped.
+func TagLists(flags []string) [][]string {
+	var out [][]string
+	for _, t := range flags {
+		var l []string
+		for _, s := range strings.Split(t, ",") {
+			l = append(l, strings.TrimSpace(s))
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
 // IsZero reports whether f lets every snapshot pass.
 func (f Filter) IsZero() bool { return len(f.Hosts)+len(f.Tags)+len(f.Paths) == 0 }
 
@@ -74,6 +89,37 @@ func (f Filter) Match(sn *chunkstore.Snapshot) bool {
 		}
 	}
 	return true
+}
+
+// CheckHosts returns an error naming the first of f.Hosts that no snapshot
+// of snaps has, with the hosts that do: a --host with a typo selects
+// nothing, and a command that went on would do nothing and say little.
+// unreadable is the number of snapshots that could not be read (their host
+// is unknown); the error says so when it is not 0.
+func (f Filter) CheckHosts(snaps []*chunkstore.Snapshot, unreadable int) error {
+	have := map[string]bool{}
+	for _, sn := range snaps {
+		have[sn.Host] = true
+	}
+	for _, h := range f.Hosts {
+		if have[h] {
+			continue
+		}
+		hosts := make([]string, 0, len(have))
+		for k := range have {
+			hosts = append(hosts, k)
+		}
+		slices.Sort(hosts)
+		known := "the repository has no snapshots"
+		if len(hosts) > 0 {
+			known = "hosts with snapshots: " + strings.Join(hosts, ", ")
+		}
+		if unreadable > 0 {
+			known += fmt.Sprintf("; %d snapshot(s) could not be read", unreadable)
+		}
+		return fmt.Errorf("no snapshot of host %s (%s)", h, known)
+	}
+	return nil
 }
 
 // Plan is what forget does before it deletes anything: it keeps the

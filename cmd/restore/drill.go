@@ -22,8 +22,7 @@ import (
 // drillFlags are the flags of restore drill.
 type drillFlags struct {
 	repo        cli.RepoFlags
-	hosts       []string
-	paths       []string
+	sel         pick
 	include     []string
 	sample      int
 	target      string
@@ -41,10 +40,11 @@ type drillFlags struct {
 func drillCmd() *cobra.Command {
 	var f drillFlags
 	cmd := &cobra.Command{
-		Use:   "drill --repo R [--index-key F] --identity F [--host H]… [--path P]… [--sample N [--include PATH]…] [--target DIR] [--compare ROOT] [--max-age D] [--json] [--metrics-file F] [--no-record]",
+		Use:   "drill --repo R [--index-key F] --identity F [--host H]… [--path P]… [--tag T]… [--time T] [--sample N [--include PATH]…] [--target DIR] [--compare ROOT] [--max-age D] [--json] [--metrics-file F] [--no-record]",
 		Short: "Restore the latest snapshot of each host to a scratch directory and verify it (a restore drill)",
-		Long: `drill restores the latest snapshot of each host (--host, --path to narrow)
-into a scratch directory, checks every restored byte against the snapshot's
+		Long: `drill restores the latest snapshot of each host (--host, --path, --tag and
+--time narrow them as for restore: with --time, each host's newest taken at or
+before it; a --host that no snapshot has is an error) into a scratch directory, checks every restored byte against the snapshot's
 content IDs, removes the scratch directory, and reports per snapshot: its age
 (the recovery point), the restore's time and throughput (the recovery time),
 files, bytes, and any damage: each pack at fault with the paths it affects.
@@ -96,8 +96,7 @@ failed (including --max-age exceeded).`,
 	}
 	f.repo.Register(cmd, true)
 	fl := cmd.Flags()
-	fl.StringArrayVar(&f.hosts, "host", nil, "drill only this host's latest snapshot (repeatable)")
-	fl.StringArrayVar(&f.paths, "path", nil, "only snapshots holding this path (repeatable)")
+	f.sel.register(cmd, true)
 	fl.StringArrayVar(&f.include, "include", nil, "snapshot path to restore, with everything below it (repeatable)")
 	fl.IntVar(&f.sample, "sample", 0, "restore N files chosen at random and estimate the full restore's time")
 	fl.StringVarP(&f.target, "target", "t", "", "new or empty directory to restore under (default: a scratch directory in $TMPDIR)")
@@ -233,9 +232,13 @@ func runDrill(cmd *cobra.Command, f *drillFlags) error {
 		warnings = append(warnings, e.Err.Error())
 		fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
 	}
-	picked := drill.Select(snaps, f.hosts, f.paths)
+	chosen, err := f.sel.narrow(snaps, len(bad))
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", f.repo.Repo, err)
+	}
+	picked := drill.Select(chosen, nil, nil)
 	if len(picked) == 0 {
-		return fmt.Errorf("repository %s: no snapshot of %s", f.repo.Repo, describeFilter(f))
+		return fmt.Errorf("repository %s: no snapshot to drill (restore snapshots lists them)", f.repo.Repo)
 	}
 
 	if removed, err := drill.CleanStale(parent, time.Now()); err != nil {
@@ -315,20 +318,6 @@ type drillOutput struct {
 	Error     string `json:"error,omitempty"`  // why not, when the drill failed
 	Record    string `json:"record,omitempty"` // "drills/<id>"; empty with --no-record
 	RecordErr string `json:"record_error,omitempty"`
-}
-
-func describeFilter(f *drillFlags) string {
-	var parts []string
-	if len(f.hosts) > 0 {
-		parts = append(parts, "host "+strings.Join(f.hosts, ", "))
-	}
-	if len(f.paths) > 0 {
-		parts = append(parts, "path "+strings.Join(f.paths, ", "))
-	}
-	if len(parts) == 0 {
-		return "any host"
-	}
-	return strings.Join(parts, " with ")
 }
 
 func tooOld(rep *drill.Report) string {

@@ -21,7 +21,7 @@ func dumpCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var sel pick
 	cmd := &cobra.Command{
-		Use:   "dump SNAPSHOT PATH --repo R [--index-key F] --identity F [--host H] [--time T]",
+		Use:   "dump SNAPSHOT PATH --repo R [--index-key F] --identity F [--host H]… [--path P]… [--tag T]… [--time T]",
 		Short: "Write a file of a snapshot to stdout, or a directory as a tar stream",
 		Long: `dump writes the contents of the file PATH of SNAPSHOT (an ID, a unique ID
 prefix, or "latest") to stdout, blob by blob, each checked against its ID
@@ -37,7 +37,7 @@ A PATH that is not in the snapshot is an error before anything is written.
 An error found later (a damaged pack) stops the stream with exit 1: what
 was written up to then is correct, the rest is missing.
 
---host and --time choose "latest" as for restore.`,
+--host, --path, --tag and --time choose "latest" as for restore.`,
 		Args: cli.Args(2, 2, "SNAPSHOT and a PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.Identity == "" {
@@ -75,7 +75,7 @@ was written up to then is correct, the rest is missing.
 		},
 	}
 	f.Register(cmd, true)
-	sel.register(cmd)
+	sel.register(cmd, true)
 	return cmd
 }
 

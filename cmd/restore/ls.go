@@ -36,11 +36,12 @@ func lsCmd() *cobra.Command {
 	var sel pick
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "ls --repo R --index-key F|--identity F SNAPSHOT [PATH] [--json]",
+		Use:   "ls --repo R --index-key F|--identity F SNAPSHOT [PATH] [--host H]… [--path P]… [--tag T]… [--time T] [--json]",
 		Short: "List the files of a snapshot (below PATH)",
 		Long: `ls lists every entry of SNAPSHOT below PATH (default: all), one per line.
 Names that are not printable are shown quoted, Go style. --json prints one JSON
-object per line.`,
+object per line. --host, --path, --tag and --time choose "latest" as for
+restore.`,
 		Args: cli.Args(1, 2, "SNAPSHOT and optionally a PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -62,7 +63,7 @@ object per line.`,
 		},
 	}
 	f.Register(cmd, true)
-	sel.register(cmd)
+	sel.register(cmd, true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
 	return cmd
 }

@@ -38,7 +38,7 @@ func restoreCmd() *cobra.Command {
 	var include []string
 	var overwrite bool
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT --repo R [--index-key F] --identity F --target DIR [--include PATH]… [--overwrite] [--host H] [--time T]",
+		Use:   "restore SNAPSHOT --repo R [--index-key F] --identity F --target DIR [--include PATH]… [--overwrite] [--host H]… [--path P]… [--tag T]… [--time T]",
 		Short: "Restore a snapshot of a syncd repository",
 		Long: `restore writes the files of SNAPSHOT (an ID, a unique ID prefix, or "latest")
 under DIR, at their full snapshot paths (DIR/var/www/…). --include limits it to
@@ -46,8 +46,10 @@ paths of the snapshot and everything below them. Each file is written under a
 temporary name and renamed into place when complete and verified. Nothing is
 written outside DIR. A non-empty DIR is refused unless --overwrite.
 
-With --host and --time, "latest" is the newest snapshot of that host taken
-at or before that time: the tree as it was before a bad deploy.
+With --host, --path, --tag and --time, "latest" is the newest snapshot they
+select: of that host, including that path, with those tags, taken at or
+before that time (the tree as it was before a bad deploy). A --host that no
+snapshot has is an error (exit 1) naming the hosts that have snapshots.
 
 Without --index-key, the index key sealed in the repository is opened with
 the data identity (docs/RECOVERY.md).`,
@@ -108,7 +110,7 @@ the data identity (docs/RECOVERY.md).`,
 		},
 	}
 	f.Register(cmd, true)
-	sel.register(cmd)
+	sel.register(cmd, true)
 	cmd.Flags().StringVarP(&target, "target", "t", "", "directory to restore into")
 	cmd.Flags().StringArrayVar(&include, "include", nil, "snapshot path to restore, with everything below it (repeatable)")
 	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "restore into a non-empty target, replacing what is there")

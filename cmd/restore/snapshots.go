@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,11 +45,17 @@ func toJSON(sn *chunkstore.Snapshot) snapshotJSON {
 
 func snapshotsCmd() *cobra.Command {
 	var f cli.RepoFlags
+	var sel pick
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "snapshots --repo R --index-key F|--identity F [--json]",
-		Short: "List the snapshots, oldest first",
-		Args:  cli.Args(0, 0, "no arguments"),
+		Use:   "snapshots --repo R --index-key F|--identity F [--host H]… [--path P]… [--tag T]… [--time T] [--json]",
+		Short: "List the snapshots, grouped by host, oldest first",
+		Long: `snapshots lists the snapshots one per line, grouped by host (hosts in name
+order, a blank line between them), oldest first within each host.
+--host, --path, --tag and --time list only the snapshots they select, as for
+restore; a --host that no snapshot has is an error (exit 1). --json prints one
+JSON array of the snapshots, in the same order.`,
+		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			repo, _, err := f.Open(ctx)
@@ -55,10 +63,18 @@ func snapshotsCmd() *cobra.Command {
 				return err
 			}
 			defer repo.Close()
-			snaps, err := readableSnapshots(ctx, repo, "")
+			snaps, bad, err := repo.Snapshots(ctx)
 			if err != nil {
 				return err
 			}
+			for _, e := range bad {
+				fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
+			}
+			if snaps, err = sel.narrow(snaps, len(bad)); err != nil {
+				return err
+			}
+			// grouped by host; the sort is stable, so oldest first within one
+			slices.SortStableFunc(snaps, func(a, b *chunkstore.Snapshot) int { return strings.Compare(a.Host, b.Host) })
 			out := cmd.OutOrStdout()
 			if asJSON {
 				list := make([]snapshotJSON, 0, len(snaps))
@@ -69,9 +85,15 @@ func snapshotsCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(list)
 			}
-			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			// one table, so that every group's columns line up; a row of
+			// empty cells between hosts keeps it one table for tabwriter
+			var buf bytes.Buffer
+			tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTIME\tHOST\tTAGS\tFILES\tSIZE\tPATHS")
-			for _, sn := range snaps {
+			for i, sn := range snaps {
+				if i > 0 && sn.Host != snaps[i-1].Host {
+					fmt.Fprintln(tw, "\t\t\t\t\t\t")
+				}
 				flag := ""
 				if sn.Partial {
 					flag = " (partial)"
@@ -80,11 +102,17 @@ func snapshotsCmd() *cobra.Command {
 					sn.Host, strings.Join(sn.Tags, ","), sn.Stats.Files, cli.Bytes(sn.Stats.Bytes), strings.Join(sn.Paths, " "), flag)
 			}
 			tw.Flush()
+			for _, line := range strings.SplitAfter(buf.String(), "\n") {
+				if line != "" {
+					fmt.Fprintln(out, strings.TrimRight(line, " \n"))
+				}
+			}
 			fmt.Fprintf(out, "%d snapshot(s)\n", len(snaps))
 			return nil
 		},
 	}
 	f.Register(cmd, true)
+	sel.register(cmd, true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -8,20 +8,27 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syncd/syncd/checker"
+	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/cli"
 )
 
 func verifyCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var readData bool
+	var sel pick
 	cmd := &cobra.Command{
-		Use:   "verify --repo R --index-key F|--identity F [--read-data]",
+		Use:   "verify --repo R --index-key F|--identity F [--read-data] [--host H]… [--path P]… [--tag T]… [--time T]",
 		Short: "Check the repository's integrity",
 		Long: `verify checks that every index, snapshot and tree can be read, and that every
 pack a snapshot needs is present with the size the index records. With
 --read-data (and --identity) it also downloads every pack and checks that each
 blob decrypts and hashes to its ID. Each problem is printed on one line with
-the object at fault and the files it affects; any problem exits with 1.`,
+the object at fault and the files it affects; any problem exits with 1.
+
+--host, --path, --tag and --time (as for restore) limit the walk to the
+snapshots they select: only their trees and files are checked. The index and
+the packs are checked in full either way (--read-data reads every pack). A
+--host that no snapshot has, or a selection of no snapshot, is an error.`,
 		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if readData && f.Identity == "" {
@@ -33,11 +40,28 @@ the object at fault and the files it affects; any problem exits with 1.`,
 				return err
 			}
 			defer repo.Close()
+			opts := checker.Options{ReadData: readData}
+			if sel.set() {
+				snaps, bad, err := repo.Snapshots(ctx)
+				if err != nil {
+					return err
+				}
+				keep, err := sel.narrow(snaps, len(bad))
+				if err != nil {
+					return err
+				}
+				chosen := map[chunkstore.ID]bool{}
+				for _, sn := range keep {
+					chosen[sn.ID()] = true
+				}
+				opts.Select = func(sn *chunkstore.Snapshot) bool { return chosen[sn.ID()] }
+			}
 			var read atomic.Int64
+			opts.PacksRead = &read
 			tick := cli.StartTicker(func(d time.Duration) string {
 				return fmt.Sprintf("[%s] %d packs read", d.Truncate(time.Second), read.Load())
 			})
-			rep, err := checker.Check(ctx, repo, checker.Options{ReadData: readData, PacksRead: &read})
+			rep, err := checker.Check(ctx, repo, opts)
 			tick.Stop()
 			if err != nil {
 				return f.KeyError(err)
@@ -56,6 +80,7 @@ the object at fault and the files it affects; any problem exits with 1.`,
 		},
 	}
 	f.Register(cmd, true)
+	sel.register(cmd, true)
 	cmd.Flags().BoolVar(&readData, "read-data", false, "download and verify every pack (needs --identity)")
 	return cmd
 }

@@ -99,19 +99,6 @@ func (f groupByFlag) Set(s string) error {
 
 func (f groupByFlag) Type() string { return "fields" }
 
-// tagLists splits each a,b into a list, restic's --tag and --keep-tag.
-func tagLists(flags []string) [][]string {
-	var out [][]string
-	for _, t := range flags {
-		var l []string
-		for _, s := range strings.Split(t, ",") {
-			l = append(l, strings.TrimSpace(s))
-		}
-		out = append(out, l)
-	}
-	return out
-}
-
 func forgetCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var p retention.Policy
@@ -126,7 +113,8 @@ func forgetCmd() *cobra.Command {
 policy to each group, as restic forget does (docs/RETENTION.md): every --keep
 rule adds to what is kept; a group's newest snapshot for the --keep-within
 rules is the newest of that group, not the current time. --host, --tag and
---path limit it to some snapshots. It deletes the snapshot objects of the
+--path limit it to some snapshots; a --host that no snapshot has is an error
+(exit 1), not a forget of nothing. It deletes the snapshot objects of the
 snapshots not kept; the data only they referenced stays until a prune. A
 snapshot object that cannot be read is kept, with a warning.
 
@@ -135,8 +123,8 @@ deleted, unless --all is given. --all without any --keep rule removes every
 snapshot that --host, --tag and --path let through.`,
 		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p.Tags = tagLists(keepTags)
-			filter.Tags = tagLists(tags)
+			p.Tags = retention.TagLists(keepTags)
+			filter.Tags = retention.TagLists(tags)
 			if p.IsZero() && !all {
 				return cli.Usage("no policy given: use --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly, --keep-within, --keep-within-hourly (-daily, -weekly, -monthly, -yearly) or --keep-tag")
 			}
@@ -170,6 +158,9 @@ snapshot that --host, --tag and --path let through.`,
 			}
 			for _, e := range bad {
 				fmt.Fprintf(os.Stderr, "syncd: warning: %s\n", retention.Unreadable(e))
+			}
+			if err := filter.CheckHosts(snaps, len(bad)); err != nil {
+				return fmt.Errorf("%w; nothing was removed", err)
 			}
 			groups, err := retention.Plan(snaps, p, filter, by, all)
 			var eg *retention.EmptyGroupError

@@ -13,6 +13,7 @@ import (
 	"github.com/syncd/syncd/archiver"
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/cli"
+	"github.com/syncd/syncd/retention"
 )
 
 func snapshotCmd() *cobra.Command {
@@ -40,6 +41,11 @@ index instead: no walk, only what changed since its last snapshot is read.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfgPath != "" {
+				for _, name := range []string{"host", "tag", "time", "force"} {
+					if cmd.Flags().Changed(name) {
+						return cli.Usage("--%s is not taken with --config: the daemon snapshots its folders as configured", name)
+					}
+				}
 				return snapshotFromDaemon(cmd, cfgPath)
 			}
 			ctx := cmd.Context()
@@ -84,7 +90,7 @@ index instead: no walk, only what changed since its last snapshot is read.`,
 			})
 			start := time.Now()
 			res, err := archiver.Snapshot(ctx, repo, args, archiver.Options{
-				Host: host, Tags: tags, Time: when, Parent: parent, Logger: log, Progress: prog,
+				Host: host, Tags: splitTags(tags), Time: when, Parent: parent, Logger: log, Progress: prog,
 			})
 			tick.Stop()
 			if err != nil {
@@ -106,7 +112,7 @@ index instead: no walk, only what changed since its last snapshot is read.`,
 	}
 	f.Register(cmd, false)
 	cmd.Flags().StringVar(&host, "host", "", "host name recorded in the snapshot (default: this host)")
-	cmd.Flags().StringArrayVar(&tags, "tag", nil, "tag for the snapshot (repeatable)")
+	cmd.Flags().StringArrayVar(&tags, "tag", nil, "tags for the snapshot, comma-separated (repeatable): --tag a,b is the two tags a and b")
 	cmd.Flags().StringVar(&at, "time", "", `snapshot time, "YYYY-MM-DD HH:MM:SS" in local time (default: now)`)
 	cmd.Flags().DurationVar(&lockWait, "wait", time.Hour, "how long to wait for a running prune to finish")
 	cmd.Flags().BoolVar(&force, "force", false, "read every file, ignoring the previous snapshot")
@@ -135,4 +141,19 @@ func findParent(cmd *cobra.Command, repo *chunkstore.Repository, host string, pa
 		}
 	}
 	return nil, nil
+}
+
+// splitTags turns --tag values into tags, as restic does: each value is a
+// comma-separated list; spaces around a tag and empty tags are dropped, and
+// a tag given twice is kept once.
+func splitTags(flags []string) []string {
+	var tags []string
+	for _, l := range retention.TagLists(flags) {
+		for _, t := range l {
+			if t != "" && !slices.Contains(tags, t) {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return tags
 }
