@@ -28,6 +28,12 @@ const framesMagic = "SYNCDBR2"
 // blockZstd is the status of a compressed block in a framed response.
 const blockZstd = 2
 
+// minCompressed is the smallest block a FrameWriter compresses: zstd's
+// EncodeAll leaves the frame content size out of the frame header below
+// 256 bytes, and a reader of an earlier version refused a frame without
+// it. (Below that size compression saves next to nothing anyway.)
+const minCompressed = 256
+
 // FrameWriter writes a framed block response.
 type FrameWriter struct {
 	w       *bufio.Writer
@@ -59,7 +65,7 @@ func (fw *FrameWriter) Write(data []byte) (int, error) {
 	if data == nil {
 		return 1, fw.w.WriteByte(blockUnavailable)
 	}
-	if fw.enc != nil && len(data) >= 64 {
+	if fw.enc != nil && len(data) >= minCompressed {
 		fw.scratch = fw.enc.EncodeAll(data, fw.scratch[:0])
 		if len(fw.scratch) < len(data)-len(data)/16 {
 			fw.hdr[0] = blockZstd
@@ -163,8 +169,11 @@ func (fr *FrameReader) Next(buf []byte, length uint32) (data []byte, ok bool, er
 		return nil, false, fmt.Errorf("blocks: %w", err)
 	}
 	fr.wire += int64(uvarintLen(n)) + int64(n)
+	// A frame that gives its content size is checked before it is
+	// decoded; one that does not (zstd leaves it out of small frames) is
+	// decoded within the decoder's memory bound and checked after.
 	var h zstd.Header
-	if err := h.Decode(fr.scratch); err != nil || !h.HasFCS || h.FrameContentSize != uint64(length) {
+	if err := h.Decode(fr.scratch); err != nil || (h.HasFCS && h.FrameContentSize != uint64(length)) {
 		return nil, false, fmt.Errorf("blocks: a compressed block that does not hold the %d bytes announced", length)
 	}
 	if cap(buf) < int(length) {
