@@ -92,3 +92,16 @@ func (r *Repository) OpenCopyTarget(ctx context.Context, be backend.Backend) (*R
 	}
 	return dst, nil
 }
+
+// Reopen opens the repository again as a second Repository over the same
+// storage and keys, with an index, caches and locks of its own: for a
+// long-running reader or copier beside the writer that opened r (the
+// daemon copies snapshots while it writes the next ones).
+func (r *Repository) Reopen(ctx context.Context) (*Repository, error) {
+	o, err := Open(ctx, r.raw, r.key)
+	if err != nil {
+		return nil, err
+	}
+	o.dataIDs = r.dataIDs
+	return o, nil
+}

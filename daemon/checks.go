@@ -144,6 +144,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) ([]Problem, string
 	if d.repo != nil {
 		d.snapshotProblems(ctx, now, add)
 		d.drillProblems(now, add)
+		d.copyProblems(add)
 	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Severity == alert.Critical && ps[j].Severity != alert.Critical })
 	since := map[string]time.Time{}

@@ -47,6 +47,7 @@ type Daemon struct {
 	alerts *alert.Alerter // nil: no webhooks configured
 
 	drill drills      // the repository's drill records (drill.go)
+	cp    copies      // repository.copies (copy.go)
 	clk   clock.Clock // the time of the drill reads
 }
 
@@ -140,6 +141,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.repo != nil {
 		g.Go(func() error { return d.watchDrills(ctx) })
+		g.Go(func() error { return d.runCopies(ctx) })
 	}
 	g.Go(func() error { return d.watchProblems(ctx) })
 	if d.alerts != nil {

@@ -81,6 +81,7 @@ func (d *Daemon) metricsHandler() http.Handler {
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			newCollector(d),
+			newCopyCollector(d),
 		)
 		d.met.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 			ErrorHandling: promhttp.ContinueOnError, // the rest of a scrape is worth having

@@ -113,6 +113,7 @@ func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 	d.setSnapshotRepo()
 	d.record(info)
 	d.log.Info("snapshot saved", "id", res.ID.Short(), "files_read", info.Files, "took", info.Took, "result", info.Result)
+	d.pokeCopies() // to repository.copies, in the copy service's goroutine
 	return info, nil
 }
 

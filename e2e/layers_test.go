@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	"internal/version":       {},
 	"internal/span":          {},
 	"watcher":                {"internal/health", "internal/clock"},
-	"daemon": {"archiver", "chunkstore", "chunkstore/backend", "config", "crypto", "indexer", "retention", "state",
+	"daemon": {"archiver", "chunkstore", "chunkstore/backend", "config", "copier", "crypto", "indexer", "retention", "state",
 		"transfer", "transfer/tlsid", "transfer/wire", "watcher", "internal/binread", "internal/health", "internal/version", "alert", "internal/clock", "internal/span"},
 	"transfer":            {"chunkstore", "chunkstore/backend", "config", "crypto", "state", "transfer/tlsid", "transfer/wire", "internal/binread", "internal/health", "internal/span"},
 	"transfer/wire":       {"chunkstore", "chunkstore/backend", "crypto", "state", "internal/binread"},

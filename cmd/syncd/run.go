@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/chunkstore/backend"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/daemon"
@@ -153,6 +154,7 @@ func runOnce(ctx context.Context, cfg *config.Config, log *slog.Logger, n *notif
 	if err != nil {
 		return nil, err
 	}
+	d.SetBackendOpener(func(ctx context.Context, url string) (backend.Backend, error) { return cli.Backend(ctx, url, false) })
 	defer d.Close()
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
