@@ -13,9 +13,12 @@ import (
 // its setting for the peer says: never, always, or auto. Auto asks for
 // what brought the blocks faster: it measures the payload bytes per
 // second of each response large enough to tell (probeMin), and now and
-// then asks for the other kind (a probe) to measure that too. A probe
-// that loses doubles the wait until the next one, from probeFirst up to
-// probeMax responses, or probeEvery at most; one that wins switches. On
+// then asks for the other kind (a probe) to measure that too: the first
+// right after the first response measured, so that a slow link is found
+// within seconds of the first blocks. A probe that loses doubles the
+// wait until the next one, up to probeMax responses, or probeEvery at
+// most; one that wins switches, and the next probe comes after
+// probeFirst responses. On
 // a fast link (loopback, 10 Gbit/s) raw wins and the sender spends a
 // probe's compression in 256 responses; on a slow or rate-limited link
 // compressed text wins by its ratio.
@@ -44,7 +47,7 @@ type chooser struct {
 }
 
 func newChooser(setting config.Compression, now func() time.Time, log *slog.Logger) *chooser {
-	return &chooser{setting: setting, now: now, log: log, wait: probeFirst, lastProbe: now()}
+	return &chooser{setting: setting, now: now, log: log, wait: 1, lastProbe: now()}
 }
 
 // pick returns whether the next request asks for compressed blocks.

@@ -82,6 +82,14 @@ func TestChooser(t *testing.T) {
 		respond(c, 800e6, 150e6)
 		now = now.Add(time.Second)
 	}
+	// a slow link from the start: the first probe follows the first
+	// measured response, so the third request asks for compressed blocks
+	c = newChooser(config.CompressAuto, clock, nil)
+	for i := range 3 {
+		if z := respond(c, 125e3, 1e6); z != (i > 0) {
+			t.Fatalf("slow link from the start: request %d asked for zstd %v", i+1, z)
+		}
+	}
 	// small responses tell nothing
 	c = newChooser(config.CompressAuto, clock, nil)
 	for range 50 {
