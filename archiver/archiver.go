@@ -37,6 +37,13 @@ type Options struct {
 	Logger  *slog.Logger
 	// Progress, if set, receives the running counters now and then.
 	Progress *Progress
+	// SkipUnchanged writes no snapshot when the new one would hold what
+	// Parent holds: the same paths, the same tree below each of them
+	// (every name, metadata and content; the metadata of the directories
+	// above them is not compared), no file skipped, and Parent itself
+	// complete (not partial). SnapshotIndexed honours it; Snapshot
+	// ignores it.
+	SkipUnchanged bool
 }
 
 // Progress holds counters that a progress display may read while the
@@ -64,6 +71,10 @@ type Result struct {
 	Snapshot *chunkstore.Snapshot
 	ID       chunkstore.ID
 	Errors   []FileError // files skipped or recorded as changed while read
+	// Unchanged is set when Options.SkipUnchanged found nothing changed
+	// since Options.Parent: no snapshot was written, and Snapshot and ID
+	// are the parent's.
+	Unchanged bool
 }
 
 // Snapshot writes a snapshot of paths (files or directories) into repo.

@@ -69,6 +69,13 @@ func SnapshotIndexed(ctx context.Context, repo *chunkstore.Repository, folders [
 		paths = append(paths, f.Path)
 	}
 	slices.Sort(paths)
+	if p := opts.Parent; opts.SkipUnchanged && p != nil && len(s.errors) == 0 && sameAsParent(ctx, repo, p, paths, roots) {
+		// nothing to write. Blobs stored again above (their packs had
+		// gone missing) are in the index the saver wrote; the parent
+		// uses them.
+		res.Result = Result{Snapshot: p, ID: p.ID(), Unchanged: true}
+		return res, nil
+	}
 	r, err := saveSnapshot(ctx, repo, opts, s.saver, paths, root, s.errors,
 		chunkstore.Stats{Files: s.files, Dirs: s.dirs, Bytes: s.bytes})
 	if err != nil {

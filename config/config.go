@@ -33,6 +33,7 @@
 //	  index_key: /etc/syncd/index.key
 //	  data_recipients: [age1...]
 //	  schedule: "17 */6 * * *"
+//	  skip_unchanged: true          # a scheduled snapshot of an unchanged tree is skipped (default)
 //	  retention: {keep_last: 4, keep_daily: 14, keep_weekly: 8, keep_monthly: 12}
 //	  drill_every: 192h             # "drill overdue" when no restore drill succeeded in 8 days
 //	  copies: [s3://backups-eu/web] # each snapshot copied there too (syncd init --copy-from)
@@ -188,8 +189,21 @@ type Repository struct {
 	DataRecipients []string
 	// Schedule (schedule) is a standard 5-field cron expression (or a
 	// descriptor like "@daily") for snapshots; empty means on demand only.
-	Schedule  string
-	Retention Retention // retention: what forget keeps
+	Schedule string
+	// SkipUnchanged (skip_unchanged, default true) makes a scheduled
+	// snapshot write nothing when nothing changed since the last one this
+	// node wrote (the same tree: names, metadata and contents); the log
+	// and the status say it was skipped. On-demand snapshots (syncd
+	// snapshot --config) are always written.
+	SkipUnchanged bool
+	Retention     Retention // retention: what forget keeps
+	// StorageClass (storage_class), SSE (sse: AES256 for SSE-S3, aws:kms
+	// for SSE-KMS), SSEKMSKeyID (sse_kms_key_id), ObjectLockMode
+	// (object_lock_mode: GOVERNANCE or COMPLIANCE) and ObjectLockRetain
+	// (object_lock_retain, like 30d) are what each upload to an s3://
+	// repository asks for (docs/S3.md); empty: the bucket's defaults.
+	StorageClass, SSE, SSEKMSKeyID, ObjectLockMode string
+	ObjectLockRetain                               time.Duration
 	// Copies (copies) are copy targets (syncd init --copy-from), each
 	// s3://BUCKET[/PREFIX] or an absolute directory: the daemon copies
 	// each snapshot to every one after writing it (syncd copy).

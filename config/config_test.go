@@ -47,7 +47,7 @@ func TestLoadSample(t *testing.T) {
 		}},
 		Repository: &Repository{
 			URL: "s3://backups/web", IndexKey: "/etc/syncd/index.key",
-			DataRecipients: []string{"age1..."}, Schedule: "17 */6 * * *",
+			DataRecipients: []string{"age1..."}, Schedule: "17 */6 * * *", SkipUnchanged: true,
 			Retention:  Retention{KeepLast: 4, KeepDaily: 14, KeepWeekly: 8, KeepMonthly: 12},
 			DrillEvery: 192 * time.Hour,
 		},

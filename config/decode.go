@@ -105,7 +105,7 @@ func (d *decoder) decode(data []byte) (*Config, error) {
 			if isNull(v) {
 				return nil
 			}
-			c.Repository = &Repository{}
+			c.Repository = &Repository{SkipUnchanged: true}
 			return d.repository(v, path, line, c.Repository)
 		},
 		"watch": func(v *yaml.Node, path string, line int) error {
@@ -274,12 +274,18 @@ func (d *decoder) watch(v *yaml.Node, path string, line int, w *watchOverride) e
 
 func (d *decoder) repository(v *yaml.Node, path string, line int, r *Repository) error {
 	return d.mapping(v, path, map[string]handler{
-		"url":             d.str(&r.URL),
-		"index_key":       d.str(&r.IndexKey),
-		"data_recipients": d.strs(&r.DataRecipients),
-		"schedule":        d.str(&r.Schedule),
-		"copies":          d.strs(&r.Copies),
-		"drill_every":     d.duration(&r.DrillEvery, -1, "of 0 or more, like 8d or 36h (0: no drill alert)"),
+		"url":                d.str(&r.URL),
+		"index_key":          d.str(&r.IndexKey),
+		"data_recipients":    d.strs(&r.DataRecipients),
+		"schedule":           d.str(&r.Schedule),
+		"skip_unchanged":     d.boolean(&r.SkipUnchanged),
+		"storage_class":      d.str(&r.StorageClass),
+		"sse":                d.str(&r.SSE),
+		"sse_kms_key_id":     d.str(&r.SSEKMSKeyID),
+		"object_lock_mode":   d.str(&r.ObjectLockMode),
+		"object_lock_retain": d.duration(&r.ObjectLockRetain, 0, "above 0, like 30d or 720h"),
+		"copies":             d.strs(&r.Copies),
+		"drill_every":        d.duration(&r.DrillEvery, -1, "of 0 or more, like 8d or 36h (0: no drill alert)"),
 		"retention": func(v *yaml.Node, path string, line int) error {
 			t := &r.Retention
 			return d.mapping(v, path, map[string]handler{

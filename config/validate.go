@@ -264,6 +264,9 @@ func (v *validator) repository(c *Config) error {
 	if err := v.copies(r); err != nil {
 		return err
 	}
+	if err := v.s3Options(r); err != nil {
+		return err
+	}
 	if r.Schedule != "" {
 		if err := parseSchedule(r.Schedule); err != nil {
 			return v.wrapf("repository.schedule", err, "bad cron expression %q (want 5 fields: minute hour day-of-month month day-of-week): %v", r.Schedule, err)

@@ -22,8 +22,17 @@ var ErrNoRepository = errors.New("no repository configured (repository: in the c
 
 // Snapshot writes a snapshot of every folder from the local index (no
 // walk: only what changed since the last snapshot is read) and records
-// the result for Status. Concurrent calls wait for each other.
+// the result for Status. Concurrent calls wait for each other. It always
+// writes one: only scheduled snapshots skip an unchanged tree
+// (repository.skip_unchanged).
 func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
+	return d.snapshot(ctx, false)
+}
+
+// snapshot is Snapshot; a scheduled one writes no snapshot object when
+// repository.skip_unchanged is on and nothing changed since the last
+// snapshot this daemon wrote (see unchangedParent).
+func (d *Daemon) snapshot(ctx context.Context, scheduled bool) (*SnapshotInfo, error) {
 	if d.repo == nil {
 		return nil, ErrNoRepository
 	}
@@ -72,7 +81,12 @@ func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 	}
 	// Parent: the newest snapshot of this host and these paths, for the
 	// record; the index, not the parent, decides what is read.
-	res, err := archiver.SnapshotIndexed(ctx, d.repo, folders, archiver.Options{Host: d.cfg.Node.Name})
+	opts := archiver.Options{Host: d.cfg.Node.Name}
+	if scheduled && d.cfg.Repository.SkipUnchanged && !full {
+		opts.Parent = d.unchangedParent(ctx)
+		opts.SkipUnchanged = opts.Parent != nil
+	}
+	res, err := archiver.SnapshotIndexed(ctx, d.repo, folders, opts)
 	info := &SnapshotInfo{Time: start.UTC(), Took: time.Since(start).Round(time.Millisecond).String()}
 	if err != nil {
 		info.Result, info.Error = "failed", err.Error()
@@ -111,10 +125,43 @@ func (d *Daemon) Snapshot(ctx context.Context) (*SnapshotInfo, error) {
 		d.setSince(f.cfg.ID, res.Seqs[i])
 	}
 	d.setSnapshotRepo()
+	info.Skipped = res.Unchanged
 	d.record(info)
-	d.log.Info("snapshot saved", "id", res.ID.Short(), "files_read", info.Files, "took", info.Took, "result", info.Result)
+	if res.Unchanged {
+		d.log.Info("snapshot skipped: nothing changed since the last one (repository.skip_unchanged)", "id", res.ID.Short(), "took", info.Took)
+	} else {
+		d.log.Info("snapshot saved", "id", res.ID.Short(), "files_read", info.Files, "took", info.Took, "result", info.Result)
+	}
 	d.pokeCopies() // to repository.copies, in the copy service's goroutine
 	return info, nil
+}
+
+// unchangedParent returns the snapshot a scheduled one may be skipped
+// for: the last one this daemon wrote (or found unchanged), if it was
+// complete, no folder is failed or has files it could not index, and it
+// is still in the repository (not forgotten). nil: write a snapshot.
+func (d *Daemon) unchangedParent(ctx context.Context) *chunkstore.Snapshot {
+	last := d.last.Load()
+	if last == nil || last.Result != "ok" || last.ID == "" {
+		return nil
+	}
+	for _, f := range d.folders {
+		if len(f.ix.Failed()) > 0 {
+			return nil
+		}
+		if cs := f.health.List(); len(cs) > 0 && cs[0].Severity == health.Failed {
+			return nil
+		}
+	}
+	id, err := chunkstore.ParseID(last.ID)
+	if err != nil {
+		return nil
+	}
+	sn, err := d.repo.LoadSnapshot(ctx, id)
+	if err != nil || sn.Host != d.cfg.Node.Name {
+		return nil // forgotten, or unreadable: a new snapshot is written
+	}
+	return sn
 }
 
 func (d *Daemon) since(folder string) uint64 {
@@ -174,7 +221,7 @@ func (d *Daemon) schedule(ctx context.Context) error {
 		}
 		// a partial snapshot is a snapshot, as in restic; a node with one
 		// file it can never read must not pile up snapshots forever
-		if _, err := d.Snapshot(ctx); err == nil {
+		if _, err := d.snapshot(ctx, true); err == nil {
 			if err := d.retain(ctx); err != nil {
 				d.log.Error("retention failed", "err", err)
 			}

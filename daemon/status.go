@@ -19,6 +19,10 @@ type SnapshotInfo struct {
 	Error  string    `json:"error,omitempty"`
 	Files  int64     `json:"files_read"`
 	Took   string    `json:"took"`
+	// Skipped is true for a scheduled snapshot that found nothing changed
+	// (repository.skip_unchanged): none was written, and ID is the
+	// snapshot that still holds this content.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // FolderStatus is one folder in Status.

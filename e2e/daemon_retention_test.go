@@ -12,12 +12,13 @@ import (
 
 // TestDaemonRetention: with repository.retention, the daemon forgets its
 // own snapshots after scheduled ones, logs each, and leaves other hosts'
-// snapshots alone.
+// snapshots alone. skip_unchanged is off: every scheduled snapshot is
+// written, though nothing changes.
 func TestDaemonRetention(t *testing.T) {
 	n := newNode(t)
 	cfg, _ := os.ReadFile(n.cfg)
 	os.WriteFile(n.cfg, []byte(strings.Replace(string(cfg), "  data_recipients: []",
-		"  data_recipients: []\n  schedule: \"@every 1s\"\n  retention: {keep_last: 2}", 1)), 0o644)
+		"  data_recipients: []\n  schedule: \"@every 1s\"\n  retention: {keep_last: 2}\n  skip_unchanged: false", 1)), 0o644)
 	other := filepath.Join(t.TempDir(), "other")
 	os.MkdirAll(other, 0o755)
 	os.WriteFile(filepath.Join(other, "f"), []byte("web2"), 0o644)

@@ -140,23 +140,44 @@ func statusAll(t *testing.T, n *node) map[string]map[string]any {
 	return m
 }
 
-// TestDaemonSchedule: snapshots are taken on repository.schedule.
+// TestDaemonSchedule: snapshots are taken on repository.schedule. With
+// skip_unchanged (the default), a scheduled snapshot that finds nothing
+// changed writes none: the log and the status say it was skipped, and
+// name the snapshot that still holds the content. A change is snapshotted
+// at the next tick; an on-demand snapshot is written even when unchanged.
 func TestDaemonSchedule(t *testing.T) {
 	n := newNode(t)
 	cfg, _ := os.ReadFile(n.cfg)
 	os.WriteFile(n.cfg, []byte(strings.Replace(string(cfg), "  data_recipients: []", "  data_recipients: []\n  schedule: \"@every 1s\"", 1)), 0o644)
 	n.write("a.txt", "a")
 	n.start()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) && len(snapshotsJSON(t, n.r)) < 2 {
-		time.Sleep(200 * time.Millisecond)
+	logText := func() string { b, _ := os.ReadFile(n.log.Name()); return string(b) }
+	skipped := func() int { return strings.Count(logText(), `msg="snapshot skipped: nothing changed`) }
+	if !waitFor(20*time.Second, func() bool { return len(snapshotsJSON(t, n.r)) >= 1 && skipped() >= 2 }) {
+		t.Fatalf("within 20 s of @every 1s: %d snapshots, %d skipped, want 1 and 2 or more; log:\n%s",
+			len(snapshotsJSON(t, n.r)), skipped(), logText())
 	}
-	if got := len(snapshotsJSON(t, n.r)); got < 2 {
-		t.Fatalf("%d scheduled snapshots after 20 s of @every 1s, want at least 2", got)
+	snaps := snapshotsJSON(t, n.r)
+	if len(snaps) != 1 {
+		t.Fatalf("%d snapshots of an unchanged folder, want 1 (the later ones skipped); log:\n%s", len(snaps), logText())
 	}
 	last, _ := statusAll(t, n)["www"]["last_snapshot"].(map[string]any)
-	if last == nil || last["result"] != "ok" {
-		t.Errorf("status last_snapshot = %v", last)
+	if last == nil || last["result"] != "ok" || last["skipped"] != true || last["id"] != snaps[0]["id"] {
+		t.Errorf("status last_snapshot = %v, want ok, skipped, the ID of %s", last, snaps[0]["id"])
+	}
+	if out := ok(t, nil, "syncd", "status", "--config", n.cfg); !strings.Contains(out, "skipped (unchanged since)") {
+		t.Errorf("syncd status does not say the snapshot was skipped:\n%s", out)
+	}
+
+	n.write("b.txt", "b")
+	if !waitFor(20*time.Second, func() bool { return len(snapshotsJSON(t, n.r)) >= 2 }) {
+		t.Fatalf("no scheduled snapshot within 20 s of a change; log:\n%s", logText())
+	}
+	n.restoreEquals()
+	before := len(snapshotsJSON(t, n.r))
+	ok(t, nil, "syncd", "snapshot", "--config", n.cfg)
+	if got := len(snapshotsJSON(t, n.r)); got < before+1 {
+		t.Errorf("an on-demand snapshot of an unchanged folder: %d snapshots, want %d or more (it is always written)", got, before+1)
 	}
 }
 

@@ -84,7 +84,9 @@ func newFleet(t *testing.T, mounts bool) *fleet {
 				ps = append(ps, mpeer{o.name, o.id, p.Addr()})
 			}
 		}
-		n.extraYAML = fmt.Sprintf("repository:\n  url: %s\n  index_key: %s\n  data_recipients: []\n  schedule: %q\n%s",
+		// skip_unchanged off: each scheduled snapshot is written, so that
+		// one taken after a fault healed is in the repository to check
+		n.extraYAML = fmt.Sprintf("repository:\n  url: %s\n  index_key: %s\n  data_recipients: []\n  schedule: %q\n  skip_unchanged: false\n%s",
 			r.url, r.indexKey, snapshotEvery, f.hook.yaml())
 		n.setPeers(ps...)
 	}
