@@ -19,25 +19,30 @@ import (
 // PutObject; a larger one in a multipart upload of PartSize parts,
 // UploadConcurrency at a time, which S3 makes visible only once complete
 // (and which is aborted on failure). Either way a reader sees all of the
-// object or none of it. Each request is retried as configured.
+// object or none of it. Each request is retried as configured, and asks
+// for Config.Upload's storage class, encryption and retention.
 func (b *Backend) Save(ctx context.Context, name string, r io.ReaderAt, size int64) error {
 	key, err := b.key(name)
 	if err != nil {
 		return err
 	}
 	if size <= b.cfg.PartSize {
-		_, err = b.client.PutObject(ctx, &awss3.PutObjectInput{
+		in := &awss3.PutObjectInput{
 			Bucket:        aws.String(b.bucket),
 			Key:           aws.String(key),
 			Body:          io.NewSectionReader(r, 0, size),
 			ContentLength: aws.Int64(size),
-		})
+		}
+		b.cfg.Upload.applyPut(in, name)
+		_, err = b.client.PutObject(ctx, in)
 	} else {
-		_, err = b.uploader.UploadObject(ctx, &transfermanager.UploadObjectInput{
+		in := &transfermanager.UploadObjectInput{
 			Bucket: aws.String(b.bucket),
 			Key:    aws.String(key),
 			Body:   io.NewSectionReader(r, 0, size),
-		})
+		}
+		b.cfg.Upload.applyUpload(in, name)
+		_, err = b.uploader.UploadObject(ctx, in)
 	}
 	if err != nil {
 		return b.fail("save", name, err)

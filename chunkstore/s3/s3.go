@@ -98,6 +98,10 @@ type Config struct {
 	// body (default 30 s). It does not bound a transfer that makes
 	// progress.
 	Timeout time.Duration
+
+	// Upload is what every upload asks of the store: storage class,
+	// server-side encryption, object-lock retention.
+	Upload UploadOptions
 }
 
 // withDefaults fills in the zero values of c from the environment and the
@@ -125,6 +129,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("s3: part size %d must be at least %d (5 MiB)", c.PartSize, MinPartSize)
 	case c.Timeout < 0:
 		return c, fmt.Errorf("s3: negative timeout %v", c.Timeout)
+	}
+	if err := c.Upload.Validate(); err != nil {
+		return c, fmt.Errorf("s3: %w", err)
 	}
 	return c, nil
 }

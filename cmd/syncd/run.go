@@ -21,6 +21,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/chunkstore/backend"
+	"github.com/syncd/syncd/chunkstore/s3"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/daemon"
@@ -187,7 +188,9 @@ func openConfigRepo(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	be, err := cli.Backend(ctx, cfg.Repository.URL, false)
+	r := cfg.Repository
+	be, err := cli.BackendWith(ctx, r.URL, false, s3.UploadOptions{StorageClass: r.StorageClass, SSE: r.SSE,
+		SSEKMSKeyID: r.SSEKMSKeyID, LockMode: r.ObjectLockMode, LockRetain: r.ObjectLockRetain})
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +313,11 @@ CRITICAL too.`,
 			for _, f := range st.Folders {
 				last := "-"
 				if s := f.LastSnapshot; s != nil {
-					last = fmt.Sprintf("%s %s %s", s.Result, s.Time.Local().Format(time.DateTime), short(s.ID))
+					result := s.Result
+					if s.Skipped {
+						result = "skipped (unchanged since)"
+					}
+					last = fmt.Sprintf("%s %s %s", result, s.Time.Local().Format(time.DateTime), short(s.ID))
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", f.ID, f.State, f.Files, cli.Bytes(f.Bytes), f.Pending, last)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/chunkstore/backend"
 	"github.com/syncd/syncd/chunkstore/local"
+	"github.com/syncd/syncd/chunkstore/s3"
 	"github.com/syncd/syncd/crypto"
 )
 
@@ -47,7 +48,15 @@ func (f *RepoFlags) Register(cmd *cobra.Command, withIdentity bool) {
 }
 
 // Backend opens the storage named by url; create makes it when missing.
+// An s3:// backend's uploads ask for the options the environment sets
+// (UploadFromEnv).
 func Backend(ctx context.Context, url string, create bool) (backend.Backend, error) {
+	return BackendWith(ctx, url, create, s3.UploadOptions{})
+}
+
+// BackendWith is Backend with the upload options of a configuration,
+// which win over the environment's, key by key.
+func BackendWith(ctx context.Context, url string, create bool, up s3.UploadOptions) (backend.Backend, error) {
 	if url == "" {
 		return nil, Usage("no repository given: use --repo or SYNCD_REPO")
 	}
@@ -59,7 +68,7 @@ func Backend(ctx context.Context, url string, create bool) (backend.Backend, err
 		url = "s3://" + rest
 	}
 	if strings.HasPrefix(url, "s3://") {
-		return openS3(ctx, url, create)
+		return openS3(ctx, url, create, up)
 	}
 	if i := strings.Index(url, "://"); i > 0 {
 		return nil, fmt.Errorf("repository %s: unknown scheme %q (want a directory or s3://)", url, url[:i])

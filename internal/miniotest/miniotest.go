@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,12 +38,14 @@ type Server struct {
 	AccessKey string // root user
 	SecretKey string // root password
 	CAFile    string // with Options.TLS: PEM of the server's self-signed certificate
+	KMSKeyID  string // with Options.KMS: the name of the server's static KMS key
 
 	bin     string
 	addr    string // 127.0.0.1:PORT
 	dir     string // data directory
 	certDir string // with Options.TLS: public.crt and private.key
 	logPath string
+	kmsKey  string       // with Options.KMS: MINIO_KMS_SECRET_KEY
 	client  *http.Client // trusts CAFile
 
 	mu   sync.Mutex
@@ -55,6 +58,10 @@ type Options struct {
 	// TLS serves HTTPS with a self-signed certificate for 127.0.0.1, whose
 	// PEM is in Server.CAFile.
 	TLS bool
+	// KMS gives the server a static KMS key (MINIO_KMS_SECRET_KEY), named
+	// in Server.KMSKeyID: server-side encryption (SSE-S3, and SSE-KMS
+	// with that key) works. A static key is for tests: it is no KMS.
+	KMS bool
 }
 
 // Start starts a MinIO server for the test and stops it in t.Cleanup. It
@@ -93,6 +100,14 @@ func StartWith(t testing.TB, o Options) *Server {
 		}
 		s.Endpoint = "https://" + addr
 		s.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
+	if o.KMS {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			t.Fatal(err)
+		}
+		s.KMSKeyID = "syncd-test-key"
+		s.kmsKey = s.KMSKeyID + ":" + base64.StdEncoding.EncodeToString(key)
 	}
 	t.Cleanup(s.Kill)
 	s.start(t)
@@ -158,6 +173,9 @@ func (s *Server) start(t testing.TB) {
 		"MINIO_SITE_REGION="+Region,
 		"MINIO_CI_CD=1",
 	)
+	if s.kmsKey != "" {
+		cmd.Env = append(cmd.Env, "MINIO_KMS_SECRET_KEY="+s.kmsKey)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
