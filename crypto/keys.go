@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,11 +36,15 @@ type IndexKey struct {
 
 // GenerateIdentityFile creates a new X25519 identity in the age-keygen file
 // format at path (mode 0600, never overwriting an existing file) and
-// returns it.
+// returns it. Missing directories of path are made with mode 0700; the
+// mode of existing ones is left as it is.
 func GenerateIdentityFile(path string) (*age.X25519Identity, error) {
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create key file %s: %w", path, err)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# created: %s\n", time.Now().UTC().Format(time.RFC3339))

@@ -21,7 +21,8 @@ func initCmd() *cobra.Command {
 		Short: "Create a repository",
 		Long: `init creates a repository. File contents will be encrypted to the data
 recipients (public keys; their private keys stay off the web nodes); indexes,
-trees and snapshots to the index key, which init creates at F when missing.
+trees and snapshots to the index key, which init creates at F when missing
+(mode 0600, and its missing directories with mode 0700).
 
 With --copy-from SRC, init makes a copy target of the repository SRC for
 syncd copy: SRC's chunker, chunk-ID key, index key (F, which must be SRC's)

@@ -14,7 +14,8 @@ func keygenCmd() *cobra.Command {
 		Use:   "keygen FILE",
 		Short: "Create an age identity file (mode 0600) and print its public key",
 		Long: `keygen writes a new X25519 age identity to FILE, in the format of age-keygen,
-with mode 0600, and prints its public key (age1…). It never overwrites a file.
+with mode 0600 (missing directories with mode 0700), and prints its public
+key (age1…). It never overwrites a file.
 
 Use it for the index key of the writing nodes, and, on the operator's machine,
 for the data identity whose public key is given to init as --data-recipient.`,
