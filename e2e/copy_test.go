@@ -189,12 +189,15 @@ func TestCopyRefusesOtherChunker(t *testing.T) {
 	snapS3(t, env, r, src)
 	const to = "s3://offsite/web"
 	ok(t, env, "syncd", "init", "--repo", to, "--index-key", r.indexKey, "--data-recipient", r.recipient)
-	before := s3Objects(t, srv, to, "")
+	before, srcBefore := s3Objects(t, srv, to, ""), s3Objects(t, srv, r.url, "")
 	res := run(t, env, "syncd", append([]string{"copy", "--to", to}, r.flags()...)...)
 	oneLine(t, "copy to a target with another chunker", res, 1, to, "chunks differently", "--copy-from")
-	after := s3Objects(t, srv, to, "")
-	if fmt.Sprint(after) != fmt.Sprint(before) {
+	if after := s3Objects(t, srv, to, ""); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("refused copy changed the target: %v, was %v", after, before)
+	}
+	// not even a lock in the source
+	if after := s3Objects(t, srv, r.url, ""); fmt.Sprint(after) != fmt.Sprint(srcBefore) {
+		t.Errorf("refused copy changed the source: %v, was %v", after, srcBefore)
 	}
 	// a target that is no repository at all, and a missing --to
 	res = run(t, env, "syncd", append([]string{"copy", "--to", "s3://offsite/nothing"}, r.flags()...)...)
