@@ -39,6 +39,7 @@ const (
 	LocalChanges          = "local changes"
 	DrillOverdue          = "drill overdue"
 	DrillFailed           = "drill failed"
+	CopyFailed            = "copy failed" // a repository.copies target's last copy failed
 )
 
 // The statuses of a [Message].

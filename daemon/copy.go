@@ -14,10 +14,6 @@ import (
 	"github.com/syncd/syncd/copier"
 )
 
-// CopyFailed is the alert of a copy target (repository.copies) whose last
-// copy failed.
-const CopyFailed = "copy failed"
-
 // copies is the state of the copy service (repository.copies): after each
 // snapshot this node writes, it copies this node's snapshots that a
 // target lacks to each target, in its own goroutine, so that a slow or
@@ -189,7 +185,7 @@ func (d *Daemon) copyTo(ctx context.Context, src *chunkstore.Repository, url str
 func (d *Daemon) copyProblems(add func(key, name, sev, details string)) {
 	for _, st := range d.CopyStatuses() {
 		if st.LastError != "" {
-			add("copy/"+st.Target, CopyFailed, alert.Critical, st.LastError)
+			add("copy/"+st.Target, alert.CopyFailed, alert.Critical, st.LastError)
 		}
 	}
 }
