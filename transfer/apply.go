@@ -88,14 +88,15 @@ const (
 	builders   = 2
 )
 
-// prepared is a batch whose files are built and durable in their
-// temporary files, waiting to be moved into place by commit.
+// prepared is a batch whose files are built in their temporary files
+// (those of a batch of few, durable too), waiting for commit to make them
+// durable and move them into place.
 type prepared struct {
 	es             []wire.Entry
 	acts           []*action
 	fails          []failure
 	few            bool
-	t0, t1, t2, t3 time.Time // start, planned, built, synced
+	t0, t1, t2, t3 time.Time // start, planned, built, ready
 
 	// at holds the directories the temporary files were made in, open
 	// until the batch ends: what is left of them is removed there, even
@@ -188,12 +189,6 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 	if r.afterBuild != nil {
 		r.afterBuild(es)
 	}
-	if !pb.few {
-		if err := r.f.syncFS(); err != nil {
-			r.abandon(pb)
-			return nil, err
-		}
-	}
 	// The new files are sources for the next batch, which may be prepared
 	// while this one is committed: under their temporary names, or their
 	// final ones once renamed.
@@ -229,6 +224,17 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 		return fails, nil
 	}
 	tc := time.Now()
+	// The temporary files of a batch of many are made durable here, by
+	// one syncfs before the renames (a few were fsynced one by one as
+	// they were built): commit runs while the next batch is prepared, so
+	// its blocks travel while this batch's data reaches the disk.
+	if !pb.few {
+		if err := r.f.syncFS(); err != nil {
+			r.cleanup(pb)
+			return nil, err
+		}
+	}
+	ts := time.Now()
 	at := r.f.at()
 	defer at.close()
 	r.f.Lock.Lock()
@@ -284,7 +290,7 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	}
 	r.f.bell.Ring()
 	r.log.Debug("batch applied", "entries", len(pb.es), "actions", len(acts), "failed", len(fails),
-		"plan", ms(pb.t1.Sub(pb.t0)), "build", ms(pb.t2.Sub(pb.t1)), "sync", ms(pb.t3.Sub(pb.t2)), "queued", ms(tc.Sub(pb.t3)), "lock_wait", ms(t4.Sub(tc)),
+		"plan", ms(pb.t1.Sub(pb.t0)), "build", ms(pb.t2.Sub(pb.t1)), "queued", ms(tc.Sub(pb.t3)), "sync", ms(ts.Sub(tc)), "lock_wait", ms(t4.Sub(ts)),
 		"place", ms(t5.Sub(t4)), "durable", ms(t6.Sub(t5)), "record", ms(time.Since(t6)))
 	return fails, nil
 }
