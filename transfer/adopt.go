@@ -19,12 +19,12 @@ import (
 // change, as usual. That is a node restored from a snapshot, or one
 // whose state database was lost, joining peers with history.
 //
-// While it adopts, one puller of the folder at a time takes its peer's
-// versions (the others wait their turn: two pullers would fetch the same
-// changed files from two peers at once), and only once the first full
-// scan has indexed what is on disk (before, every restored file would
-// look like a local change not yet indexed, and would not be a source of
-// chunks). The adoption ends when that puller has caught up with its
+// While it adopts, its pullers take their peers' versions only once the
+// first full scan has indexed what is on disk (before, every restored
+// file would look like a local change not yet indexed, and would not be a
+// source of chunks); they take them all at once, each fetching the files
+// the others have not claimed (see claims.go), so a new node pulls from
+// every peer. The adoption ends when one puller has caught up with its
 // peer with nothing left to retry: what is still unversioned then is what
 // no peer knows, and becomes this node's own change.
 
@@ -45,31 +45,12 @@ func (n *Node) beginAdoption(f *Folder) error {
 	return nil
 }
 
-// adoptionTurn waits, while f adopts, for this puller's turn and for the
-// first scan, and returns the function that gives the turn back (nil when
-// f does not adopt, or no longer once the turn came).
-func (p *puller) adoptionTurn(ctx context.Context) (release func(), err error) {
+// firstScan waits, while f adopts, for its first scan to have indexed
+// what is on disk (see above).
+func (p *puller) firstScan(ctx context.Context) error {
 	f := p.f
-	if !f.adopting.Load() {
-		return nil, nil
-	}
-	select {
-	case f.adoptTurn <- struct{}{}:
-	default:
-		p.log.Info("waiting for another peer's versions to be adopted first")
-		select {
-		case f.adoptTurn <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	release = func() { <-f.adoptTurn }
-	if !f.adopting.Load() {
-		release()
-		return nil, nil
-	}
 	logged := false
-	for f.State.Adoption() == state.Scanning && !emptyFolder(f.Config.Path) {
+	for f.adopting.Load() && f.State.Adoption() == state.Scanning && !emptyFolder(f.Config.Path) {
 		if !logged {
 			p.log.Info("waiting for the folder's first scan before taking the peer's versions")
 			logged = true
@@ -79,11 +60,10 @@ func (p *puller) adoptionTurn(ctx context.Context) (release func(), err error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			release()
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	return release, nil
+	return nil
 }
 
 // emptyFolder reports whether dir holds nothing but syncd's own names

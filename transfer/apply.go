@@ -143,6 +143,8 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 		switch {
 		case err != nil:
 			pb.fails = append(pb.fails, failure{e: e, err: err})
+		case a != nil && a.kind == actFile && !r.f.claims.take(e.Path, pb):
+			pb.fails = append(pb.fails, failure{e: e, err: errClaimed})
 		case a != nil:
 			pb.acts = append(pb.acts, a)
 		}
@@ -534,6 +536,9 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 // while the batch was written keeps none.
 func (r *receiver) cleanup(pb *prepared) {
 	for _, a := range pb.acts {
+		if a.kind == actFile {
+			r.f.claims.drop(a.e.Path, pb)
+		}
 		if a.file != nil {
 			a.file.Close()
 			a.file = nil

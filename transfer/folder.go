@@ -43,11 +43,11 @@ type Folder struct {
 	Health *health.Conditions
 
 	// adopting is set while the folder adopts its peers' versions (see
-	// adopt.go); adoptTurn is held by the one puller taking its peer's
-	// versions meanwhile; adoptMu keeps two pullers from ending it at once.
-	adopting  atomic.Bool
-	adoptTurn chan struct{}
-	adoptMu   sync.Mutex
+	// adopt.go); adoptMu keeps two pullers from ending it at once.
+	adopting atomic.Bool
+	adoptMu  sync.Mutex
+
+	claims claims // the paths the pullers are building (see claims.go)
 
 	rootp atomic.Pointer[os.Root] // nil: the folder could not be opened
 	bell  *bell
@@ -63,9 +63,6 @@ func (f *Folder) open() error {
 	}
 	if f.bell == nil {
 		f.bell = newBell()
-	}
-	if f.adoptTurn == nil {
-		f.adoptTurn = make(chan struct{}, 1)
 	}
 	if f.rootp.Load() != nil {
 		return nil

@@ -183,15 +183,9 @@ func (p *puller) session(ctx context.Context) error {
 		level = slog.LevelDebug // "reconnected" once an index batch comes
 	}
 	p.log.Log(ctx, level, "peer connected", "node", h.Node, "peer_seq", h.Folders[i].Seq, "from", p.next)
-	release, err := p.adoptionTurn(ctx)
-	if err != nil {
+	if err := p.firstScan(ctx); err != nil {
 		return err
 	}
-	defer func() {
-		if release != nil {
-			release()
-		}
-	}()
 	var ahead chan fetched // the next batch, asked for while the last was applied
 	var ready *readyBatch  // and prepared while the last was committed
 	defer func() {
@@ -289,10 +283,6 @@ func (p *puller) session(ctx context.Context) error {
 		if !b.More && ready == nil {
 			if err := p.endAdoption(); err != nil {
 				return err
-			}
-			if release != nil && !p.f.adopting.Load() {
-				release() // the other pullers go on
-				release = nil
 			}
 		}
 	}
@@ -419,6 +409,11 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 	for _, fl := range fails {
 		old, again := prev[fl.e.Path]
 		p.schedule(&fl, old, now)
+		if errors.Is(fl.err, errClaimed) {
+			// not a failure: another puller fetches it (see claims.go)
+			p.retry[fl.e.Path] = fl
+			continue
+		}
 		if errors.Is(fl.err, errOutvoted) {
 			// not a failure: kept to be planned again (see errOutvoted)
 			p.retry[fl.e.Path] = fl
@@ -470,14 +465,15 @@ func (p *puller) forgetRetries() {
 // order of due.
 func (p *puller) retryFailed(ctx context.Context, due []failure) error {
 	// Outvoted versions are planned again together, and are not shown as
-	// pending: most of the time they stay as they are. Deleted directories
+	// pending: most of the time they stay as they are; so are the paths
+	// another puller claimed (most of the time applied by now). Deleted directories
 	// together, so that they go deepest first; the others one at a time:
 	// a file that cannot be written (a full disk) must not take the others
 	// down with it again.
 	var outvoted, dirs, single []wire.Entry
 	for _, fl := range due {
 		switch {
-		case errors.Is(fl.err, errOutvoted):
+		case errors.Is(fl.err, errOutvoted), errors.Is(fl.err, errClaimed):
 			outvoted = append(outvoted, fl.e)
 		case errors.Is(fl.err, errDirNotEmpty):
 			dirs = append(dirs, fl.e)
@@ -511,7 +507,7 @@ func (p *puller) countFailed() {
 	var n int
 	var bytes int64
 	for _, fl := range p.retry {
-		if !errors.Is(fl.err, errOutvoted) {
+		if !errors.Is(fl.err, errOutvoted) && !errors.Is(fl.err, errClaimed) {
 			n++
 			bytes += fl.e.Size
 		}
@@ -522,7 +518,8 @@ func (p *puller) countFailed() {
 }
 
 // failing returns how many of the peer's versions wait to be applied
-// (outvoted ones are not waiting: see errOutvoted).
+// (outvoted ones are not waiting: see errOutvoted; claimed ones are, for
+// another puller).
 func (p *puller) failing() int {
 	n := 0
 	for _, fl := range p.retry {

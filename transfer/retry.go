@@ -104,6 +104,10 @@ func (p *puller) due(now time.Time) (due []failure, next time.Time) {
 // failure), is tried next.
 func (p *puller) schedule(fl *failure, prev failure, now time.Time) {
 	fl.tries = prev.tries + 1
+	if errors.Is(fl.err, errClaimed) {
+		fl.due = now.Add(claimRetry)
+		return
+	}
 	if errors.Is(fl.err, errLocalChange) || errors.Is(fl.err, errDirNotEmpty) || failClass(fl.err) == "" {
 		// settles by itself, or a race with the peer's next change (a
 		// version the peer no longer has): tried again soon, as before

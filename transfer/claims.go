@@ -1,0 +1,62 @@
+package transfer
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// Several peers of a folder may offer the same version of a path, and a
+// node pulls from all of them at once: a new node joining a fleet pulls
+// from every peer, and an edit reaches it from each. So that a file is
+// fetched once, and different files from different peers, the receiver
+// claims the path of each file it is about to build; another puller that
+// plans the same path meanwhile puts its entry aside (errClaimed) and
+// plans it again claimRetry later, or once the claim is dropped, when it
+// usually finds the version applied. The claim is dropped when the batch
+// that holds it is committed or abandoned.
+
+// errClaimed files a peer's version of a path whose file another puller
+// of the folder is building: not a failure, and planned again soon.
+var errClaimed = errors.New("another peer's version of the path is being fetched")
+
+// claimRetry is how soon a claimed path is planned again at the latest.
+const claimRetry = 250 * time.Millisecond
+
+// claims are the paths being built by the folder's pullers, each with the
+// batch that builds it. The zero value is ready to use; safe for
+// concurrent use.
+type claims struct {
+	mu sync.Mutex
+	m  map[string]*prepared
+}
+
+// take claims rel for pb; false when another batch holds it.
+func (c *claims) take(rel string, pb *prepared) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*prepared{}
+	}
+	if by, ok := c.m[rel]; ok && by != pb {
+		return false
+	}
+	c.m[rel] = pb
+	return true
+}
+
+// drop gives back pb's claim on rel, if it holds it.
+func (c *claims) drop(rel string, pb *prepared) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[rel] == pb {
+		delete(c.m, rel)
+	}
+}
+
+// held returns how many paths are claimed, for tests.
+func (c *claims) held() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
