@@ -38,7 +38,7 @@ func newMemRepo(tb testing.TB) (*Repository, *memBackend) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(r.Close)
-	r.metaRecipients = []age.Recipient{testRecipient{}}
+	r.rcpt.Store(&recipients{meta: []age.Recipient{testRecipient{}}, data: r.rcpt.Load().data, list: r.rcpt.Load().list})
 	r.SetDataIdentities([]age.Identity{testIdentity{}})
 	r.writers.Add(1) // writes allowed, as in a session, without its lock
 	return r, be
@@ -264,7 +264,7 @@ func FuzzPackHeader(f *testing.F) {
 	f.Add(append([]byte(`xx{"blobs":[{"offset":1,"length":1,"raw_length":1}]}`), 53, 0, 0, 0))
 
 	f.Fuzz(func(t *testing.T, plain []byte) {
-		sealed, err := crypto.Seal(nil, plain, r.metaRecipients...)
+		sealed, err := crypto.Seal(nil, plain, r.rcpt.Load().meta...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -134,7 +134,7 @@ func TestSnapshots(t *testing.T) {
 // returns its ID.
 func saveRawMeta(t testing.TB, r *Repository, dir string, body []byte) ID {
 	t.Helper()
-	sealed, err := crypto.Seal(nil, r.zenc.EncodeAll(body, nil), r.metaRecipients...)
+	sealed, err := crypto.Seal(nil, r.zenc.EncodeAll(body, nil), r.rcpt.Load().meta...)
 	if err != nil {
 		t.Fatal(err)
 	}

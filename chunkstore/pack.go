@@ -33,9 +33,9 @@ type packWriter struct {
 
 // newPackWriter starts a pack of type t in a temporary file in dir.
 func (r *Repository) newPackWriter(t BlobType, dir string) (*packWriter, error) {
-	rcpt := r.metaRecipients
+	rcpt := r.rcpt.Load().meta
 	if t == DataBlob {
-		rcpt = r.dataRecipients
+		rcpt = r.rcpt.Load().data
 	}
 	file, err := newPackFile(dir)
 	if err != nil {

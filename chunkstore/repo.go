@@ -35,9 +35,8 @@ type Repository struct {
 	pol      chunker.Pol
 	chunkKey []byte
 
-	dataRecipients []age.Recipient
-	metaRecipients []age.Recipient // index recipient + data recipients
-	dataIDs        []age.Identity  // optional: the operator's data identities
+	rcpt    atomic.Pointer[recipients] // swapped when the config's data recipients change (keys.go)
+	dataIDs []age.Identity             // optional: the operator's data identities
 
 	idx   *Index
 	trees *treeCache
@@ -63,14 +62,8 @@ func Open(ctx context.Context, be backend.Backend, key *crypto.IndexKey) (*Repos
 	pol, _ := cfg.Polynomial() // validated by LoadConfig
 	r := &Repository{raw: be, cfg: cfg, key: key, pol: pol, chunkKey: key.ChunkIDKey(cfg.ChunkIDSource()), idx: NewIndex()}
 	r.be = gate{Backend: be, r: r}
-	r.metaRecipients = append(r.metaRecipients, key.Recipient())
-	for _, s := range cfg.DataRecipients {
-		rc, err := crypto.ParseRecipient(s)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		r.dataRecipients = append(r.dataRecipients, rc)
-		r.metaRecipients = append(r.metaRecipients, rc)
+	if err := r.setRecipients(cfg); err != nil {
+		return nil, err
 	}
 	// A 1 MiB window: blobs are chunks (512 KiB–8 MiB, 1 MiB on average), and
 	// a larger window costs memory per encoder for no measurable gain.
@@ -190,7 +183,7 @@ func (r *Repository) sealMeta(v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return crypto.Seal(nil, r.zenc.EncodeAll(body, nil), r.metaRecipients...)
+	return crypto.Seal(nil, r.zenc.EncodeAll(body, nil), r.rcpt.Load().meta...)
 }
 
 // openMeta decrypts and decodes the sealed metadata object name into v.

@@ -133,7 +133,9 @@ func (r *Repository) checkConfig(ctx context.Context) error {
 	case cfg.ID != r.cfg.ID:
 		return fmt.Errorf("config changed: another repository (id %s) is here now", prefix(cfg.ID, 16))
 	}
-	return nil
+	// data recipients added or removed since (restore key): what this
+	// session writes is sealed to the new ones
+	return r.setRecipients(cfg)
 }
 
 // Repository returns the repository the session writes to.

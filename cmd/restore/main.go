@@ -24,7 +24,7 @@ func main() {
 	}
 	cli.Main("restore", func(ctx context.Context) error {
 		root := restoreCmd()
-		root.AddCommand(snapshotsCmd(), lsCmd(), diffCmd(), statsCmd(), dumpCmd(), findCmd(), verifyCmd(), pruneCmd(), drillCmd())
+		root.AddCommand(snapshotsCmd(), lsCmd(), diffCmd(), statsCmd(), dumpCmd(), findCmd(), verifyCmd(), pruneCmd(), drillCmd(), keyCmd())
 		cli.AddVersion(root, "restore")
 		cli.Prepare(root)
 		return root.ExecuteContext(ctx)
