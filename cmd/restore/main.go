@@ -36,9 +36,9 @@ func restoreCmd() *cobra.Command {
 	var sel pick
 	var target string
 	var include []string
-	var overwrite bool
+	var overwrite, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT --repo R [--index-key F] --identity F --target DIR [--include PATH]… [--overwrite] [--host H]… [--path P]… [--tag T]… [--time T]",
+		Use:   "restore SNAPSHOT --repo R [--index-key F] --identity F --target DIR [--include PATH]… [--overwrite] [--host H]… [--path P]… [--tag T]… [--time T] [--json]",
 		Short: "Restore a snapshot of a syncd repository",
 		Long: `restore writes the files of SNAPSHOT (an ID, a unique ID prefix, or "latest")
 under DIR, at their full snapshot paths (DIR/var/www/…). --include limits it to
@@ -52,7 +52,10 @@ before that time (the tree as it was before a bad deploy). A --host that no
 snapshot has is an error (exit 1) naming the hosts that have snapshots.
 
 Without --index-key, the index key sealed in the repository is opened with
-the data identity (docs/RECOVERY.md).`,
+the data identity (docs/RECOVERY.md).
+
+--json prints {"snapshot","target","files","dirs","symlinks","hardlinks",
+"bytes","seconds","not_restored":[…]} instead of the summary line.`,
 		Args: cli.Args(1, 1, "one SNAPSHOT (ID, ID prefix or latest)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if target == "" {
@@ -97,9 +100,21 @@ the data identity (docs/RECOVERY.md).`,
 			if err != nil {
 				return f.KeyError(err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "restored snapshot %s to %s: %d files, %d dirs, %d symlinks, %d hard links, %s in %s\n",
-				sn.ID().Short(), target, res.Files, res.Dirs, res.Symlinks, res.Hardlinks, cli.Bytes(res.Bytes),
-				time.Since(start).Round(time.Millisecond))
+			if asJSON {
+				notRestored := []string{}
+				for _, e := range res.Errors {
+					notRestored = append(notRestored, e.Error())
+				}
+				if err := cli.PrintJSON(cmd.OutOrStdout(), map[string]any{"snapshot": sn.ID().String(), "target": target,
+					"files": res.Files, "dirs": res.Dirs, "symlinks": res.Symlinks, "hardlinks": res.Hardlinks, "bytes": res.Bytes,
+					"seconds": time.Since(start).Seconds(), "not_restored": notRestored}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "restored snapshot %s to %s: %d files, %d dirs, %d symlinks, %d hard links, %s in %s\n",
+					sn.ID().Short(), target, res.Files, res.Dirs, res.Symlinks, res.Hardlinks, cli.Bytes(res.Bytes),
+					time.Since(start).Round(time.Millisecond))
+			}
 			if len(res.Errors) > 0 {
 				for _, e := range res.Errors {
 					fmt.Fprintf(os.Stderr, "not restored: %s\n", e)
@@ -114,5 +129,6 @@ the data identity (docs/RECOVERY.md).`,
 	cmd.Flags().StringVarP(&target, "target", "t", "", "directory to restore into")
 	cmd.Flags().StringArrayVar(&include, "include", nil, "snapshot path to restore, with everything below it (repeatable)")
 	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "restore into a non-empty target, replacing what is there")
+	cli.AddJSON(cmd, &asJSON)
 	return cmd
 }

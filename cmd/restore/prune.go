@@ -13,7 +13,7 @@ func pruneCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var p cli.PruneFlags
 	cmd := &cobra.Command{
-		Use:   "prune --repo R [--index-key F] --identity F [--repack] [--max-unused P%] [--dry-run] [--wait D]",
+		Use:   "prune --repo R [--index-key F] --identity F [--repack] [--max-unused P%] [--dry-run] [--wait D] [--json]",
 		Short: "Delete unused packs; with --repack, rewrite mostly unused content packs",
 		Long: `prune deletes the packs no snapshot references, like syncd prune. With --repack
 and the data identity it also rewrites the content packs of which more than

@@ -14,10 +14,10 @@ import (
 
 func verifyCmd() *cobra.Command {
 	var f cli.RepoFlags
-	var readData bool
+	var readData, asJSON bool
 	var sel pick
 	cmd := &cobra.Command{
-		Use:   "verify --repo R --index-key F|--identity F [--read-data] [--host H]… [--path P]… [--tag T]… [--time T]",
+		Use:   "verify --repo R --index-key F|--identity F [--read-data] [--host H]… [--path P]… [--tag T]… [--time T] [--json]",
 		Short: "Check the repository's integrity",
 		Long: `verify checks that every index, snapshot and tree can be read, and that every
 pack a snapshot needs is present with the size the index records. With
@@ -28,7 +28,10 @@ the object at fault and the files it affects; any problem exits with 1.
 --host, --path, --tag and --time (as for restore) limit the walk to the
 snapshots they select: only their trees and files are checked. The index and
 the packs are checked in full either way (--read-data reads every pack). A
---host that no snapshot has, or a selection of no snapshot, is an error.`,
+--host that no snapshot has, or a selection of no snapshot, is an error.
+
+--json prints {"snapshots","packs","packs_read","blobs","unreferenced",
+"problems":[{"object","error","files"}],"ok"}; the exit code is the same.`,
 		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if readData && f.Identity == "" {
@@ -67,6 +70,25 @@ the packs are checked in full either way (--read-data reads every pack). A
 				return f.KeyError(err)
 			}
 			out := cmd.OutOrStdout()
+			if asJSON {
+				type problem struct {
+					Object string   `json:"object"`
+					Error  string   `json:"error"`
+					Files  []string `json:"files"`
+				}
+				probs := []problem{}
+				for _, p := range rep.Problems {
+					probs = append(probs, problem{p.Object, p.Err, append([]string{}, p.Files...)})
+				}
+				if err := cli.PrintJSON(out, map[string]any{"snapshots": rep.Snapshots, "packs": rep.Packs, "packs_read": rep.PacksRead,
+					"blobs": rep.Blobs, "unreferenced": rep.Unused, "problems": probs, "ok": rep.OK()}); err != nil {
+					return err
+				}
+				if !rep.OK() {
+					return fmt.Errorf("repository %s has %d problem(s)", f.Repo, len(rep.Problems))
+				}
+				return nil
+			}
 			for _, p := range rep.Problems {
 				fmt.Fprintln(out, "error:", p)
 			}
@@ -81,6 +103,7 @@ the packs are checked in full either way (--read-data reads every pack). A
 	}
 	f.Register(cmd, true)
 	sel.register(cmd, true)
+	cli.AddJSON(cmd, &asJSON)
 	cmd.Flags().BoolVar(&readData, "read-data", false, "download and verify every pack (needs --identity)")
 	return cmd
 }

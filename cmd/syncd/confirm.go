@@ -12,8 +12,9 @@ import (
 
 func confirmDeletesCmd() *cobra.Command {
 	var path string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "confirm-deletes --config FILE FOLDER",
+		Use:   "confirm-deletes --config FILE FOLDER [--json]",
 		Short: "Let a held-back mass delete go to the peers",
 		Long: `A batch of local changes that deletes more than the folder's max_delete
 share of its files (and at least 10 files) is held back: the other changes
@@ -28,11 +29,15 @@ them clears the hold.`,
 			if err := postFolder(cmd, path, "confirm-deletes", args[0], &res); err != nil {
 				return err
 			}
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), map[string]any{"folder": args[0], "confirmed": true})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deletes confirmed in %s; the peers delete the files too\n", args[0])
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file")
+	cli.AddJSON(cmd, &asJSON)
 	return cmd
 }
 

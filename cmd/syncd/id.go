@@ -12,8 +12,9 @@ import (
 
 func idCmd() *cobra.Command {
 	var path string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "id --config FILE",
+		Use:   "id --config FILE [--json]",
 		Short: "Print this node's ID, creating its TLS identity on first use",
 		Long: `id prints this node's ID: the fingerprint of its TLS key, which the other
 nodes list under peers (id:) to let it in. On first use it creates the key
@@ -32,10 +33,14 @@ node.state_dir; later it reads them. The ID never changes while node.key stays.`
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), map[string]string{"id": id.ID.String()})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), id.ID)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file")
+	cli.AddJSON(cmd, &asJSON)
 	return cmd
 }

@@ -16,8 +16,9 @@ func initCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var recipients []string
 	var copyFrom string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "init --repo R --index-key F --data-recipient age1… [--data-recipient …]",
+		Use:   "init --repo R --index-key F --data-recipient age1… [--data-recipient …] [--json]",
 		Short: "Create a repository",
 		Long: `init creates a repository. File contents will be encrypted to the data
 recipients (public keys; their private keys stay off the web nodes); indexes,
@@ -33,6 +34,9 @@ and data recipients, under a repository ID of its own.`,
 				return cli.Usage("no index key given: use --index-key or SYNCD_INDEX_KEY")
 			}
 			if copyFrom != "" {
+				if asJSON {
+					return cli.Usage("--json with --copy-from: not built yet; leave out --json")
+				}
 				if len(recipients) > 0 {
 					return cli.Usage("--data-recipient with --copy-from: a copy target takes the data recipients of the repository it copies")
 				}
@@ -47,12 +51,16 @@ and data recipients, under a repository ID of its own.`,
 				}
 			}
 			out := cmd.OutOrStdout()
+			created := false
 			if _, err := os.Stat(f.IndexKey); errors.Is(err, os.ErrNotExist) {
 				id, err := crypto.GenerateIdentityFile(f.IndexKey)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "created index key %s (public key %s)\n", f.IndexKey, id.Recipient())
+				created = true
+				if !asJSON {
+					fmt.Fprintf(out, "created index key %s (public key %s)\n", f.IndexKey, id.Recipient())
+				}
 			}
 			key, err := crypto.LoadIndexKey(f.IndexKey)
 			if err != nil {
@@ -67,12 +75,17 @@ and data recipients, under a repository ID of its own.`,
 			if err != nil {
 				return fmt.Errorf("repository %s: %w", f.Repo, err)
 			}
+			if asJSON {
+				return cli.PrintJSON(out, map[string]any{"repository": f.Repo, "id": cfg.ID, "index_key": f.IndexKey,
+					"index_key_created": created, "index_recipient": cfg.IndexRecipient, "data_recipients": cfg.DataRecipients})
+			}
 			fmt.Fprintf(out, "initialized repository %s (id %s)\n", f.Repo, cfg.ID[:16])
 			return nil
 		},
 	}
 	f.Register(cmd, false)
 	cmd.Flags().StringArrayVar(&recipients, "data-recipient", nil, "age public key that file contents are encrypted to (repeatable)")
+	cli.AddJSON(cmd, &asJSON)
 	cmd.Flags().StringVar(&copyFrom, "copy-from", "", "make a copy target of this repository (for syncd copy): its chunker, keys and recipients")
 	return cmd
 }

@@ -10,8 +10,9 @@ import (
 )
 
 func keygenCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "keygen FILE",
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "keygen FILE [--json]",
 		Short: "Create an age identity file (mode 0600) and print its public key",
 		Long: `keygen writes a new X25519 age identity to FILE, in the format of age-keygen,
 with mode 0600 (missing directories with mode 0700), and prints its public
@@ -25,8 +26,13 @@ for the data identity whose public key is given to init as --data-recipient.`,
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), map[string]string{"file": args[0], "recipient": id.Recipient().String()})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), id.Recipient())
 			return nil
 		},
 	}
+	cli.AddJSON(cmd, &asJSON)
+	return cmd
 }

@@ -15,7 +15,7 @@ func pruneCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var p cli.PruneFlags
 	cmd := &cobra.Command{
-		Use:   "prune --repo R --index-key F [--max-unused P%] [--dry-run] [--wait D]",
+		Use:   "prune --repo R --index-key F [--max-unused P%] [--dry-run] [--wait D] [--json]",
 		Short: "Delete the packs no snapshot references",
 		Long: `prune reads every snapshot's trees and deletes the packs no snapshot uses, the
 packs no index lists (left by runs that died) and the index objects it

@@ -10,8 +10,9 @@ import (
 
 func revertCmd() *cobra.Command {
 	var path string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "revert --config FILE FOLDER",
+		Use:   "revert --config FILE FOLDER [--json]",
 		Short: "Throw away the local changes of a receive-only folder and take the peers' versions again",
 		Long: `revert asks the running daemon to remove what was changed locally in a
 receive-only folder (the paths syncd status counts as local changes) and
@@ -24,6 +25,12 @@ to fetch the peers' versions again.`,
 			if err := postFolder(cmd, path, "revert", args[0], &res); err != nil {
 				return err
 			}
+			if asJSON {
+				if res.Reverted == nil {
+					res.Reverted = []string{}
+				}
+				return cli.PrintJSON(cmd.OutOrStdout(), map[string]any{"folder": args[0], "reverted": res.Reverted})
+			}
 			for _, p := range res.Reverted {
 				fmt.Fprintf(cmd.OutOrStdout(), "reverted %q\n", p)
 			}
@@ -32,5 +39,6 @@ to fetch the peers' versions again.`,
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file")
+	cli.AddJSON(cmd, &asJSON)
 	return cmd
 }

@@ -402,7 +402,7 @@ func short(id string) string {
 }
 
 // snapshotFromDaemon asks the running daemon for a snapshot.
-func snapshotFromDaemon(cmd *cobra.Command, path string) error {
+func snapshotFromDaemon(cmd *cobra.Command, path string, asJSON bool) error {
 	dc, err := daemonURL(path)
 	if err != nil {
 		return err
@@ -410,6 +410,18 @@ func snapshotFromDaemon(cmd *cobra.Command, path string) error {
 	var info daemon.SnapshotInfo
 	if _, err := dc.ask(cmd.Context(), "POST", "/snapshot", &info); err != nil {
 		return err
+	}
+	if asJSON {
+		if err := cli.PrintJSON(cmd.OutOrStdout(), info); err != nil {
+			return err
+		}
+		switch info.Result {
+		case "ok":
+			return nil
+		case "partial":
+			return cli.Partial{Msg: "snapshot " + short(info.ID) + " is partial: " + info.Error}
+		}
+		return fmt.Errorf("snapshot failed: %s", info.Error)
 	}
 	switch info.Result {
 	case "ok":

@@ -20,11 +20,11 @@ func snapshotCmd() *cobra.Command {
 	var f cli.RepoFlags
 	var host, at string
 	var tags []string
-	var force bool
+	var force, asJSON bool
 	var cfgPath string
 	var lockWait time.Duration
 	cmd := &cobra.Command{
-		Use:   "snapshot --repo R --index-key F [--host H] [--tag T]… [--time T] PATH… | snapshot --config FILE",
+		Use:   "snapshot --repo R --index-key F [--host H] [--tag T]… [--time T] [--json] PATH… | snapshot --config FILE [--json]",
 		Short: "Write a snapshot of PATHs into the repository",
 		Long: `snapshot writes a snapshot of the given files and directories. Files whose
 size, mtime, ctime and inode match the previous snapshot of the same host and
@@ -32,7 +32,11 @@ paths are not read again. Files that cannot be read are listed on stderr and
 the snapshot is marked partial (exit code 3).
 
 With --config, the running daemon (syncd run) writes the snapshot from its
-index instead: no walk, only what changed since its last snapshot is read.`,
+index instead: no walk, only what changed since its last snapshot is read.
+
+--json prints {"id","short_id","time","host","paths","tags","stats":{…},
+"seconds","skipped":[…]}; with --config, the daemon's answer
+{"id","time","result","error","files_read","took"}.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if cfgPath != "" {
 				return cli.Args(0, 0, "no PATH with --config")(cmd, args)
@@ -46,7 +50,7 @@ index instead: no walk, only what changed since its last snapshot is read.`,
 						return cli.Usage("--%s is not taken with --config: the daemon snapshots its folders as configured", name)
 					}
 				}
-				return snapshotFromDaemon(cmd, cfgPath)
+				return snapshotFromDaemon(cmd, cfgPath, asJSON)
 			}
 			ctx := cmd.Context()
 			when := time.Now()
@@ -98,9 +102,22 @@ index instead: no walk, only what changed since its last snapshot is read.`,
 			}
 			st := res.Snapshot.Stats
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "snapshot %s saved: %d files, %d dirs, %s; read %d files, added %d blobs (%s stored) in %s\n",
-				res.ID.Short(), st.Files, st.Dirs, cli.Bytes(st.Bytes), st.FilesRead, st.BlobsAdded,
-				cli.Bytes(st.BytesAdded), time.Since(start).Round(time.Millisecond))
+			if asJSON {
+				skipped := []string{}
+				for _, e := range res.Errors {
+					skipped = append(skipped, e.Error())
+				}
+				sn := res.Snapshot
+				if err := cli.PrintJSON(out, map[string]any{"id": res.ID.String(), "short_id": res.ID.Short(), "time": sn.Time,
+					"host": sn.Host, "paths": sn.Paths, "tags": append([]string{}, sn.Tags...), "stats": st,
+					"seconds": time.Since(start).Seconds(), "skipped": skipped}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(out, "snapshot %s saved: %d files, %d dirs, %s; read %d files, added %d blobs (%s stored) in %s\n",
+					res.ID.Short(), st.Files, st.Dirs, cli.Bytes(st.Bytes), st.FilesRead, st.BlobsAdded,
+					cli.Bytes(st.BytesAdded), time.Since(start).Round(time.Millisecond))
+			}
 			if len(res.Errors) > 0 {
 				for _, e := range res.Errors {
 					fmt.Fprintf(os.Stderr, "skipped: %s\n", e)
@@ -115,6 +132,7 @@ index instead: no walk, only what changed since its last snapshot is read.`,
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "tags for the snapshot, comma-separated (repeatable): --tag a,b is the two tags a and b")
 	cmd.Flags().StringVar(&at, "time", "", `snapshot time, "YYYY-MM-DD HH:MM:SS" in local time (default: now)`)
 	cmd.Flags().DurationVar(&lockWait, "wait", time.Hour, "how long to wait for a running prune to finish")
+	cli.AddJSON(cmd, &asJSON)
 	cmd.Flags().BoolVar(&force, "force", false, "read every file, ignoring the previous snapshot")
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "ask the daemon of this configuration for a snapshot from its index")
 	return cmd

@@ -23,6 +23,7 @@ type PruneFlags struct {
 	DryRun    bool          // plan only
 	Repack    bool          // rewrite partly used content packs (restore prune)
 	Wait      time.Duration // how long to wait for running snapshots
+	JSON      bool          // print the summary as JSON
 }
 
 // Register adds the prune flags to cmd; withRepack adds --repack.
@@ -30,6 +31,7 @@ func (p *PruneFlags) Register(cmd *cobra.Command, withRepack bool) {
 	cmd.Flags().StringVar(&p.MaxUnused, "max-unused", "10%", "rewrite a partly used pack when more than this share of it is unused")
 	cmd.Flags().BoolVar(&p.DryRun, "dry-run", false, "show what would be deleted, change nothing")
 	cmd.Flags().DurationVar(&p.Wait, "wait", time.Hour, "how long to wait for running snapshots to finish")
+	cmd.Flags().BoolVar(&p.JSON, "json", false, `print {"dry_run","snapshots","packs_before","packs_deleted","unreferenced","packs_rewritten","packs_written","packs_partly_used","unused_kept","index_removed","index_written","bytes_before","bytes_after","seconds"}`)
 	if withRepack {
 		cmd.Flags().BoolVar(&p.Repack, "repack", false, "also rewrite partly used content packs (needs --identity)")
 	}
@@ -89,6 +91,13 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, url string, p Pr
 	tick.Stop()
 	if err != nil {
 		return err
+	}
+	if p.JSON {
+		return PrintJSON(out, map[string]any{"dry_run": p.DryRun, "snapshots": st.Snapshots, "packs_before": st.PacksBefore,
+			"packs_deleted": st.PacksDeleted, "unreferenced": st.Unreferenced, "packs_rewritten": st.PacksRewritten,
+			"packs_written": st.PacksWritten, "packs_partly_used": st.PacksPartly, "unused_kept": st.UnusedKept,
+			"index_removed": st.IndexRemoved, "index_written": st.IndexWritten, "bytes_before": st.BytesBefore,
+			"bytes_after": st.BytesAfter, "seconds": time.Since(start).Seconds()})
 	}
 	verb, freed := "freed", st.Freed()
 	if p.DryRun {
