@@ -49,14 +49,15 @@ func meshBackend() Backend {
 			"(and p1 listing it)",
 		Procedure: "Each pair sets up a fleet, untimed: node p1 has a fresh copy of the data set (cp -a) as folder " +
 			"`data`, p2, p3 and p4 start with an empty one; all four run `syncd run` on 127.0.0.1 with fresh state " +
-			"(identities made by `syncd id`), the folder in mode send-receive, and list each other as peers (a full " +
-			"mesh, direct connections); p1 starts first and indexes its folder (/readyz), then p2..p4 start and " +
+			"(identities made by `syncd id`) and the folder in mode send-receive; p1 lists p2..p4 as peers, each of " +
+			"them p1 only (direct connections); p1 starts first and indexes its folder (/readyz), then p2..p4 start and " +
 			"mirror it, until every node's /status says: folder scanned, nothing pending, its files and bytes equal " +
-			"to the data set's, every fleet peer connected with lag 0, behind 0 and nothing left to ask (send_files " +
-			"0). Then two joins, timed, in the order one peer, four peers in odd pairs and the reverse in even " +
+			"to the data set's, every peer connected with lag 0, behind 0 and nothing left to ask (send_files " +
+			"0). (A full mesh of empty nodes from the start took today's syncd over six minutes more of setup, " +
+			"checking each node's entries against the others'.) Then two joins, timed, in the order one peer, four peers in odd pairs and the reverse in even " +
 			"ones. Before each, every fleet node gets a new configuration by SIGHUP (`syncd run` reloads it: it " +
 			"stops its daemon and starts one with the new peers and rates; the same process, identity and index) " +
-			"with `node.max_send_rate: " + meshSendRate + "` (" + meshSendRate + " = 160 Mbit/s: a web node's " +
+			"listing every other fleet node as a peer (the full mesh, direct connections), with `node.max_send_rate: " + meshSendRate + "` (" + meshSendRate + " = 160 Mbit/s: a web node's " +
 			"uplink, for all its peers together), and the sources of the join (p1; or p1..p4) list the new node as " +
 			"a peer; the fleet is let settle (the same /status test). The new node starts empty, with fresh state, " +
 			"the folder in mode send-receive, no rate limit of its own, and lists its sources as peers: only p1, " +
@@ -170,12 +171,20 @@ func peerNames(peers []meshPeer) []string {
 }
 
 // meshStartFleet starts the four fleet nodes, p1 (the data set) first,
-// and waits until all four hold the data set, untimed.
+// and waits until all four hold the data set, untimed. p2..p4 list only
+// p1 here; the first join's reload makes the full mesh. (Started as a
+// full mesh of empty nodes, today's syncd took over six minutes after
+// the data had arrived to check each node's entries against the other
+// empty nodes' at ~15 files/s, "peer's version waits for a local change
+// to be indexed", on a loaded machine: setup time, not what is measured.)
 func (s *suite) meshStartFleet(ctx context.Context, p int, fleet []*mirrorNode, want treeCount) error {
 	start := time.Now()
 	expect := make([]meshExpect, len(fleet))
 	for i, n := range fleet {
 		peers := fleetPeers(n, fleet)
+		if i > 0 {
+			peers = peers[:1] // p1 only: see meshStartFleet's doc comment
+		}
 		expect[i] = meshExpect{node: n, peers: peerNames(peers), up: peerNames(peers)}
 		if err := n.start(ctx, s.run, s.ours.syncd, meshConfig(n, peers, "")); err != nil {
 			return err
