@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/syncd/syncd/internal/health"
+	"github.com/syncd/syncd/internal/ownname"
 )
 
 // MarkerName is the folder marker: a file at the root of every folder,
@@ -17,7 +18,7 @@ import (
 // start with ".syncd-" are syncd's own). A folder without it is one whose
 // disk is not mounted, or a directory that is not the folder: syncd sends,
 // serves and applies nothing there until the marker is back.
-const MarkerName = ".syncd-folder"
+const MarkerName = ownname.Marker
 
 // markerText is what a new marker says, for the operator who finds it.
 const markerText = "This directory is a syncd folder. Do not remove this file: without it syncd\n" +
@@ -191,7 +192,7 @@ func emptyDir(dir string) (bool, error) {
 	for {
 		names, err := fh.Readdirnames(64)
 		for _, n := range names {
-			if len(n) < 7 || n[:7] != ".syncd-" {
+			if !ownname.Is(n) {
 				return false, nil
 			}
 		}

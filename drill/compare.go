@@ -13,11 +13,12 @@ import (
 	"strings"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/ownname"
 )
 
 // folderMarker is the file each syncd node keeps at the root of a folder
 // it mirrors: the node's own, never compared.
-const folderMarker = ".syncd-folder"
+const folderMarker = ownname.Marker
 
 // Drift is one file of the live tree that differs from the snapshot.
 type Drift struct {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/syncd/syncd/internal/ownname"
 )
 
 // ScratchPrefix begins the name of every scratch directory a drill makes.
@@ -18,7 +20,7 @@ const ScratchPrefix = "syncd-drill-"
 
 // markerName is the file in a scratch directory holding the drill's
 // process: "<pid> <start time in clock ticks>\n".
-const markerName = ".syncd-drill"
+const markerName = ownname.Prefix + "drill"
 
 // MakeScratch makes a scratch directory in parent, with the marker that
 // tells a later drill whether the one that made it still runs.

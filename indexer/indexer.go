@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/ownname"
 	"github.com/syncd/syncd/state"
 )
 
@@ -348,8 +349,8 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 	slices.Sort(names)
 	onDisk := make(map[string]bool, len(names))
 	for _, name := range names {
-		if isTemp(name) {
-			if strings.HasPrefix(name, staleTemp) {
+		if ownname.Is(name) {
+			if ownname.IsTemp(name) {
 				ix.removeStale(path.Join(rel, name))
 			}
 			continue
@@ -388,12 +389,10 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 	return nil
 }
 
-// staleTemp starts the names of the transfer receiver's temporary files.
-// One whose inode has not changed since before this process started, or
-// for staleAfter, was left by a crash: a file being received changes with
-// every block, and a stalled transfer is given up within a minute.
-const staleTemp = ".syncd-tmp-"
-
+// A temporary file of the transfer receiver whose inode has not changed
+// since before this process started, or for staleAfter, was left by a
+// crash: a file being received changes with every block, and a stalled
+// transfer is given up within a minute.
 var staleAfter = 10 * time.Minute // a variable for tests
 
 // started is when this process started: a temporary file of the receiver
@@ -414,11 +413,6 @@ func (ix *Indexer) removeStale(rel string) {
 	if err := os.Remove(ix.abs(rel)); err == nil {
 		ix.log.Info("removed a temporary file left by a crash", "path", rel)
 	}
-}
-
-// isTemp reports our own temporary files, which are never content.
-func isTemp(name string) bool {
-	return len(name) > 7 && name[:7] == ".syncd-"
 }
 
 // removeTree records rel and everything below it as deleted.

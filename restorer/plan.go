@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/ownname"
 )
 
 // maxDepth bounds directory nesting, against crafted repositories.
@@ -251,7 +252,7 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 		}
 	}
 	p.tmpN++
-	f := &file{path: rel, dir: path.Dir(rel), name: path.Base(rel), tmp: fmt.Sprintf(".syncd-restore-%d", p.tmpN), node: n}
+	f := &file{path: rel, dir: path.Dir(rel), name: path.Base(rel), tmp: fmt.Sprintf("%srestore-%d", ownname.Prefix, p.tmpN), node: n}
 	if f.dir == "." {
 		f.dir = ""
 	}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/syncd/syncd/internal/ownname"
 	"github.com/syncd/syncd/state"
 )
 
@@ -77,7 +77,7 @@ func emptyFolder(dir string) bool {
 	for {
 		names, err := d.Readdirnames(64)
 		for _, name := range names {
-			if !strings.HasPrefix(name, ".syncd-") {
+			if !ownname.Is(name) {
 				return false
 			}
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/internal/health"
+	"github.com/syncd/syncd/internal/ownname"
 	"github.com/syncd/syncd/transfer/wire"
 )
 
@@ -187,7 +188,7 @@ func tempFiles(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), wire.TempPrefix+"tmp-") {
+		if ownname.IsTemp(d.Name()) {
 			out = append(out, p)
 		}
 		return nil

@@ -1,8 +1,6 @@
 package transfer
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/syncd/syncd/internal/ownname"
 	"github.com/syncd/syncd/state"
-	"github.com/syncd/syncd/transfer/wire"
 )
 
 // Every file-system operation of the receiver goes through the folder's
@@ -99,9 +97,7 @@ func (c *dirCache) add(dir string) {
 
 // tempName returns a new temporary name beside rel.
 func tempName(rel string) string {
-	var b [6]byte
-	rand.Read(b[:])
-	return path.Join(path.Dir(rel), wire.TempPrefix+"tmp-"+hex.EncodeToString(b[:]))
+	return path.Join(path.Dir(rel), ownname.Temp())
 }
 
 // lstater is the part of os.Root (or an atRoot) that looks at a path.

@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/internal/health"
+	"github.com/syncd/syncd/internal/ownname"
 )
 
 // Defaults applied by [New] to zero fields of [Options].
@@ -20,11 +20,6 @@ const (
 	DefaultRescan   = time.Hour
 	DefaultPoll     = 10 * time.Second
 )
-
-// TempPrefix starts the names of syncd's own temporary files (a transfer
-// builds a file as ".syncd-…" beside its final name, then renames it). The
-// default [Options.IsTemp] hides every name with this prefix.
-const TempPrefix = ".syncd-"
 
 // Batch is a set of hints for one folder: Paths (slash-separated, relative
 // to the folder root, sorted, never ".") may have changed and should be
@@ -71,7 +66,7 @@ type Options struct {
 	Ignore func(rel string, isDir bool) bool
 	// IsTemp reports whether a base name is one of our own temporary files,
 	// never reported (nor watched, for a directory). Default: names starting
-	// with TempPrefix.
+	// with syncd's own prefix (see [ownname.Prefix]).
 	IsTemp func(name string) bool
 	// Clock is the time source; nil means real time.
 	Clock Clock
@@ -120,7 +115,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Rescan = DefaultRescan
 	}
 	if o.IsTemp == nil {
-		o.IsTemp = func(name string) bool { return strings.HasPrefix(name, TempPrefix) }
+		o.IsTemp = ownname.Is
 	}
 	if o.Clock == nil {
 		o.Clock = clock.System

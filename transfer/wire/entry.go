@@ -13,6 +13,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/binread"
+	"github.com/syncd/syncd/internal/ownname"
 	"github.com/syncd/syncd/state"
 )
 
@@ -28,10 +29,6 @@ const (
 	MaxBlocks     = 4096     // blocks in one block request
 	MaxBlockBytes = 32 << 20 // bytes of data one block request may ask for
 )
-
-// TempPrefix starts the names of a receiver's temporary files. No path
-// from the wire may have a name that starts with it.
-const TempPrefix = ".syncd-"
 
 // Entry is one path of a folder as a node announces it: what it is, its
 // content as chunk IDs, and its version.
@@ -185,7 +182,7 @@ func (w *Entry) Check() error {
 
 // CheckPath reports whether p is a path a peer may name: relative,
 // names separated by single slashes, no name empty, ".", ".." or starting
-// with [TempPrefix], no NUL, within the length limits. The folder root
+// with syncd's own prefix (see [ownname.Prefix]), no NUL, within the length limits. The folder root
 // itself ("") is not a path a peer may name.
 func CheckPath(p string) error {
 	if p == "" || len(p) > MaxPath {
@@ -200,7 +197,7 @@ func CheckPath(p string) error {
 			return fmt.Errorf("path %q: name %q not allowed", trim(p), name)
 		case len(name) > MaxName:
 			return fmt.Errorf("path %q: name too long", trim(p))
-		case strings.HasPrefix(name, TempPrefix):
+		case ownname.Is(name):
 			return fmt.Errorf("path %q: reserved name %q", trim(p), name)
 		}
 	}
