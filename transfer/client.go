@@ -44,15 +44,19 @@ type client struct {
 }
 
 // newClient returns a client of the peer peerID at address whose
-// connections draw on the limiters send and recv.
-func newClient(id *tlsid.Identity, peerID tlsid.NodeID, address string, send, recv limiters) *client {
+// connections draw on the limiters send and recv. dial, if not nil,
+// connects instead of TCP (see [Node.Dial]).
+func newClient(id *tlsid.Identity, peerID tlsid.NodeID, address string, send, recv limiters, dial func(context.Context, string) (net.Conn, error)) *client {
 	var p http.Protocols
 	p.SetHTTP2(true)
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 15 * time.Second}
+	if dial == nil {
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) }
+	}
 	tr := &http.Transport{
 		TLSClientConfig: tlsid.ClientConfig(id, peerID),
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
+			c, err := dial(ctx, addr)
 			if err != nil || !send.limited() && !recv.limited() {
 				return c, err
 			}

@@ -217,7 +217,7 @@ func TestHostileRequests(t *testing.T) {
 	a.write(t, "ok", "fine")
 	a.index(t)
 	a.start(t)
-	c := newClient(b.id, a.id.ID, a.cfg.Node.Listen, limiters{}, limiters{})
+	c := newClient(b.id, a.id.ID, a.cfg.Node.Listen, limiters{}, limiters{}, nil)
 	defer c.close()
 	ctx := t.Context()
 	blocks := func(folder, path string) (string, error) {

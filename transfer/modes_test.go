@@ -39,7 +39,7 @@ func TestSendOnlyReceiveOnly(t *testing.T) {
 	if pulls != 0 {
 		t.Errorf("the send-only node pulls from %d peers", pulls)
 	}
-	batch, err := newClient(a.id, b.id.ID, b.cfg.Node.Listen, limiters{}, limiters{}).index(context.Background(), "www", 0, 0)
+	batch, err := newClient(a.id, b.id.ID, b.cfg.Node.Listen, limiters{}, limiters{}, nil).index(context.Background(), "www", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

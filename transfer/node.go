@@ -54,6 +54,10 @@ type Node struct {
 
 	sendLim, recvLim *rate.Limiter // node.max_send_rate, max_recv_rate; nil: none
 
+	// Dial, if set before Run or Serve, connects to a peer's address
+	// instead of TCP: protocol tests run nodes over in-memory pipes.
+	Dial func(ctx context.Context, address string) (net.Conn, error)
+
 	mu      sync.Mutex
 	pullers []*puller
 	conns   map[net.Conn]*peerState      // open connections from peers, by whom
@@ -154,7 +158,7 @@ func (n *Node) Notify(folder string) {
 }
 
 // Run serves the peer protocol on node.listen and runs the pullers until
-// ctx ends. Nothing listens when no peer is configured.
+// ctx ends (see Serve). Nothing listens when no peer is configured.
 func (n *Node) Run(ctx context.Context) error {
 	if len(n.peers) == 0 {
 		<-ctx.Done()
@@ -164,6 +168,12 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node.listen %s: %w", n.cfg.Node.Listen, err)
 	}
+	return n.Serve(ctx, ln)
+}
+
+// Serve serves the peer protocol on ln, which it closes at the end, and
+// runs the pullers until ctx ends.
+func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.serve(ctx, ln) })
 	for _, p := range n.pullers {

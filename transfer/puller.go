@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -73,7 +74,13 @@ const (
 
 func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 	send, recv := n.peerLimits(p.Name)
-	c := newClient(n.id, pid, p.Address, send, recv)
+	c := newClient(n.id, pid, p.Address, send, recv, func(ctx context.Context, addr string) (net.Conn, error) {
+		if n.Dial != nil { // read when a connection is made: tests set it after New
+			return n.Dial(ctx, addr)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	})
 	if n.reps[f] == nil {
 		n.reps[f] = new(reporters)
 	}

@@ -18,7 +18,7 @@ func TestBlockResponsesWaitForASlot(t *testing.T) {
 	a.write(t, "ok", "fine")
 	a.index(t)
 	a.start(t)
-	c := newClient(b.id, a.id.ID, a.cfg.Node.Listen, limiters{}, limiters{})
+	c := newClient(b.id, a.id.ID, a.cfg.Node.Listen, limiters{}, limiters{}, nil)
 	defer c.close()
 	for range cap(a.node.serving) {
 		a.node.serving <- struct{}{} // every slot busy
