@@ -12,16 +12,21 @@ import (
 // fetched once, and different files from different peers, the receiver
 // claims the path of each file it is about to build; another puller that
 // plans the same path meanwhile puts its entry aside (errClaimed) and
-// plans it again claimRetry later, or once the claim is dropped, when it
-// usually finds the version applied. The claim is dropped when the batch
+// plans it again a moment later (see claimRetry), when it usually finds
+// the version applied. The claim is dropped when the batch
 // that holds it is committed or abandoned.
 
 // errClaimed files a peer's version of a path whose file another puller
 // of the folder is building: not a failure, and planned again soon.
 var errClaimed = errors.New("another peer's version of the path is being fetched")
 
-// claimRetry is how soon a claimed path is planned again at the latest.
-const claimRetry = 250 * time.Millisecond
+// A claimed path is planned again claimRetry later, then after twice as
+// long each time it is still claimed, up to claimRetryMax: a new node
+// puts thousands aside at first, and each plan is an index read.
+const (
+	claimRetry    = 250 * time.Millisecond
+	claimRetryMax = 2 * time.Second
+)
 
 // claims are the paths being built by the folder's pullers, each with the
 // batch that builds it. The zero value is ready to use; safe for

@@ -105,7 +105,7 @@ func (p *puller) due(now time.Time) (due []failure, next time.Time) {
 func (p *puller) schedule(fl *failure, prev failure, now time.Time) {
 	fl.tries = prev.tries + 1
 	if errors.Is(fl.err, errClaimed) {
-		fl.due = now.Add(claimRetry)
+		fl.due = now.Add(retryDelay(fl.tries, claimRetry, claimRetryMax))
 		return
 	}
 	if errors.Is(fl.err, errLocalChange) || errors.Is(fl.err, errDirNotEmpty) || failClass(fl.err) == "" {
