@@ -34,7 +34,7 @@ func TestMeshConfig(t *testing.T) {
 	if c.Node.Name != "n4" || c.Node.Listen != n.listen || c.Node.HTTP != n.http || c.Node.StateDir != filepath.Join(dir, "state") {
 		t.Errorf("node = %+v", c.Node)
 	}
-	if want := int64(20e6); c.Node.MaxSendRate != want || c.Node.MaxRecvRate != 0 {
+	if want := int64(8e6); c.Node.MaxSendRate != want || c.Node.MaxRecvRate != 0 {
 		t.Errorf("node rates: send %d, recv %d; want %d, 0", c.Node.MaxSendRate, c.Node.MaxRecvRate, want)
 	}
 	if len(c.Peers) != 2 {
@@ -70,8 +70,8 @@ func TestMeshConfig(t *testing.T) {
 
 // meshSendRate is a rate the configuration accepts.
 func TestMeshSendRate(t *testing.T) {
-	if r, err := syncdconfig.ParseRate(meshSendRate); err != nil || r != 20e6 {
-		t.Errorf("ParseRate(%q) = %d, %v; want 20000000 (the Procedure text says 160 Mbit/s)", meshSendRate, r, err)
+	if r, err := syncdconfig.ParseRate(meshSendRate); err != nil || r != 8e6 {
+		t.Errorf("ParseRate(%q) = %d, %v; want 8000000 (the Procedure text says 64 Mbit/s)", meshSendRate, r, err)
 	}
 }
 
