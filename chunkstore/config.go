@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,12 @@ import (
 
 // FormatVersion is the repository format this code writes and reads.
 const FormatVersion = 1
+
+// RotatedFormatVersion is the format of a repository whose index key was
+// rotated (docs/adr/0003-index-key-rotation.md): version 1 plus
+// Config.MetaPrefix and Config.ChunkIDKey. A syncd that knows only
+// version 1 refuses it rather than derive a wrong chunk-ID key.
+const RotatedFormatVersion = 2
 
 // Defaults for new repositories.
 const (
@@ -47,6 +54,15 @@ type Config struct {
 	// with them packs, trees and snapshots, are the same in both. Empty:
 	// the repository's own ID.
 	ChunkIDRepo string `json:"chunk_id_repo,omitempty"`
+	// MetaPrefix, ChunkIDKey and RotatedFrom are set by an index-key
+	// rotation (RotateIndexKey, format version 2): the metadata objects
+	// live under MetaPrefix ("g-<fingerprint>/"), ChunkIDKey is the
+	// chunk-ID key (which a rotation keeps) sealed to the index and data
+	// recipients, base64, and RotatedFrom is the metadata prefix before
+	// ("/" for none), whose leftovers a rotation run again deletes.
+	MetaPrefix  string `json:"meta_prefix,omitempty"`
+	ChunkIDKey  string `json:"chunk_id_key,omitempty"`
+	RotatedFrom string `json:"rotated_from,omitempty"`
 	MAC         string `json:"mac"`
 }
 
@@ -93,8 +109,13 @@ func (c Config) Polynomial() (chunker.Pol, error) {
 }
 
 func (c Config) validate() error {
-	if c.Version != FormatVersion {
-		return fmt.Errorf("config: repository format version %d, this syncd reads version %d", c.Version, FormatVersion)
+	switch {
+	case c.Version == RotatedFormatVersion && c.MetaPrefix != "" && c.ChunkIDKey != "":
+	case c.Version == FormatVersion && c.MetaPrefix == "" && c.ChunkIDKey == "":
+	case c.Version == FormatVersion || c.Version == RotatedFormatVersion:
+		return fmt.Errorf("config: format version %d with meta_prefix %q and chunk_id_key %t: not a valid combination", c.Version, c.MetaPrefix, c.ChunkIDKey != "")
+	default:
+		return fmt.Errorf("config: repository format version %d, this syncd reads versions %d and %d", c.Version, FormatVersion, RotatedFormatVersion)
 	}
 	if _, err := c.Polynomial(); err != nil {
 		return err
@@ -249,4 +270,20 @@ func prefix(s string, n int) string {
 		return s[:n]
 	}
 	return strings.Clone(s)
+}
+
+// chunkIDKey returns the chunk-ID key of the repository: the one sealed
+// in ChunkIDKey (a rotated repository), or the one derived from key.
+func (c Config) chunkIDKey(key *crypto.IndexKey) ([]byte, error) {
+	if c.ChunkIDKey == "" {
+		return key.ChunkIDKey(c.ChunkIDSource()), nil
+	}
+	sealed, err := base64.StdEncoding.DecodeString(c.ChunkIDKey)
+	if err == nil {
+		var k []byte
+		if k, err = crypto.Open(sealed, key.Identity()); err == nil && len(k) == 32 {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("config: chunk_id_key does not open with the index key: %w", ErrCorrupt)
 }

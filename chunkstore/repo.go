@@ -34,6 +34,7 @@ type Repository struct {
 	key      *crypto.IndexKey
 	pol      chunker.Pol
 	chunkKey []byte
+	base     backend.Backend // be as given to Open, without a generation's prefix
 
 	rcpt    atomic.Pointer[recipients] // swapped when the config's data recipients change (keys.go)
 	dataIDs []age.Identity             // optional: the operator's data identities
@@ -60,7 +61,13 @@ func Open(ctx context.Context, be backend.Backend, key *crypto.IndexKey) (*Repos
 		return nil, err
 	}
 	pol, _ := cfg.Polynomial() // validated by LoadConfig
-	r := &Repository{raw: be, cfg: cfg, key: key, pol: pol, chunkKey: key.ChunkIDKey(cfg.ChunkIDSource()), idx: NewIndex()}
+	chunkKey, err := cfg.chunkIDKey(key)
+	if err != nil {
+		return nil, err
+	}
+	base := be
+	be = generation(be, cfg.MetaPrefix)
+	r := &Repository{raw: be, base: base, cfg: cfg, key: key, pol: pol, chunkKey: chunkKey, idx: NewIndex()}
 	r.be = gate{Backend: be, r: r}
 	if err := r.setRecipients(cfg); err != nil {
 		return nil, err

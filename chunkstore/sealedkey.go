@@ -68,7 +68,7 @@ func (r *Repository) ensureSealedKey(ctx context.Context) error {
 // Open checks it against the config (its public key and the config MAC),
 // so a sealed key swapped by a writer node is refused there.
 func UnsealIndexKey(ctx context.Context, be backend.Backend, ids []age.Identity) (*crypto.IndexKey, error) {
-	sealed, err := backend.ReadAll(ctx, be, SealedKeyName)
+	sealed, err := backend.ReadAll(ctx, generation(be, plainPrefix(ctx, be)), SealedKeyName)
 	if errors.Is(err, backend.ErrNotExist) {
 		return nil, ErrNoSealedKey
 	}

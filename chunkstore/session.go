@@ -97,6 +97,12 @@ func (r *Repository) begin(ctx context.Context, opts WriteOptions) (*Session, er
 		if err != nil {
 			return nil, err
 		}
+		// again under the lock: an index-key rotation (which held the
+		// exclusive lock) may have switched the config while this waited
+		if err := r.checkConfig(ctx); err != nil {
+			lock.Unlock()
+			return nil, err
+		}
 		s.lock = lock
 	}
 	r.writers.Add(1)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -10,18 +11,19 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/internal/cli"
 )
 
 func keyCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "key list|add|remove",
-		Short: "List the repository's keys, add or remove a data recipient",
+		Use:   "key list|add|remove|rotate-index",
+		Short: "List the repository's keys, add or remove a data recipient, rotate the index key",
 		Long: `key lists the repository's keys and changes its data recipients
 (docs/FORMAT.md, Keys). Each needs the index key (--index-key, or the data
 identity that opens the sealed one).`,
 	}
-	cmd.AddCommand(keyListCmd(), keyChangeCmd("add"), keyChangeCmd("remove"))
+	cmd.AddCommand(keyListCmd(), keyChangeCmd("add"), keyChangeCmd("remove"), keyRotateCmd())
 	return cmd
 }
 
@@ -137,6 +139,74 @@ snapshots and prunes) and writes the config last (docs/FORMAT.md, Keys).
 	f.Register(cmd, true)
 	cmd.Flags().StringVar(&rcpt, "data-recipient", "", "the age public key (age1…)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the data recipients after the change as JSON")
+	cmd.Flags().DurationVar(&wait, "wait", time.Hour, "how long to wait for running snapshots and prunes")
+	return cmd
+}
+
+func keyRotateCmd() *cobra.Command {
+	var f cli.RepoFlags
+	var newKey string
+	var asJSON bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate-index --new-index-key F --repo R --index-key OLD|--identity F [--json]",
+		Short: "Replace the index key: every metadata object sealed again, the old key refused",
+		Long: `rotate-index makes F (created, mode 0600, when missing) the repository's index
+key. Under the exclusive lock it seals every tree pack, index, snapshot and
+drill record again to F's key and the data recipients, under a new
+generation prefix, keeps the chunk-ID key (sealed in the config, so blob IDs
+and deduplication do not change), then writes the config (the switch), then
+deletes the old metadata. Snapshot IDs change (they name the stored bytes).
+An interruption leaves a repository that the old key reads (before the
+switch) or the new key reads (after it); run the command again: with the
+old key before the switch, with F as both keys after it, to finish. The
+format becomes version 2: older syncd binaries refuse the repository.
+
+Daemons with the old key refuse to snapshot ("not this repository's index
+key", the snapshot failed alert) until they get F and are restarted
+(docs/adr/0003-index-key-rotation.md). A leaked old key still derives the
+chunk-ID key: only a new repository ends that (docs/FORMAT.md, Keys).`,
+		Args: cli.Args(0, 0, "no arguments (the new key is --new-index-key)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if newKey == "" {
+				return cli.Usage("no new index key given: use --new-index-key FILE")
+			}
+			if _, err := os.Stat(newKey); errors.Is(err, os.ErrNotExist) {
+				if _, err := crypto.GenerateIdentityFile(newKey); err != nil {
+					return err
+				}
+			}
+			key, err := crypto.LoadIndexKey(newKey)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			repo, err := f.OpenNoIndex(ctx)
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			sess, err := repo.BeginExclusive(ctx, chunkstore.WriteOptions{
+				LockOptions: cli.LockLogger(os.Stderr, chunkstore.LockOptions{Program: "restore key rotate-index", Wait: wait})})
+			if err != nil {
+				return fmt.Errorf("repository %s: %w", f.Repo, err)
+			}
+			defer sess.Close()
+			cfg, err := repo.RotateIndexKey(ctx, sess, key, cli.KillHook(os.Getenv("SYNCD_TEST_ROTATE_KILL")))
+			if err != nil {
+				return fmt.Errorf("repository %s: %w", f.Repo, err)
+			}
+			if asJSON {
+				return cli.PrintJSON(cmd.OutOrStdout(), map[string]any{"index_recipient": cfg.IndexRecipient, "index_key": newKey, "meta_prefix": cfg.MetaPrefix})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "index key rotated: the repository's index key is now %s (public key %s); give it to the writing nodes and restart syncd run\n",
+				newKey, cfg.IndexRecipient)
+			return nil
+		},
+	}
+	f.Register(cmd, true)
+	cmd.Flags().StringVar(&newKey, "new-index-key", "", "the new index key file (created when missing)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the new index recipient as JSON")
 	cmd.Flags().DurationVar(&wait, "wait", time.Hour, "how long to wait for running snapshots and prunes")
 	return cmd
 }
