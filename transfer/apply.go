@@ -30,8 +30,7 @@ type receiver struct {
 	log   *slog.Logger
 	count *pfCounters // nil: not counted
 
-	srcOnce sync.Once
-	src     *sources
+	src *sources // the folder's, shared by its pullers (see Folder.sources)
 
 	pmu      sync.Mutex          // guards partials
 	partials map[string]*partial // by path: the files kept after a full disk
@@ -135,7 +134,9 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 	if r.f.Health.Failed() {
 		return nil, errFolderFailed
 	}
-	r.srcOnce.Do(func() { r.src = newSources(r.f) })
+	if r.src == nil {
+		r.src = r.f.sources()
+	}
 	at := r.f.at()
 	pb := &prepared{es: es, t0: time.Now(), at: at}
 	for _, e := range es {

@@ -49,6 +49,12 @@ type Folder struct {
 
 	claims claims // the paths the pullers are building (see claims.go)
 
+	// src finds chunks in local files for every puller of the folder: a
+	// file one of them wrote is a source for the others at once, and the
+	// index is walked for one map, not one per peer.
+	srcOnce sync.Once
+	src     *sources
+
 	rootp atomic.Pointer[os.Root] // nil: the folder could not be opened
 	bell  *bell
 	own   ownWrites
@@ -176,4 +182,10 @@ func (b *bell) Ring() {
 	defer b.mu.Unlock()
 	close(b.ch)
 	b.ch = make(chan struct{})
+}
+
+// sources returns the folder's chunk sources, made on first use.
+func (f *Folder) sources() *sources {
+	f.srcOnce.Do(func() { f.src = newSources(f) })
+	return f.src
 }
