@@ -3,9 +3,6 @@ package copier
 import (
 	"context"
 	"fmt"
-	"sync"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/syncd/syncd/chunkstore"
 )
@@ -49,52 +46,8 @@ func (c *copier) neededBlobs(ctx context.Context, todo []*chunkstore.Snapshot, r
 // tree that cannot be read and on a blob the source's index does not
 // list.
 func (c *copier) walk(ctx context.Context, snaps []*chunkstore.Snapshot) (blobSet, error) {
-	var mu sync.Mutex
-	used := blobSet{}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.opts.Workers)
-	var visit func(id chunkstore.ID, where string) error
-	visit = func(id chunkstore.ID, where string) error {
-		mu.Lock()
-		if _, ok := used[id]; ok {
-			mu.Unlock()
-			return nil
-		}
-		used[id] = struct{}{}
-		mu.Unlock()
-		fn := func() error {
-			subs, content, err := c.src.TreeRefs(gctx, id)
-			if err != nil {
-				if gctx.Err() != nil {
-					return gctx.Err()
-				}
-				return fmt.Errorf("%s: %w", where, err)
-			}
-			c.opts.Progress.Trees.Add(1)
-			mu.Lock()
-			for _, b := range content {
-				used[b] = struct{}{}
-			}
-			mu.Unlock()
-			for _, s := range subs {
-				if err := visit(s, where); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		if !g.TryGo(fn) {
-			return fn()
-		}
-		return nil
-	}
-	for _, sn := range snaps {
-		if err := visit(sn.Tree, "snapshot "+sn.ID().Short()); err != nil {
-			g.Wait()
-			return nil, err
-		}
-	}
-	if err := g.Wait(); err != nil {
+	used, err := c.src.UsedBlobs(ctx, snaps, c.opts.Workers, &c.opts.Progress.Trees)
+	if err != nil {
 		return nil, err
 	}
 	idx := c.src.Index()

@@ -400,59 +400,18 @@ func checkLock(opts Options) error {
 }
 
 // usedBlobs walks the trees of snaps and returns the IDs of every tree and
-// data blob they reference. Each tree is read once.
+// data blob they reference (see [chunkstore.Repository.UsedBlobs]); a tree
+// that cannot be read is damage.
 func usedBlobs(ctx context.Context, repo *chunkstore.Repository, snaps []*chunkstore.Snapshot, workers int, prog *Progress) (map[chunkstore.ID]struct{}, error) {
-	var mu sync.Mutex
-	used := map[chunkstore.ID]struct{}{}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
-	var visit func(id chunkstore.ID, where string) error
-	visit = func(id chunkstore.ID, where string) error {
-		mu.Lock()
-		if _, ok := used[id]; ok {
-			mu.Unlock()
-			return nil
-		}
-		used[id] = struct{}{}
-		mu.Unlock()
-		fn := func() error {
-			subs, content, err := repo.TreeRefs(gctx, id)
-			if err != nil {
-				if gctx.Err() != nil {
-					return gctx.Err()
-				}
-				return fmt.Errorf("%s: %v: %w", where, err, ErrDamaged)
-			}
-			if prog != nil {
-				prog.Trees.Add(1)
-			}
-			mu.Lock()
-			for _, b := range content {
-				used[b] = struct{}{}
-			}
-			mu.Unlock()
-			for _, s := range subs {
-				if err := visit(s, where); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		if !g.TryGo(fn) {
-			return fn()
-		}
-		return nil
+	var trees *atomic.Int64
+	if prog != nil {
+		trees = &prog.Trees
 	}
-	for _, sn := range snaps {
-		if err := visit(sn.Tree, "snapshot "+sn.ID().Short()); err != nil {
-			g.Wait()
-			return nil, err
-		}
+	used, err := repo.UsedBlobs(ctx, snaps, workers, trees)
+	if err != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("%v: %w", err, ErrDamaged)
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return used, nil
+	return used, err
 }
 
 // listObjects returns the sizes of the index objects and of the packs.
