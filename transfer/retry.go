@@ -2,8 +2,10 @@ package transfer
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/internal/health"
+	"github.com/syncd/syncd/transfer/wire"
 )
 
 // An entry that fails for a disk condition (full, read-only, I/O errors)
@@ -207,4 +210,143 @@ func (n *Node) available(w http.ResponseWriter, f *Folder) bool {
 	}
 	http.Error(w, fmt.Sprintf("folder %s is unavailable on this node: %s", f.Config.ID, reason), http.StatusServiceUnavailable)
 	return false
+}
+
+// settle files the failures of applying es for retry; a newer version of
+// a path supersedes its failed one.
+//
+// A path's failure is logged when it starts or its error changes, its
+// retries at debug level; what many paths meet (a full disk) is logged
+// once as a condition of the folder (see conditions).
+func (p *puller) settle(es []wire.Entry, fails []failure) {
+	prev := map[string]failure{}
+	for _, e := range es {
+		if fl, ok := p.retry[e.Path]; ok {
+			prev[e.Path] = fl
+		}
+		delete(p.retry, e.Path) // a newer version supersedes a failed one
+	}
+	now := p.n.now()
+	for _, fl := range fails {
+		old, again := prev[fl.e.Path]
+		p.schedule(&fl, old, now)
+		if errors.Is(fl.err, errClaimed) {
+			// not a failure: another puller fetches it (see claims.go)
+			p.retry[fl.e.Path] = fl
+			continue
+		}
+		if errors.Is(fl.err, errOutvoted) {
+			// not a failure: kept to be planned again (see errOutvoted)
+			p.retry[fl.e.Path] = fl
+			if !again {
+				p.log.Debug("peer's version loses to ours; asked again while it holds it", "path", fl.e.Path)
+			}
+			continue
+		}
+		p.r.count.applyError(fl.err)
+		if errors.Is(fl.err, errDirNotEmpty) {
+			if fl.tries > dirTries {
+				p.log.Info("deleted directory kept: it holds something not deleted", "path", fl.e.Path)
+				continue
+			}
+			p.retry[fl.e.Path] = fl
+			continue
+		}
+		p.retry[fl.e.Path] = fl
+		level := slog.LevelWarn
+		switch {
+		case again && sameTrouble(old.err, fl.err):
+			level = slog.LevelDebug // logged when it started
+		case failClass(fl.err) != "":
+			level = slog.LevelInfo // the folder's condition is the warning
+		case errors.Is(fl.err, errLocalChange):
+			level = slog.LevelInfo
+		}
+		if errors.Is(fl.err, errLocalChange) {
+			p.log.Log(context.Background(), level, "peer's version waits for a local change to be indexed", "path", fl.e.Path)
+		} else {
+			p.log.Log(context.Background(), level, "could not apply peer's version; will retry", "path", fl.e.Path,
+				"err", fl.err, "tries", fl.tries, "retry_in", fl.due.Sub(now))
+		}
+	}
+	p.r.dropPartials(es, func(rel string) bool { _, ok := p.retry[rel]; return ok })
+	p.conditions()
+	p.countFailed()
+}
+
+// forgetRetries drops the failed entries: they are asked for again.
+func (p *puller) forgetRetries() {
+	clear(p.retry)
+	p.r.dropPartials(nil, func(string) bool { return false })
+	p.conditions()
+	p.countFailed()
+}
+
+// retryFailed applies the failed entries that are due again, in the
+// order of due.
+func (p *puller) retryFailed(ctx context.Context, due []failure) error {
+	// Outvoted versions are planned again together, and are not shown as
+	// pending: most of the time they stay as they are; so are the paths
+	// another puller claimed (most of the time applied by now). Deleted directories
+	// together, so that they go deepest first; the others one at a time:
+	// a file that cannot be written (a full disk) must not take the others
+	// down with it again.
+	var outvoted, dirs, single []wire.Entry
+	for _, fl := range due {
+		switch {
+		case errors.Is(fl.err, errOutvoted), errors.Is(fl.err, errClaimed):
+			outvoted = append(outvoted, fl.e)
+		case errors.Is(fl.err, errDirNotEmpty):
+			dirs = append(dirs, fl.e)
+		default:
+			single = append(single, fl.e)
+		}
+	}
+	// Each apply takes its entries out of p.retry (settle) and puts back
+	// the ones that fail again, counting a directory's tries.
+	if len(outvoted) > 0 {
+		fails, err := p.r.apply(ctx, outvoted)
+		if err != nil {
+			return err
+		}
+		p.settle(outvoted, fails)
+	}
+	if len(dirs) > 0 {
+		if err := p.applyBatch(ctx, dirs); err != nil {
+			return err
+		}
+	}
+	for i := range single {
+		if err := p.applyBatch(ctx, single[i:i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *puller) countFailed() {
+	var n int
+	var bytes int64
+	for _, fl := range p.retry {
+		if !errors.Is(fl.err, errOutvoted) && !errors.Is(fl.err, errClaimed) {
+			n++
+			bytes += fl.e.Size
+		}
+	}
+	p.mu.Lock()
+	p.stat.failed, p.stat.failBytes = n, bytes
+	p.mu.Unlock()
+}
+
+// failing returns how many of the peer's versions wait to be applied
+// (outvoted ones are not waiting: see errOutvoted; claimed ones are, for
+// another puller).
+func (p *puller) failing() int {
+	n := 0
+	for _, fl := range p.retry {
+		if !errors.Is(fl.err, errOutvoted) {
+			n++
+		}
+	}
+	return n
 }
