@@ -59,11 +59,7 @@ func (s *suite) copySection(ctx context.Context, c *config, env *envInfo, work s
 	if !s.any() {
 		return nil
 	}
-	for _, d := range s.defs() {
-		if s.want(d.id) {
-			s.metrics = append(s.metrics, &d)
-		}
-	}
+	s.selectMetrics()
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
 		return err
 	}
@@ -80,15 +76,7 @@ func (s *suite) copySection(ctx context.Context, c *config, env *envInfo, work s
 			return err
 		}
 	}
-	md := section(env, s)
-	fmt.Println(md)
-	if c.out != "" {
-		if err := updateFile(c.out, "copy", md); err != nil {
-			return err
-		}
-		progress("wrote section %q of %s", "copy", c.out)
-	}
-	return nil
+	return s.publish(env, c.out)
 }
 
 // copyReport is the part of `syncd copy --json` the section reads.

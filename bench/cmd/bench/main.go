@@ -226,15 +226,7 @@ func (s *suite) runBackend(ctx context.Context, c *config, env *envInfo, name, w
 	if err := s.measure(ctx); err != nil {
 		return err
 	}
-	md := section(env, s)
-	fmt.Println(md)
-	if c.out != "" {
-		if err := updateFile(c.out, name, md); err != nil {
-			return err
-		}
-		progress("wrote section %q of %s", name, c.out)
-	}
-	return nil
+	return s.publish(env, c.out)
 }
 
 // resolve fills in the defaults that depend on the repository root and makes

@@ -84,11 +84,7 @@ func (s *suite) any() bool {
 
 // measure runs every selected measurement for s.pairs pairs.
 func (s *suite) measure(ctx context.Context) error {
-	for _, m := range s.defs() {
-		if s.want(m.id) {
-			s.metrics = append(s.metrics, &m)
-		}
-	}
+	s.selectMetrics()
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
 		return err
 	}
@@ -124,6 +120,16 @@ func (s *suite) measure(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// selectMetrics makes the selected rows of the backend (see want) the
+// suite's metrics, in table order.
+func (s *suite) selectMetrics() {
+	for _, m := range s.defs() {
+		if s.want(m.id) {
+			s.metrics = append(s.metrics, &m)
+		}
+	}
 }
 
 // defs are the rows of this suite's backend.

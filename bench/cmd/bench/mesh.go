@@ -84,26 +84,14 @@ func (s *suite) meshSection(ctx context.Context, c *config, env *envInfo) error 
 	if !s.any() {
 		return nil
 	}
-	for _, d := range s.defs() {
-		if s.want(d.id) {
-			s.metrics = append(s.metrics, &d)
-		}
-	}
+	s.selectMetrics()
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
 		return err
 	}
 	if err := s.eachPair(ctx, s.pairMesh); err != nil {
 		return err
 	}
-	md := section(env, s)
-	fmt.Println(md)
-	if c.out != "" {
-		if err := updateFile(c.out, "mesh", md); err != nil {
-			return err
-		}
-		progress("wrote section %q of %s", "mesh", c.out)
-	}
-	return nil
+	return s.publish(env, c.out)
 }
 
 // pairMesh runs one pair: the fleet, then a join from one peer and one

@@ -228,6 +228,21 @@ func section(e *envInfo, s *suite) string {
 	return b.String()
 }
 
+// publish prints the suite's section and, when out is set, writes it into
+// that file between the section's markers (see updateFile).
+func (s *suite) publish(env *envInfo, out string) error {
+	md := section(env, s)
+	fmt.Println(md)
+	if out == "" {
+		return nil
+	}
+	if err := updateFile(out, s.backend.Name, md); err != nil {
+		return err
+	}
+	progress("wrote section %q of %s", s.backend.Name, out)
+	return nil
+}
+
 // list prints every value of side i, in run order.
 func (m *metric) list(i int) string {
 	var parts []string

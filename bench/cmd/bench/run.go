@@ -61,10 +61,24 @@ func (r *runner) close() { r.log.Close() }
 // the measured interval, so one tool's write-back is not billed to the next.
 // A non-zero exit is an error (for syncd that includes 3, "partial").
 func (r *runner) run(ctx context.Context, extraEnv []string, name string, args ...string) (runResult, error) {
+	return r.runTo(ctx, extraEnv, nil, name, args...)
+}
+
+// runTo is run with the command's standard output going to stdout instead
+// of into runResult.Stdout (nil: there, as run does). Output too large to
+// hold goes this way: what the runner holds raises its own peak RSS, which
+// is a floor for every later child's (see selfPeakRSS). An *os.File is
+// handed to the child as it is, with no copy through the runner.
+func (r *runner) runTo(ctx context.Context, extraEnv []string, stdout io.Writer, name string, args ...string) (runResult, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(slices.Clone(r.env), extraEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	logged := &out
+	if stdout != nil {
+		cmd.Stdout = stdout
+		logged = bytes.NewBufferString("(standard output not kept)\n")
+	}
 	cmd.SysProcAttr = childSysProcAttr(false)
 	syscall.Sync()
 	start := time.Now()
@@ -77,7 +91,7 @@ func (r *runner) run(ctx context.Context, extraEnv []string, name string, args .
 		}
 	}
 	fmt.Fprintf(r.log, "$ %s %s\n# wall %v, cpu %v, maxrss %d, err %v\n%s%s\n",
-		name, strings.Join(args, " "), res.Wall, res.CPU, res.MaxRSS, err, res.Stdout, res.Stderr)
+		name, strings.Join(args, " "), res.Wall, res.CPU, res.MaxRSS, err, logged, res.Stderr)
 	if err != nil {
 		return res, fmt.Errorf("%s %s: %v: %s", filepath.Base(name), strings.Join(args, " "), err, tail(res.Stderr+res.Stdout, 5))
 	}
@@ -173,8 +187,10 @@ type tool struct {
 	syncd, restoreBin, dataKey string
 	indexKey                   func(r *Repo) string
 
-	// restic only: runs restic -r REPO ARGS… with the tool's environment.
-	exec func(ctx context.Context, r *Repo, args ...string) (runResult, error)
+	// restic only: runs restic -r REPO ARGS… with the tool's environment;
+	// execTo with its standard output going to stdout (see runner.runTo).
+	exec   func(ctx context.Context, r *Repo, args ...string) (runResult, error)
+	execTo func(ctx context.Context, r *Repo, stdout io.Writer, args ...string) (runResult, error)
 }
 
 // benchHost is the host name both tools record, so that a second backup of
@@ -254,6 +270,9 @@ func resticTool(ctx context.Context, rn *runner, bin, cache string) *tool {
 		},
 		exec: func(ctx context.Context, r *Repo, args ...string) (runResult, error) {
 			return rn.run(ctx, env(r), restic, append([]string{"-r", r.URL}, args...)...)
+		},
+		execTo: func(ctx context.Context, r *Repo, stdout io.Writer, args ...string) (runResult, error) {
+			return rn.runTo(ctx, env(r), stdout, restic, append([]string{"-r", r.URL}, args...)...)
 		},
 	}
 }

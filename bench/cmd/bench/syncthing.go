@@ -122,11 +122,7 @@ func (s *suite) syncthingSection(ctx context.Context, c *config, env *envInfo, w
 	if !s.any() {
 		return nil
 	}
-	for _, m := range s.defs() {
-		if s.want(m.id) {
-			s.metrics = append(s.metrics, &m)
-		}
-	}
+	s.selectMetrics()
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
 		return err
 	}
@@ -136,15 +132,7 @@ func (s *suite) syncthingSection(ctx context.Context, c *config, env *envInfo, w
 			return err
 		}
 	}
-	md := section(env, s)
-	fmt.Println(md)
-	if c.out != "" {
-		if err := updateFile(c.out, "syncthing", md); err != nil {
-			return err
-		}
-		progress("wrote section %q of %s", "syncthing", c.out)
-	}
-	return nil
+	return s.publish(env, c.out)
 }
 
 // pairSyncthing runs one pair: ours, then Syncthing, each on a fresh copy
