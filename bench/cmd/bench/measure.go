@@ -342,30 +342,38 @@ func (s *suite) eachPair(ctx context.Context, pair func(context.Context, int) er
 func (s *suite) freshCopy(ctx context.Context, p int, tag string) (dir string, repos *[2]*Repo, done func(), err error) {
 	tree := filepath.Join(s.work, "tree")
 	dir = filepath.Join(tree, "data")
-	repos = new([2]*Repo)
-	done = func() {
-		removeRepos(repos)
-		os.RemoveAll(tree)
-	}
 	if err := os.RemoveAll(tree); err != nil {
 		return "", nil, func() {}, err
 	}
 	s.say(p, "copying the data set to %s", dir)
 	if err := s.data.copyTo(ctx, s.run, dir); err != nil {
-		done()
+		os.RemoveAll(tree)
 		return "", nil, func() {}, err
 	}
+	if repos, err = s.initRepos(ctx, fmt.Sprintf("p%d-%s", p, tag)); err != nil {
+		os.RemoveAll(tree)
+		return "", nil, func() {}, err
+	}
+	return dir, repos, func() {
+		removeRepos(repos)
+		os.RemoveAll(tree)
+	}, nil
+}
+
+// initRepos makes and initializes a fresh repository of each tool, named
+// <tag>; on an error it removes what it made.
+func (s *suite) initRepos(ctx context.Context, tag string) (*[2]*Repo, error) {
+	repos := new([2]*Repo)
 	for i, t := range s.tools() {
-		r, err := s.backend.Repo(ctx, t.name, fmt.Sprintf("p%d-%s", p, tag))
-		if err != nil {
-			done()
-			return "", nil, func() {}, err
+		r, err := s.backend.Repo(ctx, t.name, tag)
+		if err == nil {
+			repos[i] = r
+			err = t.init(ctx, r)
 		}
-		repos[i] = r
-		if err := t.init(ctx, r); err != nil {
-			done()
-			return "", nil, func() {}, err
+		if err != nil {
+			removeRepos(repos)
+			return nil, err
 		}
 	}
-	return dir, repos, done, nil
+	return repos, nil
 }
