@@ -11,7 +11,7 @@
 // for -pairs pairs, and the table reports the median of each side. Progress
 // goes to stderr; each backend's table goes to stdout and, with -out, into
 // its section of that file, between the markers <!-- bench:NAME:begin -->
-// and <!-- bench:NAME:end --> (NAME: local, minio, daemon, prune, mirror, drill, replace, wan, mesh), leaving the rest of
+// and <!-- bench:NAME:end --> (NAME: local, minio, daemon, prune, mirror, drill, replace, syncthing, wan, copy, tools, mesh), leaving the rest of
 // the file alone. -sections is another name for -backends. The mirror section
 // runs two `syncd run` nodes against rsync to an rsync daemon (rsync must be
 // on PATH; with SYNCD_BENCH_PROFILES=DIR set, each of its nodes writes a
@@ -47,7 +47,7 @@ type config struct {
 }
 
 // backendNames are the known backends, in run order.
-var backendNames = []string{"local", "minio", "daemon", "prune", "mirror", "drill", "replace", "syncthing", "wan", "copy", "mesh"}
+var backendNames = []string{"local", "minio", "daemon", "prune", "mirror", "drill", "replace", "syncthing", "wan", "copy", "tools", "mesh"}
 
 func main() {
 	var c config
@@ -61,7 +61,7 @@ func main() {
 	flag.StringVar(&c.nodeLogs, "node-logs", "", "mirror: run the nodes with --log-level debug and keep their logs in this directory (as p<P>-<node>.log)")
 	flag.IntVar(&c.pairs, "pairs", 3, "number of ours/restic pairs per measurement")
 	flag.StringVar(&only, "only", "", "run only the measurements whose id (e.g. local/initial, local/restore) matches this regular expression")
-	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune), mirror (two syncd run nodes vs rsync to an rsync daemon: initial mirror, mutation bytes, latency), drill (restore drill, full and --sample, vs restic restore + check --read-data), replace (a node replaced from the latest snapshot: bytes its peer sends it vs the mutation round's, time vs a full initial mirror), copy (syncd copy vs restic copy between two MinIO buckets), wan (the initial mirror over a shaped 100 Mbit/s, 20 ms link vs rsync and rsync -z), mesh (a new empty node of a 5-node mesh from four peers vs from one, the peers' uplinks limited)")
+	flag.StringVar(&backends, "backends", strings.Join(backendNames, ","), "comma-separated backends to measure: local, minio, daemon (syncd run: snapshots from the index, latency, RSS), prune (forget half the snapshots, then prune), mirror (two syncd run nodes vs rsync to an rsync daemon: initial mirror, mutation bytes, latency), drill (restore drill, full and --sample, vs restic restore + check --read-data), replace (a node replaced from the latest snapshot: bytes its peer sends it vs the mutation round's, time vs a full initial mirror), copy (syncd copy vs restic copy between two MinIO buckets), tools (restore dump, find, diff and stats vs restic's, local repositories), wan (the initial mirror over a shaped 100 Mbit/s, 20 ms link vs rsync and rsync -z), mesh (a new empty node of a 5-node mesh from four peers vs from one, the peers' uplinks limited)")
 	flag.StringVar(&backends, "sections", strings.Join(backendNames, ","), "the same as -backends")
 	flag.BoolVar(&c.small, "small", false, "use a small data set (--sites 1 --uploads 200 --bigmb 32) for a quick check")
 	flag.Parse()
@@ -217,6 +217,8 @@ func (s *suite) runBackend(ctx context.Context, c *config, env *envInfo, name, w
 		s.backend = wanBackend(rsyncVersion(ctx))
 	case "copy":
 		return s.copySection(ctx, c, env, work)
+	case "tools":
+		return s.toolsSection(ctx, c, env, work)
 	case "mesh":
 		return s.meshSection(ctx, c, env)
 	}
