@@ -137,10 +137,10 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 	if r.src == nil {
 		r.src = r.f.sources()
 	}
-	at := r.f.at()
-	pb := &prepared{es: es, t0: time.Now(), at: at}
+	look := r.f.lookup()
+	pb := &prepared{es: es, t0: time.Now(), at: r.f.at()}
 	for _, e := range es {
-		a, err := r.plan(e, at)
+		a, err := r.plan(e, look)
 		switch {
 		case err != nil:
 			pb.fails = append(pb.fails, failure{e: e, err: err})
@@ -150,6 +150,7 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 			pb.acts = append(pb.acts, a)
 		}
 	}
+	look.close()
 	// Files first, into temporary files, while every local source is still
 	// in place (the old versions and what the batch deletes: a rename is a
 	// delete and a create); then deletes; then everything is moved into
@@ -180,7 +181,7 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 		g.Go(func() error {
 			rd := r.src.reader()
 			defer rd.close()
-			return r.build(gctx, group, pb.few, rd, dirs, at)
+			return r.build(gctx, group, pb.few, rd, dirs, pb.at)
 		})
 		files = files[n:]
 	}
@@ -303,7 +304,7 @@ func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
 // plan decides what the peer's entry e takes here: nothing (nil, we have
 // it or something newer), or an action.
-func (r *receiver) plan(e wire.Entry, at *atRoot) (*action, error) {
+func (r *receiver) plan(e wire.Entry, look *atRoot) (*action, error) {
 	isDir := e.Type == "dir" && !e.Deleted
 	if r.f.ignored(e.Path, isDir) {
 		return nil, nil
@@ -353,7 +354,7 @@ func (r *receiver) plan(e wire.Entry, at *atRoot) (*action, error) {
 			}
 		}
 	}
-	if err := r.diskOK(e, local, have, at); err != nil {
+	if err := r.diskOK(e, local, have, look); err != nil {
 		return nil, err
 	}
 	a.conflictTime = conflictTime
@@ -441,7 +442,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 	var owners []*action
 	_, short := r.f.Health.Get(condDiskFull)
 	for _, a := range files {
-		if err := r.f.checkParents(a.e.Path, dirs); err != nil {
+		if err := r.f.checkParents(a.e.Path, dirs, at); err != nil {
 			a.err = err
 			continue
 		}

@@ -14,22 +14,37 @@ import (
 )
 
 // atRoot does the receiver's file operations of one batch step on names
-// inside directories it keeps open: each directory is opened once through
-// the folder's os.Root (which refuses symlinks and "..", and resolves a
-// path one component at a time, a system call each), and every operation
-// on a name in it is then one *at system call with AT_SYMLINK_NOFOLLOW or
-// O_NOFOLLOW on that single, checked name. A batch touches a thousand
-// files in a few dozen directories: this turns six path walks per file
-// into six calls. The directories are closed when the step ends, so a
-// directory moved away meanwhile is not written through for longer than
-// that (the same window as the checks of checkParents).
+// inside directories it keeps open: each directory is opened once, by one
+// openat of its name in its parent (itself kept open), starting from the
+// folder's os.Root; every component is opened with O_NOFOLLOW and
+// O_DIRECTORY, so a symlink or a file where a directory should be is
+// refused, and ".." never appears. Every operation on a name is then one
+// *at system call with AT_SYMLINK_NOFOLLOW or O_NOFOLLOW on that single,
+// checked name. A batch touches a thousand files in a few dozen
+// directories: this turns a path walk per operation (a system call per
+// component) into one call. The directories are closed when the step
+// ends, so a directory moved away meanwhile is not written through for
+// longer than that (the same window as the checks of checkParents).
 type atRoot struct {
 	f   *Folder
 	mu  sync.Mutex
 	fds map[string]*os.File
+	// missing, in a lookup (see Folder.lookup), remembers the directories
+	// found missing, and so answers for everything under them at once: a
+	// new replica plans thousands of files in directories not made yet.
+	missing map[string]error
 }
 
 func (f *Folder) at() *atRoot { return &atRoot{f: f, fds: map[string]*os.File{}} }
+
+// lookup is an atRoot for a step that only looks (the plan of a batch):
+// it also remembers the directories that are not there, which is right
+// only as long as the step makes none.
+func (f *Folder) lookup() *atRoot {
+	a := f.at()
+	a.missing = map[string]error{}
+	return a
+}
 
 // close closes the directories opened.
 func (a *atRoot) close() {
@@ -47,22 +62,57 @@ func (a *atRoot) dir(rel string) (int, string, error) {
 	if name == "" || name == "." || name == ".." {
 		return -1, "", fmt.Errorf("%q: not a name in a directory", rel)
 	}
-	dir = path.Clean(dir)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	d, ok := a.fds[dir]
-	if !ok {
-		var err error
-		if d, err = a.f.root().Open(dir); err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err // named after rel below, as os.Root names it
-			}
-			return -1, "", &fs.PathError{Op: "open", Path: rel, Err: err}
-		}
-		a.fds[dir] = d
+	d, err := a.openDir(path.Clean(dir))
+	if err != nil {
+		return -1, "", &fs.PathError{Op: "open", Path: rel, Err: err}
 	}
 	return int(d.Fd()), name, nil
+}
+
+// openDir returns the directory dir, opened through its parent; a.mu is
+// held.
+func (a *atRoot) openDir(dir string) (*os.File, error) {
+	if d, ok := a.fds[dir]; ok {
+		return d, nil
+	}
+	if err, ok := a.missing[dir]; ok {
+		return nil, err
+	}
+	var d *os.File
+	if dir == "." {
+		var err error
+		if d, err = a.f.root().Open("."); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // named after rel by dir, as os.Root names it
+			}
+			return nil, err
+		}
+	} else {
+		parent, name := path.Split(dir)
+		if name == "." || name == ".." {
+			return nil, fmt.Errorf("%q: not a directory name", name)
+		}
+		pd, err := a.openDir(path.Clean(parent))
+		if err != nil {
+			return nil, err // remembered where it was found
+		}
+		fd, err := unix.Openat(int(pd.Fd()), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if errors.Is(err, unix.ELOOP) {
+				err = unix.ENOTDIR // a symlink: not a directory the receiver goes through
+			}
+			if a.missing != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)) {
+				a.missing[dir] = err
+			}
+			return nil, err
+		}
+		d = os.NewFile(uintptr(fd), dir)
+	}
+	a.fds[dir] = d
+	return d, nil
 }
 
 func pathErr(op, rel string, err error) error {
@@ -151,6 +201,34 @@ func (a *atRoot) Rename(from, to string, noReplace bool) error {
 		return pathErr("rename", to, unix.Renameat(fd, fromName, fd, toName))
 	}
 	return pathErr("rename", to, err)
+}
+
+// Mkdir makes the directory rel with mode perm (less the umask).
+func (a *atRoot) Mkdir(rel string, perm fs.FileMode) error {
+	fd, name, err := a.dir(rel)
+	if err != nil {
+		return err
+	}
+	return pathErr("mkdir", rel, unix.Mkdirat(fd, name, uint32(perm.Perm())))
+}
+
+// ChmodDir sets the permission bits of the directory rel, with its
+// setuid, setgid and sticky bits (refused if rel is a symlink or not a
+// directory).
+func (a *atRoot) ChmodDir(rel string, mode fs.FileMode) error {
+	a.mu.Lock()
+	d, err := a.openDir(path.Clean(rel))
+	a.mu.Unlock()
+	if err != nil {
+		return &fs.PathError{Op: "chmod", Path: rel, Err: err}
+	}
+	bits := uint32(mode.Perm())
+	for m, b := range map[fs.FileMode]uint32{fs.ModeSetuid: unix.S_ISUID, fs.ModeSetgid: unix.S_ISGID, fs.ModeSticky: unix.S_ISVTX} {
+		if mode&m != 0 {
+			bits |= b
+		}
+	}
+	return pathErr("chmod", rel, unix.Fchmod(int(d.Fd()), bits))
 }
 
 // Remove removes the file, link or empty directory rel.

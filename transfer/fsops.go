@@ -31,8 +31,9 @@ var errDirNotEmpty = errors.New("deleted directory not empty")
 // checkParents makes sure the directories above rel are real directories,
 // creating missing ones (mode 0755; their own entries set it later). seen,
 // if not nil, remembers the directories found good during one batch, so
-// that the files of one directory check it once.
-func (f *Folder) checkParents(rel string, seen *dirCache) error {
+// that the files of one directory check it once; at is the step's open
+// directories.
+func (f *Folder) checkParents(rel string, seen *dirCache, at *atRoot) error {
 	dir := path.Dir(rel)
 	if dir == "." || seen.has(dir) {
 		return nil
@@ -43,14 +44,14 @@ func (f *Folder) checkParents(rel string, seen *dirCache) error {
 		if seen.has(p) {
 			continue
 		}
-		fi, err := f.root().Lstat(p)
+		fi, err := at.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			if err := f.root().Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			if err := at.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}
 			// the watcher's report of it is ours (its entry is recorded
 			// when the batch that holds it is committed)
-			if fi, err := f.root().Lstat(p); err == nil && fi.IsDir() {
+			if fi, err := at.Lstat(p); err == nil && fi.IsDir() {
 				f.own.note(p, state.EntryOf(fi))
 			}
 			seen.add(p)

@@ -42,7 +42,7 @@ func (r *receiver) place(a *action, at *atRoot) {
 		return
 	case actFile, actLink:
 		if a.kind == actLink {
-			if err = r.f.checkParents(p, nil); err != nil {
+			if err = r.f.checkParents(p, nil, at); err != nil {
 				break
 			}
 			a.tmp = tempName(p)
@@ -71,18 +71,18 @@ func (r *receiver) place(a *action, at *atRoot) {
 			a.tmp = "" // else (its directory was renamed) the batch's cleanup removes it
 		}
 	case actDir:
-		if err = r.f.checkParents(p, nil); err != nil {
+		if err = r.f.checkParents(p, nil, at); err != nil {
 			break
 		}
-		if fi, lerr := r.f.root().Lstat(p); lerr == nil && !fi.IsDir() {
-			if err = r.f.root().Remove(p); err != nil {
+		if fi, lerr := at.Lstat(p); lerr == nil && !fi.IsDir() {
+			if err = at.Remove(p); err != nil {
 				break
 			}
 		}
-		if err = r.f.root().Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err = at.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			break
 		}
-		err = r.f.root().Chmod(p, chunkstore.FileMode(a.rec.Mode))
+		err = at.ChmodDir(p, chunkstore.FileMode(a.rec.Mode))
 	}
 	if err == nil {
 		if r.afterPlace != nil {

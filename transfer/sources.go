@@ -109,13 +109,14 @@ func (s *sources) rebuild() {
 // srcReader reads chunks from local files for one goroutine.
 type srcReader struct {
 	s    *sources
+	at   *atRoot // the directories of the files opened, open until done
 	open map[string]*os.File
 	h    *crypto.Hasher
 	buf  []byte
 }
 
 func (s *sources) reader() *srcReader {
-	return &srcReader{s: s, open: map[string]*os.File{}, h: crypto.NewHasher(s.f.Chunking.Key)}
+	return &srcReader{s: s, at: s.f.at(), open: map[string]*os.File{}, h: crypto.NewHasher(s.f.Chunking.Key)}
 }
 
 // read returns chunk id of length n from a local file, or false.
@@ -153,9 +154,9 @@ func (r *srcReader) file(p place) *os.File {
 	f, ok := r.open[p.path]
 	if !ok {
 		var err error
-		f, err = r.s.f.root().OpenFile(p.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		f, err = r.at.OpenFile(p.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil && p.alt != "" {
-			f, err = r.s.f.root().OpenFile(p.alt, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+			f, err = r.at.OpenFile(p.alt, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		}
 		if err == nil {
 			if fi, err2 := f.Stat(); err2 != nil || !fi.Mode().IsRegular() {
@@ -167,15 +168,21 @@ func (r *srcReader) file(p place) *os.File {
 			f = nil
 		}
 		if len(r.open) > 64 {
-			r.close()
+			r.closeFiles()
 		}
 		r.open[p.path] = f
 	}
 	return f
 }
 
-// close closes the files the reader opened.
+// close closes the files and directories the reader opened.
 func (r *srcReader) close() {
+	r.closeFiles()
+	r.at.close()
+}
+
+// closeFiles closes the files the reader opened.
+func (r *srcReader) closeFiles() {
 	for k, f := range r.open {
 		if f != nil {
 			f.Close()
