@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/syncd/syncd/chunkstore/backend"
 	"github.com/syncd/syncd/chunkstore/s3"
 	"github.com/syncd/syncd/internal/miniotest"
@@ -27,7 +29,7 @@ func TestConcurrentWritersAndPruneMinIO(t *testing.T) {
 	ctx := context.Background()
 	create := func(t testing.TB, url string) backend.Backend {
 		t.Helper()
-		be, err := s3.Create(ctx, s3.Config{URL: url, PathStyle: true})
+		be, err := s3.Create(ctx, s3.Config{URL: url, PathStyle: aws.Bool(true)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +41,7 @@ func TestConcurrentWritersAndPruneMinIO(t *testing.T) {
 	scenario{
 		writers: 3, snapshots: 67,
 		be: func(t testing.TB) backend.Backend {
-			be, err := s3.Open(ctx, s3.Config{URL: "s3://prune/repo", PathStyle: true})
+			be, err := s3.Open(ctx, s3.Config{URL: "s3://prune/repo", PathStyle: aws.Bool(true)})
 			if err != nil {
 				t.Fatal(err)
 			}

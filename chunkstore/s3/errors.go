@@ -120,7 +120,11 @@ func (b *Backend) fail(op, name string, err error) error {
 		e.Msg = fmt.Sprintf("wrong region %s for bucket %s", b.region, b.bucket)
 		if respErr != nil {
 			if r := respErr.Response.Header.Get("X-Amz-Bucket-Region"); r != "" && r != b.region {
-				e.Msg += fmt.Sprintf(": it is in %s (set AWS_REGION=%s)", r, r)
+				set := "AWS_REGION=" + r
+				if b.cfg.Region != "" {
+					set = "the region to " + r
+				}
+				e.Msg += fmt.Sprintf(": it is in %s (set %s)", r, set)
 			}
 		}
 		if apiErr != nil && apiErr.ErrorMessage() != "" {

@@ -4,7 +4,8 @@
 // Objects are stored under PREFIX/name in the bucket named by an
 // s3://BUCKET[/PREFIX] URL. The endpoint, region and credentials come the
 // standard AWS way (environment, shared config files, profiles; see
-// [config.LoadDefaultConfig]); the rest is in [Config].
+// [config.LoadDefaultConfig]) unless [Config] names its own, as a second
+// repository in another store needs; the rest is in [Config].
 //
 // Every error this package returns is one line. Failures that an operator
 // must fix — wrong credentials, a missing bucket, the wrong region, an
@@ -74,10 +75,32 @@ type Config struct {
 	// URL is s3://BUCKET[/PREFIX].
 	URL string
 
-	// PathStyle addresses the bucket as ENDPOINT/BUCKET instead of
-	// BUCKET.ENDPOINT, as MinIO and most self-hosted stores need. It is
-	// also on when SYNCD_S3_PATH_STYLE is "1" or "true".
-	PathStyle bool
+	// Endpoint is the store's address, http(s)://HOST[:PORT]; empty:
+	// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the shared config's, or
+	// AWS's endpoint of the region.
+	Endpoint string
+
+	// Region is the bucket's region; empty: AWS_REGION, the profile's,
+	// then DefaultRegion.
+	Region string
+
+	// CredentialsFile is a file in the format of ~/.aws/credentials whose
+	// section Profile (DefaultProfile when empty) holds the keys. Only
+	// those keys are used: never the environment's, a role's or another
+	// file's. A file that others may read or write is refused. It is read
+	// at each Open or Create, so a rotated key is used from the next one.
+	CredentialsFile string
+
+	// Profile, without CredentialsFile, is a profile of the shared AWS
+	// files whose settings and credentials are used, as AWS_PROFILE
+	// names one (its credentials win over AWS_ACCESS_KEY_ID).
+	Profile string
+
+	// PathStyle, when set, says whether to address the bucket as
+	// ENDPOINT/BUCKET (true; MinIO and most self-hosted stores need it)
+	// or as BUCKET.ENDPOINT (false). nil: path style when
+	// SYNCD_S3_PATH_STYLE is "1" or "true".
+	PathStyle *bool
 
 	// CABundle is a PEM file of the certificate authorities to trust for
 	// the endpoint, instead of the system's (a store with a private CA).
@@ -107,8 +130,9 @@ type Config struct {
 // withDefaults fills in the zero values of c from the environment and the
 // package defaults, and checks the rest.
 func (c Config) withDefaults() (Config, error) {
-	if v := os.Getenv(EnvPathStyle); v == "1" || strings.EqualFold(v, "true") {
-		c.PathStyle = true
+	if c.PathStyle == nil {
+		v := os.Getenv(EnvPathStyle)
+		c.PathStyle = aws.Bool(v == "1" || strings.EqualFold(v, "true"))
 	}
 	if c.CABundle == "" {
 		c.CABundle = os.Getenv(EnvCABundle)
@@ -257,10 +281,11 @@ func newBackend(ctx context.Context, cfg Config) (*Backend, error) {
 		// The SDK's read timeout would also fire while a slow upload is
 		// still being sent; Open bounds body reads itself.
 		WithReadTimeout(0)
-	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(hc),
-		config.WithRetryer(newRetryer),
+	opts, err := cfg.accessOptions(ctx)
+	if err != nil {
+		return nil, err
 	}
+	opts = append(opts, config.WithHTTPClient(hc), config.WithRetryer(newRetryer))
 	if cfg.CABundle != "" {
 		f, err := os.Open(cfg.CABundle)
 		if err != nil {
@@ -277,7 +302,11 @@ func newBackend(ctx context.Context, cfg Config) (*Backend, error) {
 		awsCfg.Region = DefaultRegion
 	}
 	client := awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
-		o.UsePathStyle = cfg.PathStyle
+		o.UsePathStyle = *cfg.PathStyle
+		if cfg.Endpoint != "" {
+			// Set last: it wins over AWS_ENDPOINT_URL_S3 too.
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
 		// Library code never prints; the SDK would log notes on checksums.
 		o.Logger = logging.Nop{}
 		o.DisableLogOutputChecksumValidationSkipped = true
