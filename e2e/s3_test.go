@@ -28,7 +28,7 @@ func s3Env(t *testing.T, srv *miniotest.Server, access, secret string) []string 
 	none := filepath.Join(t.TempDir(), "none")
 	return []string{
 		"AWS_ENDPOINT_URL=" + srv.Endpoint, "AWS_ACCESS_KEY_ID=" + access, "AWS_SECRET_ACCESS_KEY=" + secret,
-		"AWS_REGION=" + miniotest.Region, "SYNCD_S3_PATH_STYLE=1", "AWS_PROFILE=", "AWS_SESSION_TOKEN=",
+		"AWS_REGION=" + srv.Region, "SYNCD_S3_PATH_STYLE=1", "AWS_PROFILE=", "AWS_SESSION_TOKEN=",
 		"AWS_CONFIG_FILE=" + none, "AWS_SHARED_CREDENTIALS_FILE=" + none, "AWS_EC2_METADATA_DISABLED=true",
 	}
 }

@@ -19,7 +19,7 @@ import (
 // stored.
 func rootS3(t *testing.T, srv *miniotest.Server) *awss3.Client {
 	return awss3.New(awss3.Options{
-		Region: miniotest.Region, BaseEndpoint: aws.String(srv.Endpoint), UsePathStyle: true,
+		Region: srv.Region, BaseEndpoint: aws.String(srv.Endpoint), UsePathStyle: true,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}, nil
 		}),

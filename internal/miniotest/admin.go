@@ -76,7 +76,7 @@ func (s *Server) adminOnce(op string, query url.Values, body []byte) error {
 	hash := hex.EncodeToString(sum[:])
 	req.Header.Set("X-Amz-Content-Sha256", hash)
 	creds := aws.Credentials{AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "s3", Region, time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "s3", s.Region, time.Now()); err != nil {
 		return err
 	}
 	resp, err := s.client.Do(req)

@@ -26,7 +26,8 @@ import (
 	"time"
 )
 
-// Region is the region the server runs in, and the one Env sets.
+// Region is the region a server runs in unless Options.Region says
+// otherwise.
 const Region = "us-east-1"
 
 // readyTimeout bounds how long Start and Restart wait for the server.
@@ -39,6 +40,7 @@ type Server struct {
 	SecretKey string // root password
 	CAFile    string // with Options.TLS: PEM of the server's self-signed certificate
 	KMSKeyID  string // with Options.KMS: the name of the server's static KMS key
+	Region    string // the server's region (MINIO_SITE_REGION), the one Env sets
 
 	bin     string
 	addr    string // 127.0.0.1:PORT
@@ -62,6 +64,9 @@ type Options struct {
 	// in Server.KMSKeyID: server-side encryption (SSE-S3, and SSE-KMS
 	// with that key) works. A static key is for tests: it is no KMS.
 	KMS bool
+	// Region is the server's region; empty: [Region]. Requests signed for
+	// another region are refused.
+	Region string
 }
 
 // Start starts a MinIO server for the test and stops it in t.Cleanup. It
@@ -82,6 +87,7 @@ func StartWith(t testing.TB, o Options) *Server {
 		Endpoint:  "http://" + addr,
 		AccessKey: "root-" + randomHex(t, 6),
 		SecretKey: randomHex(t, 20),
+		Region:    Region,
 		bin:       bin,
 		addr:      addr,
 		dir:       filepath.Join(tmp, "data"),
@@ -100,6 +106,9 @@ func StartWith(t testing.TB, o Options) *Server {
 		}
 		s.Endpoint = "https://" + addr
 		s.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
+	if o.Region != "" {
+		s.Region = o.Region
 	}
 	if o.KMS {
 		key := make([]byte, 32)
@@ -123,7 +132,7 @@ func (s *Server) Env() []string {
 		"AWS_ENDPOINT_URL=" + s.Endpoint,
 		"AWS_ACCESS_KEY_ID=" + s.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + s.SecretKey,
-		"AWS_REGION=" + Region,
+		"AWS_REGION=" + s.Region,
 		"SYNCD_S3_PATH_STYLE=1",
 	}
 }
@@ -170,7 +179,7 @@ func (s *Server) start(t testing.TB) {
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
-		"MINIO_SITE_REGION="+Region,
+		"MINIO_SITE_REGION="+s.Region,
 		"MINIO_CI_CD=1",
 	)
 	if s.kmsKey != "" {
