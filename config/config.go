@@ -36,7 +36,13 @@
 //	  skip_unchanged: true          # a scheduled snapshot of an unchanged tree is skipped (default)
 //	  retention: {keep_last: 4, keep_daily: 14, keep_weekly: 8, keep_monthly: 12}
 //	  drill_every: 192h             # "drill overdue" when no restore drill succeeded in 8 days
-//	  copies: [s3://backups-eu/web] # each snapshot copied there too (syncd init --copy-from)
+//	  copies:                       # each snapshot copied there too (syncd init --copy-from)
+//	    - s3://backups-eu/web       # same store and credentials as url
+//	    - url: s3://offsite/web     # another store: its own settings (docs/S3.md)
+//	      endpoint: https://s3.eu-central-1.wasabisys.com
+//	      region: eu-central-1
+//	      credentials_file: /etc/syncd/offsite.credentials  # mode 0600, ~/.aws/credentials format
+//	      storage_class: STANDARD_IA
 //	watch:
 //	  debounce: 100ms
 //	  rescan: 1h
@@ -197,17 +203,14 @@ type Repository struct {
 	// snapshot --config) are always written.
 	SkipUnchanged bool
 	Retention     Retention // retention: what forget keeps
-	// StorageClass (storage_class), SSE (sse: AES256 for SSE-S3, aws:kms
-	// for SSE-KMS), SSEKMSKeyID (sse_kms_key_id), ObjectLockMode
-	// (object_lock_mode: GOVERNANCE or COMPLIANCE) and ObjectLockRetain
-	// (object_lock_retain, like 30d) are what each upload to an s3://
-	// repository asks for (docs/S3.md); empty: the bucket's defaults.
-	StorageClass, SSE, SSEKMSKeyID, ObjectLockMode string
-	ObjectLockRetain                               time.Duration
-	// Copies (copies) are copy targets (syncd init --copy-from), each
-	// s3://BUCKET[/PREFIX] or an absolute directory: the daemon copies
-	// each snapshot to every one after writing it (syncd copy).
-	Copies []string
+	// S3Upload is what each upload to an s3:// repository asks for
+	// (storage_class, sse, …); a copy target has its own.
+	S3Upload
+	// Copies (copies) are copy targets (syncd init --copy-from): the
+	// daemon copies each snapshot to every one after writing it (syncd
+	// copy). Each entry is a URL, or a mapping with the URL and the
+	// target's own S3 settings ([CopyTarget]).
+	Copies []CopyTarget
 	// DrillEvery (drill_every) is how often a `restore drill` of this
 	// node's snapshots must succeed: the "drill overdue" alert fires when
 	// none has for longer (docs/ALERTS.md). 0, or left out: no such alert.

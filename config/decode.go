@@ -284,8 +284,14 @@ func (d *decoder) repository(v *yaml.Node, path string, line int, r *Repository)
 		"sse_kms_key_id":     d.str(&r.SSEKMSKeyID),
 		"object_lock_mode":   d.str(&r.ObjectLockMode),
 		"object_lock_retain": d.duration(&r.ObjectLockRetain, 0, "above 0, like 30d or 720h"),
-		"copies":             d.strs(&r.Copies),
-		"drill_every":        d.duration(&r.DrillEvery, -1, "of 0 or more, like 8d or 36h (0: no drill alert)"),
+		"copies": func(v *yaml.Node, path string, line int) error {
+			r.Copies = nil
+			return d.list(v, path, line, func(item *yaml.Node, path string, line int) error {
+				r.Copies = append(r.Copies, CopyTarget{})
+				return d.copyTarget(item, path, line, &r.Copies[len(r.Copies)-1])
+			})
+		},
+		"drill_every": d.duration(&r.DrillEvery, -1, "of 0 or more, like 8d or 36h (0: no drill alert)"),
 		"retention": func(v *yaml.Node, path string, line int) error {
 			t := &r.Retention
 			return d.mapping(v, path, map[string]handler{

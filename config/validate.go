@@ -264,7 +264,7 @@ func (v *validator) repository(c *Config) error {
 	if err := v.copies(r); err != nil {
 		return err
 	}
-	if err := v.s3Options(r); err != nil {
+	if err := v.s3Options("repository", r.URL, "repository", r.S3Upload); err != nil {
 		return err
 	}
 	if r.Schedule != "" {
@@ -307,26 +307,6 @@ func (v *validator) repository(c *Config) error {
 		if t.Paths[i], err = v.absPath(fmt.Sprintf("repository.retention.paths[%d]", i), p); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// copies checks repository.copies: each a repository location, neither
-// the repository itself nor listed twice.
-func (v *validator) copies(r *Repository) error {
-	seen := map[string]string{}
-	for i, u := range r.Copies {
-		key := fmt.Sprintf("repository.copies[%d]", i)
-		if err := v.repoURL(key, u); err != nil {
-			return err
-		}
-		if strings.TrimRight(u, "/") == strings.TrimRight(r.URL, "/") {
-			return v.errorf(key, "%q is repository.url itself: a copy goes to another repository", u)
-		}
-		if first, dup := seen[strings.TrimRight(u, "/")]; dup {
-			return v.errorf(key, "%q is listed twice (first at line %d)", u, v.line(first))
-		}
-		seen[strings.TrimRight(u, "/")] = key
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/syncd/syncd/alert"
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/chunkstore/backend"
+	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/copier"
 )
 
@@ -20,16 +21,16 @@ import (
 // unreachable target never delays a snapshot. A failed copy is logged,
 // counted, alerted, and tried again after the next snapshot.
 type copies struct {
-	open func(ctx context.Context, url string) (backend.Backend, error)
+	open func(ctx context.Context, t config.CopyTarget) (backend.Backend, error)
 	poke chan struct{}
 
 	mu      sync.Mutex
-	targets map[string]*CopyStatus
+	targets map[string]*CopyStatus // by config.CopyTarget.Name
 }
 
 // CopyStatus is what the daemon knows of one copy target.
 type CopyStatus struct {
-	Target string     `json:"target"`
+	Target string     `json:"target"`            // config.CopyTarget.Name
 	LastOK *time.Time `json:"last_ok,omitempty"` // end of the last copy that succeeded
 	// LastError is why the last copy failed; empty when it succeeded.
 	LastError string    `json:"last_error,omitempty"`
@@ -41,9 +42,10 @@ type CopyStatus struct {
 }
 
 // SetBackendOpener enables repository.copies: open opens the storage of a
-// copy target's URL (cmd/syncd passes what opens repository.url). Without
-// it the daemon copies nothing. Call it before Run.
-func (d *Daemon) SetBackendOpener(open func(ctx context.Context, url string) (backend.Backend, error)) {
+// copy target with the target's own settings (its endpoint, region,
+// credentials and upload options; cmd/syncd passes cli.OpenTarget).
+// Without it the daemon copies nothing. Call it before Run.
+func (d *Daemon) SetBackendOpener(open func(ctx context.Context, t config.CopyTarget) (backend.Backend, error)) {
 	d.cp.open = open
 	d.cp.poke = make(chan struct{}, 1)
 	d.cp.targets = map[string]*CopyStatus{}
@@ -65,8 +67,8 @@ func (d *Daemon) CopyStatuses() []CopyStatus {
 	d.cp.mu.Lock()
 	defer d.cp.mu.Unlock()
 	var out []CopyStatus
-	for _, url := range d.cfg.Repository.Copies {
-		if st, ok := d.cp.targets[url]; ok {
+	for _, t := range d.cfg.Repository.Copies {
+		if st, ok := d.cp.targets[t.Name()]; ok {
 			out = append(out, *st)
 		}
 	}
@@ -93,19 +95,20 @@ func (d *Daemon) runCopies(ctx context.Context) error {
 			return nil
 		case <-d.cp.poke:
 		}
-		for _, url := range d.cfg.Repository.Copies {
+		for _, t := range d.cfg.Repository.Copies {
 			if ctx.Err() != nil {
 				return nil
 			}
-			d.copyOnce(ctx, src, url)
+			d.copyOnce(ctx, src, t)
 		}
 	}
 }
 
-// copyOnce copies to the target at url and records the result.
-func (d *Daemon) copyOnce(ctx context.Context, src *chunkstore.Repository, url string) {
+// copyOnce copies to the target t and records the result.
+func (d *Daemon) copyOnce(ctx context.Context, src *chunkstore.Repository, t config.CopyTarget) {
 	start := time.Now()
-	res, err := d.copyTo(ctx, src, url)
+	url := t.Name()
+	res, err := d.copyTo(ctx, src, t)
 	if ctx.Err() != nil {
 		return // stopping: neither a success nor a failure
 	}
@@ -137,8 +140,9 @@ func (d *Daemon) copyOnce(ctx context.Context, src *chunkstore.Repository, url s
 // copyTo copies this node's snapshots that the target lacks and that are
 // newer than the newest of this node's the target has (so that the
 // target's own forget does not bring old ones back).
-func (d *Daemon) copyTo(ctx context.Context, src *chunkstore.Repository, url string) (*copier.Result, error) {
-	be, err := d.cp.open(ctx, url)
+func (d *Daemon) copyTo(ctx context.Context, src *chunkstore.Repository, t config.CopyTarget) (*copier.Result, error) {
+	url := t.Name()
+	be, err := d.cp.open(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +226,8 @@ func (c *copyCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.d.cp.mu.Lock()
 	defer c.d.cp.mu.Unlock()
-	for _, url := range c.d.cfg.Repository.Copies {
+	for _, t := range c.d.cfg.Repository.Copies {
+		url := t.Name()
 		st := c.d.cp.targets[url]
 		var ok, failed uint64
 		if st != nil {

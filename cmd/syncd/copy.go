@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/copier"
 	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/internal/cli"
@@ -21,13 +22,14 @@ import (
 
 func copyCmd() *cobra.Command {
 	var f cli.RepoFlags
+	var tf cli.TargetFlags
 	var to string
 	var hosts []string
 	var lockWait time.Duration
 	var workers int
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "copy --repo R --index-key F --to URL [--host H]… [SNAPSHOT…]",
+		Use:   "copy --repo R --index-key F --to URL [--to-endpoint E …] [--host H]… [SNAPSHOT…]",
 		Short: "Copy snapshots to a second repository (another bucket, region or provider)",
 		Long: `copy copies the snapshots of the repository that the target (--to) lacks,
 with every pack they need that the target lacks: packs, trees and snapshots
@@ -43,10 +45,23 @@ copy uploads packs first, then the index object listing them, then the
 snapshots, so a copy stopped at any point leaves no snapshot in the target
 that points at missing data; the next copy sends only the packs still
 missing. Each repository keeps its own retention: forget and prune on one
-do not touch the other.`,
+do not touch the other.
+
+The source is reached the standard AWS way (AWS_ENDPOINT_URL, AWS_REGION,
+AWS_ACCESS_KEY_ID, SYNCD_S3_*; docs/S3.md). A target in another store, or
+with other credentials, takes its own settings from the --to- flags, or
+else from the variables SYNCD_COPY_ENDPOINT, SYNCD_COPY_REGION, … (the key
+of each flag in capitals): those are the keys of a repository.copies entry
+of the daemon's configuration. A setting neither gives is the
+environment's, as for the source. With --to-credentials-file, only that
+file's keys are used for the target.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return cli.Usage("no copy target given: use --to URL")
+			}
+			target, err := tf.Target(to)
+			if err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			src, err := f.OpenNoIndex(ctx)
@@ -54,7 +69,7 @@ do not touch the other.`,
 				return err
 			}
 			defer src.Close()
-			dst, err := openCopyTarget(ctx, src, to)
+			dst, err := openCopyTarget(ctx, src, target)
 			if err != nil {
 				return err
 			}
@@ -100,19 +115,20 @@ do not touch the other.`,
 	fl.DurationVar(&lockWait, "wait", time.Hour, "how long to wait for a running prune of either repository to finish")
 	fl.IntVar(&workers, "workers", 8, "packs copied at once (each takes one pack's size in memory, about 16 MiB)")
 	fl.BoolVar(&asJSON, "json", false, `print one JSON object: {"target","snapshots":[…],"packs_copied","bytes_copied",…}`)
+	tf.Register(cmd)
 	return cmd
 }
 
-// openCopyTarget opens the repository at url as a copy target of src.
-func openCopyTarget(ctx context.Context, src *chunkstore.Repository, url string) (*chunkstore.Repository, error) {
-	be, err := cli.Backend(ctx, url, false)
+// openCopyTarget opens the repository of t as a copy target of src.
+func openCopyTarget(ctx context.Context, src *chunkstore.Repository, t config.CopyTarget) (*chunkstore.Repository, error) {
+	be, err := cli.OpenTarget(ctx, t, false)
 	if err != nil {
-		return nil, fmt.Errorf("copy target: %w", err)
+		return nil, err
 	}
 	dst, err := src.OpenCopyTarget(ctx, be)
 	if err != nil {
 		be.Close()
-		return nil, fmt.Errorf("copy target %s: %w", url, err)
+		return nil, fmt.Errorf("copy target %s: %w", t.Name(), err)
 	}
 	return dst, nil
 }
@@ -182,9 +198,9 @@ func printCopy(w io.Writer, to string, res *copier.Result, took time.Duration, a
 	return nil
 }
 
-// initCopyFrom initializes the repository at url as a copy target of the
+// initCopyFrom initializes the repository of t as a copy target of the
 // repository at from (syncd init --copy-from).
-func initCopyFrom(ctx context.Context, out io.Writer, url, from, keyPath string) error {
+func initCopyFrom(ctx context.Context, out io.Writer, t config.CopyTarget, from, keyPath string) error {
 	key, err := crypto.LoadIndexKey(keyPath)
 	if err != nil {
 		return err
@@ -198,15 +214,15 @@ func initCopyFrom(ctx context.Context, out io.Writer, url, from, keyPath string)
 	if err != nil {
 		return fmt.Errorf("--copy-from %s: %w", from, err)
 	}
-	be, err := cli.Backend(ctx, url, true)
+	be, err := cli.OpenTarget(ctx, t, true)
 	if err != nil {
 		return err
 	}
 	defer be.Close()
 	cfg, err := chunkstore.InitCopy(ctx, be, key, src, time.Time{})
 	if err != nil {
-		return fmt.Errorf("repository %s: %w", url, err)
+		return fmt.Errorf("repository %s: %w", t.Name(), err)
 	}
-	fmt.Fprintf(out, "initialized repository %s (id %s) as a copy target of %s (id %s)\n", url, cfg.ID[:16], from, src.ID[:16])
+	fmt.Fprintf(out, "initialized repository %s (id %s) as a copy target of %s (id %s)\n", t.Name(), cfg.ID[:16], from, src.ID[:16])
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 func initCmd() *cobra.Command {
 	var f cli.RepoFlags
+	var tf cli.TargetFlags
 	var recipients []string
 	var copyFrom string
 	var asJSON bool
@@ -27,7 +28,9 @@ trees and snapshots to the index key, which init creates at F when missing
 
 With --copy-from SRC, init makes a copy target of the repository SRC for
 syncd copy: SRC's chunker, chunk-ID key, index key (F, which must be SRC's)
-and data recipients, under a repository ID of its own.`,
+and data recipients, under a repository ID of its own. SRC is reached the
+standard AWS way; the new repository (R, the copy target) with the --to-
+flags and SYNCD_COPY_* variables, as in syncd copy, where they are set.`,
 		Args: cli.Args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.IndexKey == "" {
@@ -40,7 +43,14 @@ and data recipients, under a repository ID of its own.`,
 				if len(recipients) > 0 {
 					return cli.Usage("--data-recipient with --copy-from: a copy target takes the data recipients of the repository it copies")
 				}
-				return initCopyFrom(cmd.Context(), cmd.OutOrStdout(), f.Repo, copyFrom, f.IndexKey)
+				t, err := tf.Target(f.Repo)
+				if err != nil {
+					return err
+				}
+				return initCopyFrom(cmd.Context(), cmd.OutOrStdout(), t, copyFrom, f.IndexKey)
+			}
+			if how := tf.Given(); how != "" {
+				return cli.Usage("%s: the settings of a copy target are only for init --copy-from", how)
 			}
 			if len(recipients) == 0 {
 				return cli.Usage("no data recipient given: use --data-recipient age1… (from syncd keygen or age-keygen)")
@@ -87,5 +97,6 @@ and data recipients, under a repository ID of its own.`,
 	cmd.Flags().StringArrayVar(&recipients, "data-recipient", nil, "age public key that file contents are encrypted to (repeatable)")
 	cli.AddJSON(cmd, &asJSON)
 	cmd.Flags().StringVar(&copyFrom, "copy-from", "", "make a copy target of this repository (for syncd copy): its chunker, keys and recipients")
+	tf.Register(cmd)
 	return cmd
 }

@@ -21,7 +21,6 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/chunkstore/backend"
-	"github.com/syncd/syncd/chunkstore/s3"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/daemon"
@@ -155,7 +154,9 @@ func runOnce(ctx context.Context, cfg *config.Config, log *slog.Logger, n *notif
 	if err != nil {
 		return nil, err
 	}
-	d.SetBackendOpener(func(ctx context.Context, url string) (backend.Backend, error) { return cli.Backend(ctx, url, false) })
+	d.SetBackendOpener(func(ctx context.Context, t config.CopyTarget) (backend.Backend, error) {
+		return cli.OpenTarget(ctx, t, false)
+	})
 	defer d.Close()
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -189,8 +190,7 @@ func openConfigRepo(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		return nil, err
 	}
 	r := cfg.Repository
-	be, err := cli.BackendWith(ctx, r.URL, false, s3.UploadOptions{StorageClass: r.StorageClass, SSE: r.SSE,
-		SSEKMSKeyID: r.SSEKMSKeyID, LockMode: r.ObjectLockMode, LockRetain: r.ObjectLockRetain})
+	be, err := cli.BackendWith(ctx, r.URL, false, cli.UploadOptions(r.S3Upload))
 	if err != nil {
 		return nil, err
 	}

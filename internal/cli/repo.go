@@ -57,19 +57,34 @@ func Backend(ctx context.Context, url string, create bool) (backend.Backend, err
 // BackendWith is Backend with the upload options of a configuration,
 // which win over the environment's, key by key.
 func BackendWith(ctx context.Context, url string, create bool, up s3.UploadOptions) (backend.Backend, error) {
+	url, err := repoURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(url, "s3://") {
+		return openS3(ctx, s3.Config{URL: url, Upload: up}, create)
+	}
+	return openLocal(url, create)
+}
+
+// repoURL checks that url is given and turns restic's spelling
+// s3:BUCKET[/PREFIX] into s3://BUCKET[/PREFIX].
+func repoURL(url string) (string, error) {
 	if url == "" {
-		return nil, Usage("no repository given: use --repo or SYNCD_REPO")
+		return "", Usage("no repository given: use --repo or SYNCD_REPO")
 	}
 	if rest, ok := strings.CutPrefix(url, "s3:"); ok && !strings.HasPrefix(rest, "//") {
 		// restic's spelling, s3:BUCKET/PREFIX; never a directory "s3:BUCKET"
 		if rest == "" || strings.HasPrefix(rest, "/") || strings.Contains(rest, "://") {
-			return nil, Usage("repository %s: want s3://BUCKET[/PREFIX] or s3:BUCKET[/PREFIX]", url)
+			return "", Usage("repository %s: want s3://BUCKET[/PREFIX] or s3:BUCKET[/PREFIX]", url)
 		}
 		url = "s3://" + rest
 	}
-	if strings.HasPrefix(url, "s3://") {
-		return openS3(ctx, url, create, up)
-	}
+	return url, nil
+}
+
+// openLocal opens the repository directory at url.
+func openLocal(url string, create bool) (backend.Backend, error) {
 	if i := strings.Index(url, "://"); i > 0 {
 		return nil, fmt.Errorf("repository %s: unknown scheme %q (want a directory or s3://)", url, url[:i])
 	}

@@ -59,15 +59,15 @@ func UploadFromEnv(over s3.UploadOptions) (s3.UploadOptions, error) {
 	return o, nil
 }
 
-// openS3 opens an s3:// repository; endpoint, region and credentials come
-// the standard AWS way, the upload options from up and the environment
-// (docs/S3.md).
-func openS3(ctx context.Context, url string, create bool, up s3.UploadOptions) (backend.Backend, error) {
-	o, err := UploadFromEnv(up)
+// openS3 opens the s3:// repository of cfg: the endpoint, region and
+// credentials that cfg leaves out come the standard AWS way, and the
+// upload options it leaves out from the environment (docs/S3.md).
+func openS3(ctx context.Context, cfg s3.Config, create bool) (backend.Backend, error) {
+	o, err := UploadFromEnv(cfg.Upload)
 	if err != nil {
-		return nil, Usage("repository %s: %v", url, err)
+		return nil, Usage("repository %s: %v", cfg.URL, err)
 	}
-	cfg := s3.Config{URL: url, Upload: o}
+	cfg.Upload = o
 	if create {
 		return s3.Create(ctx, cfg)
 	}
