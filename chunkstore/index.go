@@ -140,6 +140,13 @@ type IndexPack struct {
 	Type  BlobType    `json:"type"`
 	Size  int64       `json:"size"`
 	Blobs []IndexBlob `json:"blobs"`
+	// SealedTo holds the fingerprints (crypto.Fingerprint), sorted, of the
+	// recipients the pack is sealed to, as its writer recorded them; nil
+	// for a pack written before syncd recorded them (or copied into a copy
+	// target). The age header cannot tell: its X25519 stanzas do not name
+	// their recipients. It is the writer's word, not checked against the
+	// pack.
+	SealedTo []string `json:"sealed_to,omitempty"`
 }
 
 // indexFile is the content of an "index/<id>" object.

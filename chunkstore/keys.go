@@ -19,6 +19,9 @@ import (
 type recipients struct {
 	data, meta []age.Recipient
 	list       []string // cfg.DataRecipients they were made from
+	// dataFP and metaFP are the fingerprints of data and meta, sorted: what
+	// the index records of a pack sealed to them (IndexPack.SealedTo)
+	dataFP, metaFP []string
 }
 
 // setRecipients makes cfg's recipients the ones new objects are sealed to,
@@ -36,13 +39,36 @@ func (r *Repository) setRecipients(cfg Config) error {
 		rc.data = append(rc.data, x)
 		rc.meta = append(rc.meta, x)
 	}
+	rc.dataFP = fingerprints(cfg.DataRecipients)
+	rc.metaFP = fingerprints(append([]string{r.key.Recipient().String()}, cfg.DataRecipients...))
 	r.rcpt.Store(rc)
 	return nil
+}
+
+// fingerprints returns the fingerprints of the recipients rcpts, sorted.
+func fingerprints(rcpts []string) []string {
+	out := make([]string, len(rcpts))
+	for i, s := range rcpts {
+		out[i] = crypto.Fingerprint(s)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // DataRecipients returns the data recipients new content packs are sealed
 // to: the config's as of the last write session's start.
 func (r *Repository) DataRecipients() []string { return slices.Clone(r.rcpt.Load().list) }
+
+// SealedTo returns the fingerprints, sorted, of the recipients new packs of
+// type t are sealed to (the data recipients for content packs; the index
+// recipient and the data recipients for tree packs), as the index records
+// them for each pack written ([IndexPack].SealedTo).
+func (r *Repository) SealedTo(t BlobType) []string {
+	if t == DataBlob {
+		return slices.Clone(r.rcpt.Load().dataFP)
+	}
+	return slices.Clone(r.rcpt.Load().metaFP)
+}
 
 // KeyInfo is one key of the repository, as `restore key list` shows it.
 type KeyInfo struct {

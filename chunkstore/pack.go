@@ -25,17 +25,19 @@ type packHeader struct {
 // packWriter builds one pack, encrypting into a temporary file as blobs
 // are added.
 type packWriter struct {
-	typ   BlobType
-	file  *packFile
-	enc   *crypto.Encrypter
-	blobs []IndexBlob
+	typ      BlobType
+	file     *packFile
+	enc      *crypto.Encrypter
+	blobs    []IndexBlob
+	sealedTo []string // fingerprints of the recipients enc seals to, for the index
 }
 
 // newPackWriter starts a pack of type t in a temporary file in dir.
 func (r *Repository) newPackWriter(t BlobType, dir string) (*packWriter, error) {
-	rcpt := r.rcpt.Load().meta
+	cur := r.rcpt.Load()
+	rcpt, fp := cur.meta, cur.metaFP
 	if t == DataBlob {
-		rcpt = r.rcpt.Load().data
+		rcpt, fp = cur.data, cur.dataFP
 	}
 	file, err := newPackFile(dir)
 	if err != nil {
@@ -46,7 +48,7 @@ func (r *Repository) newPackWriter(t BlobType, dir string) (*packWriter, error) 
 		file.close()
 		return nil, err
 	}
-	return &packWriter{typ: t, file: file, enc: enc}, nil
+	return &packWriter{typ: t, file: file, enc: enc, sealedTo: fp}, nil
 }
 
 // add appends a blob: stored is what goes into the pack (compressed or
@@ -365,6 +367,31 @@ func (r *Repository) CheckDataIdentity(ctx context.Context) error {
 		return nil
 	}
 	return noKey
+}
+
+// CheckPackKey tells whether the identities the repository holds for packs
+// of type t (the data identities for content packs; the index key and them
+// for tree packs) open pack id, of stored size size, by decrypting its age
+// header: it reads at most the first 64 KiB of the pack. An error matching
+// crypto.ErrNoKey says they do not; another error, that the pack could not
+// be read or has no valid header.
+func (r *Repository) CheckPackKey(ctx context.Context, t BlobType, id ID, size int64) error {
+	name := ObjectName(t, id)
+	ids := r.identitiesFor(t)
+	if len(ids) == 0 {
+		return fmt.Errorf("%s: reading file contents needs the data identity (--identity): %w", name, crypto.ErrNoKey)
+	}
+	prefix, err := r.readPrefix(ctx, name, min(size, 64<<10))
+	if err != nil {
+		return err
+	}
+	if err := crypto.CheckHeader(prefix, ids...); err != nil {
+		if errors.Is(err, crypto.ErrNoKey) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return fmt.Errorf("%s: %v: %w", name, err, ErrCorrupt)
+	}
+	return nil
 }
 
 func (r *Repository) readPrefix(ctx context.Context, name string, n int64) ([]byte, error) {

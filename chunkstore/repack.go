@@ -157,7 +157,7 @@ func (p *Repacker) flush(ctx context.Context, t BlobType) error {
 	if err := p.r.be.Save(ctx, ObjectName(t, id), pw.file, pw.file.size); err != nil {
 		return fmt.Errorf("upload pack: %w", err)
 	}
-	p.done = append(p.done, IndexPack{ID: id, Type: t, Size: pw.file.size, Blobs: pw.blobs})
+	p.done = append(p.done, IndexPack{ID: id, Type: t, Size: pw.file.size, Blobs: pw.blobs, SealedTo: pw.sealedTo})
 	return nil
 }
 

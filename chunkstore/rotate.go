@@ -41,6 +41,7 @@ func (r *Repository) RotateIndexKey(ctx context.Context, sess *Session, newKey *
 		return Config{}, errors.New("rotate: the new key's generation is the current one")
 	}
 	rcpts := []age.Recipient{newKey.Recipient()}
+	treeFP := fingerprints(append([]string{newKey.Recipient().String()}, cfg.DataRecipients...))
 	for _, s := range cfg.DataRecipients {
 		rc, err := crypto.ParseRecipient(s)
 		if err != nil {
@@ -55,7 +56,8 @@ func (r *Repository) RotateIndexKey(ctx context.Context, sess *Session, newKey *
 	// The lock, sealed to the new key too: if this process dies after the
 	// switch, the writers with the new key can read it and find it stale.
 	cur := r.rcpt.Load()
-	r.rcpt.Store(&recipients{data: cur.data, meta: append(append([]age.Recipient{}, cur.meta...), newKey.Recipient()), list: cur.list})
+	r.rcpt.Store(&recipients{data: cur.data, meta: append(append([]age.Recipient{}, cur.meta...), newKey.Recipient()), list: cur.list,
+		dataFP: cur.dataFP, metaFP: fingerprints(append([]string{r.key.Recipient().String(), newKey.Recipient().String()}, cur.list...))})
 	if err := sess.lock.Refresh(ctx); err != nil {
 		return Config{}, err
 	}
@@ -90,7 +92,7 @@ func (r *Repository) RotateIndexKey(ctx context.Context, sess *Session, newKey *
 				continue
 			}
 			if np, ok := trees[p.ID]; ok {
-				packs[i].ID, packs[i].Size = np.ID, np.Size
+				packs[i].ID, packs[i].Size, packs[i].SealedTo = np.ID, np.Size, np.SealedTo
 				continue
 			}
 			name := ObjectName(TreeBlob, p.ID)
@@ -110,8 +112,8 @@ func (r *Repository) RotateIndexKey(ctx context.Context, sess *Session, newKey *
 			if err != nil {
 				return Config{}, fmt.Errorf("rotate: %w", err)
 			}
-			trees[p.ID] = IndexPack{ID: id, Size: st.Size}
-			packs[i].ID, packs[i].Size = id, st.Size
+			trees[p.ID] = IndexPack{ID: id, Size: st.Size, SealedTo: treeFP}
+			packs[i].ID, packs[i].Size, packs[i].SealedTo = id, st.Size, treeFP
 		}
 		if _, err := saveMeta("index/", indexFile{Packs: packs}); err != nil {
 			return Config{}, fmt.Errorf("rotate: %w", err)

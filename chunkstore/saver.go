@@ -56,10 +56,11 @@ type saveJob struct {
 }
 
 type finishedPack struct {
-	t     BlobType
-	id    ID
-	file  *packFile
-	blobs []IndexBlob
+	t        BlobType
+	id       ID
+	file     *packFile
+	blobs    []IndexBlob
+	sealedTo []string
 }
 
 // NewSaver starts a Saver. It stops when ctx ends or at the first error.
@@ -167,7 +168,7 @@ func (s *Saver) pack() error {
 			return fmt.Errorf("finish pack: %w", err)
 		}
 		select {
-		case s.packs <- finishedPack{t: t, id: id, file: pw.file, blobs: pw.blobs}:
+		case s.packs <- finishedPack{t: t, id: id, file: pw.file, blobs: pw.blobs, sealedTo: pw.sealedTo}:
 			return nil
 		case <-s.ctx.Done():
 			pw.file.close()
@@ -236,7 +237,7 @@ func (s *Saver) uploadLoop() error {
 		if err != nil {
 			return fmt.Errorf("upload pack: %w", err)
 		}
-		ip := IndexPack{ID: p.id, Type: p.t, Size: p.file.size, Blobs: p.blobs}
+		ip := IndexPack{ID: p.id, Type: p.t, Size: p.file.size, Blobs: p.blobs, SealedTo: p.sealedTo}
 		s.r.idx.addPack(ip)
 		s.mu.Lock()
 		for _, b := range p.blobs {
