@@ -4,6 +4,9 @@
 // index key: trees are readable with it, and tree packs that are partly
 // used are rewritten. Content packs that are partly used are kept unless
 // the data identity is there and Options.Repack asks to rewrite them.
+// With Options.Reseal it also rewrites every pack sealed to other
+// recipients than the config names, so that a removed data recipient no
+// longer opens any pack (reseal.go).
 // Every copy of a used blob keeps its pack unless prune proved the copy
 // bad (judgeCopies), so a writer that stores wrong bytes under real blob
 // IDs cannot make prune delete the real packs.
@@ -35,6 +38,12 @@ type Options struct {
 	// Repack rewrites partly used content packs; it needs the data
 	// identity (Repository.SetDataIdentities).
 	Repack bool
+	// Reseal rewrites every used pack, content or tree, that the index
+	// does not record as sealed to the recipients the config names now
+	// (chunkstore.Repository.SealedTo): packs sealed to a removed
+	// recipient, or not to an added one, and packs with no record. It
+	// needs the data identity, and it must open those content packs.
+	Reseal bool
 	// MaxUnused is the share (0–1) of unused bytes a partly used pack may
 	// keep; a pack above it is rewritten (tree packs always; content
 	// packs with Repack).
@@ -87,8 +96,10 @@ type Stats struct {
 	Snapshots      int   // snapshots kept (all that exist)
 	PacksBefore    int   // packs in the repository before
 	PacksDeleted   int   // packs deleted (a dry run: to delete): unused, unreferenced or rewritten
-	PacksRewritten int   // partly used packs whose used blobs were copied
+	PacksRewritten int   // packs whose used blobs were copied: partly used, or resealed
 	PacksWritten   int   // new packs holding those blobs
+	PacksResealed  int   // of PacksRewritten, those sealed to other recipients than the config's (Reseal)
+	BytesResealed  int64 // their stored bytes
 	PacksPartly    int   // partly used packs kept as they are
 	UnusedKept     int64 // unused bytes left in those packs
 	Unreferenced   int   // packs no index listed (from runs that died)
@@ -96,6 +107,9 @@ type Stats struct {
 	IndexWritten   int   // index objects written
 	BytesBefore    int64 // stored bytes of packs and index objects before
 	BytesAfter     int64 // and after
+	// Resealed groups the resealed packs by type and by the recipients the
+	// index records them as sealed to.
+	Resealed []ResealGroup
 }
 
 // Freed returns the bytes the prune freed.
@@ -118,6 +132,7 @@ type packPlan struct {
 	pack   chunkstore.IndexPack
 	action action
 	used   []chunkstore.IndexBlob // for rewrite
+	reseal bool                   // rewritten because it is sealed to other recipients
 }
 
 // Run prunes repo. The caller holds an exclusive lock (opts.Lock) unless
@@ -131,6 +146,9 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 	}
 	if opts.Repack && !repo.HasDataIdentity() {
 		return nil, errors.New("repacking content packs needs the data identity (--identity)")
+	}
+	if opts.Reseal && !repo.HasDataIdentity() {
+		return nil, errors.New("resealing content packs needs the data identity (--identity)")
 	}
 	st := &Stats{}
 	prog := opts.Progress
@@ -171,6 +189,12 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 	if err != nil {
 		return nil, err
 	}
+	if opts.Reseal {
+		prog.set("checking that the identity opens the packs to reseal")
+		if err := checkResealKeys(ctx, repo, plans, opts.Workers); err != nil {
+			return nil, err
+		}
+	}
 	for _, size := range indexSizes {
 		st.BytesBefore += size
 	}
@@ -201,7 +225,7 @@ func Run(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Stats
 	}
 
 	// 1. New packs for the used blobs of the packs to rewrite.
-	prog.set("rewriting partly used packs")
+	prog.set("rewriting packs")
 	written, err := rewritePacks(ctx, repo, plans, &opts)
 	if err != nil {
 		return nil, err
@@ -283,12 +307,18 @@ func plan(repo *chunkstore.Repository, objs map[string][]chunkstore.IndexPack, h
 	used map[chunkstore.ID]struct{}, skip map[copyKey]bool, opts Options, st *Stats) (map[string]*packPlan, error) {
 	idx := repo.Index()
 	plans := map[string]*packPlan{}
+	sealed := recordedSealedTo(objs)
+	current := map[chunkstore.BlobType][]string{
+		chunkstore.DataBlob: repo.SealedTo(chunkstore.DataBlob),
+		chunkstore.TreeBlob: repo.SealedTo(chunkstore.TreeBlob),
+	}
 	for _, packs := range objs {
 		for _, p := range packs {
 			name := chunkstore.ObjectName(p.Type, p.ID)
 			if _, ok := plans[name]; ok {
 				continue // listed by two index objects (a prune that died)
 			}
+			p.SealedTo = sealed[name] // what the new index says of it
 			var usedBlobs []chunkstore.IndexBlob
 			var usedBytes, total int64
 			for _, b := range p.Blobs {
@@ -303,6 +333,8 @@ func plan(repo *chunkstore.Repository, objs map[string][]chunkstore.IndexPack, h
 			}
 			pp := &packPlan{pack: p}
 			size, ok := have[name]
+			unused := float64(total-usedBytes) / float64(max(total, 1))
+			canRewrite := p.Type == chunkstore.TreeBlob || opts.Repack
 			switch {
 			case len(usedBlobs) == 0:
 				pp.action = remove
@@ -310,23 +342,25 @@ func plan(repo *chunkstore.Repository, objs map[string][]chunkstore.IndexPack, h
 				return nil, fmt.Errorf("%s is listed in the index and used, but missing (run restore verify): %w", name, ErrDamaged)
 			case size != p.Size:
 				return nil, fmt.Errorf("%s has size %d, the index says %d (run restore verify): %w", name, size, p.Size, ErrDamaged)
+			case opts.Reseal && !slices.Equal(p.SealedTo, current[p.Type]):
+				pp.action, pp.used, pp.reseal = rewrite, usedBlobs, true
+				st.PacksRewritten++
+				st.PacksResealed++
+				st.BytesResealed += p.Size
 			case len(usedBlobs) == len(p.Blobs):
 				pp.action = keep
+			case canRewrite && unused > opts.MaxUnused:
+				pp.action, pp.used = rewrite, usedBlobs
+				st.PacksRewritten++
 			default:
-				unused := float64(total-usedBytes) / float64(max(total, 1))
-				canRewrite := p.Type == chunkstore.TreeBlob || opts.Repack
-				if canRewrite && unused > opts.MaxUnused {
-					pp.action, pp.used = rewrite, usedBlobs
-					st.PacksRewritten++
-				} else {
-					pp.action = keepPartly
-					st.PacksPartly++
-					st.UnusedKept += total - usedBytes
-				}
+				pp.action = keepPartly
+				st.PacksPartly++
+				st.UnusedKept += total - usedBytes
 			}
 			plans[name] = pp
 		}
 	}
+	st.Resealed = resealGroups(plans)
 	// every used blob must be somewhere
 	for id := range used {
 		if !idx.Has(id) {
