@@ -22,18 +22,21 @@ type PruneFlags struct {
 	MaxUnused string        // e.g. "10%"
 	DryRun    bool          // plan only
 	Repack    bool          // rewrite partly used content packs (restore prune)
+	Reseal    bool          // rewrite packs sealed to other recipients than the config's (restore prune)
 	Wait      time.Duration // how long to wait for running snapshots
 	JSON      bool          // print the summary as JSON
 }
 
-// Register adds the prune flags to cmd; withRepack adds --repack.
+// Register adds the prune flags to cmd; withRepack adds --repack and
+// --reseal.
 func (p *PruneFlags) Register(cmd *cobra.Command, withRepack bool) {
 	cmd.Flags().StringVar(&p.MaxUnused, "max-unused", "10%", "rewrite a partly used pack when more than this share of it is unused")
 	cmd.Flags().BoolVar(&p.DryRun, "dry-run", false, "show what would be deleted, change nothing")
 	cmd.Flags().DurationVar(&p.Wait, "wait", time.Hour, "how long to wait for running snapshots to finish")
-	cmd.Flags().BoolVar(&p.JSON, "json", false, `print {"dry_run","snapshots","packs_before","packs_deleted","unreferenced","packs_rewritten","packs_written","packs_partly_used","unused_kept","index_removed","index_written","bytes_before","bytes_after","seconds"}`)
+	cmd.Flags().BoolVar(&p.JSON, "json", false, `print {"dry_run","snapshots","packs_before","packs_deleted","unreferenced","packs_rewritten","packs_written","packs_resealed","bytes_resealed","resealed":[{"type","sealed_to","packs","bytes"}],"packs_partly_used","unused_kept","index_removed","index_written","bytes_before","bytes_after","seconds"}`)
 	if withRepack {
 		cmd.Flags().BoolVar(&p.Repack, "repack", false, "also rewrite partly used content packs (needs --identity)")
+		cmd.Flags().BoolVar(&p.Reseal, "reseal", false, "also rewrite every pack not recorded as sealed to the config's recipients (needs --identity that opens them)")
 	}
 }
 
@@ -68,7 +71,7 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, url string, p Pr
 	if err != nil {
 		return err
 	}
-	opts := prune.Options{Repack: p.Repack, MaxUnused: maxUnused, DryRun: p.DryRun, Progress: new(prune.Progress),
+	opts := prune.Options{Repack: p.Repack, Reseal: p.Reseal, MaxUnused: maxUnused, DryRun: p.DryRun, Progress: new(prune.Progress),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if !p.DryRun {
 		sess, err := repo.BeginExclusive(ctx, chunkstore.WriteOptions{
@@ -95,7 +98,8 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, url string, p Pr
 	if p.JSON {
 		return PrintJSON(out, map[string]any{"dry_run": p.DryRun, "snapshots": st.Snapshots, "packs_before": st.PacksBefore,
 			"packs_deleted": st.PacksDeleted, "unreferenced": st.Unreferenced, "packs_rewritten": st.PacksRewritten,
-			"packs_written": st.PacksWritten, "packs_partly_used": st.PacksPartly, "unused_kept": st.UnusedKept,
+			"packs_written": st.PacksWritten, "packs_resealed": st.PacksResealed, "bytes_resealed": st.BytesResealed,
+			"resealed": resealed(st.Resealed), "packs_partly_used": st.PacksPartly, "unused_kept": st.UnusedKept,
 			"index_removed": st.IndexRemoved, "index_written": st.IndexWritten, "bytes_before": st.BytesBefore,
 			"bytes_after": st.BytesAfter, "seconds": time.Since(start).Seconds()})
 	}
@@ -109,9 +113,43 @@ func RunPrune(ctx context.Context, repo *chunkstore.Repository, url string, p Pr
 	fmt.Fprintf(out, "%d snapshots kept; %d packs: %d deleted (%d unreferenced), %d rewritten into %d, %d partly used kept (%s unused)\n",
 		st.Snapshots, st.PacksBefore, st.PacksDeleted, st.Unreferenced, st.PacksRewritten,
 		st.PacksWritten, st.PacksPartly, Bytes(st.UnusedKept))
+	if p.Reseal {
+		printResealed(out, st, repo.SealedTo(chunkstore.DataBlob), p.DryRun)
+	}
 	fmt.Fprintf(out, "%s %s: %s → %s in %s\n", verb, Bytes(freed), Bytes(st.BytesBefore), Bytes(st.BytesAfter),
 		time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// printResealed says what a reseal rewrote (dry: would rewrite), by type
+// and the recipients the packs were recorded as sealed to; data is what
+// content packs are sealed to now.
+func printResealed(out io.Writer, st *prune.Stats, data []string, dry bool) {
+	verb := "resealed"
+	if dry {
+		verb = "would reseal"
+	}
+	fmt.Fprintf(out, "%s %d packs (%s) to the config's recipients (content packs: %s; tree packs: the index recipient too)\n",
+		verb, st.PacksResealed, Bytes(st.BytesResealed), strings.Join(data, " "))
+	for _, g := range st.Resealed {
+		what := "content"
+		if g.Type == chunkstore.TreeBlob {
+			what = "tree"
+		}
+		from := "with no record of their recipients (written before syncd recorded them, or copied)"
+		if g.SealedTo != nil {
+			from = "sealed to " + strings.Join(g.SealedTo, " ")
+		}
+		fmt.Fprintf(out, "  %d %s packs (%s) %s\n", g.Packs, what, Bytes(g.Bytes), from)
+	}
+}
+
+// resealed is st.Resealed for --json: never null.
+func resealed(gs []prune.ResealGroup) []prune.ResealGroup {
+	if gs == nil {
+		return []prune.ResealGroup{}
+	}
+	return gs
 }
 
 // KillHook returns, for spec "EVENT:N" (SYNCD_TEST_PRUNE_KILL,
