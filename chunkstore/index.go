@@ -25,13 +25,25 @@ type Location struct {
 
 // Index maps blob IDs to their locations. It is safe for concurrent use.
 type Index struct {
-	mu  sync.RWMutex
-	m   map[ID]Location
-	alt map[ID][]Location // other copies of a blob (two writers stored it)
+	mu     sync.RWMutex
+	m      map[ID]Location
+	alt    map[ID][]Location // other copies of a blob (two writers stored it)
+	sealed map[ID][]string   // pack → IndexPack.SealedTo (nil where its entries disagree)
 }
 
 // NewIndex returns an empty index.
-func NewIndex() *Index { return &Index{m: make(map[ID]Location), alt: make(map[ID][]Location)} }
+func NewIndex() *Index {
+	return &Index{m: make(map[ID]Location), alt: make(map[ID][]Location), sealed: make(map[ID][]string)}
+}
+
+// SealedTo returns what the index entries of pack record of the recipients
+// it is sealed to ([IndexPack].SealedTo): nil when they record none, or
+// when two entries for the pack disagree.
+func (x *Index) SealedTo(pack ID) []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return slices.Clone(x.sealed[pack])
+}
 
 // Lookup returns the location of blob id.
 func (x *Index) Lookup(id ID) (Location, bool) {
@@ -109,6 +121,11 @@ func (x *Index) EachCopy(fn func(ID, Location)) {
 func (x *Index) addPack(p IndexPack) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if prev, ok := x.sealed[p.ID]; !ok {
+		x.sealed[p.ID] = p.SealedTo
+	} else if !slices.Equal(prev, p.SealedTo) {
+		x.sealed[p.ID] = nil
+	}
 	for _, b := range p.Blobs {
 		l := Location{Pack: p.ID, PackSize: p.Size, Type: p.Type, Offset: b.Offset,
 			Length: b.Length, Raw: b.Raw, Zstd: b.Compression == "zstd"}
@@ -141,11 +158,11 @@ type IndexPack struct {
 	Size  int64       `json:"size"`
 	Blobs []IndexBlob `json:"blobs"`
 	// SealedTo holds the fingerprints (crypto.Fingerprint), sorted, of the
-	// recipients the pack is sealed to, as its writer recorded them; nil
-	// for a pack written before syncd recorded them (or copied into a copy
-	// target). The age header cannot tell: its X25519 stanzas do not name
-	// their recipients. It is the writer's word, not checked against the
-	// pack.
+	// recipients the pack is sealed to, as its writer recorded them (a
+	// copy takes the source's record); nil for a pack written or copied
+	// before syncd recorded them. The age header cannot tell: its X25519
+	// stanzas do not name their recipients. It is the writer's word, not
+	// checked against the pack.
 	SealedTo []string `json:"sealed_to,omitempty"`
 }
 

@@ -334,3 +334,24 @@ func TestRotateRecordsTreeRecipients(t *testing.T) {
 		t.Errorf("SealedTo(tree) with the new key: %v, want %v", got, treeFP)
 	}
 }
+
+// Index.SealedTo is what a pack's entries record, nil when two disagree.
+func TestIndexSealedTo(t *testing.T) {
+	x := NewIndex()
+	p := IndexPack{ID: ID{1}, Type: DataBlob, Size: 10, SealedTo: []string{"aa"}}
+	x.Add(p)
+	x.Add(p)
+	if got := x.SealedTo(p.ID); !slices.Equal(got, []string{"aa"}) {
+		t.Errorf("one record, listed twice: %v", got)
+	}
+	p.SealedTo = []string{"bb"}
+	x.Add(p)
+	if got := x.SealedTo(p.ID); got != nil {
+		t.Errorf("two records that disagree: %v, want nil", got)
+	}
+	p.SealedTo = []string{"aa"}
+	x.Add(p)
+	if got := x.SealedTo(p.ID); got != nil {
+		t.Errorf("a third record after a disagreement: %v, want nil", got)
+	}
+}

@@ -21,6 +21,7 @@ func (x *Index) reset() {
 	defer x.mu.Unlock()
 	clear(x.m)
 	clear(x.alt)
+	clear(x.sealed)
 }
 
 // SaveIndex writes index objects (one per 2,000 packs) listing packs, and

@@ -182,6 +182,44 @@ func TestCopyThenOnlyNewPacks(t *testing.T) {
 	}
 }
 
+// The target's index records each copied pack as sealed to what the
+// source's index records (the recipients are the same), so a reseal in the
+// target rewrites only what it would rewrite in the source.
+func TestCopyKeepsSealedTo(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	p.snapshot(t, t.TempDir(), 1, 3)
+	if _, err := Copy(ctx, p.src, p.dst, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	recorded := func(r *chunkstore.Repository) map[chunkstore.ID]string {
+		t.Helper()
+		objs, bad, err := r.IndexObjects(ctx)
+		if err != nil || len(bad) > 0 {
+			t.Fatalf("IndexObjects: %v %v", bad, err)
+		}
+		out := map[chunkstore.ID]string{}
+		for _, packs := range objs {
+			for _, pk := range packs {
+				out[pk.ID] = fmt.Sprint(pk.Type, pk.SealedTo)
+			}
+		}
+		return out
+	}
+	src, dst := recorded(p.src), recorded(p.dst)
+	if len(dst) == 0 || len(dst) != len(src) {
+		t.Fatalf("target lists %d packs, source %d", len(dst), len(src))
+	}
+	for id, want := range src {
+		if !strings.Contains(want, "[") || strings.Contains(want, "[]") {
+			t.Errorf("source pack %s records %q", id.Short(), want)
+		}
+		if dst[id] != want {
+			t.Errorf("pack %s: the target records %q, the source %q", id.Short(), dst[id], want)
+		}
+	}
+}
+
 func TestCopyRefusesOtherChunker(t *testing.T) {
 	p := newPair(t)
 	ctx := context.Background()

@@ -124,11 +124,14 @@ func (c *copier) copyPack(ctx context.Context, l chunkstore.Location, buf *[]byt
 }
 
 // indexEntries returns the index entries of packs, as the source's index
-// lists them, for the target's new index object.
+// lists them, for the target's new index object. The record of the
+// recipients each pack is sealed to comes along: a copy target has the
+// source's recipients (copy refuses it otherwise).
 func (c *copier) indexEntries(packs map[chunkstore.ID]chunkstore.Location) []chunkstore.IndexPack {
 	byPack := map[chunkstore.ID]*chunkstore.IndexPack{}
+	idx := c.src.Index()
 	for id, l := range packs {
-		byPack[id] = &chunkstore.IndexPack{ID: id, Type: l.Type, Size: l.PackSize}
+		byPack[id] = &chunkstore.IndexPack{ID: id, Type: l.Type, Size: l.PackSize, SealedTo: idx.SealedTo(id)}
 	}
 	c.src.Index().EachCopy(func(id chunkstore.ID, l chunkstore.Location) {
 		p, ok := byPack[l.Pack]

@@ -307,7 +307,6 @@ func plan(repo *chunkstore.Repository, objs map[string][]chunkstore.IndexPack, h
 	used map[chunkstore.ID]struct{}, skip map[copyKey]bool, opts Options, st *Stats) (map[string]*packPlan, error) {
 	idx := repo.Index()
 	plans := map[string]*packPlan{}
-	sealed := recordedSealedTo(objs)
 	current := map[chunkstore.BlobType][]string{
 		chunkstore.DataBlob: repo.SealedTo(chunkstore.DataBlob),
 		chunkstore.TreeBlob: repo.SealedTo(chunkstore.TreeBlob),
@@ -318,7 +317,11 @@ func plan(repo *chunkstore.Repository, objs map[string][]chunkstore.IndexPack, h
 			if _, ok := plans[name]; ok {
 				continue // listed by two index objects (a prune that died)
 			}
-			p.SealedTo = sealed[name] // what the new index says of it
+			// what its entries record, nil where two disagree (so a hacked
+			// writer's index object cannot keep an old pack from a reseal by
+			// claiming it is sealed to the current recipients); the new index
+			// says the same
+			p.SealedTo = idx.SealedTo(p.ID)
 			var usedBlobs []chunkstore.IndexBlob
 			var usedBytes, total int64
 			for _, b := range p.Blobs {

@@ -22,8 +22,8 @@ import (
 //
 // Which packs: the age header does not name its recipients, so prune goes
 // by what the index records (chunkstore.IndexPack.SealedTo). A pack whose
-// entries record nothing (written before syncd recorded it), or record
-// other recipients than the config names, is resealed.
+// entries record nothing (written before syncd recorded it), record other
+// recipients than the config names, or disagree, is resealed.
 
 // ResealGroup counts the packs of one type, recorded as sealed to one set of
 // recipients, that a reseal rewrites.
@@ -55,28 +55,6 @@ func resealGroups(plans map[string]*packPlan) []ResealGroup {
 	slices.SortFunc(out, func(a, b ResealGroup) int {
 		return cmp.Or(cmp.Compare(a.Type, b.Type), slices.Compare(a.SealedTo, b.SealedTo))
 	})
-	return out
-}
-
-// recordedSealedTo returns, for each pack the index objects list, the
-// recipients its entries record it as sealed to: nil where an entry records
-// none or two entries disagree. So an index object of a hostile writer
-// that claims an old pack is sealed to the current recipients does not
-// keep it from a reseal while an honest entry says otherwise.
-func recordedSealedTo(objs map[string][]chunkstore.IndexPack) map[string][]string {
-	out := map[string][]string{}
-	for _, packs := range objs {
-		for _, p := range packs {
-			name := chunkstore.ObjectName(p.Type, p.ID)
-			prev, seen := out[name]
-			switch {
-			case !seen:
-				out[name] = p.SealedTo
-			case !slices.Equal(prev, p.SealedTo):
-				out[name] = nil
-			}
-		}
-	}
 	return out
 }
 

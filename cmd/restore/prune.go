@@ -26,7 +26,7 @@ names now: after restore key add and remove, the packs written before are
 sealed to the old list, and a removed key opens them until they are
 resealed. Which packs: the index records the recipients each pack was sealed
 to (an age header does not name them); packs without that record (written
-before syncd kept it, or brought by syncd copy) are resealed once. The
+before syncd kept it) are resealed once. The
 identity must open every pack to reseal: give one that holds the removed key
 too (an identity file takes one key a line: cat old.key new.key > both.key);
 prune checks that first and writes nothing if it does not. The index is

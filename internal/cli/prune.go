@@ -136,7 +136,7 @@ func printResealed(out io.Writer, st *prune.Stats, data []string, dry bool) {
 		if g.Type == chunkstore.TreeBlob {
 			what = "tree"
 		}
-		from := "with no record of their recipients (written before syncd recorded them, or copied)"
+		from := "with no record of their recipients (written before syncd recorded them, or recorded differently by two index objects)"
 		if g.SealedTo != nil {
 			from = "sealed to " + strings.Join(g.SealedTo, " ")
 		}
