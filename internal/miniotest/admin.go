@@ -90,6 +90,10 @@ func (s *Server) adminOnce(op string, query url.Values, body []byte) error {
 		return nil
 	case resp.StatusCode == http.StatusServiceUnavailable || bytes.Contains(msg, []byte("XMinioServerNotInitialized")):
 		return errNotReady
+	case bytes.Contains(msg, []byte("XMinioAdminNoSuchPolicy")):
+		// AddUser attaches the policy it has just added: MinIO's IAM
+		// cache may not have it yet (seen on a loaded machine)
+		return errNotReady
 	}
 	return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
 }
