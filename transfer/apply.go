@@ -25,10 +25,13 @@ type receiver struct {
 	f     *Folder
 	peer  string
 	fetch fetchFunc
-	node  func(uint64) string // a node's ID prefix, for conflict names
-	self  uint64              // this node's vector ID
-	log   *slog.Logger
-	count *pfCounters // nil: not counted
+	// reqSize is how many payload bytes a block request should ask for
+	// (nil: requestBytes); the chooser's, which follows the link.
+	reqSize func() int64
+	node    func(uint64) string // a node's ID prefix, for conflict names
+	self    uint64              // this node's vector ID
+	log     *slog.Logger
+	count   *pfCounters // nil: not counted
 
 	src *sources // the folder's, shared by its pullers (see Folder.sources)
 

@@ -146,6 +146,8 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 		params.Set("compress", map[bool]string{false: "raw", true: "zstd"}[zstd])
 	}
 	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	resp, err := c.do(ctx, http.MethodPost, "/v1/blocks", params, q.Append(nil))
 	if err != nil {
 		if framed {
@@ -154,29 +156,88 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 		return err
 	}
 	defer resp.Body.Close()
+	body := &countReader{r: resp.Body}
+	var abandoned atomic.Bool
+	if framed && !zstd {
+		stop := c.watch(start, body, func() { abandoned.Store(true); cancel() })
+		defer stop()
+	}
 	var br blockReader
 	if framed {
-		br, err = wire.NewFrameReader(resp.Body, zstd)
+		br, err = wire.NewFrameReader(body, zstd)
 	} else {
-		br, err = wire.NewBlockReader(resp.Body)
+		br, err = wire.NewBlockReader(body)
 	}
-	if err != nil {
-		if framed {
-			c.comp.observe(zstd, 0, 0)
-		}
-		return err
+	if err == nil {
+		defer br.Close()
+		err = readBlocks(br, q, fn)
 	}
-	defer br.Close()
-	if err := readBlocks(br, q, fn); err != nil {
-		if framed {
-			c.comp.observe(zstd, 0, 0)
-		}
-		return err
+	if abandoned.Load() {
+		err = errAbandoned
 	}
 	if framed {
-		c.comp.observe(zstd, q.Bytes(), time.Since(start))
+		if err != nil {
+			c.comp.observe(zstd, 0, 0)
+		} else {
+			c.comp.observe(zstd, q.Bytes(), time.Since(start))
+		}
 	}
-	return nil
+	return err
+}
+
+// errAbandoned ends a raw block response that slowed down (see
+// chooser.tooSlow): the blocks it has not brought are to be asked for
+// again.
+var errAbandoned = errors.New("blocks: the response slowed down and was abandoned")
+
+// watch calls abandon, once, if the raw response begun at start and read
+// through body slows down (see chooser.tooSlow); it stops watching when
+// stop is called.
+func (c *client) watch(start time.Time, body *countReader, abandon func()) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		const tick = slowAfter / 4
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		var seen [4]int64 // bytes read at the last 4 ticks, the oldest first
+		peak, ticks := 0.0, 0
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			if c.comp.rawLost() {
+				abandon() // compressed blocks came faster since it was asked for
+				return
+			}
+			n := body.n.Load()
+			ticks++
+			if ticks > len(seen) {
+				recent := float64(n-seen[0]) / slowAfter.Seconds()
+				if c.comp.tooSlow(recent, peak) {
+					abandon()
+					return
+				}
+				peak = max(peak, recent)
+			}
+			copy(seen[:], seen[1:])
+			seen[len(seen)-1] = n
+		}
+	}()
+	return func() { close(done) }
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // readBlocks reads the blocks of q from br and calls fn with each.

@@ -12,7 +12,8 @@ import (
 // (compress=raw or compress=zstd, see PROTOCOL.md "Compression"), as
 // its setting for the peer says: never, always, or auto. Auto asks for
 // what brought the blocks faster: it measures the payload bytes per
-// second of each response large enough to tell (probeMin), and now and
+// second of each response large enough to tell (probeMin bytes, or
+// measureMin long), and now and
 // then asks for the other kind (a probe) to measure that too: the first
 // right after the first response measured, so that a slow link is found
 // within seconds of the first blocks. A probe that loses doubles the
@@ -22,12 +23,27 @@ import (
 // a fast link (loopback, 10 Gbit/s) raw wins and the sender spends a
 // probe's compression in 256 responses; on a slow or rate-limited link
 // compressed text wins by its ratio.
+//
+// A link can also slow down under a response: a raw response that brings
+// less than a quarter of the raw rate measured before (or of its own best)
+// over slowAfter is abandoned (see client.watch), with every other raw
+// response out; the rate it did bring is taken as the raw rate, and auto
+// asks for compressed blocks at once, as after a probe that won. Requests
+// are cut to about requestTime of payload at the measured rate, so that
+// what is in flight when the link slows is little.
 const (
-	probeMin   = 1 << 20 // payload bytes of a response that is measured
+	probeMin   = 1 << 20                // payload bytes of a response that is measured
+	measureMin = 250 * time.Millisecond // or as long as it took
 	probeFirst = 4
 	probeMax   = 256
 	probeEvery = 30 * time.Second
 	probeWin   = 1.1 // how much faster the other kind must be to switch
+
+	slowAfter   = time.Second
+	slowFactor  = 4
+	requestTime = time.Second
+	requestMin  = 64 << 10
+	requestInit = requestBytes // before any response is measured
 )
 
 // chooser picks raw or compressed blocks for one peer's responses. Safe
@@ -47,6 +63,9 @@ type chooser struct {
 }
 
 func newChooser(setting config.Compression, now func() time.Time, log *slog.Logger) *chooser {
+	if setting != config.CompressNever && setting != config.CompressAlways {
+		setting = config.CompressAuto // the default, as config sets it
+	}
 	return &chooser{setting: setting, now: now, log: log, wait: 1, lastProbe: now()}
 }
 
@@ -60,7 +79,7 @@ func (c *chooser) pick() bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.probing && (c.since >= c.wait || c.now().Sub(c.lastProbe) >= probeEvery) {
+	if c.probeDue() {
 		c.probing, c.since, c.lastProbe = true, 0, c.now()
 		return !c.zstd
 	}
@@ -79,7 +98,7 @@ func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
 	if probe {
 		c.probing = false
 	}
-	if payload < probeMin || d <= 0 {
+	if payload < probeMin && d < measureMin || payload == 0 || d <= 0 {
 		return
 	}
 	k := 0
@@ -113,4 +132,87 @@ func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
 		return
 	}
 	c.wait = min(2*c.wait, probeMax)
+}
+
+// requestSize is how many payload bytes the next request should ask for:
+// about requestTime of them at the rate measured for the kind it will ask
+// for (a probe: the other), within [requestMin, requestBytes]. A probe of
+// raw blocks on a slow link is small, so it costs little link time; it is
+// measured by its time (measureMin).
+func (c *chooser) requestSize() int64 {
+	if c.setting != config.CompressAuto {
+		return requestBytes
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := c.kind()
+	if c.probeDue() {
+		k = 1 - k
+	}
+	if r := c.rate[k]; r != 0 {
+		return min(max(int64(r*requestTime.Seconds()), requestMin), requestBytes)
+	}
+	return requestInit
+}
+
+// probeDue reports whether the next pick probes; c.mu is held.
+func (c *chooser) probeDue() bool {
+	return !c.probing && (c.since >= c.wait || c.now().Sub(c.lastProbe) >= probeEvery)
+}
+
+// rawLost reports whether raw blocks are no longer what auto asks for: a
+// raw response still out is then abandoned (see client.watch), as the
+// compressed ones come faster.
+func (c *chooser) rawLost() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.setting == config.CompressAuto && c.zstd
+}
+
+// kind is the index into rate of the kind asked for; c.mu is held.
+func (c *chooser) kind() int {
+	if c.zstd {
+		return 1
+	}
+	return 0
+}
+
+// tooSlow reports whether a raw response whose payload came at recent
+// bytes/s over the last slowAfter has slowed down to less than
+// 1/slowFactor of the raw rate measured before, or of its own best rate
+// over slowAfter (peak); if so, recent becomes the raw rate and auto asks
+// for compressed blocks. While auto asks for compressed blocks, a raw
+// response (a probe) is too slow once slower than they come: the probe
+// has lost. Only raw responses under auto are
+// judged: compressed ones have nothing smaller to fall back to.
+func (c *chooser) tooSlow(recent, peak float64) bool {
+	if c.setting != config.CompressAuto {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.zstd {
+		// a probe of raw blocks: lost, once slower than compressed ones
+		if c.rate[1] == 0 || recent >= c.rate[1] {
+			return false
+		}
+		c.rate[0], c.probing, c.since, c.wait = recent, false, 0, min(2*c.wait, probeMax)
+		return true
+	}
+	ref := max(c.rate[0], peak)
+	if ref == 0 || recent*slowFactor >= ref {
+		return false
+	}
+	c.rate[0] = recent
+	if !c.zstd {
+		// On a link this slow compression costs little next to the
+		// time it saves; probes bring raw back if it is faster after all
+		// (blocks that do not compress).
+		c.zstd, c.wait, c.since, c.rate[1] = true, probeFirst, 0, 0
+		if c.log != nil {
+			c.log.Info("compression auto: asking for compressed blocks, as raw ones slowed down",
+				"raw_bytes_per_s", int64(recent), "before_bytes_per_s", int64(ref))
+		}
+	}
+	return true
 }

@@ -177,3 +177,69 @@ func TestRogueCompression(t *testing.T) {
 		})
 	}
 }
+
+// A link that slows down under raw responses: a response that brings less
+// than a quarter of the raw rate measured (or of its own best) is judged
+// too slow, and auto asks for compressed blocks at once (logged), so the
+// raw responses still out are abandoned. Requests follow the rate.
+func TestChooserSlowDown(t *testing.T) {
+	now := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	for _, s := range []config.Compression{config.CompressNever, config.CompressAlways} {
+		c := newChooser(s, clock, nil)
+		if c.tooSlow(1, 1e9) || c.rawLost() || c.requestSize() != requestBytes {
+			t.Errorf("%s: judged a response or sized a request", s)
+		}
+	}
+	var logged logBuffer
+	c := newChooser("", clock, slog.New(slog.NewTextHandler(&logged, nil))) // "" is auto, the default
+	if got := c.requestSize(); got != requestInit {
+		t.Errorf("first request of %d bytes, want %d", got, requestInit)
+	}
+	if c.tooSlow(1, 0) {
+		t.Error("judged too slow with nothing to compare with")
+	}
+	if !c.tooSlow(1e3, 1e6) {
+		t.Error("a response at 1/1000 of its own best is not too slow")
+	}
+	c = newChooser(config.CompressAuto, clock, slog.New(slog.NewTextHandler(&logged, nil)))
+	for range 3 {
+		c.observe(c.pick(), 16<<20, 20*time.Millisecond) // 800 MB/s, raw or probe
+	}
+	if c.zstd {
+		t.Fatal("compressed on a fast link")
+	}
+	if got := c.requestSize(); got != requestBytes {
+		t.Errorf("fast link: requests of %d bytes, want %d", got, requestBytes)
+	}
+	if c.tooSlow(300e6, 0) || c.rawLost() {
+		t.Error("a response at 3/8 of the rate measured is judged too slow")
+	}
+	if !c.tooSlow(49152, 0) || !c.rawLost() {
+		t.Fatal("a response at 1/17000 of the rate measured is not too slow, or raw not given up")
+	}
+	if !strings.Contains(logged.String(), `msg="compression auto: asking for compressed blocks, as raw ones slowed down" raw_bytes_per_s=49152`) {
+		t.Errorf("the switch is not logged: %q", logged.String())
+	}
+	// the slow rate sizes the requests: a second's worth
+	c.observe(true, 1<<20, 8*time.Second) // 131 kB/s compressed
+	if got := c.requestSize(); got != 131072 {
+		t.Errorf("slow link: requests of %d bytes, want 131072", got)
+	}
+	// a probe of raw blocks is small (a second at the raw rate, at least
+	// requestMin), and lost once slower than compressed blocks
+	c.since = c.wait
+	if got := c.requestSize(); got != requestMin {
+		t.Errorf("slow link, probe due: a request of %d bytes, want %d", got, requestMin)
+	}
+	if c.pick() == c.zstd {
+		t.Fatal("no probe when due")
+	}
+	wait := c.wait
+	if c.tooSlow(200e3, 0) {
+		t.Error("a raw probe faster than compressed blocks lost")
+	}
+	if !c.tooSlow(30e3, 0) || c.probing || c.wait != 2*wait || !c.zstd {
+		t.Errorf("a raw probe slower than compressed blocks: lost %v, probing %v, wait %d (was %d)", true, c.probing, c.wait, wait)
+	}
+}

@@ -12,9 +12,10 @@ import (
 	"github.com/syncd/syncd/transfer/wire"
 )
 
-// Block requests are cut to requestBytes and run fetchers at a time: a
-// few large requests in flight keep the connection busy without holding
-// much in memory (each block is written out as it arrives).
+// Block requests are cut to at most requestBytes (less on a slow link:
+// see chooser.requestSize) and run fetchers at a time: a few large
+// requests in flight keep the connection busy without holding much in
+// memory (each block is written out as it arrives).
 const (
 	requestBytes = 16 << 20
 	fetchers     = 3
@@ -38,33 +39,6 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 	if len(q.Files) == 0 {
 		return nil
 	}
-	type part struct {
-		q      wire.BlockRequest
-		owners []*action
-		bytes  int64
-		blocks int
-	}
-	var parts []*part
-	cur := &part{}
-	for i, fb := range q.Files {
-		for start := 0; start < len(fb.Blocks); {
-			if cur.bytes >= requestBytes || cur.blocks >= wire.MaxBlocks {
-				parts = append(parts, cur)
-				cur = &part{}
-			}
-			end := start
-			for end < len(fb.Blocks) && cur.bytes < requestBytes && cur.blocks < wire.MaxBlocks {
-				cur.bytes += int64(fb.Blocks[end].Length)
-				cur.blocks++
-				end++
-			}
-			cur.q.Files = append(cur.q.Files, wire.FileBlocks{Path: fb.Path, Blocks: fb.Blocks[start:end]})
-			cur.owners = append(cur.owners, owners[i])
-			start = end
-		}
-	}
-	parts = append(parts, cur)
-
 	var mu sync.Mutex // guards a.err
 	fail := func(a *action, err error) {
 		mu.Lock()
@@ -83,54 +57,173 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 		}
 		return true
 	}
+	cut := &cutter{q: q, owners: owners, size: r.requestSize}
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(fetchers)
-	for _, p := range parts {
+	for range fetchers {
 		g.Go(func() error {
-			if allFailed(p.owners) {
-				return nil // a full disk, say: nothing to ask for
-			}
 			h := crypto.NewHasher(r.f.Chunking.Key)
-			err := r.fetch(ctx, &p.q, func(i, j int, data []byte, ok bool) error {
-				a, b := p.owners[i], p.q.Files[i].Blocks[j]
-				switch {
-				case !ok:
-					fail(a, fmt.Errorf("fetch %s: %w", a.e.Path, errUnavailable))
-				case r.f.Chunking.ID(h, data) != b.ID:
-					fail(a, fmt.Errorf("fetch %s: block at %d does not match its ID: %w", a.e.Path, b.Offset, errHashMismatch))
-				default:
-					mu.Lock()
-					failed := a.err != nil
-					mu.Unlock()
-					if failed {
-						break // no more of a failed file: the space is for the others
-					}
-					if _, err := a.file.WriteAt(data, b.Offset); err != nil {
-						fail(a, fmt.Errorf("write %s: %w", a.e.Path, err))
-					} else {
-						a.wrote(len(data))
-						r.count.addFetched(len(data))
-						return nil
-					}
-				}
+			for p := cut.next(); p != nil; p = cut.next() {
 				if allFailed(p.owners) {
-					return errAllFailed // and when no file is left, the rest is not asked for
+					continue // a full disk, say: nothing to ask for
 				}
-				return nil
-			})
-
-			if errors.Is(err, errAllFailed) {
-				return nil
-			}
-			if err != nil && ctx.Err() == nil {
-				// The connection broke: every file of the request waits.
-				for _, a := range p.owners {
-					fail(a, err)
+				var next [2]int // the block after the last one that came: file i, block j
+				err := r.fetch(ctx, &p.q, func(i, j int, data []byte, ok bool) error {
+					next = [2]int{i, j + 1}
+					a, b := p.owners[i], p.q.Files[i].Blocks[j]
+					switch {
+					case !ok:
+						fail(a, fmt.Errorf("fetch %s: %w", a.e.Path, errUnavailable))
+					case r.f.Chunking.ID(h, data) != b.ID:
+						fail(a, fmt.Errorf("fetch %s: block at %d does not match its ID: %w", a.e.Path, b.Offset, errHashMismatch))
+					default:
+						mu.Lock()
+						failed := a.err != nil
+						mu.Unlock()
+						if failed {
+							break // no more of a failed file: the space is for the others
+						}
+						if _, err := a.file.WriteAt(data, b.Offset); err != nil {
+							fail(a, fmt.Errorf("write %s: %w", a.e.Path, err))
+						} else {
+							a.wrote(len(data))
+							r.count.addFetched(len(data))
+							return nil
+						}
+					}
+					if allFailed(p.owners) {
+						return errAllFailed // and when no file is left, the rest is not asked for
+					}
+					return nil
+				})
+				switch {
+				case errors.Is(err, errAllFailed):
+				case errors.Is(err, errAbandoned) && ctx.Err() == nil:
+					cut.again(p.rest(next))
+				case err != nil && ctx.Err() == nil:
+					// The connection broke: every file of the request waits.
+					for _, a := range p.owners {
+						fail(a, err)
+					}
+				case ctx.Err() != nil:
+					return ctx.Err()
 				}
-				return nil
 			}
-			return ctx.Err()
+			return nil
 		})
 	}
 	return g.Wait()
+}
+
+func (r *receiver) requestSize() int64 {
+	if r.reqSize == nil {
+		return requestBytes
+	}
+	return r.reqSize()
+}
+
+// part is one block request of a fetchAll, with the actions that own its
+// files.
+type part struct {
+	q      wire.BlockRequest
+	owners []*action
+}
+
+// rest is what of p follows block next[1] of file next[0]: the blocks an
+// abandoned response did not bring (nil: none).
+func (p *part) rest(next [2]int) *part {
+	r := &part{}
+	for i := next[0]; i < len(p.q.Files); i++ {
+		fb := p.q.Files[i]
+		if i == next[0] {
+			fb.Blocks = fb.Blocks[min(next[1], len(fb.Blocks)):]
+		}
+		if len(fb.Blocks) > 0 {
+			r.q.Files = append(r.q.Files, fb)
+			r.owners = append(r.owners, p.owners[i])
+		}
+	}
+	if len(r.q.Files) == 0 {
+		return nil
+	}
+	return r
+}
+
+// cutter cuts a block request into parts as fetchers ask for them, each of
+// the size the link calls for at that time; parts given back (again) go
+// out first.
+type cutter struct {
+	mu     sync.Mutex
+	q      *wire.BlockRequest
+	owners []*action
+	size   func() int64
+	i, j   int // the next block: file i, block j
+	redo   []*part
+}
+
+func (c *cutter) again(p *part) {
+	if p == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.redo = append(c.redo, p)
+}
+
+// next returns the next part, or nil when all were given out.
+func (c *cutter) next() *part {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.redo) > 0 {
+		// a part given back is cut again to the size of now: it was
+		// abandoned because the link slowed down
+		p, rest := c.redo[0].cut(c.size())
+		c.redo = c.redo[1:]
+		if rest != nil {
+			c.redo = append([]*part{rest}, c.redo...)
+		}
+		return p
+	}
+	if c.i >= len(c.q.Files) {
+		return nil
+	}
+	p, i, j := cutFrom(c.q, c.owners, c.i, c.j, c.size())
+	c.i, c.j = i, j
+	return p
+}
+
+// cut splits p after about limit payload bytes; rest is nil when all of p
+// fits.
+func (p *part) cut(limit int64) (first, rest *part) {
+	first, i, j := cutFrom(&p.q, p.owners, 0, 0, limit)
+	if i >= len(p.q.Files) {
+		return first, nil
+	}
+	return first, p.rest([2]int{i, j})
+}
+
+// cutFrom makes a part of q's blocks from block j of file i on, of about
+// limit payload bytes (at least one block, at most wire.MaxBlocks), and
+// returns it with the position of the block after it.
+func cutFrom(q *wire.BlockRequest, owners []*action, i, j int, limit int64) (*part, int, int) {
+	p := &part{}
+	var bytes int64
+	blocks := 0
+	for i < len(q.Files) && bytes < limit && blocks < wire.MaxBlocks {
+		fb := q.Files[i]
+		end := j
+		for end < len(fb.Blocks) && bytes < limit && blocks < wire.MaxBlocks {
+			bytes += int64(fb.Blocks[end].Length)
+			blocks++
+			end++
+		}
+		if end > j {
+			p.q.Files = append(p.q.Files, wire.FileBlocks{Path: fb.Path, Blocks: fb.Blocks[j:end]})
+			p.owners = append(p.owners, owners[i])
+		}
+		j = end
+		if j >= len(fb.Blocks) {
+			i, j = i+1, 0
+		}
+	}
+	return p, i, j
 }

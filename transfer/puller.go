@@ -92,7 +92,8 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, self: n.id.ID.Uint64(), log: pl.log, count: n.pf[pfKey{p.Name, f.Config.ID}],
 		fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 			return c.blocks(ctx, f.Config.ID, q, fn)
-		}}
+		},
+		reqSize: c.comp.requestSize}
 	return pl
 }
 

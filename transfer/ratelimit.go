@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 )
 
@@ -112,6 +113,7 @@ func (l limitedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	lowUnsent(c)
 	lc := &limitedConn{Conn: c}
 	lc.setLimits(limiters{l.send}, limiters{l.recv})
 	return lc, nil
@@ -124,4 +126,24 @@ func (n *Node) peerLimits(peer string) (send, recv limiters) {
 		send[1], recv[1] = ps.sendLim, ps.recvLim
 	}
 	return send, recv
+}
+
+// notSentLowat bounds what a served connection holds written but not yet
+// sent in its socket (TCP_NOTSENT_LOWAT): without it the kernel buffers
+// megabytes, and when the link slows down (or a response is abandoned, see
+// chooser.tooSlow) all of that still has to cross before anything else
+// does. What is on the wire, unacknowledged, is not limited by it.
+const notSentLowat = 256 << 10
+
+// lowUnsent sets TCP_NOTSENT_LOWAT on c if it is a TCP connection.
+func lowUnsent(c net.Conn) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	if raw, err := tc.SyscallConn(); err == nil {
+		raw.Control(func(fd uintptr) {
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, notSentLowat)
+		})
+	}
 }

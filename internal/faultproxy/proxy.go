@@ -245,7 +245,16 @@ func (p *Proxy) pump(l *link, dst, src net.Conn, w *wireLink, n *atomic.Int64) {
 func (p *Proxy) transmit(l *link, src net.Conn, w *wireLink, q *flightQueue) {
 	var s sleeper
 	defer s.stop()
+	queued := 0 // the receive buffer set on src; 0: the kernel's default
 	for {
+		if b := w.queue(); b != queued {
+			n := b
+			if n == 0 {
+				n = queueUnshaped
+			}
+			setRecvBuffer(src, n)
+			queued = b
+		}
 		bp := bufPool.Get().(*[]byte)
 		r, err := src.Read((*bp)[:w.chunk()])
 		if r > 0 {

@@ -1,6 +1,7 @@
 package faultproxy
 
 import (
+	"net"
 	"sync"
 	"time"
 )
@@ -47,6 +48,11 @@ const (
 	// product if that is more. A connection whose other end does not
 	// read stops reading there.
 	flightMin = 4 << 20
+	// queueMin is the least receive buffer of a shaped connection (see
+	// wireLink.queue); queueUnshaped is what one gets back when the
+	// shaping ends (the kernel's growing it is off once set).
+	queueMin      = 256 << 10
+	queueUnshaped = 4 << 20
 )
 
 // wireLink is the shared state of one direction's link.
@@ -82,6 +88,22 @@ func (l *wireLink) flight() int {
 	}
 	bdp := l.rate * int64(l.delay) / int64(time.Second)
 	return int(max(2*bdp, flightMin))
+}
+
+// queue is the receive buffer a connection's reading side gets on a
+// shaped link: the queue in front of the link, which a router keeps short
+// (queueMin, or twice the bandwidth-delay product). Without it the kernel
+// grows the buffer to megabytes, which a sender fills in no time, and a
+// link that slows down then holds the sender's bytes of many seconds.
+// 0: not shaped.
+func (l *wireLink) queue() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rate == 0 {
+		return 0
+	}
+	bdp := l.rate * int64(l.delay) / int64(time.Second)
+	return int(max(2*bdp, queueMin))
 }
 
 // send puts n bytes read at now onto the link: it returns when they are
@@ -211,3 +233,10 @@ func (s *sleeper) stop() {
 
 // bufPool holds the read buffers of packets in flight.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, chunkMax); return &b }}
+
+// setRecvBuffer sets c's SO_RCVBUF to n bytes, if c is a TCP connection.
+func setRecvBuffer(c net.Conn, n int) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetReadBuffer(n)
+	}
+}
