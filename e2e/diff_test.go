@@ -190,6 +190,15 @@ func TestDiffBadInput(t *testing.T) {
 		t.Errorf("diff with an unknown snapshot printed %q", res.stdout)
 	}
 
+	// a snapshot of another repository is not one of this repository's:
+	// one --repo names where both are read, so the other is refused
+	other := newRepo(t).snapshot(t, src)
+	res = run(t, nil, "restore", append([]string{"diff", a, other}, r.flags()...)...)
+	oneLine(t, "diff with another repository's snapshot", res, 1, `"`+other+`"`, "no matching snapshot")
+	if res.stdout != "" {
+		t.Errorf("diff with another repository's snapshot printed %q", res.stdout)
+	}
+
 	res = run(t, nil, "restore", append([]string{"diff", a, a}, r.flags()...)...)
 	if res.code != 0 || res.stdout != "no changes\n" || res.stderr != "" {
 		t.Errorf("diff of a snapshot with itself: want \"no changes\", exit 0; %s", res)
