@@ -159,7 +159,7 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 	body := &countReader{r: resp.Body}
 	var abandoned atomic.Bool
 	if framed && !zstd {
-		stop := c.watch(start, body, func() { abandoned.Store(true); cancel() })
+		stop := c.watch(body, func() { abandoned.Store(true); cancel() })
 		defer stop()
 	}
 	var br blockReader
@@ -190,16 +190,19 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 // again.
 var errAbandoned = errors.New("blocks: the response slowed down and was abandoned")
 
-// watch calls abandon, once, if the raw response begun at start and read
-// through body slows down (see chooser.tooSlow); it stops watching when
+// watch calls abandon, once, if the raw response read through body slows
+// down (see chooser.tooSlow) while the receiver waits for its bytes: a
+// receiver busy writing what came (a full page cache, a syncfs) reads
+// slowly too, but that is no reason to ask again; it stops watching when
 // stop is called.
-func (c *client) watch(start time.Time, body *countReader, abandon func()) (stop func()) {
+func (c *client) watch(body *countReader, abandon func()) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		const tick = slowAfter / 4
 		t := time.NewTicker(tick)
 		defer t.Stop()
-		var seen [4]int64 // bytes read at the last 4 ticks, the oldest first
+		type sample struct{ n, waited int64 }
+		var seen [4]sample // at the last 4 ticks, the oldest first
 		peak, ticks := 0.0, 0
 		for {
 			select {
@@ -211,35 +214,51 @@ func (c *client) watch(start time.Time, body *countReader, abandon func()) (stop
 				abandon() // compressed blocks came faster since it was asked for
 				return
 			}
-			n := body.n.Load()
+			now := sample{body.n.Load(), body.waited()}
 			ticks++
 			if ticks > len(seen) {
-				recent := float64(n-seen[0]) / slowAfter.Seconds()
-				if c.comp.tooSlow(recent, peak) {
+				recent := float64(now.n-seen[0].n) / slowAfter.Seconds()
+				waiting := time.Duration(now.waited-seen[0].waited) >= slowAfter*3/4
+				if waiting && c.comp.tooSlow(recent, peak) {
 					abandon()
 					return
 				}
 				peak = max(peak, recent)
 			}
 			copy(seen[:], seen[1:])
-			seen[len(seen)-1] = n
+			seen[len(seen)-1] = now
 		}
 	}()
 	return func() { close(done) }
 }
 
-// countReader counts the bytes read through it.
+// countReader counts the bytes read through it and the time spent waiting
+// for them.
 type countReader struct {
-	r io.Reader
-	n atomic.Int64
+	r      io.Reader
+	n      atomic.Int64
+	wait   atomic.Int64 // nanoseconds in Read calls that returned
+	inRead atomic.Int64 // when the Read under way began (UnixNano); 0: none
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
+	t0 := time.Now().UnixNano()
+	c.inRead.Store(t0)
 	n, err := c.r.Read(p)
+	c.wait.Add(time.Now().UnixNano() - t0)
+	c.inRead.Store(0)
 	c.n.Add(int64(n))
 	return n, err
 }
 
+// waited is the time spent in Read so far, the call under way included.
+func (c *countReader) waited() int64 {
+	w := c.wait.Load()
+	if t0 := c.inRead.Load(); t0 != 0 {
+		w += max(time.Now().UnixNano()-t0, 0)
+	}
+	return w
+}
 // readBlocks reads the blocks of q from br and calls fn with each.
 func readBlocks(br blockReader, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 	var buf []byte

@@ -98,7 +98,12 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 				switch {
 				case errors.Is(err, errAllFailed):
 				case errors.Is(err, errAbandoned) && ctx.Err() == nil:
-					cut.again(p.rest(next))
+					rest := p.rest(next)
+					if rest != nil {
+						r.log.Debug("a raw block response slowed down: what it did not bring is asked for again",
+							"blocks", rest.blocks())
+					}
+					cut.again(rest)
 				case err != nil && ctx.Err() == nil:
 					// The connection broke: every file of the request waits.
 					for _, a := range p.owners {
@@ -146,6 +151,15 @@ func (p *part) rest(next [2]int) *part {
 		return nil
 	}
 	return r
+}
+
+// blocks counts p's blocks.
+func (p *part) blocks() int {
+	n := 0
+	for _, fb := range p.q.Files {
+		n += len(fb.Blocks)
+	}
+	return n
 }
 
 // cutter cuts a block request into parts as fetchers ask for them, each of
