@@ -206,7 +206,7 @@ func (s *Server) start(t testing.TB) {
 			t.Fatalf("miniotest: minio exited before it was ready: %s", s.logTail())
 		default:
 		}
-		resp, err := s.client.Get(s.Endpoint + "/minio/health/live")
+		resp, err := s.client.Get(s.Endpoint + "/minio/health/cluster")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -35,7 +35,7 @@ type minioServer struct {
 }
 
 // startMinio starts bin (the minio binary) with its data below dir and waits
-// until it answers /minio/health/live. The server is killed if the runner
+// until it answers /minio/health/cluster (the object layer is up). The server is killed if the runner
 // dies (Pdeathsig); otherwise the caller must stop it.
 func startMinio(ctx context.Context, bin, dir string) (*minioServer, error) {
 	if p, err := filepath.EvalSymlinks(bin); err == nil {
@@ -88,7 +88,10 @@ func startMinio(ctx context.Context, bin, dir string) (*minioServer, error) {
 	return m, nil
 }
 
-// waitReady polls the liveness endpoint for up to a minute.
+// waitReady polls the cluster health endpoint for up to a minute: it
+// answers 200 once the object layer serves requests with write quorum
+// (the liveness endpoint answers as soon as the process listens, and a
+// request right after may get "Server not initialized yet").
 func (m *minioServer) waitReady(ctx context.Context) error {
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
@@ -100,7 +103,7 @@ func (m *minioServer) waitReady(ctx context.Context) error {
 			return ctx.Err()
 		default:
 		}
-		resp, err := client.Get(m.endpoint + "/minio/health/live")
+		resp, err := client.Get(m.endpoint + "/minio/health/cluster")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
