@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -70,12 +69,7 @@ func snapS3(t *testing.T, env []string, r *repo, paths ...string) string {
 
 func runCopy(t *testing.T, env []string, r *repo, to string) copyOut {
 	t.Helper()
-	out := ok(t, env, "syncd", append([]string{"copy", "--json", "--to", to}, r.flags()...)...)
-	var c copyOut
-	if err := json.Unmarshal([]byte(out), &c); err != nil {
-		t.Fatalf("copy --json: %v: %s", err, out)
-	}
-	return c
+	return parseCopy(t, ok(t, env, "syncd", append([]string{"copy", "--json", "--to", to}, r.flags()...)...))
 }
 
 // TestCopyToSecondBucket copies to another bucket, then after one more
