@@ -259,6 +259,7 @@ func (c *countReader) waited() int64 {
 	}
 	return w
 }
+
 // readBlocks reads the blocks of q from br and calls fn with each.
 func readBlocks(br blockReader, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 	var buf []byte
