@@ -39,6 +39,7 @@ var allowed = map[string][]string{
 	"transfer/tlsid":      {},
 	"internal/faultproxy": {},
 	"internal/ownname":    {},
+	"internal/atdir":      {},
 	"indexer":             {"state", "chunkstore", "chunkstore/backend", "crypto", "internal/binread", "internal/health", "internal/ownname"},
 	"state":               {"chunkstore", "chunkstore/backend", "crypto", "internal/binread"},
 }
