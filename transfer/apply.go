@@ -16,6 +16,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/atdir"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/wire"
 )
@@ -103,7 +104,7 @@ type prepared struct {
 	// at holds the directories the temporary files were made in, open
 	// until the batch ends: what is left of them is removed there, even
 	// from a directory renamed meanwhile (see cleanup).
-	at *atRoot
+	at *atdir.Dirs
 }
 
 // errOutvoted files a peer's version that lost to a concurrent one of
@@ -153,7 +154,7 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 			pb.acts = append(pb.acts, a)
 		}
 	}
-	look.close()
+	look.Close()
 	// Files first, into temporary files, while every local source is still
 	// in place (the old versions and what the batch deletes: a rename is a
 	// delete and a create); then deletes; then everything is moved into
@@ -243,7 +244,7 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	}
 	ts := time.Now()
 	at := r.f.at()
-	defer at.close()
+	defer at.Close()
 	r.f.Lock.Lock()
 	defer r.f.Lock.Unlock()
 	t4 := time.Now()
@@ -307,7 +308,7 @@ func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
 // plan decides what the peer's entry e takes here: nothing (nil, we have
 // it or something newer), or an action.
-func (r *receiver) plan(e wire.Entry, look *atRoot) (*action, error) {
+func (r *receiver) plan(e wire.Entry, look *atdir.Dirs) (*action, error) {
 	isDir := e.Type == "dir" && !e.Deleted
 	if r.f.ignored(e.Path, isDir) {
 		return nil, nil
@@ -440,7 +441,7 @@ func (r *receiver) diskOK(e wire.Entry, local state.Entry, have bool, fsys lstat
 
 // build writes the temporary files of files: chunks found locally are
 // copied, the others asked of the peer in few large requests.
-func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *srcReader, dirs *dirCache, at *atRoot) error {
+func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *srcReader, dirs *dirCache, at *atdir.Dirs) error {
 	var q wire.BlockRequest
 	var owners []*action
 	_, short := r.f.Health.Get(condDiskFull)
@@ -553,7 +554,7 @@ func (r *receiver) cleanup(pb *prepared) {
 			a.tmp = ""
 		}
 	}
-	pb.at.close()
+	pb.at.Close()
 }
 
 // sameBytes reports whether two versions hold the same bytes: the same

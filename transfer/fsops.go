@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/syncd/syncd/internal/atdir"
 	"github.com/syncd/syncd/internal/ownname"
 	"github.com/syncd/syncd/state"
 )
@@ -28,12 +29,36 @@ var errLocalChange = errors.New("changed locally, not yet indexed")
 // errDirNotEmpty marks a deleted directory that still holds something.
 var errDirNotEmpty = errors.New("deleted directory not empty")
 
+// at returns the directories of one step of the receiver (a batch's
+// writes, a reader of local sources), opened as used and closed when the
+// step ends, so that a directory moved away meanwhile is not written
+// through for longer than that (the same window as the checks of
+// checkParents).
+func (f *Folder) at() *atdir.Dirs { return atdir.New(f.root(), 0) }
+
+// lookup returns the directories of a step that only looks (the plan of a
+// batch): they also remember the directories that are not there, which
+// answers for everything under them at once (a new replica plans
+// thousands of files in directories not made yet), and is right only as
+// long as the step makes none.
+func (f *Folder) lookup() *atdir.Dirs { return atdir.NewLookup(f.root()) }
+
+// rename renames from to to in one directory of at; with noReplace,
+// something at to stays and is errLocalChange.
+func rename(at *atdir.Dirs, from, to string, noReplace bool) error {
+	err := at.Rename(from, to, noReplace)
+	if noReplace && errors.Is(err, fs.ErrExist) {
+		return errLocalChange
+	}
+	return err
+}
+
 // checkParents makes sure the directories above rel are real directories,
 // creating missing ones (mode 0755; their own entries set it later). seen,
 // if not nil, remembers the directories found good during one batch, so
 // that the files of one directory check it once; at is the step's open
 // directories.
-func (f *Folder) checkParents(rel string, seen *dirCache, at *atRoot) error {
+func (f *Folder) checkParents(rel string, seen *dirCache, at *atdir.Dirs) error {
 	dir := path.Dir(rel)
 	if dir == "." || seen.has(dir) {
 		return nil
@@ -101,7 +126,7 @@ func tempName(rel string) string {
 	return path.Join(path.Dir(rel), ownname.Temp())
 }
 
-// lstater is the part of os.Root (or an atRoot) that looks at a path.
+// lstater is the part of os.Root (or an atdir.Dirs) that looks at a path.
 type lstater interface {
 	Lstat(rel string) (fs.FileInfo, error)
 	Readlink(rel string) (string, error)
@@ -171,7 +196,7 @@ func (f *Folder) syncFS() error {
 
 // removeDir removes the empty directory rel; a directory with something
 // in it stays, and that is no error: what is in it is somebody's.
-func removeDir(at *atRoot, rel string) (bool, error) {
+func removeDir(at *atdir.Dirs, rel string) (bool, error) {
 	err := at.Remove(rel)
 	switch {
 	case err == nil || errors.Is(err, fs.ErrNotExist):

@@ -21,15 +21,15 @@ func TestRenameNoReplaceKeepsWhatAppeared(t *testing.T) {
 	n.write(t, "d/.syncd-tmp-1", "received")
 	n.write(t, "d/f", "made here a moment ago")
 	at := n.f.at()
-	defer at.close()
-	err := at.Rename("d/.syncd-tmp-1", "d/f", true)
+	defer at.Close()
+	err := rename(at, "d/.syncd-tmp-1", "d/f", true)
 	if !errors.Is(err, errLocalChange) {
 		t.Fatalf("rename over a file that appeared: %v, want errLocalChange", err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(n.dir, "d/f")); string(got) != "made here a moment ago" {
 		t.Errorf("the file that appeared now holds %q", got)
 	}
-	if err := at.Rename("d/.syncd-tmp-1", "d/g", true); err != nil {
+	if err := rename(at, "d/.syncd-tmp-1", "d/g", true); err != nil {
 		t.Fatalf("rename to a free name: %v", err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(n.dir, "d/g")); string(got) != "received" {

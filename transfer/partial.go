@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/atdir"
 	"github.com/syncd/syncd/transfer/wire"
 )
 
@@ -49,7 +50,7 @@ func (r *receiver) takePartial(rel string) *partial {
 // resume opens pt for its path's file to be built into it again, or
 // removes it and returns nil if it is no longer the file that was kept
 // (gone with its directory, swept by the indexer, replaced).
-func (r *receiver) resume(pt *partial, at *atRoot) *os.File {
+func (r *receiver) resume(pt *partial, at *atdir.Dirs) *os.File {
 	f, err := at.OpenFile(pt.tmp, os.O_RDWR, 0)
 	if err == nil {
 		var st unix.Stat_t
@@ -100,11 +101,13 @@ func reserve(f *os.File, size int64) error {
 // next try of its path if it holds anything, and makes room for a if
 // other partials take what it needs. It reports whether it kept the
 // file; if not, the caller removes it.
-func (r *receiver) keepPartial(a *action, at *atRoot) bool {
-	fd, name, err := at.dir(a.tmp)
+func (r *receiver) keepPartial(a *action, at *atdir.Dirs) bool {
+	dir, name, err := at.Parent(a.tmp)
 	if err != nil {
 		return false
 	}
+	defer dir.Release()
+	fd := dir.Fd()
 	var pt *partial
 	var st unix.Stat_t
 	// a file with nothing in it is not worth an open directory while it waits

@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/atdir"
 	"github.com/syncd/syncd/state"
 )
 
 // place moves a's new version into place, keeping a conflicting local
 // version under its conflict name first.
-func (r *receiver) place(a *action, at *atRoot) {
+func (r *receiver) place(a *action, at *atdir.Dirs) {
 	p := a.e.Path
 	// once more, right before the rename: a local write a moment ago must
 	// not be replaced (the window left is that of two system calls)
@@ -65,7 +66,7 @@ func (r *receiver) place(a *action, at *atRoot) {
 		if !noReplace && a.local.Type == "file" {
 			old = holdOld(at, p, a.local.Size)
 		}
-		err = at.Rename(a.tmp, p, noReplace)
+		err = rename(at, a.tmp, p, noReplace)
 		release(old)
 		if err == nil || at.Remove(a.tmp) == nil {
 			a.tmp = "" // else (its directory was renamed) the batch's cleanup removes it
@@ -100,7 +101,7 @@ func (r *receiver) place(a *action, at *atRoot) {
 // clearDir removes an empty directory at p, which a file or a link is
 // about to replace, and says whether it did; a directory with something
 // in it is an error.
-func (r *receiver) clearDir(p string, at *atRoot) (bool, error) {
+func (r *receiver) clearDir(p string, at *atdir.Dirs) (bool, error) {
 	fi, err := at.Lstat(p)
 	if err != nil || !fi.IsDir() {
 		return false, nil
@@ -116,7 +117,7 @@ func (r *receiver) clearDir(p string, at *atRoot) (bool, error) {
 // local chmod or write between the rename and this look) is recorded with
 // no change time, so the indexer looks at it again and indexes the local
 // change, and it is not noted as the receiver's own write.
-func (r *receiver) record(a *action, at *atRoot) error {
+func (r *receiver) record(a *action, at *atdir.Dirs) error {
 	fi, err := at.Lstat(a.e.Path)
 	if err != nil {
 		return err
@@ -130,7 +131,7 @@ func (r *receiver) record(a *action, at *atRoot) error {
 
 // deletes removes what the peer deleted, deepest paths first, so that a
 // directory is empty by the time its turn comes.
-func (r *receiver) deletes(acts []*action, at *atRoot) {
+func (r *receiver) deletes(acts []*action, at *atdir.Dirs) {
 	var dels []*action
 	for _, a := range acts {
 		if a.kind == actDelete && a.err == nil {
@@ -177,7 +178,7 @@ func (r *receiver) deletes(acts []*action, at *atRoot) {
 
 // dirTimes sets the mtimes of the directories made or changed, deepest
 // first, once nothing more is written into them.
-func (r *receiver) dirTimes(acts []*action, at *atRoot) {
+func (r *receiver) dirTimes(acts []*action, at *atdir.Dirs) {
 	var dirs []*action
 	for _, a := range acts {
 		if a.kind == actDir && a.done && a.err == nil {

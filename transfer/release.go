@@ -4,6 +4,8 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/syncd/syncd/internal/atdir"
 )
 
 // Replacing or removing a large file frees its blocks, and the file
@@ -24,7 +26,7 @@ const releaseFloor = 16 << 20
 // removed, when the index says it is at least releaseFloor bytes; the
 // caller passes the result to release once the name is gone. It returns
 // nil when there is nothing to hold.
-func holdOld(at *atRoot, rel string, size int64) *os.File {
+func holdOld(at *atdir.Dirs, rel string, size int64) *os.File {
 	if size < releaseFloor {
 		return nil
 	}

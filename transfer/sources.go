@@ -10,6 +10,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/crypto"
+	"github.com/syncd/syncd/internal/atdir"
 	"github.com/syncd/syncd/state"
 )
 
@@ -109,7 +110,7 @@ func (s *sources) rebuild() {
 // srcReader reads chunks from local files for one goroutine.
 type srcReader struct {
 	s    *sources
-	at   *atRoot // the directories of the files opened, open until done
+	at   *atdir.Dirs // the directories of the files opened, open until done
 	open map[string]*os.File
 	h    *crypto.Hasher
 	buf  []byte
@@ -178,7 +179,7 @@ func (r *srcReader) file(p place) *os.File {
 // close closes the files and directories the reader opened.
 func (r *srcReader) close() {
 	r.closeFiles()
-	r.at.close()
+	r.at.Close()
 }
 
 // closeFiles closes the files the reader opened.
