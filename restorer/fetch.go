@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"slices"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -279,13 +277,9 @@ func (p *planner) fail(f *file, err error) {
 }
 
 func (p *planner) removeTemp(f *file) {
-	d, err := p.fds.acquire(f.dir)
-	if err != nil {
-		return
-	}
-	defer p.fds.release(d)
-	if err := d.unlinkAt(f.tmp); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
-		p.opts.Logger.Warn("cannot remove temporary file", "path", path.Join(f.dir, f.tmp), "err", err)
+	err := p.fds.Remove(f.tmp)
+	if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
+		p.opts.Logger.Warn("cannot remove temporary file", "path", f.tmp, "err", err)
 	}
 }
 
@@ -304,22 +298,16 @@ func (p *planner) finishFile(f *file, fd int) {
 		p.fail(f, err)
 		return
 	}
-	d, err := p.fds.acquire(f.dir)
-	if err != nil {
-		p.fail(f, err)
-		return
-	}
-	defer p.fds.release(d)
 	if p.opts.Overwrite {
 		// a directory standing where the file goes must go first
-		if _, isDir, _ := d.exists(f.name); isDir {
+		if fi, err := p.fds.Lstat(f.path); err == nil && fi.IsDir() {
 			if err := p.root.RemoveAll(f.path); err != nil {
 				p.fail(f, err)
 				return
 			}
 		}
 	}
-	if err := d.renameAt(f.tmp, f.name); err != nil {
+	if err := p.fds.Rename(f.tmp, f.path, false); err != nil {
 		p.fail(f, err)
 		return
 	}
@@ -339,29 +327,16 @@ func (p *planner) setMeta(rel string, n chunkstore.Node, symlink bool) error {
 		}
 	}
 	if symlink {
-		return p.lutimes(rel, n.ModTime)
+		if err := p.fds.Chtimes(rel, n.ModTime); err != nil {
+			return fmt.Errorf("set symlink times: %w", err)
+		}
+		return nil
 	}
 	if err := p.root.Chmod(rel, chunkstore.FileMode(n.Mode)); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
 	if err := p.root.Chtimes(rel, n.ModTime, n.ModTime); err != nil {
 		return fmt.Errorf("set times: %w", err)
-	}
-	return nil
-}
-
-// lutimes sets a symlink's own mtime, through its parent directory's
-// descriptor so that nothing outside the root is touched.
-func (p *planner) lutimes(rel string, mtime time.Time) error {
-	dir, err := p.root.Open(path.Dir(rel))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	ts := unix.NsecToTimespec(mtime.UnixNano())
-	err = unix.UtimesNanoAt(int(dir.Fd()), path.Base(rel), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-	if err != nil {
-		return fmt.Errorf("set symlink times: %w", err)
 	}
 	return nil
 }
@@ -398,13 +373,13 @@ func (p *planner) finishDirs() {
 
 // setDirMeta applies a directory's metadata through its descriptor.
 func (p *planner) setDirMeta(d dirMeta) error {
-	ref, err := p.fds.acquire(d.path)
+	dir, err := p.fds.Acquire(d.path)
 	if err != nil {
 		return err
 	}
-	defer p.fds.release(ref)
+	defer dir.Release()
 	n := d.node
-	return setFileMeta(ref.fd, -1, n.UID, n.GID, n.Mode, n.ModTime)
+	return setFileMeta(dir.Fd(), -1, n.UID, n.GID, n.Mode, n.ModTime)
 }
 
 // cleanup removes the temporary files of the files not restored (a

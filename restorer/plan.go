@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/atdir"
 	"github.com/syncd/syncd/internal/ownname"
 )
 
@@ -34,7 +35,7 @@ type planner struct {
 	links map[[2]uint64]*file // (device, inode) → first file restored
 	later []linkJob
 	dirs  []dirMeta
-	fds   *dirCache
+	fds   *atdir.Dirs // the target's directories, opened through their parents
 	files []*file
 	slow  []*file // restored blob by blob: see locate
 
@@ -56,8 +57,7 @@ type planner struct {
 
 type file struct {
 	path      string // relative to the target
-	dir       string // path's directory
-	name, tmp string // final and temporary names in dir
+	tmp       string // its temporary file, beside it
 	node      chunkstore.Node
 	remaining atomic.Int64
 	failed    atomic.Bool
@@ -206,24 +206,19 @@ func (p *planner) clear(rel string, keepDir bool) error {
 }
 
 func (p *planner) mkdir(rel string) error {
-	dir := path.Dir(rel)
-	if dir == "." {
-		dir = ""
-	}
-	d, err := p.fds.acquire(dir)
-	if err != nil {
-		return fmt.Errorf("create directory /%s: %w", rel, err)
-	}
-	defer p.fds.release(d)
-	name := path.Base(rel)
-	err = unix.Mkdirat(d.fd, name, 0o700)
-	if err == unix.EEXIST {
+	err := p.fds.Mkdir(rel, 0o700)
+	if errors.Is(err, fs.ErrExist) {
 		// only in --overwrite mode: keep a directory, replace anything else
-		if _, isDir, serr := d.exists(name); serr != nil || isDir {
-			return serr
-		}
-		if err = p.root.RemoveAll(rel); err == nil {
-			err = unix.Mkdirat(d.fd, name, 0o700)
+		fi, serr := p.fds.Lstat(rel)
+		switch {
+		case serr == nil && fi.IsDir():
+			return nil
+		case serr != nil && !errors.Is(serr, fs.ErrNotExist):
+			err = serr
+		default:
+			if err = p.root.RemoveAll(rel); err == nil {
+				err = p.fds.Mkdir(rel, 0o700)
+			}
 		}
 	}
 	if err != nil {
@@ -252,10 +247,7 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 		}
 	}
 	p.tmpN++
-	f := &file{path: rel, dir: path.Dir(rel), name: path.Base(rel), tmp: fmt.Sprintf("%srestore-%d", ownname.Prefix, p.tmpN), node: n}
-	if f.dir == "." {
-		f.dir = ""
-	}
+	f := &file{path: rel, tmp: path.Join(path.Dir(rel), fmt.Sprintf("%srestore-%d", ownname.Prefix, p.tmpN)), node: n}
 	var off int64
 	var targets []*blobJob
 	var offs []int64
@@ -342,10 +334,5 @@ func (p *planner) locate(id chunkstore.ID) (loc chunkstore.Location, ok, mixed b
 // creates it. A temporary file left by an interrupted restore is reused:
 // every byte of it is written again and finishFile truncates it.
 func (p *planner) open(f *file) (int, error) {
-	d, err := p.fds.acquire(f.dir)
-	if err != nil {
-		return -1, err
-	}
-	defer p.fds.release(d)
-	return d.openAt(f.tmp, unix.O_WRONLY|unix.O_CREAT, 0o600)
+	return p.fds.OpenFd(f.tmp, unix.O_WRONLY|unix.O_CREAT, 0o600)
 }

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 
 	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/internal/atdir"
 )
 
 // Options configures a restore.
@@ -139,9 +140,9 @@ func restore(ctx context.Context, stop context.CancelCauseFunc, repo *chunkstore
 		return nil, fmt.Errorf("open target: %w", err)
 	}
 	defer root.Close()
-	p := &planner{ctx: ctx, stop: stop, repo: repo, root: root, opts: opts, includes: includes, fds: newDirCache(root, 1024),
+	p := &planner{ctx: ctx, stop: stop, repo: repo, root: root, opts: opts, includes: includes, fds: atdir.New(root, 1024),
 		packs: make(map[chunkstore.ID]*packJob), links: make(map[[2]uint64]*file), res: &Result{}}
-	defer p.fds.closeAll()
+	defer p.fds.Close()
 	p.packBufs = make(chan []byte, opts.Workers)
 	if err := p.walk(sn.Tree, "", 0); err != nil {
 		p.cleanup()
