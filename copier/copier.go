@@ -127,9 +127,10 @@ func Copy(ctx context.Context, src, dst *chunkstore.Repository, opts Options) (*
 	} else {
 		c.hook = func(string) {}
 	}
-	// Write sessions: the locks, and each index loaded under its lock
-	// without the blobs of missing packs.
-	ss, err := src.BeginWrite(ctx, chunkstore.WriteOptions{LockOptions: opts.SourceLock})
+	// Write sessions: the locks, and the target's index loaded under its
+	// lock without the blobs of missing packs. The source's is loaded
+	// once its snapshots are listed (sourceIndex).
+	ss, err := src.BeginWrite(ctx, chunkstore.WriteOptions{LockOptions: opts.SourceLock, NoIndex: true})
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
@@ -139,9 +140,6 @@ func Copy(ctx context.Context, src, dst *chunkstore.Repository, opts Options) (*
 		return nil, fmt.Errorf("target: %w", err)
 	}
 	defer ds.Close()
-	for _, e := range ss.BadIndex {
-		opts.Logger.Warn("source index object unreadable; snapshots that need its blobs are not copied", "object", e.Name, "err", e.Err)
-	}
 	for _, e := range ds.BadIndex {
 		opts.Logger.Warn("target index object unreadable; its blobs are copied again", "object", e.Name, "err", e.Err)
 	}
@@ -160,6 +158,9 @@ func (c *copier) run(ctx context.Context) (*Result, error) {
 	res := &Result{Index: []string{}}
 	todo, err := c.pending(ctx, res)
 	if err != nil || len(todo) == 0 {
+		return res, err
+	}
+	if err := c.sourceIndex(ctx); err != nil {
 		return res, err
 	}
 	needed, todo, err := c.neededBlobs(ctx, todo, res)
@@ -221,6 +222,27 @@ func (c *copier) pending(ctx context.Context, res *Result) ([]*chunkstore.Snapsh
 		todo = append(todo, sn)
 	}
 	return todo, nil
+}
+
+// sourceIndex brings the source's in-memory index up to date, without the
+// blobs of missing packs, once pending has listed the snapshots. Every
+// writer saves the index objects of a snapshot's packs before the
+// snapshot object (docs/FORMAT.md), so the index read now lists the blobs
+// of every snapshot listed before, even of one saved while the copy
+// began. Read before the listing (when the session began), it lacked
+// those of a snapshot saved in between, which then failed to copy.
+func (c *copier) sourceIndex(ctx context.Context) error {
+	bad, err := c.src.ReloadIndex(ctx)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	for _, e := range bad {
+		c.opts.Logger.Warn("source index object unreadable; snapshots that need its blobs are not copied", "object", e.Name, "err", e.Err)
+	}
+	if _, err := c.src.DropMissingPacks(ctx); err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	return nil
 }
 
 // copySnapshot copies the snapshot object of sn as it is, once the

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -333,6 +334,60 @@ func TestCopySelect(t *testing.T) {
 	}
 	if len(res.Copied) != 1 || res.Copied[0].ID() != first.ID() {
 		t.Errorf("copied %v, want only %s", res.Copied, first.ID().Short())
+	}
+	p.verify(t)
+}
+
+// listHook is a backend that calls before, once, when "snapshots/" is
+// first listed, and then lists.
+type listHook struct {
+	backend.Backend
+	once   sync.Once
+	before func()
+}
+
+func (b *listHook) List(ctx context.Context, prefix string, fn func(backend.Info) error) error {
+	if prefix == "snapshots/" {
+		b.once.Do(b.before)
+	}
+	return b.Backend.List(ctx, prefix, fn)
+}
+
+// A snapshot saved while a copy begins (as the daemon's copy service,
+// with a Repository of its own, may begin one while the daemon snapshots)
+// is copied when the copy lists it: the copy reads the source's index
+// after listing the snapshots, so it has the index objects of every
+// snapshot it lists. Read before, it missed those of the one saved in
+// between, and the copy failed with "tree …: not in the index".
+func TestCopySnapshotSavedWhileCopyBegins(t *testing.T) {
+	p := newPair(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	first := p.snapshot(t, dir, 1, 2)
+	var second *chunkstore.Snapshot
+	sbe, err := local.Open(p.srcDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the copy's own handle on the source; p.src writes the snapshot
+	src, err := chunkstore.Open(ctx, &listHook{Backend: sbe, before: func() { second = p.snapshot(t, dir, 2, 2) }}, p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	res, err := Copy(ctx, src, p.dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == nil {
+		t.Fatal("the copy listed no snapshots")
+	}
+	var got []string
+	for _, sn := range res.Copied {
+		got = append(got, sn.ID().Short())
+	}
+	if want := []string{first.ID().Short(), second.ID().Short()}; fmt.Sprint(got) != fmt.Sprint(want) || len(res.Failed) > 0 {
+		t.Errorf("copied %v, failed %+v; want %v, none failed", got, res.Failed, want)
 	}
 	p.verify(t)
 }
