@@ -192,12 +192,9 @@ func runDrill(cmd *cobra.Command, f *drillFlags) error {
 	var repo *chunkstore.Repository
 	var sess *chunkstore.Session
 	var err error
+	// The index is loaded once the snapshots are listed (listSnapshots).
 	if f.noRecord {
-		var bad []*chunkstore.IndexError
-		repo, bad, err = f.repo.Open(ctx)
-		for _, e := range bad {
-			fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
-		}
+		repo, err = f.repo.OpenNoIndex(ctx)
 	} else {
 		// The session's shared lock keeps a prune from deleting packs under
 		// the drill; the index is loaded as it is, every pack named in it
@@ -206,12 +203,6 @@ func runDrill(cmd *cobra.Command, f *drillFlags) error {
 		if err == nil {
 			defer repo.Close() // after the session's, deferred below
 			defer sess.Close()
-			var bad []*chunkstore.IndexError
-			if bad, err = repo.LoadIndex(ctx); err == nil {
-				for _, e := range bad {
-					fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
-				}
-			}
 		}
 	}
 	if f.noRecord && repo != nil {
@@ -220,12 +211,15 @@ func runDrill(cmd *cobra.Command, f *drillFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := repo.CheckDataIdentity(ctx); err != nil {
-		return fmt.Errorf("repository %s: %w", f.repo.Repo, f.repo.KeyError(err))
-	}
-	snaps, bad, err := repo.Snapshots(ctx)
+	snaps, bad, badIdx, err := listSnapshots(ctx, repo)
 	if err != nil {
 		return fmt.Errorf("repository %s: %w", f.repo.Repo, err)
+	}
+	for _, e := range badIdx {
+		fmt.Fprintf(os.Stderr, "warning: %s\n", e.Err)
+	}
+	if err := repo.CheckDataIdentity(ctx); err != nil {
+		return fmt.Errorf("repository %s: %w", f.repo.Repo, f.repo.KeyError(err))
 	}
 	var warnings []string
 	for _, e := range bad {

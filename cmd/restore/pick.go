@@ -129,7 +129,7 @@ func (p *pick) find(ctx context.Context, repo *chunkstore.Repository, ref string
 	if ref != "latest" {
 		return nil, cli.Usage("--host, --path, --tag and --time choose among the snapshots for \"latest\"; give latest instead of an ID")
 	}
-	snaps, bad, err := repo.Snapshots(ctx)
+	snaps, bad, err := openedSnapshots(ctx, repo)
 	if err != nil {
 		return nil, err
 	}

@@ -117,10 +117,39 @@ JSON array of the snapshots, in the same order.`,
 	return cmd
 }
 
+// listSnapshots lists the snapshots (Repository.Snapshots), then brings
+// the in-memory index up to date (Repository.ReloadIndex), and returns the
+// index objects that could not be read too. Every writer saves the index
+// objects of a snapshot's packs before the snapshot object
+// (docs/FORMAT.md), so the index then lists the blobs of every snapshot
+// listed, even of one saved since the repository was opened. Loaded only
+// before the listing, it lacked those of a snapshot saved in between,
+// which failed to read with "tree …: not in the index". Every command
+// that reads the trees of the snapshots it lists lists them here.
+func listSnapshots(ctx context.Context, repo *chunkstore.Repository) ([]*chunkstore.Snapshot, []*chunkstore.SnapshotError, []*chunkstore.IndexError, error) {
+	snaps, bad, err := repo.Snapshots(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	badIdx, err := repo.ReloadIndex(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return snaps, bad, badIdx, nil
+}
+
+// openedSnapshots is listSnapshots for a repository opened with its index
+// (cli.RepoFlags.Open), whose caller had the unreadable index objects
+// then: the ones it finds again are not returned a second time.
+func openedSnapshots(ctx context.Context, repo *chunkstore.Repository) ([]*chunkstore.Snapshot, []*chunkstore.SnapshotError, error) {
+	snaps, bad, _, err := listSnapshots(ctx, repo)
+	return snaps, bad, err
+}
+
 // readableSnapshots returns the snapshots that can be read, oldest first,
 // and warns on stderr of each that cannot, with note after the reason.
 func readableSnapshots(ctx context.Context, repo *chunkstore.Repository, note string) ([]*chunkstore.Snapshot, error) {
-	snaps, bad, err := repo.Snapshots(ctx)
+	snaps, bad, err := openedSnapshots(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +164,7 @@ func readableSnapshots(ctx context.Context, repo *chunkstore.Repository, note st
 // "latest": its time is unknown, it may be the newest) is an error naming
 // it, never a silent pick of another snapshot.
 func findSnapshot(ctx context.Context, repo *chunkstore.Repository, ref string) (*chunkstore.Snapshot, error) {
-	snaps, bad, err := repo.Snapshots(ctx)
+	snaps, bad, err := openedSnapshots(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
