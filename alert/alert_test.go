@@ -65,7 +65,7 @@ func TestRepeatAndResolve(t *testing.T) {
 
 	a.Fire("snapshot-failed", alert.SnapshotFailed, alert.Warning, "s3: connection refused")
 	rc.expect(t, "snapshot-failed", alert.Firing)
-	clk.waitTimer(t, t0.Add(time.Hour))
+	waitTimer(t, clk, t0.Add(time.Hour))
 	a.Fire("snapshot-failed", alert.SnapshotFailed, alert.Critical, "s3: access denied")
 	clk.Advance(time.Hour)
 	r := rc.expect(t, "snapshot-failed", alert.Firing)
@@ -78,7 +78,7 @@ func TestRepeatAndResolve(t *testing.T) {
 		t.Errorf("repeat:\ngot  %+v\nwant %+v", r.msg, want)
 	}
 
-	clk.waitTimer(t, t0.Add(2*time.Hour))
+	waitTimer(t, clk, t0.Add(2*time.Hour))
 	clk.Advance(30 * time.Minute)
 	a.Resolve("snapshot-failed")
 	a.Resolve("snapshot-failed")
@@ -92,7 +92,7 @@ func TestRepeatAndResolve(t *testing.T) {
 	// come again at 12:00.
 	a.Fire("peer-down/web3", alert.PeerDown, alert.Critical, "")
 	rc.expect(t, "peer-down/web3", alert.Firing)
-	clk.waitTimer(t, t0.Add(150*time.Minute))
+	waitTimer(t, clk, t0.Add(150*time.Minute))
 	clk.Advance(time.Hour)
 	r = rc.expect(t, "peer-down/web3", alert.Firing)
 	if r.msg.Time != "2026-03-31T12:30:00Z" {
@@ -116,12 +116,12 @@ func TestReceiverDown(t *testing.T) {
 	a, clk, logs := start(t, alert.Options{Webhooks: []alert.Webhook{{URL: "http://" + addr + "/secret-path", TokenFile: tok}}})
 
 	a.Fire("repo", alert.RepositoryUnreachable, alert.Critical, "")
-	clk.waitTimer(t, t0.Add(time.Second))
+	waitTimer(t, clk, t0.Add(time.Second))
 	if got := a.Stats()[0].Failed; got != 1 {
 		t.Errorf("failed tries = %d, want 1", got)
 	}
 	clk.Advance(time.Second)
-	clk.waitTimer(t, t0.Add(3*time.Second)) // 1s, then 2s
+	waitTimer(t, clk, t0.Add(3*time.Second)) // 1s, then 2s
 	if got := a.Stats()[0].Failed; got != 2 {
 		t.Errorf("failed tries = %d, want 2", got)
 	}
@@ -164,7 +164,7 @@ func TestServerErrorRetried(t *testing.T) {
 	for _, backoff := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
 		rc.expect(t, "drill", alert.Firing)
 		at = at.Add(backoff)
-		clk.waitTimer(t, at)
+		waitTimer(t, clk, at)
 		clk.Advance(backoff)
 	}
 	rc.expect(t, "drill", alert.Firing)
@@ -188,11 +188,11 @@ func TestLongOutage(t *testing.T) {
 	for _, backoff := range []time.Duration{1, 2, 4, 4, 4, 4} { // tries at 0, 1, 3, 7, 11, 15 and 19 min
 		rc.expect(t, "a", alert.Firing)
 		at = at.Add(backoff * time.Minute)
-		clk.waitTimer(t, at)
+		waitTimer(t, clk, at)
 		clk.Advance(backoff * time.Minute)
 	}
 	rc.expect(t, "a", alert.Firing)
-	clk.waitTimer(t, at.Add(4*time.Minute))
+	waitTimer(t, clk, at.Add(4*time.Minute))
 	if got := a.Stats()[0].Failed; got != 7 {
 		t.Errorf("failed tries = %d, want 7", got)
 	}
@@ -296,7 +296,7 @@ func TestTimeout(t *testing.T) {
 
 	a.Fire("a", alert.SnapshotOverdue, alert.Warning, "")
 	rc.expect(t, "a", alert.Firing)
-	clk.waitTimer(t, t0.Add(time.Second))
+	waitTimer(t, clk, t0.Add(time.Second))
 	if !strings.Contains(logs.String(), "no answer within 50ms") {
 		t.Errorf("the log does not name the timeout:\n%s", logs)
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/alert"
+	"github.com/syncd/syncd/internal/clock/clocktest"
 )
 
 // wait bounds every wait of these tests: a step that does not happen in
@@ -26,88 +26,10 @@ const wait = 10 * time.Second
 
 var t0 = time.Date(2026, 3, 31, 10, 0, 0, 0, time.UTC)
 
-// fakeClock is an alert.Clock moved by hand. Its timers fire in Advance.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	timers  []*fakeTimer
-	changed chan struct{} // closed and replaced when a timer is made
-}
-
-type fakeTimer struct {
-	clk *fakeClock
-	at  time.Time
-	c   chan time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: t0, changed: make(chan struct{})} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) alert.Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{clk: c, at: c.now.Add(d), c: make(chan time.Time, 1)}
-	if d <= 0 {
-		t.c <- c.now
-	} else {
-		c.timers = append(c.timers, t)
-	}
-	close(c.changed)
-	c.changed = make(chan struct{})
-	return t
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.c }
-
-func (t *fakeTimer) Stop() bool {
-	c := t.clk
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	i := slices.Index(c.timers, t)
-	if i < 0 {
-		return false
-	}
-	c.timers = slices.Delete(c.timers, i, i+1)
-	return true
-}
-
-// Advance moves the clock by d and fires the timers that are due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.timers = slices.DeleteFunc(c.timers, func(t *fakeTimer) bool {
-		if t.at.After(c.now) {
-			return false
-		}
-		t.c <- c.now
-		return true
-	})
-}
-
-// waitTimer waits until a timer that fires at at is pending.
-func (c *fakeClock) waitTimer(t *testing.T, at time.Time) {
+// waitTimer waits until a timer of clk that fires at at is pending.
+func waitTimer(t *testing.T, clk *clocktest.Fake, at time.Time) {
 	t.Helper()
-	deadline := time.After(wait)
-	for {
-		c.mu.Lock()
-		found := slices.ContainsFunc(c.timers, func(x *fakeTimer) bool { return x.at.Equal(at) })
-		changed := c.changed
-		c.mu.Unlock()
-		if found {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("no timer set for %s (now %s)", at.Format(time.RFC3339), c.Now().Format(time.RFC3339))
-		}
-	}
+	waitFor(t, "a timer set for "+at.Format(time.RFC3339), func() bool { return clk.Pending(at) })
 }
 
 // request is one POST a receiver got.
@@ -200,9 +122,9 @@ func (l *logBuffer) count(s string) int {
 
 // start makes an Alerter of o with a fake clock and runs it until the
 // test ends.
-func start(t *testing.T, o alert.Options) (*alert.Alerter, *fakeClock, *logBuffer) {
+func start(t *testing.T, o alert.Options) (*alert.Alerter, *clocktest.Fake, *logBuffer) {
 	t.Helper()
-	clk := newFakeClock()
+	clk := clocktest.New(t0)
 	logs := &logBuffer{}
 	o.Clock = clk
 	o.Logger = slog.New(slog.NewTextHandler(logs, nil))

@@ -70,6 +70,14 @@ func (f *Fake) Skip() bool {
 	return true
 }
 
+// Pending reports whether a timer due at at is pending: a test waits for
+// the code under test to have set the timer it is about to move past.
+func (f *Fake) Pending(at time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.ContainsFunc(f.timers, func(t *timer) bool { return t.at.Equal(at) })
+}
+
 // moveTo sets the time to now, if later, and fires the timers due by
 // then; f.mu is held.
 func (f *Fake) moveTo(now time.Time) {

@@ -39,7 +39,14 @@ func TestFake(t *testing.T) {
 	if a.Stop() {
 		t.Error("Stop of a fired timer reported it pending")
 	}
+	dAt := f.Now().Add(time.Hour)
 	d, e := f.NewTimer(time.Hour), f.NewTimer(time.Minute)
+	if at := f.Now().Add(time.Minute); !f.Pending(at) || f.Pending(at.Add(time.Nanosecond)) {
+		t.Errorf("Pending(%v) = %v, Pending a moment later = %v; want true, false", at, f.Pending(at), f.Pending(at.Add(time.Nanosecond)))
+	}
+	if !f.Pending(dAt) {
+		t.Error("the 1 h timer is not pending")
+	}
 	if !d.Stop() {
 		t.Error("Stop of a pending timer reported it fired")
 	}
@@ -60,6 +67,9 @@ func TestFake(t *testing.T) {
 	}
 	if f.Skip() {
 		t.Errorf("Skip with only a stopped timer left moved to %v", f.Now())
+	}
+	if f.Pending(dAt) {
+		t.Error("a stopped timer is pending")
 	}
 	if _, ok := fired(d.C()); ok {
 		t.Error("a stopped timer fired")
