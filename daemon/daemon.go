@@ -48,7 +48,7 @@ type Daemon struct {
 
 	drill drills      // the repository's drill records (drill.go)
 	cp    copies      // repository.copies (copy.go)
-	clk   clock.Clock // the time of the drill reads
+	clk   clock.Clock // the time of the drill reads and of the transfer service
 }
 
 // New opens the state database under node.state_dir, loads the node's
@@ -103,7 +103,7 @@ func New(cfg *config.Config, repo *chunkstore.Repository, log *slog.Logger) (*Da
 		d.folders = append(d.folders, f)
 		tfs = append(tfs, f.tf)
 	}
-	if d.node, err = transfer.New(cfg, id, db, tfs, log.With("svc", "transfer")); err != nil {
+	if d.node, err = transfer.New(cfg, id, db, tfs, transfer.Options{Logger: log.With("svc", "transfer"), Clock: d.clk}); err != nil {
 		db.Close()
 		return nil, err
 	}

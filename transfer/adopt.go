@@ -55,9 +55,9 @@ func (p *puller) firstScan(ctx context.Context) error {
 			p.log.Info("waiting for the folder's first scan before taking the peer's versions")
 			logged = true
 		}
-		t := time.NewTimer(adoptPoll)
+		t := p.n.clk.NewTimer(adoptPoll)
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()

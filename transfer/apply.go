@@ -99,7 +99,7 @@ type prepared struct {
 	acts           []*action
 	fails          []failure
 	few            bool
-	t0, t1, t2, t3 time.Time // start, planned, built, ready
+	t0, t1, t2, t3 time.Time // start, planned, built, ready (real time: the log's step timings)
 
 	// at holds the directories the temporary files were made in, open
 	// until the batch ends: what is left of them is removed there, even
@@ -284,6 +284,8 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	if err != nil {
 		return nil, fmt.Errorf("record %s: %w", r.f.Config.ID, err)
 	}
+	// the system's time, not the node's clock: the latency is measured
+	// from the file's mtime, which the peer's system set
 	now := time.Now()
 	for _, a := range acts {
 		if a.err == nil && a.done && a.kind != actMerge && !a.touched {

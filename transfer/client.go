@@ -116,7 +116,9 @@ func (c *client) hello(ctx context.Context) (wire.Hello, error) {
 }
 
 // index asks for the folder's entries after since, waiting up to wait
-// for one if there is none yet.
+// for one if there is none yet. The peer ends the wait by its clock; the
+// 30 s more are a guard against a hung connection, in real time like
+// the network's other timeouts.
 func (c *client) index(ctx context.Context, folder string, since uint64, wait time.Duration) (wire.IndexBatch, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+30*time.Second)
 	defer cancel()
@@ -145,6 +147,8 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 		zstd = c.comp.pick()
 		params.Set("compress", map[bool]string{false: "raw", true: "zstd"}[zstd])
 	}
+	// the response's rate is measured in real time: the node's clock
+	// (the chooser's probe schedule) does not move with the bytes
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -198,6 +202,8 @@ var errAbandoned = errors.New("blocks: the response slowed down and was abandone
 func (c *client) watch(body *countReader, abandon func()) (stop func()) {
 	done := make(chan struct{})
 	go func() {
+		// real time, not the node's clock: it samples the rate at which
+		// bytes arrive, as countReader times the waits for them
 		const tick = slowAfter / 4
 		t := time.NewTicker(tick)
 		defer t.Stop()

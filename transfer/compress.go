@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/clock"
 )
 
 // A receiver asks for each block request's blocks raw or compressed
@@ -50,7 +51,7 @@ const (
 // for concurrent use (a receiver has several requests out at once).
 type chooser struct {
 	setting config.Compression
-	now     func() time.Time
+	clk     clock.Clock  // of the probes every probeEvery
 	log     *slog.Logger // each switch is logged at info level; nil: not logged
 
 	mu        sync.Mutex
@@ -62,11 +63,11 @@ type chooser struct {
 	probing   bool // a probe is out
 }
 
-func newChooser(setting config.Compression, now func() time.Time, log *slog.Logger) *chooser {
+func newChooser(setting config.Compression, clk clock.Clock, log *slog.Logger) *chooser {
 	if setting != config.CompressNever && setting != config.CompressAlways {
 		setting = config.CompressAuto // the default, as config sets it
 	}
-	return &chooser{setting: setting, now: now, log: log, wait: 1, lastProbe: now()}
+	return &chooser{setting: setting, clk: clk, log: log, wait: 1, lastProbe: clk.Now()}
 }
 
 // pick returns whether the next request asks for compressed blocks.
@@ -80,7 +81,7 @@ func (c *chooser) pick() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.probeDue() {
-		c.probing, c.since, c.lastProbe = true, 0, c.now()
+		c.probing, c.since, c.lastProbe = true, 0, c.clk.Now()
 		return !c.zstd
 	}
 	return c.zstd
@@ -157,7 +158,7 @@ func (c *chooser) requestSize() int64 {
 
 // probeDue reports whether the next pick probes; c.mu is held.
 func (c *chooser) probeDue() bool {
-	return !c.probing && (c.since >= c.wait || c.now().Sub(c.lastProbe) >= probeEvery)
+	return !c.probing && (c.since >= c.wait || c.clk.Now().Sub(c.lastProbe) >= probeEvery)
 }
 
 // rawLost reports whether raw blocks are no longer what auto asks for: a

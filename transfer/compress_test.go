@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/clock/clocktest"
 	"github.com/syncd/syncd/internal/faultproxy"
 	"github.com/syncd/syncd/transfer/wire"
 )
@@ -20,10 +21,9 @@ import (
 // compressed blocks, switches when they come faster and back when raw
 // does, and probes less often while a probe keeps losing.
 func TestChooser(t *testing.T) {
-	now := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	clk := clocktest.New(time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC))
 	for _, s := range []config.Compression{config.CompressNever, config.CompressAlways} {
-		c := newChooser(s, clock, nil)
+		c := newChooser(s, clk, nil)
 		for range 20 {
 			if got := c.pick(); got != (s == config.CompressAlways) {
 				t.Fatalf("%s: asked for zstd %v", s, got)
@@ -44,7 +44,7 @@ func TestChooser(t *testing.T) {
 		return z
 	}
 	var logged logBuffer
-	c := newChooser(config.CompressAuto, clock, slog.New(slog.NewTextHandler(&logged, nil)))
+	c := newChooser(config.CompressAuto, clk, slog.New(slog.NewTextHandler(&logged, nil)))
 	probes := 0
 	for range 200 { // loopback: raw is faster
 		if respond(c, 800e6, 150e6) {
@@ -60,18 +60,18 @@ func TestChooser(t *testing.T) {
 			t.Fatal("slow link: still raw after 300 responses")
 		}
 		respond(c, 125e3, 1e6)
-		now = now.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	if !strings.Contains(logged.String(), `msg="compression auto: asking for compressed blocks, which came faster" compressed_bytes_per_s=`) {
 		t.Errorf("the switch is not logged: %q", logged.String())
 	}
 	// a probe within probeEvery however long the wait in responses
 	c.wait = probeMax
-	last := now
+	last := clk.Now()
 	for !respond(c, 125e3, 1e6) == c.zstd {
-		now = now.Add(time.Second)
+		clk.Advance(time.Second)
 	}
-	if d := now.Sub(last); d > probeEvery {
+	if d := clk.Now().Sub(last); d > probeEvery {
 		t.Errorf("no probe for %v", d)
 	}
 	// fast again: back to raw
@@ -80,18 +80,18 @@ func TestChooser(t *testing.T) {
 			t.Fatal("fast link again: still compressing after 300 responses")
 		}
 		respond(c, 800e6, 150e6)
-		now = now.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	// a slow link from the start: the first probe follows the first
 	// measured response, so the third request asks for compressed blocks
-	c = newChooser(config.CompressAuto, clock, nil)
+	c = newChooser(config.CompressAuto, clk, nil)
 	for i := range 3 {
 		if z := respond(c, 125e3, 1e6); z != (i > 0) {
 			t.Fatalf("slow link from the start: request %d asked for zstd %v", i+1, z)
 		}
 	}
 	// small responses tell nothing
-	c = newChooser(config.CompressAuto, clock, nil)
+	c = newChooser(config.CompressAuto, clk, nil)
 	for range 50 {
 		z := c.pick()
 		c.observe(z, 1000, time.Millisecond)
@@ -183,16 +183,15 @@ func TestRogueCompression(t *testing.T) {
 // too slow, and auto asks for compressed blocks at once (logged), so the
 // raw responses still out are abandoned. Requests follow the rate.
 func TestChooserSlowDown(t *testing.T) {
-	now := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	clk := clocktest.New(time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC))
 	for _, s := range []config.Compression{config.CompressNever, config.CompressAlways} {
-		c := newChooser(s, clock, nil)
+		c := newChooser(s, clk, nil)
 		if c.tooSlow(1, 1e9) || c.rawLost() || c.requestSize() != requestBytes {
 			t.Errorf("%s: judged a response or sized a request", s)
 		}
 	}
 	var logged logBuffer
-	c := newChooser("", clock, slog.New(slog.NewTextHandler(&logged, nil))) // "" is auto, the default
+	c := newChooser("", clk, slog.New(slog.NewTextHandler(&logged, nil))) // "" is auto, the default
 	if got := c.requestSize(); got != requestInit {
 		t.Errorf("first request of %d bytes, want %d", got, requestInit)
 	}
@@ -202,7 +201,7 @@ func TestChooserSlowDown(t *testing.T) {
 	if !c.tooSlow(1e3, 1e6) {
 		t.Error("a response at 1/1000 of its own best is not too slow")
 	}
-	c = newChooser(config.CompressAuto, clock, slog.New(slog.NewTextHandler(&logged, nil)))
+	c = newChooser(config.CompressAuto, clk, slog.New(slog.NewTextHandler(&logged, nil)))
 	for range 3 {
 		c.observe(c.pick(), 16<<20, 20*time.Millisecond) // 800 MB/s, raw or probe
 	}

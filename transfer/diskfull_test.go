@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/clock"
+	"github.com/syncd/syncd/internal/clock/clocktest"
 	"github.com/syncd/syncd/internal/health"
 	"github.com/syncd/syncd/internal/ownname"
 	"github.com/syncd/syncd/transfer/wire"
@@ -25,11 +27,10 @@ import (
 // success, which is logged once each (and reminded every 10 minutes), not
 // on every try.
 func TestRetryBackoff(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
-	clock := func() time.Time { return now }
+	clk := clocktest.New(time.Unix(1_000_000, 0))
 	var logs bytes.Buffer
-	f := &Folder{Config: config.Folder{ID: "www", Path: "/srv/www"}, Health: health.NewConditions(clock)}
-	p := &puller{n: &Node{now: clock, retryMin: retryMin, retryMax: retryMax}, f: f, peer: config.Peer{Name: "a"},
+	f := &Folder{Config: config.Folder{ID: "www", Path: "/srv/www"}, Health: health.NewConditions(clk.Now)}
+	p := &puller{n: &Node{clk: clk}, f: f, peer: config.Peer{Name: "a"},
 		retry: map[string]failure{}, r: &receiver{f: f}, rep: new(reporters),
 		log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	e := wire.Entry{Path: "big.bin", Type: "file", Seq: 7, Size: 60 << 20}
@@ -38,6 +39,7 @@ func TestRetryBackoff(t *testing.T) {
 	want := []time.Duration{2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300, 300, 300}
 	for i, w := range want {
 		w *= time.Second
+		now := clk.Now()
 		p.settle([]wire.Entry{e}, []failure{full})
 		if got := p.retry[e.Path].due.Sub(now); got != w {
 			t.Fatalf("failure %d: next try in %v, want %v", i+1, got, w)
@@ -45,8 +47,8 @@ func TestRetryBackoff(t *testing.T) {
 		if due, next := p.due(now.Add(w - time.Millisecond)); len(due) != 0 || next.Sub(now) != w {
 			t.Fatalf("failure %d: %d due a moment early (next %v), want none until %v", i+1, len(due), next.Sub(now), w)
 		}
-		now = now.Add(w)
-		if due, _ := p.due(now); len(due) != 1 || due[0].e.Path != e.Path {
+		clk.Advance(w)
+		if due, _ := p.due(clk.Now()); len(due) != 1 || due[0].e.Path != e.Path {
 			t.Fatalf("failure %d: due after %v: %v, want big.bin", i+1, w, due)
 		}
 		if c, ok := f.Health.Get(condDiskFull); !ok || c.Severity != health.Degraded ||
@@ -73,7 +75,7 @@ func TestRetryBackoff(t *testing.T) {
 		t.Errorf("the end of the condition is not logged:\n%s", logs.String())
 	}
 	p.settle([]wire.Entry{e}, []failure{full})
-	if got := p.retry[e.Path].due.Sub(now); got != retryMin {
+	if got := p.retry[e.Path].due.Sub(clk.Now()); got != retryMin {
 		t.Errorf("after a success, next try in %v, want %v", got, retryMin)
 	}
 
@@ -82,7 +84,7 @@ func TestRetryBackoff(t *testing.T) {
 	for range 5 {
 		p.settle([]wire.Entry{lc}, []failure{{e: lc, err: errLocalChange}})
 	}
-	if got := p.retry[lc.Path].due.Sub(now); got != retryEvery {
+	if got := p.retry[lc.Path].due.Sub(clk.Now()); got != retryEvery {
 		t.Errorf("local change: next try in %v, want %v", got, retryEvery)
 	}
 }
@@ -111,7 +113,8 @@ func mountTmpfs(t *testing.T, args ...string) {
 // fetch nothing more than the file once (what arrived is kept, and a try
 // that cannot reserve the space asks for nothing), one warning is logged
 // however many tries; once the tmpfs grows the file arrives whole, only
-// its missing blocks fetched, and the condition clears.
+// its missing blocks fetched, and the condition clears. The retries come
+// as the test moves the nodes' clock.
 func TestDiskFullReceiver(t *testing.T) {
 	requireRoot(t)
 	a := newTestNode(t, "a", config.SendOnly)
@@ -123,7 +126,7 @@ func TestDiskFullReceiver(t *testing.T) {
 			t.Errorf("umount %s: %v: %s", b.dir, err, out)
 		}
 	})
-	b.tune = func(n *Node) { n.retryMin, n.retryMax = 20*time.Millisecond, 200*time.Millisecond }
+	clk := onFakeClock(a, b)
 
 	const size = 6 << 20
 	big := make([]byte, size)
@@ -139,7 +142,11 @@ func TestDiskFullReceiver(t *testing.T) {
 	tries := func() int {
 		return strings.Count(b.log.String(), `msg="could not apply peer's version; will retry" peer=a folder=www path=big.bin`)
 	}
-	eventually(t, "six tries of big.bin", func() bool { return tries() >= 6 })
+	waited := drive(t, clk, "six tries of big.bin", func() bool { return tries() >= 6 })
+	// 2+4+8+16+32 s between them, and a long poll before the first
+	if want := 62 * time.Second; waited < want || waited > want+pollWait {
+		t.Errorf("six tries took %v of the clock, want %v and at most a long poll more: the backoff", waited, want)
+	}
 	c, ok := b.f.Health.Get(condDiskFull)
 	if !ok || b.f.Health.Worst() != health.Degraded || !strings.Contains(c.Reason, "big.bin") ||
 		!strings.Contains(c.Reason, "no space left on device") {
@@ -161,11 +168,11 @@ func TestDiskFullReceiver(t *testing.T) {
 
 	t.Logf("%d tries while the disk was full fetched %d bytes of a %d-byte file", tries(), full, size)
 	mountTmpfs(t, "-o", "remount,size=64m", b.dir)
-	eventually(t, "big.bin on b", func() bool {
+	drive(t, clk, "big.bin on b", func() bool {
 		got, err := os.ReadFile(filepath.Join(b.dir, "big.bin"))
 		return err == nil && bytes.Equal(got, big)
 	})
-	eventually(t, "the condition cleared", func() bool {
+	drive(t, clk, "the condition cleared", func() bool {
 		_, ok := b.f.Health.Get(condDiskFull)
 		return !ok && strings.Contains(b.log.String(), `msg="folder condition resolved" peer=a folder=www condition=disk-full`)
 	})
@@ -214,7 +221,7 @@ func TestDiskFullSmallFilesGoThrough(t *testing.T) {
 			t.Errorf("umount %s: %v: %s", b.dir, err, out)
 		}
 	})
-	b.tune = func(n *Node) { n.retryMin, n.retryMax = 20*time.Millisecond, 200*time.Millisecond }
+	clk := onFakeClock(a, b)
 	big := make([]byte, 6<<20)
 	mrand.NewChaCha8([32]byte{3}).Read(big)
 	if err := os.WriteFile(filepath.Join(a.dir, "big.bin"), big, 0o644); err != nil {
@@ -229,7 +236,7 @@ func TestDiskFullSmallFilesGoThrough(t *testing.T) {
 	a.start(t)
 	b.start(t)
 
-	eventually(t, "the small files on b", func() bool {
+	drive(t, clk, "the small files on b", func() bool {
 		for _, rel := range small {
 			if got, err := os.ReadFile(filepath.Join(b.dir, rel)); err != nil || string(got) != strings.Repeat(rel, 20000) {
 				return false
@@ -241,7 +248,7 @@ func TestDiskFullSmallFilesGoThrough(t *testing.T) {
 		t.Errorf("no disk-full condition while big.bin does not fit")
 	}
 	mountTmpfs(t, "-o", "remount,size=64m", b.dir)
-	eventually(t, "big.bin on b", func() bool {
+	drive(t, clk, "big.bin on b", func() bool {
 		got, err := os.ReadFile(filepath.Join(b.dir, "big.bin"))
 		return err == nil && bytes.Equal(got, big)
 	})
@@ -265,7 +272,7 @@ func TestConditionsSharedByPullers(t *testing.T) {
 	}
 
 	f := &Folder{Config: config.Folder{ID: "www", Path: "/srv/www"}, Health: health.NewConditions(nil)}
-	n := &Node{now: time.Now, retryMin: retryMin, retryMax: retryMax}
+	n := &Node{clk: clock.System}
 	rep := new(reporters)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))

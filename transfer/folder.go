@@ -19,6 +19,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/internal/health"
 	"github.com/syncd/syncd/state"
 )
@@ -69,6 +70,9 @@ func (f *Folder) open() error {
 	}
 	if f.bell == nil {
 		f.bell = newBell()
+	}
+	if f.own.clk == nil {
+		f.own.clk = clock.System
 	}
 	if f.rootp.Load() != nil {
 		return nil

@@ -19,6 +19,8 @@ import (
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/indexer"
+	"github.com/syncd/syncd/internal/clock"
+	"github.com/syncd/syncd/internal/clock/clocktest"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/tlsid"
 )
@@ -35,6 +37,7 @@ type testNode struct {
 	cfg  *config.Config
 	node *Node
 	log  *logBuffer
+	clk  clock.Clock // the service's; nil: the system's (see onFakeClock)
 	tune func(*Node) // if set, called on the service before it runs
 }
 
@@ -120,7 +123,7 @@ func (n *testNode) start(t *testing.T) {
 	n.f.Config = n.cfg.Folders[0]
 	var err error
 	log := slog.New(slog.NewTextHandler(n.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if n.node, err = New(n.cfg, n.id, n.db, []*Folder{n.f}, log); err != nil {
+	if n.node, err = New(n.cfg, n.id, n.db, []*Folder{n.f}, Options{Logger: log, Clock: n.clk}); err != nil {
 		t.Fatal(err)
 	}
 	if n.tune != nil {
@@ -225,6 +228,35 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	if !poll(cond) {
 		t.Fatalf("timed out waiting for %s", what)
 	}
+}
+
+// onFakeClock puts nodes, not started yet, on one new fake clock, which
+// it returns: their backoffs, retries, long polls and reminders wait
+// until the test moves it (see drive).
+func onFakeClock(nodes ...*testNode) *clocktest.Fake {
+	clk := clocktest.New(time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC))
+	for _, n := range nodes {
+		n.clk = clk
+	}
+	return clk
+}
+
+// drive is eventually for nodes on the fake clock clk: each time cond
+// does not hold yet, it moves clk to its next timer, so that what the
+// nodes wait for (a backoff, a retry, the end of a long poll) comes at
+// once. It returns how far it moved clk: how long the nodes would have
+// taken on the system's clock, their work aside.
+func drive(t *testing.T, clk *clocktest.Fake, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := clk.Now()
+	eventually(t, what, func() bool {
+		if cond() {
+			return true
+		}
+		clk.Skip()
+		return false
+	})
+	return clk.Now().Sub(start)
 }
 
 // poll checks cond every 20 ms for up to 30 s and reports whether it held.

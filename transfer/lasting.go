@@ -4,16 +4,18 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/syncd/syncd/internal/clock"
 )
 
 // lasting logs a condition that lasts (a peer that cannot be reached):
 // at warn level when it starts and at most once more every remindEvery
 // while it lasts (each time it is met in between at debug level), and
 // at info level when it ends, with how long it lasted. Its zero value
-// needs log and now set; one goroutine owns it.
+// needs log and clk set; one goroutine owns it.
 type lasting struct {
 	log *slog.Logger
-	now func() time.Time
+	clk clock.Clock
 
 	since  time.Time // when it started; zero: not met
 	logged time.Time // when it was last logged at warn level
@@ -21,7 +23,7 @@ type lasting struct {
 
 // met notes that the condition is met now: msg is logged with args.
 func (l *lasting) met(msg string, args ...any) {
-	now := l.now()
+	now := l.clk.Now()
 	level := slog.LevelDebug
 	switch {
 	case l.since.IsZero():
@@ -44,7 +46,7 @@ func (l *lasting) over(msg string, args ...any) {
 	if l.since.IsZero() {
 		return
 	}
-	d := l.now().Sub(l.since)
+	d := l.clk.Now().Sub(l.since)
 	l.since, l.logged = time.Time{}, time.Time{}
 	l.log.Info(msg, append(args, "after", d.Round(time.Second))...)
 }

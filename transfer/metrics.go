@@ -108,7 +108,7 @@ func (n *Node) PeerMetrics() []PeerMetrics {
 		pullers[pfKey{p.peer.Name, p.f.Config.ID}] = p
 	}
 	n.mu.Unlock()
-	now := time.Now()
+	now := n.clk.Now()
 	var out []PeerMetrics
 	for _, cp := range n.cfg.Peers {
 		ps := n.peerSt[cp.Name]

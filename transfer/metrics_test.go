@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/clock/clocktest"
 	"github.com/syncd/syncd/internal/health"
 	"github.com/syncd/syncd/transfer/wire"
 )
@@ -86,11 +87,10 @@ func TestApplyErrorsByReason(t *testing.T) {
 		{errDirNotEmpty, "local-change"},
 		{errors.New("stream error: connection reset"), "other"},
 	}
-	now := time.Unix(1_000_000, 0)
-	clock := func() time.Time { return now }
-	f := &Folder{Config: config.Folder{ID: "www", Path: t.TempDir()}, Health: health.NewConditions(clock)}
+	clk := clocktest.New(time.Unix(1_000_000, 0))
+	f := &Folder{Config: config.Folder{ID: "www", Path: t.TempDir()}, Health: health.NewConditions(clk.Now)}
 	c := new(pfCounters)
-	p := &puller{n: &Node{now: clock, retryMin: retryMin, retryMax: retryMax}, f: f, peer: config.Peer{Name: "a"},
+	p := &puller{n: &Node{clk: clk}, f: f, peer: config.Peer{Name: "a"},
 		retry: map[string]failure{}, r: &receiver{f: f, count: c}, rep: new(reporters),
 		log: slog.New(slog.NewTextHandler(new(bytes.Buffer), nil))}
 	want := map[string]uint64{}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/clock/clocktest"
 )
 
 // pair returns two started nodes that share the folder.
@@ -23,16 +24,30 @@ func pair(t *testing.T) (a, b *testNode) {
 	return a, b
 }
 
+// converge waits until a and b hold the same tree, indexing both as it
+// goes.
 func converge(t *testing.T, a, b *testNode) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !sameTrees(t, a, b) {
-		if time.Now().After(deadline) {
-			t.Fatalf("trees differ:\n%s\nlog a:\n%s\nlog b:\n%s", diffTrees(t, a, b), a.log, b.log)
+	convergeOn(t, nil, a, b)
+}
+
+// convergeOn is converge for nodes on the fake clock clk (nil: none),
+// which it moves as drive does.
+func convergeOn(t *testing.T, clk *clocktest.Fake, a, b *testNode) {
+	t.Helper()
+	same := poll(func() bool {
+		if sameTrees(t, a, b) {
+			return true
 		}
 		a.index(t)
 		b.index(t)
-		time.Sleep(20 * time.Millisecond)
+		if clk != nil {
+			clk.Skip()
+		}
+		return false
+	})
+	if !same {
+		t.Fatalf("trees differ:\n%s\nlog a:\n%s\nlog b:\n%s", diffTrees(t, a, b), a.log, b.log)
 	}
 }
 

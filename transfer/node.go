@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/tlsid"
 )
@@ -38,14 +39,8 @@ type Node struct {
 	indexID      string        // this node's index, see wire.HelloFolder.Index
 	serving      chan struct{} // a slot per block response being written
 
-	// now is the clock of the retries; retryMin and retryMax bound their
-	// backoff (tests shorten them).
-	now                func() time.Time
-	retryMin, retryMax time.Duration
-	// backoffMin and backoffMax bound the wait before a session with a
-	// peer is tried again after one failed (tests lengthen them)
-	backoffMin, backoffMax time.Duration
-	reps                   map[*Folder]*reporters // who reports each folder's conditions
+	clk  clock.Clock            // see Options.Clock
+	reps map[*Folder]*reporters // who reports each folder's conditions
 
 	// by peer name and by (peer, folder): made in New, read-only after,
 	// so read without a lock; what they hold is atomic
@@ -64,19 +59,37 @@ type Node struct {
 	acks    map[string]map[string]uint64 // peer → folder → since it asked for
 }
 
+// Options are the optional parts of a [Node]; the zero value is ready to
+// use.
+type Options struct {
+	// Logger receives the service's log; nil: discarded.
+	Logger *slog.Logger
+	// Clock is the time of the service's schedules, backoffs and
+	// expiries: the waits before a session or a failed entry is tried
+	// again, long polls, compression probes, the reminders of lasting
+	// conditions, how long a write of the receiver is its own, and the
+	// times status reports. Nil: [clock.System]. What measures real
+	// elapsed time (transfer rates, latencies, HTTP/2 PINGs, timeouts of
+	// the network) does not use it.
+	Clock clock.Clock
+}
+
 // New prepares the transfer service for the folders of cfg, whose
 // indexes are in db (where the pullers also keep their cursors). Every
 // peer's ID must parse; the folders' roots are opened here.
-func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder, log *slog.Logger) (*Node, error) {
+func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder, o Options) (*Node, error) {
+	log, clk := o.Logger, o.Clock
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if clk == nil {
+		clk = clock.System
 	}
 	n := &Node{cfg: cfg, id: id, sdb: db, log: log, folders: map[string]*Folder{}, peers: map[tlsid.NodeID]config.Peer{},
 		names: map[uint64]string{id.ID.Uint64(): id.ID.Short()}, conns: map[net.Conn]*peerState{},
 		peerSt: map[string]*peerState{}, pf: map[pfKey]*pfCounters{},
 		acks: map[string]map[string]uint64{}, serving: make(chan struct{}, maxServing()),
-		now: time.Now, retryMin: retryMin, retryMax: retryMax, reps: map[*Folder]*reporters{},
-		backoffMin: backoffMin, backoffMax: backoffMax,
+		clk: clk, reps: map[*Folder]*reporters{},
 		sendLim: newLimiter(cfg.Node.MaxSendRate), recvLim: newLimiter(cfg.Node.MaxRecvRate)}
 	for _, p := range cfg.Peers {
 		pid, err := tlsid.ParseNodeID(p.ID)
@@ -92,6 +105,7 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		return nil, err
 	}
 	for _, f := range folders {
+		f.own.clk = clk
 		if err := f.open(); err != nil {
 			n.Close()
 			return nil, err
@@ -220,7 +234,7 @@ func (n *Node) serve(ctx context.Context, ln net.Listener) error {
 // seen notes a request from peer, answered.
 func (n *Node) seen(peer string) {
 	if ps := n.peerSt[peer]; ps != nil {
-		ps.lastIn.Store(time.Now().UnixNano())
+		ps.lastIn.Store(n.clk.Now().UnixNano())
 	}
 }
 
@@ -272,7 +286,7 @@ func (n *Node) connState(c net.Conn, s http.ConnState) {
 		defer n.mu.Unlock()
 		if ps, ok := n.conns[c]; ok {
 			delete(n.conns, c)
-			ps.lastIn.Store(time.Now().UnixNano())
+			ps.lastIn.Store(n.clk.Now().UnixNano())
 			ps.conns.Add(-1)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/state"
 )
 
@@ -17,6 +18,8 @@ import (
 // records every entry it applies in the same step. Anything that touches
 // the path afterwards changes its change time, and is indexed as usual.
 type ownWrites struct {
+	clk clock.Clock // of ownKeep; set by New (open: the system's if not)
+
 	mu sync.Mutex
 	m  map[string]ownStamp
 }
@@ -46,7 +49,7 @@ const ownKeep = time.Minute
 func (o *ownWrites) note(rel string, e state.Entry) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	now := time.Now()
+	now := o.clk.Now()
 	if o.m == nil {
 		o.m = map[string]ownStamp{}
 	}
@@ -76,7 +79,7 @@ func (f *Folder) NotOwn(paths []string) []string {
 		return paths
 	}
 	out := paths[:0]
-	now := time.Now()
+	now := o.clk.Now()
 	for _, p := range paths {
 		// A path is reported once per event, and the receiver's writes
 		// make several (a directory's creation, mode and times): a match

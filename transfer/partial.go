@@ -57,7 +57,8 @@ func (r *receiver) resume(pt *partial, at *atdir.Dirs) *os.File {
 		if unix.Fstat(int(f.Fd()), &st) == nil && st.Ino == pt.ino && st.Mode&unix.S_IFMT == unix.S_IFREG {
 			pt.dir.Close()
 			// changed now: the indexer takes a temporary file unchanged for
-			// long for one left by a crash
+			// long for one left by a crash (by the system's time, which
+			// the file system keeps: not the node's clock)
 			at.Chtimes(pt.tmp, time.Now())
 			return f
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/clock/clocktest"
 	"github.com/syncd/syncd/internal/faultproxy"
 )
 
@@ -153,10 +154,9 @@ func TestPeerDownLoggedOnce(t *testing.T) {
 // remindEvery (at debug level in between) and logged when it ends, with
 // how long it lasted; a new episode warns again.
 func TestLastingLogged(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
+	clk := clocktest.New(time.Unix(1_000_000, 0))
 	var buf bytes.Buffer
-	l := lasting{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		now: func() time.Time { return now }}
+	l := lasting{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), clk: clk}
 	l.over("peer reconnected") // not met: nothing
 	steps := []struct {
 		at   time.Duration
@@ -173,9 +173,9 @@ func TestLastingLogged(t *testing.T) {
 		{22 * time.Minute, false, ""},
 		{23 * time.Minute, true, `level=WARN msg="peer session ended" err=refused`},
 	}
-	start := now
+	start := clk.Now()
 	for _, s := range steps {
-		now = start.Add(s.at)
+		clk.Advance(start.Add(s.at).Sub(clk.Now()))
 		buf.Reset()
 		if s.met {
 			l.met("peer session ended", "err", "refused")
@@ -190,27 +190,28 @@ func TestLastingLogged(t *testing.T) {
 }
 
 // A node waiting out its backoff after a network cut tries again as soon
-// as the peer's own pullers reach it: the link is back. Here a's backoff
-// is 5 minutes; b's change still arrives within seconds of the heal (and
-// the first converge needs the same: a's first try fails before b
-// listens).
+// as the peer's own pullers reach it: the link is back. Here a's clock
+// stands still, so its backoff never ends; b's change still arrives once
+// the link heals (and the first converge needs the same: a's first try
+// fails before b listens).
 func TestReconnectWhenPeerIsBack(t *testing.T) {
 	a := newTestNode(t, "a", config.SendReceive)
 	b := newTestNode(t, "b", config.SendReceive)
-	a.tune = func(n *Node) { n.backoffMin, n.backoffMax = 5*time.Minute, 5*time.Minute }
+	onFakeClock(a)
+	clk := onFakeClock(b)
 	toA, toB := proxied(t, a, b)
 	b.write(t, "before.txt", "x")
 	b.index(t)
-	converge(t, a, b)
+	convergeOn(t, clk, a, b)
 
 	toA.Cut()
 	toB.Cut()
-	within(t, 20*time.Second, "a sees b down", func() bool { return !connected(t, a) })
+	drive(t, clk, "a sees b down", func() bool { return !connected(t, a) })
 	b.write(t, "after.txt", "made while apart")
 	b.index(t)
 	toA.Heal()
 	toB.Heal()
-	within(t, 20*time.Second, "b's change on a", func() bool {
+	drive(t, clk, "b's change on a", func() bool {
 		got, err := os.ReadFile(filepath.Join(a.dir, "after.txt"))
 		return err == nil && string(got) == "made while apart"
 	})

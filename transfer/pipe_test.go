@@ -80,7 +80,7 @@ func TestServeOverPipes(t *testing.T) {
 	connect(a, b)
 	for _, n := range []*testNode{a, b} {
 		n.f.Config = n.cfg.Folders[0]
-		node, err := New(n.cfg, n.id, n.db, []*Folder{n.f}, slog.New(slog.NewTextHandler(n.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		node, err := New(n.cfg, n.id, n.db, []*Folder{n.f}, Options{Logger: slog.New(slog.NewTextHandler(n.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		if err != nil {
 			t.Fatal(err)
 		}

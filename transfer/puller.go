@@ -65,6 +65,8 @@ type pullStatus struct {
 }
 
 const (
+	// the wait before a session with a peer is tried again after one
+	// failed: doubled at each failure, from backoffMin up to backoffMax
 	backoffMin   = 500 * time.Millisecond
 	backoffMax   = 10 * time.Second
 	retryEvery   = 2 * time.Second
@@ -87,8 +89,8 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 	pl := &puller{n: n, peer: p, f: f, c: c, retry: map[string]failure{},
 		log: n.log.With("peer", p.Name, "folder", f.Config.ID),
 		key: cursorPrefix + pid.String() + "/" + f.Config.ID, rep: n.reps[f]}
-	pl.down = lasting{log: pl.log, now: func() time.Time { return n.now() }}
-	c.comp = newChooser(p.Compression, n.now, pl.log)
+	pl.down = lasting{log: pl.log, clk: n.clk}
+	c.comp = newChooser(p.Compression, n.clk, pl.log)
 	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, self: n.id.ID.Uint64(), log: pl.log, count: n.pf[pfKey{p.Name, f.Config.ID}],
 		fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 			return c.blocks(ctx, f.Config.ID, q, fn)
@@ -103,16 +105,16 @@ func (p *puller) run(ctx context.Context) {
 	// a restart would not resume them: the indexer takes them for a crash's
 	defer p.r.dropPartials(nil, func(string) bool { return false })
 	p.next = p.loadCursor()
-	backoff := p.n.backoffMin
+	backoff := backoffMin
 	for ctx.Err() == nil {
 		if p.f.Health.Failed() {
 			// the folder stopped (whoever set the condition logged it):
 			// nothing is asked or applied until it clears
 			p.setConnected(false, errFolderFailed)
-			p.sleep(ctx, retryEvery)
+			p.sleep(ctx, retryEvery, nil)
 			continue
 		}
-		start := time.Now()
+		start := p.n.clk.Now()
 		err := p.session(ctx)
 		p.setConnected(false, err)
 		if ctx.Err() != nil {
@@ -121,15 +123,15 @@ func (p *puller) run(ctx context.Context) {
 		if errors.Is(err, errFolderFailed) {
 			continue
 		}
-		if time.Since(start) > p.n.backoffMax {
-			backoff = p.n.backoffMin
+		if p.n.clk.Now().Sub(start) > backoffMax {
+			backoff = backoffMin
 		}
 		// A peer down (or whose folder is failed, answering 503 until it
 		// is fixed) is logged when it happens, every remindEvery while it
 		// lasts and when a session works again, not at every retry.
 		p.down.met("peer session ended", "err", err, "retry_in", backoff.Round(time.Millisecond))
 		p.backoff(ctx, backoff/2+rand.N(backoff/2+1))
-		backoff = min(2*backoff, p.n.backoffMax)
+		backoff = min(2*backoff, backoffMax)
 	}
 }
 
@@ -141,22 +143,18 @@ func (p *puller) backoff(ctx context.Context, d time.Duration) {
 	if ps := p.n.peerSt[p.peer.Name]; ps != nil {
 		back = ps.back.Wait()
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	case <-back:
-	}
+	p.sleep(ctx, d, back)
 }
 
-// sleep waits for d or until ctx ends.
-func (p *puller) sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
+// sleep waits for d on the node's clock, or until wake is ready (nil:
+// never) or ctx ends.
+func (p *puller) sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
+	t := p.n.clk.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-t.C:
+	case <-t.C():
+	case <-wake:
 	}
 }
 
@@ -203,7 +201,7 @@ func (p *puller) session(ctx context.Context) error {
 	}()
 	for {
 		// (not while a prepared batch waits: its plan must not be overtaken)
-		due, next := p.due(p.n.now())
+		due, next := p.due(p.n.clk.Now())
 		if ready == nil && len(due) > 0 {
 			if err := p.retryFailed(ctx, due); err != nil {
 				return err
@@ -211,7 +209,7 @@ func (p *puller) session(ctx context.Context) error {
 			// What the retries applied moves the cursor now, not when the
 			// next poll returns (up to pollWait later).
 			p.saveCursor()
-			due, next = p.due(p.n.now())
+			due, next = p.due(p.n.clk.Now())
 		}
 		wait := pollWait
 		if p.down.active() {
@@ -224,7 +222,7 @@ func (p *puller) session(ctx context.Context) error {
 			wait = 0
 		case !next.IsZero():
 			// the poll returns when the next retry is due
-			wait = min(wait, max(next.Sub(p.n.now()), time.Millisecond))
+			wait = min(wait, max(next.Sub(p.n.clk.Now()), time.Millisecond))
 		}
 		if p.fromStart.Swap(false) {
 			p.next = 0
@@ -443,7 +441,7 @@ func (p *puller) saveCursor() {
 
 func (p *puller) seen(b wire.IndexBatch) {
 	p.mu.Lock()
-	p.stat.connected, p.stat.lastSeen, p.stat.peerSeq = true, time.Now(), b.Seq
+	p.stat.connected, p.stat.lastSeen, p.stat.peerSeq = true, p.n.clk.Now(), b.Seq
 	p.mu.Unlock()
 }
 
@@ -454,7 +452,7 @@ func (p *puller) setConnected(ok bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ok || p.stat.connected {
-		p.stat.lastSeen = time.Now()
+		p.stat.lastSeen = p.n.clk.Now()
 	}
 	p.stat.connected = ok
 	if ok {

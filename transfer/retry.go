@@ -117,7 +117,7 @@ func (p *puller) schedule(fl *failure, prev failure, now time.Time) {
 		fl.due = now.Add(retryEvery)
 		return
 	}
-	fl.due = now.Add(retryDelay(fl.tries, p.n.retryMin, p.n.retryMax))
+	fl.due = now.Add(retryDelay(fl.tries, retryMin, retryMax))
 }
 
 // reporters tracks which pullers of a folder report each of its
@@ -157,7 +157,7 @@ func (p *puller) conditions() {
 			g.path, g.err = fl.e.Path, fl.err
 		}
 	}
-	f, rep, now := p.f, p.rep, p.n.now()
+	f, rep, now := p.f, p.rep, p.n.clk.Now()
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
 	if rep.by == nil {
@@ -226,7 +226,7 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 		}
 		delete(p.retry, e.Path) // a newer version supersedes a failed one
 	}
-	now := p.n.now()
+	now := p.n.clk.Now()
 	for _, fl := range fails {
 		old, again := prev[fl.e.Path]
 		p.schedule(&fl, old, now)

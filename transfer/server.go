@@ -129,10 +129,10 @@ func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 		seq = since // a receive-only folder announces nothing of its own
 	}
 	if seq <= since && wait > 0 {
-		t := time.NewTimer(wait)
+		t := n.clk.NewTimer(wait)
 		select {
 		case <-ring:
-		case <-t.C:
+		case <-t.C():
 		case <-r.Context().Done():
 		}
 		t.Stop()

@@ -110,7 +110,7 @@ func (n *Node) Status() []PeerStatus {
 			})
 		}
 		if ps.Connected {
-			last = time.Now()
+			last = n.clk.Now()
 		}
 		if !last.IsZero() {
 			ps.LastSeen = &last

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/transfer/wire"
@@ -17,10 +16,11 @@ import (
 // into it, before they were moved into place, keeps none of the batch's
 // temporary files once the batch ends: they are removed where the
 // directory went, while the service runs. The files then arrive at their
-// paths (the failed entries are retried).
+// paths (the failed entries are retried, as the test moves the clock).
 func TestRenamedDirKeepsNoTemps(t *testing.T) {
 	a := newTestNode(t, "a", config.SendOnly)
 	b := newTestNode(t, "b", config.ReceiveOnly)
+	clk := onFakeClock(a, b)
 	connect(a, b)
 	const files = 20
 	for i := range files {
@@ -31,7 +31,6 @@ func TestRenamedDirKeepsNoTemps(t *testing.T) {
 	var once sync.Once
 	renamed := make(chan struct{})
 	b.tune = func(n *Node) {
-		n.retryMin = 50 * time.Millisecond
 		r := n.pullers[0].r
 		r.afterBuild = func(es []wire.Entry) {
 			for _, e := range es {
@@ -59,7 +58,7 @@ func TestRenamedDirKeepsNoTemps(t *testing.T) {
 		t.Errorf("the batch ended with %d temporary files left: %v", len(temps), temps[:min(len(temps), 3)])
 	}
 	// and the retries bring the files where they belong
-	eventually(t, "d/ on b", func() bool {
+	drive(t, clk, "d/ on b", func() bool {
 		for i := range files {
 			got, err := os.ReadFile(filepath.Join(b.dir, fmt.Sprintf("d/f%02d.txt", i)))
 			if err != nil || string(got) != strings.Repeat(fmt.Sprint(i), 1000) {
