@@ -11,15 +11,16 @@ import (
 
 // A folder with a Failed condition (its marker missing: maybe not the
 // disk it was) applies nothing its peer sends and serves its peer
-// nothing, saying why; once the condition clears, both resume.
+// nothing, saying why; once the condition clears, both resume. The
+// nodes' backoffs and long polls pass as the test moves their clock.
 func TestFailedFolderStops(t *testing.T) {
-	a, b := pair(t)
+	a, b, clk := fakePair(t)
 	a.write(t, "x.txt", "before")
 	a.index(t)
-	converge(t, a, b)
+	convergeOn(t, clk, a, b)
 	// (a's puller may have found b not listening yet: that is a condition
 	// of its own, warned of when it began and over once b answered)
-	eventually(t, "a's puller answered by b", func() bool {
+	drive(t, clk, "a's puller answered by b", func() bool {
 		l := a.log.String()
 		return strings.Contains(l, `level=INFO msg="peer connected"`) && !strings.Contains(l, `level=WARN msg="peer session ended"`) ||
 			strings.Contains(l, `level=INFO msg="peer reconnected"`)
@@ -30,7 +31,7 @@ func TestFailedFolderStops(t *testing.T) {
 	mark := a.log.len()
 	a.write(t, "y.txt", "while b is failed")
 	a.index(t)
-	eventually(t, "b's puller stopped on the failed folder", func() bool {
+	drive(t, clk, "b's puller stopped on the failed folder", func() bool {
 		st := b.node.Status()
 		return len(st) == 1 && strings.Contains(st[0].Error, errFolderFailed.Error())
 	})
@@ -40,7 +41,7 @@ func TestFailedFolderStops(t *testing.T) {
 	refused := func() int {
 		return strings.Count(a.log.since(mark), "503 Service Unavailable: folder www is unavailable on this node: "+reason)
 	}
-	eventually(t, "a told twice that b's folder is unavailable", func() bool { return refused() >= 2 })
+	drive(t, clk, "a told twice that b's folder is unavailable", func() bool { return refused() >= 2 })
 	if warned := strings.Count(a.log.since(mark), `level=WARN msg="peer session ended"`); warned != 1 {
 		t.Errorf("a warned %d times of %d refusals, want once:\n%s", warned, refused(), a.log.since(mark))
 	}
@@ -48,5 +49,5 @@ func TestFailedFolderStops(t *testing.T) {
 	b.f.Health.Clear("marker-missing")
 	b.write(t, "z.txt", "from b")
 	b.index(t)
-	converge(t, a, b)
+	convergeOn(t, clk, a, b)
 }

@@ -126,6 +126,7 @@ func TestHostilePeer(t *testing.T) {
 	victim := newTestNode(t, "victim", config.SendReceive)
 	evil := &rogue{node: newTestNode(t, "evil", config.SendReceive)}
 	connect(victim, evil.node)
+	clk := onFakeClock(victim) // its reconnects and retries come as the test moves it
 
 	// Each case names what only it makes happen: a line in the log written
 	// after it started (the log before holds the earlier cases' lines), or
@@ -179,16 +180,16 @@ func TestHostilePeer(t *testing.T) {
 			}()
 			evil.index.Store(tc.body)
 			if tc.log != "" {
-				eventually(t, "the log line "+tc.log, func() bool { return strings.Contains(victim.log.since(mark), tc.log) })
+				drive(t, clk, "the log line "+tc.log, func() bool { return strings.Contains(victim.log.since(mark), tc.log) })
 			}
 			if tc.check != nil {
-				eventually(t, "the folder's state", tc.check)
+				drive(t, clk, "the folder's state", tc.check)
 			}
 		})
 	}
 	// still up: a good entry is applied
 	evil.index.Store(func() []byte { return indexBody(fileOf("good", "xxxx")) })
-	eventually(t, "a good entry applied", func() bool {
+	drive(t, clk, "a good entry applied", func() bool {
 		b, err := os.ReadFile(filepath.Join(victim.dir, "good"))
 		return err == nil && string(b) == "xxxx"
 	})

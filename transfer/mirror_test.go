@@ -24,6 +24,17 @@ func pair(t *testing.T) (a, b *testNode) {
 	return a, b
 }
 
+// fakePair is pair with the nodes on a fake clock (see onFakeClock).
+func fakePair(t *testing.T) (a, b *testNode, clk *clocktest.Fake) {
+	a = newTestNode(t, "a", config.SendReceive)
+	b = newTestNode(t, "b", config.SendReceive)
+	clk = onFakeClock(a, b)
+	connect(a, b)
+	a.start(t)
+	b.start(t)
+	return a, b, clk
+}
+
 // converge waits until a and b hold the same tree, indexing both as it
 // goes.
 func converge(t *testing.T, a, b *testNode) {

@@ -37,10 +37,11 @@ func cursorPast(n *testNode, seq uint64) bool {
 func TestOutvotedVersionTakenWhenOursChanges(t *testing.T) {
 	a := newTestNode(t, "a", config.SendReceive)
 	b := newTestNode(t, "b", config.SendReceive)
+	clk := onFakeClock(a, b)
 	a.write(t, "f.txt", "base")
 	toA, _ := proxied(t, a, b)
 	a.index(t)
-	converge(t, a, b)
+	convergeOn(t, clk, a, b)
 
 	toA.Blackhole() // b hears nothing of a from here on; a still pulls from b
 	a.write(t, "f.txt", "a's edit, the later one")
@@ -49,7 +50,7 @@ func TestOutvotedVersionTakenWhenOursChanges(t *testing.T) {
 	t1 := time.Now().Add(-time.Minute)
 	os.Chtimes(filepath.Join(b.dir, "f.txt"), t1, t1)
 	b.index(t)
-	eventually(t, "a asked for b's edit", func() bool { return cursorPast(a, b.f.State.Seq()) })
+	drive(t, clk, "a asked for b's edit", func() bool { return cursorPast(a, b.f.State.Seq()) })
 	if got, _ := os.ReadFile(filepath.Join(a.dir, "f.txt")); string(got) != "a's edit, the later one" {
 		t.Fatalf("a took b's edit (%q): the test needs a's edit to win", got)
 	}
@@ -65,11 +66,11 @@ func TestOutvotedVersionTakenWhenOursChanges(t *testing.T) {
 	a.index(t)
 	toA.Heal()
 
-	converge(t, a, b)
+	convergeOn(t, clk, a, b)
 	if got, err := os.ReadFile(filepath.Join(a.dir, "f.txt")); string(got) != "b's edit" {
 		t.Errorf("a has %q, %v; want b's edit, which beats a's delete", got, err)
 	}
-	eventually(t, "a and b settled", func() bool { return settled(a, b) })
+	drive(t, clk, "a and b settled", func() bool { return settled(a, b) })
 	if strings.Contains(a.log.String()+b.log.String(), "level=ERROR") {
 		t.Errorf("errors logged:\n%s\n%s", a.log, b.log)
 	}

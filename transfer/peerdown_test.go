@@ -72,7 +72,8 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) time.D
 // connected within a few seconds on the other node, whether that node
 // pulls from it (a send-receive mesh: pullers both ways) or only serves
 // it (a primary that pulls nothing from its replica); and as connected
-// again once it is back.
+// again once it is back. The nodes' clock stands still until the heal:
+// what shows the peer down waits for no timer of theirs.
 func TestPeerDownShownAtOnce(t *testing.T) {
 	const deadline = 3 * time.Second
 	for _, tc := range []struct {
@@ -84,34 +85,38 @@ func TestPeerDownShownAtOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := newTestNode(t, "a", tc.ma), newTestNode(t, "b", tc.mb)
+			clk := onFakeClock(a, b)
 			toA, toB := proxied(t, a, b)
 			a.write(t, "x.txt", "x")
 			a.index(t)
-			converge(t, a, b)
-			eventually(t, "both connected", func() bool { return connected(t, a) && connected(t, b) })
+			convergeOn(t, clk, a, b)
+			drive(t, clk, "both connected", func() bool { return connected(t, a) && connected(t, b) })
 
 			toA.Cut() // b killed, seen from a; or a killed, seen from b
 			toB.Cut()
 			tb := within(t, deadline, "b shows a down", func() bool { return !connected(t, b) })
 			ta := within(t, deadline, "a shows b down", func() bool { return !connected(t, a) })
 			t.Logf("shown down after %v (b's view of a), %v (a's view of b)", tb.Round(time.Millisecond), ta.Round(time.Millisecond))
-			if ls := b.node.PeerMetrics()[0].LastSeen; ls.IsZero() || time.Since(ls) > deadline+time.Second {
-				t.Errorf("b's LastSeen of a is %v, want the moment it went", ls)
+			if ls := b.node.PeerMetrics()[0].LastSeen; !ls.Equal(clk.Now()) {
+				t.Errorf("b's LastSeen of a is %v, want the moment it went, %v", ls, clk.Now())
 			}
 
 			toA.Heal()
 			toB.Heal()
-			eventually(t, "both connected again", func() bool { return connected(t, a) && connected(t, b) })
+			drive(t, clk, "both connected again", func() bool { return connected(t, a) && connected(t, b) })
 		})
 	}
 }
 
 // A peer that stops answering without closing anything (a cable pulled
 // out) shows as down within PeerDownAfter: HTTP/2 PINGs go unanswered.
+// They run on the system's clock (net/http's timers): this test takes
+// PeerDownAfter of real time. The nodes' clock stands still meanwhile.
 func TestPeerSilentShownWithinPeerDownAfter(t *testing.T) {
 	a, b := newTestNode(t, "a", config.SendOnly), newTestNode(t, "b", config.ReceiveOnly)
+	clk := onFakeClock(a, b)
 	toA, toB := proxied(t, a, b)
-	eventually(t, "both connected", func() bool { return connected(t, a) && connected(t, b) })
+	drive(t, clk, "both connected", func() bool { return connected(t, a) && connected(t, b) })
 	toA.Blackhole()
 	toB.Blackhole()
 	slack := 3 * time.Second
@@ -120,7 +125,7 @@ func TestPeerSilentShownWithinPeerDownAfter(t *testing.T) {
 	t.Logf("silent peer shown down after %v (b's view), %v (a's view); PeerDownAfter %v", tb.Round(time.Millisecond), (tb + ta).Round(time.Millisecond), PeerDownAfter)
 	toA.Heal()
 	toB.Heal()
-	eventually(t, "both connected again", func() bool { return connected(t, a) && connected(t, b) })
+	drive(t, clk, "both connected again", func() bool { return connected(t, a) && connected(t, b) })
 }
 
 // A peer that stays down is warned of once, however many reconnects
@@ -128,21 +133,25 @@ func TestPeerSilentShownWithinPeerDownAfter(t *testing.T) {
 // its return is logged with how long it was gone.
 func TestPeerDownLoggedOnce(t *testing.T) {
 	a, b := newTestNode(t, "a", config.SendOnly), newTestNode(t, "b", config.ReceiveOnly)
+	clk := onFakeClock(a, b)
 	toA, _ := proxied(t, a, b)
-	eventually(t, "b connected", func() bool { return connected(t, b) })
+	drive(t, clk, "b connected", func() bool { return connected(t, b) })
 	mark := b.log.len()
 	toA.Cut()
 	ended := func() int { return strings.Count(b.log.since(mark), `msg="peer session ended"`) }
-	eventually(t, "three sessions ended", func() bool { return ended() >= 3 })
+	drive(t, clk, "three sessions ended", func() bool { return ended() >= 3 })
 	if warned := strings.Count(b.log.since(mark), `level=WARN msg="peer session ended"`); warned != 1 {
 		t.Errorf("b warned %d times of %d failed sessions, want once:\n%s", warned, ended(), b.log.since(mark))
 	}
 	toA.Heal()
 	// at the first answer, not after a long poll of an idle folder
 	// (pollWait): the next try comes within the backoff reached so far
-	within(t, pollWait/2, "reconnected logged", func() bool {
+	back := drive(t, clk, "reconnected logged", func() bool {
 		return strings.Contains(b.log.since(mark), `level=INFO msg="peer reconnected"`)
 	})
+	if back > backoffMax {
+		t.Errorf("reconnected %v after the heal by the nodes' clock, want within the backoff (at most %v)", back, backoffMax)
+	}
 	log := b.log.since(mark)
 	line := log[strings.Index(log, `msg="peer reconnected"`):]
 	if line = line[:strings.IndexByte(line, '\n')]; !strings.Contains(line, " after=") {

@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/syncd/syncd/config"
 )
@@ -16,13 +15,14 @@ import (
 func TestStatusSettlesAfterRetries(t *testing.T) {
 	a := newTestNode(t, "a", config.SendOnly)
 	b := newTestNode(t, "b", config.ReceiveOnly)
+	clk := onFakeClock(a, b)
 	connect(a, b)
 	a.write(t, "d/x.txt", "primary")
 	a.write(t, "keep.txt", "primary")
 	a.index(t)
 	a.start(t)
 	b.start(t)
-	converge(t, a, b)
+	convergeOn(t, clk, a, b)
 
 	b.write(t, "d/replica-only.txt", "made on the replica")
 	b.index(t)
@@ -30,20 +30,19 @@ func TestStatusSettlesAfterRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.index(t)
-	start := time.Now()
+	// the first try, at once: d is kept for its file
+	eventually(t, "d/x.txt removed on b", func() bool {
+		return !exists(filepath.Join(b.dir, "d", "x.txt")) && b.node.Status()[0].LagFiles > 0
+	})
 	// dirTries retries every retryEvery settle it well before a poll
-	// could return (pollWait); the deadline sits between the two.
-	deadline := start.Add(pollWait - 3*time.Second)
-	var ps PeerStatus
-	for {
-		ps = b.node.Status()[0]
-		if ps.LagFiles == 0 && ps.Behind == 0 && !exists(filepath.Join(b.dir, "d", "x.txt")) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: lag %d files, behind %d; log b:\n%s", time.Since(start).Round(time.Millisecond), ps.LagFiles, ps.Behind, b.log)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// could return (pollWait)
+	took := drive(t, clk, "b settled", func() bool {
+		ps := b.node.Status()[0]
+		return ps.LagFiles == 0 && ps.Behind == 0
+	})
+	if took >= pollWait {
+		t.Errorf("settled %v after the first try by the nodes' clock, want %v (dirTries × retryEvery), before a poll returns (%v)",
+			took, dirTries*retryEvery, pollWait)
 	}
 	if !exists(filepath.Join(b.dir, "d", "replica-only.txt")) {
 		t.Error("the replica's own file was removed with the primary's directory")
