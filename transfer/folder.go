@@ -93,6 +93,15 @@ func (f *Folder) close() {
 // transfer service goes through it, so that none follows a symlink out of
 // the folder, and so that a folder whose disk was unmounted under it is
 // never written through its old path: Reopen swaps it.
+// clock is the folder's clock (its node's; clock.System for a folder not
+// opened by a node).
+func (f *Folder) clock() clock.Clock {
+	if f.own.clk != nil {
+		return f.own.clk
+	}
+	return clock.System
+}
+
 func (f *Folder) root() *os.Root {
 	if r := f.rootp.Load(); r != nil {
 		return r

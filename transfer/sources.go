@@ -85,12 +85,12 @@ func (s *sources) lookup(id chunkstore.ID) (place, bool) {
 // rebuild reads the index anew if it changed and the map is old; s.mu is
 // held.
 func (s *sources) rebuild() {
-	seq := s.f.State.Seq()
-	if s.m != nil && (seq == s.seq || time.Since(s.built) < rebuildAfter) {
+	seq, now := s.f.State.Seq(), s.f.clock().Now()
+	if s.m != nil && (seq == s.seq || now.Sub(s.built) < rebuildAfter) {
 		return
 	}
 	s.m = map[chunkstore.ID]place{}
-	s.seq, s.built = seq, time.Now()
+	s.seq, s.built = seq, now
 	s.f.State.Walk("", func(rel string, e state.Entry) error {
 		if e.Type != "file" || e.Deleted {
 			return nil
