@@ -32,7 +32,7 @@ var allowed = map[string][]string{
 	"watcher":                {"internal/health", "internal/clock", "internal/ownname"},
 	"daemon": {"archiver", "chunkstore", "chunkstore/backend", "config", "copier", "crypto", "indexer", "retention", "state",
 		"transfer", "transfer/tlsid", "transfer/wire", "watcher", "internal/binread", "internal/health", "internal/version", "alert", "internal/clock", "internal/span", "internal/ownname", "internal/atdir"},
-	"transfer":            {"chunkstore", "chunkstore/backend", "config", "crypto", "state", "transfer/tlsid", "transfer/wire", "internal/binread", "internal/health", "internal/span", "internal/ownname", "internal/atdir"},
+	"transfer":            {"chunkstore", "chunkstore/backend", "config", "crypto", "state", "transfer/tlsid", "transfer/wire", "internal/binread", "internal/health", "internal/span", "internal/ownname", "internal/atdir", "internal/clock"},
 	"transfer/wire":       {"chunkstore", "chunkstore/backend", "crypto", "state", "internal/binread", "internal/ownname"},
 	"internal/binread":    {},
 	"internal/health":     {},
