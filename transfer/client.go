@@ -143,8 +143,9 @@ type blockReader interface {
 func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 	params := url.Values{"folder": {folder}}
 	framed, zstd := c.comp != nil && c.frames.Load(), false
+	var turns uint64 // auto's turns to compressed blocks when this was asked
 	if framed {
-		zstd = c.comp.pick()
+		zstd, turns = c.comp.pick(), c.comp.turns()
 		params.Set("compress", map[bool]string{false: "raw", true: "zstd"}[zstd])
 	}
 	// the response's rate is measured in real time: the node's clock
@@ -163,7 +164,7 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 	body := &countReader{r: resp.Body}
 	var abandoned atomic.Bool
 	if framed && !zstd {
-		stop := c.watch(body, func() { abandoned.Store(true); cancel() })
+		stop := c.watch(body, turns, func() { abandoned.Store(true); cancel() })
 		defer stop()
 	}
 	var br blockReader
@@ -198,8 +199,8 @@ var errAbandoned = errors.New("blocks: the response slowed down and was abandone
 // down (see chooser.tooSlow) while the receiver waits for its bytes: a
 // receiver busy writing what came (a full page cache, a syncfs) reads
 // slowly too, but that is no reason to ask again; it stops watching when
-// stop is called.
-func (c *client) watch(body *countReader, abandon func()) (stop func()) {
+// stop is called. turns is the chooser's when the response was asked for.
+func (c *client) watch(body *countReader, turns uint64, abandon func()) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		// real time, not the node's clock: it samples the rate at which
@@ -216,7 +217,7 @@ func (c *client) watch(body *countReader, abandon func()) (stop func()) {
 				return
 			case <-t.C:
 			}
-			if c.comp.rawLost() {
+			if c.comp.rawLost(turns) {
 				abandon() // compressed blocks came faster since it was asked for
 				return
 			}

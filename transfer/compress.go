@@ -60,7 +60,8 @@ type chooser struct {
 	since     int        // measured responses since the last probe
 	wait      int        // responses between probes
 	lastProbe time.Time
-	probing   bool // a probe is out
+	probing   bool   // a probe is out
+	switches  uint64 // how many times auto turned to compressed blocks
 }
 
 func newChooser(setting config.Compression, clk clock.Clock, log *slog.Logger) *chooser {
@@ -125,6 +126,9 @@ func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
 	}
 	if c.rate[cur] > 0 && c.rate[k] > probeWin*c.rate[cur] {
 		c.zstd, c.wait = zstd, probeFirst // the other kind is faster now
+		if zstd {
+			c.switches++
+		}
 		if c.log != nil {
 			kind := map[bool]string{false: "raw", true: "compressed"}
 			c.log.Info("compression auto: asking for "+kind[zstd]+" blocks, which came faster",
@@ -161,13 +165,23 @@ func (c *chooser) probeDue() bool {
 	return !c.probing && (c.since >= c.wait || c.clk.Now().Sub(c.lastProbe) >= probeEvery)
 }
 
-// rawLost reports whether raw blocks are no longer what auto asks for: a
-// raw response still out is then abandoned (see client.watch), as the
-// compressed ones come faster.
-func (c *chooser) rawLost() bool {
+// turns returns how many times auto has turned to compressed blocks; a
+// raw response notes it when asked for, for rawLost.
+func (c *chooser) turns() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.setting == config.CompressAuto && c.zstd
+	return c.switches
+}
+
+// rawLost reports whether auto has turned to compressed blocks since a raw
+// response was asked for (when turns was asked): that response is then
+// abandoned (see client.watch), as compressed ones come faster. A raw
+// probe asked for while auto asks for compressed blocks is not lost by
+// that; tooSlow judges it.
+func (c *chooser) rawLost(asked uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.setting == config.CompressAuto && c.zstd && c.switches != asked
 }
 
 // kind is the index into rate of the kind asked for; c.mu is held.
@@ -204,16 +218,15 @@ func (c *chooser) tooSlow(recent, peak float64) bool {
 	if ref == 0 || recent*slowFactor >= ref {
 		return false
 	}
+	// On a link this slow compression costs little next to the time it
+	// saves; probes bring raw back if it is faster after all (blocks that
+	// do not compress).
 	c.rate[0] = recent
-	if !c.zstd {
-		// On a link this slow compression costs little next to the
-		// time it saves; probes bring raw back if it is faster after all
-		// (blocks that do not compress).
-		c.zstd, c.wait, c.since, c.rate[1] = true, probeFirst, 0, 0
-		if c.log != nil {
-			c.log.Info("compression auto: asking for compressed blocks, as raw ones slowed down",
-				"raw_bytes_per_s", int64(recent), "before_bytes_per_s", int64(ref))
-		}
+	c.zstd, c.wait, c.since, c.rate[1] = true, probeFirst, 0, 0
+	c.switches++
+	if c.log != nil {
+		c.log.Info("compression auto: asking for compressed blocks, as raw ones slowed down",
+			"raw_bytes_per_s", int64(recent), "before_bytes_per_s", int64(ref))
 	}
 	return true
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/internal/clock/clocktest"
 	"github.com/syncd/syncd/internal/faultproxy"
 	"github.com/syncd/syncd/transfer/wire"
@@ -186,7 +187,7 @@ func TestChooserSlowDown(t *testing.T) {
 	clk := clocktest.New(time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC))
 	for _, s := range []config.Compression{config.CompressNever, config.CompressAlways} {
 		c := newChooser(s, clk, nil)
-		if c.tooSlow(1, 1e9) || c.rawLost() || c.requestSize() != requestBytes {
+		if c.tooSlow(1, 1e9) || c.rawLost(0) || c.requestSize() != requestBytes {
 			t.Errorf("%s: judged a response or sized a request", s)
 		}
 	}
@@ -211,10 +212,10 @@ func TestChooserSlowDown(t *testing.T) {
 	if got := c.requestSize(); got != requestBytes {
 		t.Errorf("fast link: requests of %d bytes, want %d", got, requestBytes)
 	}
-	if c.tooSlow(300e6, 0) || c.rawLost() {
+	if c.tooSlow(300e6, 0) || c.rawLost(0) {
 		t.Error("a response at 3/8 of the rate measured is judged too slow")
 	}
-	if !c.tooSlow(49152, 0) || !c.rawLost() {
+	if !c.tooSlow(49152, 0) || !c.rawLost(0) {
 		t.Fatal("a response at 1/17000 of the rate measured is not too slow, or raw not given up")
 	}
 	if !strings.Contains(logged.String(), `msg="compression auto: asking for compressed blocks, as raw ones slowed down" raw_bytes_per_s=49152`) {
@@ -240,5 +241,22 @@ func TestChooserSlowDown(t *testing.T) {
 	}
 	if !c.tooSlow(30e3, 0) || c.probing || c.wait != 2*wait || !c.zstd {
 		t.Errorf("a raw probe slower than compressed blocks: lost %v, probing %v, wait %d (was %d)", true, c.probing, c.wait, wait)
+	}
+}
+
+// A raw probe asked for while auto asks for compressed blocks is not
+// abandoned for that: only raw responses asked for before the turn are.
+func TestRawProbeNotLostByTheTurn(t *testing.T) {
+	c := newChooser(config.CompressAuto, clock.System, nil)
+	c.observe(false, 16<<20, 20*time.Millisecond)
+	before := c.turns()
+	if !c.tooSlow(1000, 0) {
+		t.Fatal("no turn to compressed blocks")
+	}
+	if !c.rawLost(before) {
+		t.Error("a raw response asked for before the turn is not lost")
+	}
+	if c.rawLost(c.turns()) {
+		t.Error("a raw probe asked for after the turn is lost at once")
 	}
 }
