@@ -57,7 +57,7 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 		}
 		return true
 	}
-	cut := &cutter{q: q, owners: owners, size: r.requestSize}
+	cut := newCutter(q, owners, r.requestSize)
 	g, ctx := errgroup.WithContext(ctx)
 	for range fetchers {
 		g.Go(func() error {
@@ -166,64 +166,49 @@ func (p *part) blocks() int {
 // the size the link calls for at that time; parts given back (again) go
 // out first.
 type cutter struct {
-	mu     sync.Mutex
-	q      *wire.BlockRequest
-	owners []*action
-	size   func() int64
-	i, j   int // the next block: file i, block j
-	redo   []*part
+	mu   sync.Mutex
+	size func() int64
+	todo []*part // what is left to ask for, the next first
 }
 
+func newCutter(q *wire.BlockRequest, owners []*action, size func() int64) *cutter {
+	return &cutter{size: size, todo: []*part{{q: *q, owners: owners}}}
+}
+
+// again gives p back (the rest of an abandoned response): it is cut again
+// to the size of then, the link having slowed down.
 func (c *cutter) again(p *part) {
 	if p == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.redo = append(c.redo, p)
+	c.todo = append([]*part{p}, c.todo...)
 }
 
 // next returns the next part, or nil when all were given out.
 func (c *cutter) next() *part {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.redo) > 0 {
-		// a part given back is cut again to the size of now: it was
-		// abandoned because the link slowed down
-		p, rest := c.redo[0].cut(c.size())
-		c.redo = c.redo[1:]
-		if rest != nil {
-			c.redo = append([]*part{rest}, c.redo...)
-		}
-		return p
-	}
-	if c.i >= len(c.q.Files) {
+	if len(c.todo) == 0 {
 		return nil
 	}
-	p, i, j := cutFrom(c.q, c.owners, c.i, c.j, c.size())
-	c.i, c.j = i, j
-	return p
-}
-
-// cut splits p after about limit payload bytes; rest is nil when all of p
-// fits.
-func (p *part) cut(limit int64) (first, rest *part) {
-	first, i, j := cutFrom(&p.q, p.owners, 0, 0, limit)
-	if i >= len(p.q.Files) {
-		return first, nil
+	first, rest := c.todo[0].cut(c.size())
+	c.todo = c.todo[1:]
+	if rest != nil {
+		c.todo = append([]*part{rest}, c.todo...)
 	}
-	return first, p.rest([2]int{i, j})
+	return first
 }
 
-// cutFrom makes a part of q's blocks from block j of file i on, of about
-// limit payload bytes (at least one block, at most wire.MaxBlocks), and
-// returns it with the position of the block after it.
-func cutFrom(q *wire.BlockRequest, owners []*action, i, j int, limit int64) (*part, int, int) {
-	p := &part{}
+// cut splits p after about limit payload bytes (at least one block, at
+// most wire.MaxBlocks); rest is nil when all of p fits.
+func (p *part) cut(limit int64) (first, rest *part) {
+	first = &part{}
 	var bytes int64
-	blocks := 0
-	for i < len(q.Files) && bytes < limit && blocks < wire.MaxBlocks {
-		fb := q.Files[i]
+	blocks, i, j := 0, 0, 0
+	for i < len(p.q.Files) && bytes < limit && blocks < wire.MaxBlocks {
+		fb := p.q.Files[i]
 		end := j
 		for end < len(fb.Blocks) && bytes < limit && blocks < wire.MaxBlocks {
 			bytes += int64(fb.Blocks[end].Length)
@@ -231,13 +216,13 @@ func cutFrom(q *wire.BlockRequest, owners []*action, i, j int, limit int64) (*pa
 			end++
 		}
 		if end > j {
-			p.q.Files = append(p.q.Files, wire.FileBlocks{Path: fb.Path, Blocks: fb.Blocks[j:end]})
-			p.owners = append(p.owners, owners[i])
+			first.q.Files = append(first.q.Files, wire.FileBlocks{Path: fb.Path, Blocks: fb.Blocks[j:end]})
+			first.owners = append(first.owners, p.owners[i])
 		}
 		j = end
 		if j >= len(fb.Blocks) {
 			i, j = i+1, 0
 		}
 	}
-	return p, i, j
+	return first, p.rest([2]int{i, j})
 }

@@ -20,7 +20,7 @@ func TestCutter(t *testing.T) {
 		q.Files = append(q.Files, fb)
 	}
 	size := int64(250)
-	c := &cutter{q: q, owners: owners, size: func() int64 { return size }}
+	c := newCutter(q, owners, func() int64 { return size })
 	shape := func(p *part) (s string) {
 		for i, fb := range p.q.Files {
 			if p.owners[i] == nil {
