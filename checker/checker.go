@@ -89,22 +89,14 @@ func Check(ctx context.Context, repo *chunkstore.Repository, opts Options) (*Rep
 	}
 	rep := &Report{affected: map[string]map[string]bool{}, badObjects: map[string]string{},
 		badBlobs: map[string]map[chunkstore.ID]bool{}}
-	// The snapshots first, then the index: every writer saves the index
-	// objects of a snapshot's packs before the snapshot object
-	// (docs/FORMAT.md), so the index read now lists the blobs of every
-	// snapshot listed, even of one saved while the check began. Read
-	// before the listing, it lacked those of a snapshot saved in between,
-	// whose trees were then reported as in no index.
-	snaps, badSnaps, err := repo.Snapshots(ctx)
+	// The snapshots first, then the index (see SnapshotsAndIndex): a
+	// snapshot saved while the check began is not reported as in no index.
+	snaps, badSnaps, badIdx, err := repo.SnapshotsAndIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range badSnaps {
 		rep.badObjects[e.Name] = strings.TrimPrefix(e.Err.Error(), e.Name+": ")
-	}
-	badIdx, err := repo.ReloadIndex(ctx)
-	if err != nil {
-		return nil, err
 	}
 	for _, e := range badIdx {
 		rep.badObjects[e.Name] = strings.TrimPrefix(e.Err.Error(), e.Name+": ")

@@ -83,6 +83,27 @@ type SnapshotError struct {
 func (e *SnapshotError) Error() string { return e.Err.Error() }
 func (e *SnapshotError) Unwrap() error { return e.Err }
 
+// SnapshotsAndIndex lists the snapshots (Snapshots), then brings the
+// in-memory index up to date (ReloadIndex), and returns the index objects
+// that could not be read too. Every writer saves the index objects of a
+// snapshot's packs before the snapshot object (docs/FORMAT.md), so the
+// index then lists the blobs of every snapshot listed, even of one saved
+// while the reader began; loaded only before the listing, it would lack
+// them, and reading that snapshot would fail with "tree …: not in the
+// index". A reader that reads the trees of the snapshots it lists lists
+// them here.
+func (r *Repository) SnapshotsAndIndex(ctx context.Context) ([]*Snapshot, []*SnapshotError, []*IndexError, error) {
+	snaps, bad, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	badIdx, err := r.ReloadIndex(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return snaps, bad, badIdx, nil
+}
+
 // Snapshots reads every snapshot, oldest first. Unreadable ones are
 // returned apart, so one bad object does not hide the others.
 func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, []*SnapshotError, error) {

@@ -192,7 +192,7 @@ func runDrill(cmd *cobra.Command, f *drillFlags) error {
 	var repo *chunkstore.Repository
 	var sess *chunkstore.Session
 	var err error
-	// The index is loaded once the snapshots are listed (listSnapshots).
+	// The index is loaded once the snapshots are listed (SnapshotsAndIndex).
 	if f.noRecord {
 		repo, err = f.repo.OpenNoIndex(ctx)
 	} else {
@@ -211,7 +211,7 @@ func runDrill(cmd *cobra.Command, f *drillFlags) error {
 	if err != nil {
 		return err
 	}
-	snaps, bad, badIdx, err := listSnapshots(ctx, repo)
+	snaps, bad, badIdx, err := repo.SnapshotsAndIndex(ctx)
 	if err != nil {
 		return fmt.Errorf("repository %s: %w", f.repo.Repo, err)
 	}

@@ -117,32 +117,11 @@ JSON array of the snapshots, in the same order.`,
 	return cmd
 }
 
-// listSnapshots lists the snapshots (Repository.Snapshots), then brings
-// the in-memory index up to date (Repository.ReloadIndex), and returns the
-// index objects that could not be read too. Every writer saves the index
-// objects of a snapshot's packs before the snapshot object
-// (docs/FORMAT.md), so the index then lists the blobs of every snapshot
-// listed, even of one saved since the repository was opened. Loaded only
-// before the listing, it lacked those of a snapshot saved in between,
-// which failed to read with "tree …: not in the index". Every command
-// that reads the trees of the snapshots it lists lists them here.
-func listSnapshots(ctx context.Context, repo *chunkstore.Repository) ([]*chunkstore.Snapshot, []*chunkstore.SnapshotError, []*chunkstore.IndexError, error) {
-	snaps, bad, err := repo.Snapshots(ctx)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	badIdx, err := repo.ReloadIndex(ctx)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return snaps, bad, badIdx, nil
-}
-
-// openedSnapshots is listSnapshots for a repository opened with its index
+// openedSnapshots is Repository.SnapshotsAndIndex for a repository opened with its index
 // (cli.RepoFlags.Open), whose caller had the unreadable index objects
 // then: the ones it finds again are not returned a second time.
 func openedSnapshots(ctx context.Context, repo *chunkstore.Repository) ([]*chunkstore.Snapshot, []*chunkstore.SnapshotError, error) {
-	snaps, bad, _, err := listSnapshots(ctx, repo)
+	snaps, bad, _, err := repo.SnapshotsAndIndex(ctx)
 	return snaps, bad, err
 }
 

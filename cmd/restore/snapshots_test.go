@@ -73,7 +73,7 @@ func (w *writer) reader(t *testing.T, index bool) (r *chunkstore.Repository, sav
 // A snapshot saved while a command opens the repository (the daemon
 // snapshots while restore, ls, dump, diff, find or stats starts) reads
 // with its index: cli.Open loads the index before the command lists the
-// snapshots, and the listing (listSnapshots) reloads it after. Without
+// snapshots, and the listing (Repository.SnapshotsAndIndex) reloads it after. Without
 // the reload the index lacked the snapshot's index objects, and reading
 // its root tree failed with "tree …: not in the index".
 func TestSnapshotSavedWhileCommandBegins(t *testing.T) {
@@ -114,7 +114,7 @@ func TestSnapshotSavedWhileCommandBegins(t *testing.T) {
 
 // A snapshot saved while a drill begins is drilled intact: the drill
 // opens the repository without its index and loads it once the snapshots
-// are listed (listSnapshots). Loaded before, as it was, the index lacked
+// are listed (Repository.SnapshotsAndIndex). Loaded before, as it was, the index lacked
 // the snapshot's index objects and the drill failed with "tree …: not in
 // the index".
 func TestDrillSnapshotSavedWhileDrillBegins(t *testing.T) {
@@ -122,9 +122,9 @@ func TestDrillSnapshotSavedWhileDrillBegins(t *testing.T) {
 	w := newWriter(t)
 	w.snapshot(t)
 	r, saved, _ := w.reader(t, false)
-	snaps, bad, badIdx, err := listSnapshots(ctx, r)
+	snaps, bad, badIdx, err := r.SnapshotsAndIndex(ctx)
 	if err != nil || len(bad) > 0 || len(badIdx) > 0 {
-		t.Fatalf("listSnapshots: %v, unreadable %v, %v", err, bad, badIdx)
+		t.Fatalf("SnapshotsAndIndex: %v, unreadable %v, %v", err, bad, badIdx)
 	}
 	picked := drill.Select(snaps, nil, nil)
 	if *saved == nil || len(picked) != 1 || picked[0].ID() != (*saved).ID() {
