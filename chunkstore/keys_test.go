@@ -171,21 +171,7 @@ func TestPacksRecordTheirRecipients(t *testing.T) {
 	}
 	save := func() {
 		t.Helper()
-		sess, err := r.BeginWrite(ctx, WriteOptions{NoIndex: true, NoLock: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sess.Close()
-		sv := r.NewSaver(ctx, SaverOptions{})
-		for _, typ := range []BlobType{DataBlob, TreeBlob} {
-			b := randomBytes(t, 2000)
-			if _, err := sv.Save(typ, r.BlobID(r.NewHasher(), b), b); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := sv.Finish(); err != nil {
-			t.Fatal(err)
-		}
+		saveDataAndTree(t, r)
 	}
 	want := func(what string, data, tree []string) {
 		t.Helper()
@@ -282,24 +268,10 @@ func TestRotateRecordsTreeRecipients(t *testing.T) {
 	tr := initLocal(t, InitOptions{})
 	r := tr.open(t, false)
 	r.writers.Add(-1)
-	sess, err := r.BeginWrite(ctx, WriteOptions{NoIndex: true, NoLock: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv := r.NewSaver(ctx, SaverOptions{})
-	for _, typ := range []BlobType{DataBlob, TreeBlob} {
-		b := randomBytes(t, 2000)
-		if _, err := sv.Save(typ, r.BlobID(r.NewHasher(), b), b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := sv.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	sess.Close()
+	saveDataAndTree(t, r)
 	dataFP := r.SealedTo(DataBlob)
 	newKey := crypto.NewIndexKey(newX25519(t))
-	sess, err = r.BeginExclusive(ctx, WriteOptions{})
+	sess, err := r.BeginExclusive(ctx, WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,5 +325,27 @@ func TestIndexSealedTo(t *testing.T) {
 	x.Add(p)
 	if got := x.SealedTo(p.ID); got != nil {
 		t.Errorf("a third record after a disagreement: %v, want nil", got)
+	}
+}
+
+// saveDataAndTree writes one pack of each type, of a random blob, in a
+// write session of its own.
+func saveDataAndTree(t *testing.T, r *Repository) {
+	t.Helper()
+	ctx := context.Background()
+	sess, err := r.BeginWrite(ctx, WriteOptions{NoIndex: true, NoLock: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	sv := r.NewSaver(ctx, SaverOptions{})
+	for _, typ := range []BlobType{DataBlob, TreeBlob} {
+		b := randomBytes(t, 2000)
+		if _, err := sv.Save(typ, r.BlobID(r.NewHasher(), b), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sv.Finish(); err != nil {
+		t.Fatal(err)
 	}
 }
