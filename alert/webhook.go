@@ -213,19 +213,21 @@ func (h *webhook) deliver(ctx context.Context, body []byte) bool {
 		}
 		switch {
 		case err == nil && status >= 200 && status <= 299:
-			h.count(func(s *Stats) { s.Sent++ })
+			// Logs first, counts after: a caller that sees the count
+			// also sees the line.
 			h.recovered()
+			h.count(func(s *Stats) { s.Sent++ })
 			return true
 		case err == nil && !retryable(status):
-			h.count(func(s *Stats) { s.Rejected++ })
 			var m Message
 			_ = json.Unmarshal(body, &m) // our own encoding: cannot fail
 			h.log.Error("alert webhook refused a message; not retried: check its URL and token",
 				"status", status, "alert", m.Alert, "key", m.Key, "alert_status", m.Status)
+			h.count(func(s *Stats) { s.Rejected++ })
 			return true
 		}
-		h.count(func(s *Stats) { s.Failed++ })
 		h.failed(err, status, backoff)
+		h.count(func(s *Stats) { s.Failed++ })
 		t := h.clock.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
