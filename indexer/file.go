@@ -32,6 +32,14 @@ func (ix *Indexer) file(ctx context.Context, rel string, e state.Entry) error {
 		ix.ok(rel)
 		return ix.put(rel, e)
 	}
+	if !have || old.Deleted {
+		if prev, ok := ix.movedFrom(rel, e); ok {
+			e.Content, e.Lengths = prev.Content, prev.Lengths
+			ix.filesMoved.Add(1)
+			ix.ok(rel)
+			return ix.put(rel, e)
+		}
+	}
 	f, err := os.OpenFile(ix.abs(rel), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {

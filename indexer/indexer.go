@@ -63,7 +63,9 @@ type Indexer struct {
 	sp  *chunkstore.Splitter
 	log *slog.Logger
 
-	filesRead, bytesRead, bytesMatched atomic.Int64
+	filesRead, bytesRead, bytesMatched, filesMoved atomic.Int64
+
+	mv moves // what this Apply learned of renamed directories (moved.go)
 
 	batch []op // writes not yet committed
 
@@ -105,11 +107,13 @@ type Stats struct {
 	FilesRead    int64 // files read and chunked
 	BytesRead    int64
 	BytesMatched int64 // of which matched against the previous chunks by hash
+	FilesMoved   int64 // files found unchanged under a renamed directory: not read
 }
 
 // Stats returns the counters. It is safe for concurrent use.
 func (ix *Indexer) Stats() Stats {
-	return Stats{FilesRead: ix.filesRead.Load(), BytesRead: ix.bytesRead.Load(), BytesMatched: ix.bytesMatched.Load()}
+	return Stats{FilesRead: ix.filesRead.Load(), BytesRead: ix.bytesRead.Load(), BytesMatched: ix.bytesMatched.Load(),
+		FilesMoved: ix.filesMoved.Load()}
 }
 
 // Failed lists the paths that could not be indexed, sorted.
@@ -142,6 +146,7 @@ func (ix *Indexer) ok(rel string) {
 // *[HeldError] when it held deletes back.
 func (ix *Indexer) Apply(ctx context.Context, paths []string, rescan bool) error {
 	ix.deferred, ix.goneSet, ix.after = nil, nil, nil
+	ix.mv = moves{}
 	if ix.f.Check != nil {
 		if err := ix.f.Check(); err != nil {
 			return err
