@@ -186,6 +186,10 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 		} else {
 			c.comp.observe(zstd, q.Bytes(), time.Since(start))
 		}
+		if c.comp.log != nil {
+			c.comp.log.Debug("block response", "zstd", zstd, "files", len(q.Files), "payload", q.Bytes(),
+				"wire", body.n.Load(), "took", ms(time.Since(start)), "err", err)
+		}
 	}
 	return err
 }
