@@ -26,6 +26,10 @@ type receiver struct {
 	f     *Folder
 	peer  string
 	fetch fetchFunc
+	sums  sumsFunc // nil: whole blocks only (see delta.go)
+	// segBytes counts the bytes of changed blocks taken from the local
+	// copy by their segment sums (delta.go), for tests and the debug log
+	segBytes atomic.Int64
 	// reqSize is how many payload bytes a block request should ask for
 	// (nil: requestBytes); the chooser's, which follows the link.
 	reqSize func() int64
@@ -462,7 +466,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		if f == nil {
 			a.tmp = tempName(a.e.Path)
 			var err error
-			if f, err = at.OpenFile(a.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			if f, err = at.OpenFile(a.tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
 				a.err, a.tmp = err, ""
 				continue
 			}
@@ -503,8 +507,15 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			owners = append(owners, a)
 		}
 	}
+	pcs, owners := r.delta(ctx, &q, owners, at)
 	if err := r.fetchAll(ctx, &q, owners); err != nil {
 		return err
+	}
+	if rq, ro := r.checkPieced(pcs); len(ro) > 0 {
+		r.log.Debug("blocks put together from segments do not match their IDs: asked for whole", "files", len(ro))
+		if err := r.fetchAll(ctx, rq, ro); err != nil {
+			return err
+		}
 	}
 	for _, a := range files {
 		if a.file == nil {

@@ -39,7 +39,9 @@ type client struct {
 	// comp picks raw or compressed blocks (nil: the single zstd stream of
 	// protocol 1); frames says the peer serves framed responses (its
 	// hello lists wire.FeatureFrames).
-	comp   *chooser
+	comp *chooser
+	// sums is set when the peer serves segment sums (wire.FeatureSums).
+	sums   atomic.Bool
 	frames atomic.Bool
 }
 
@@ -192,6 +194,40 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 		}
 	}
 	return err
+}
+
+// segmentSums asks for the segment sums of the blocks of q (see
+// wire.FeatureSums) and calls fn with each block's, in order: SumSize
+// bytes per segment, or ok false for a block the peer no longer has.
+func (c *client) segmentSums(ctx context.Context, folder string, q *wire.BlockRequest, fn func(i, j int, sums []byte, ok bool) error) error {
+	params := url.Values{"folder": {folder}, "compress": {"raw"}, "sums": {"1"}}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/blocks", params, q.Append(nil))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	fr, err := wire.NewFrameReader(resp.Body, false)
+	if err != nil {
+		return err
+	}
+	defer fr.Close()
+	var buf []byte
+	for i, f := range q.Files {
+		for j, b := range f.Blocks {
+			data, ok, err := fr.Next(buf, uint32(wire.SumSize*wire.Segments(b.Offset, b.Length)))
+			if err != nil {
+				return err
+			}
+			buf = data[:0]
+			if err := fn(i, j, data, ok); err != nil {
+				return err
+			}
+		}
+	}
+	if _, _, err := fr.Next(buf, 0); err == nil {
+		return errors.New("sums: more blocks than asked for")
+	}
+	return nil
 }
 
 // errAbandoned ends a raw block response that slowed down (see

@@ -95,7 +95,13 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 		fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 			return c.blocks(ctx, f.Config.ID, q, fn)
 		},
-		reqSize: c.comp.requestSize}
+		reqSize: c.comp.requestSize,
+		sums: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, sums []byte, ok bool) error) error {
+			if !c.sums.Load() {
+				return errNoSums
+			}
+			return c.segmentSums(ctx, f.Config.ID, q, fn)
+		}}
 	return pl
 }
 
@@ -168,6 +174,7 @@ func (p *puller) session(ctx context.Context) error {
 		return fmt.Errorf("peer speaks protocol %d, this node %d", h.Protocol, wire.Protocol)
 	}
 	p.c.frames.Store(slices.Contains(h.Features, wire.FeatureFrames))
+	p.c.sums.Store(p.c.frames.Load() && slices.Contains(h.Features, wire.FeatureSums))
 	i := slices.IndexFunc(h.Folders, func(hf wire.HelloFolder) bool { return hf.ID == p.f.Config.ID })
 	if i < 0 {
 		return fmt.Errorf("peer does not share folder %s with this node", p.f.Config.ID)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/tlsid"
 	"github.com/syncd/syncd/transfer/wire"
@@ -90,7 +91,7 @@ func (n *Node) serveHello(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := wire.Hello{Protocol: wire.Protocol, Node: n.cfg.Node.Name, Folders: []wire.HelloFolder{},
-		Features: []string{wire.FeatureFrames}}
+		Features: []string{wire.FeatureFrames, wire.FeatureSums}}
 	for _, f := range n.order {
 		if sharedWith(f, peer) {
 			fp := f.Chunking.Fingerprint()
@@ -214,6 +215,11 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, r, http.StatusBadRequest, fmt.Errorf("blocks: compress=%q: want raw or zstd", mode))
 		return
 	}
+	sums := r.URL.Query().Get("sums")
+	if sums != "" && (sums != "1" || mode == "") {
+		n.refuse(w, r, http.StatusBadRequest, fmt.Errorf("blocks: sums=%q: want 1, in a framed request", sums))
+		return
+	}
 	// Each response compresses on a core of its own: a node that many
 	// peers pull from at once (a new fleet, a restore of one node) serves
 	// a few at a time and the others wait, instead of taking every core
@@ -241,7 +247,11 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		}
 		bw, end = frameWriter{fw}, fw.Close
 	}
-	var buf []byte
+	var buf, sumBuf []byte
+	var h *crypto.Hasher
+	if sums != "" {
+		h = crypto.NewHasher(f.Chunking.Key)
+	}
 	count := n.pf[pfKey{peer, f.Config.ID}]
 	for _, fb := range q.Files {
 		file := n.openServed(f, fb.Path)
@@ -254,6 +264,9 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 				data = buf[:b.Length]
 				if _, err := file.ReadAt(data, b.Offset); err != nil {
 					data = nil
+				} else if h != nil {
+					sumBuf = segmentSums(f.Chunking, h, b.Offset, data, sumBuf[:0])
+					data = sumBuf
 				} else {
 					n.blocksServed.Add(int64(len(data)))
 					if count != nil {
