@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -366,10 +367,10 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 			return err
 		}
 	}
-	// entries the index has below rel that are no longer on disk
-	if err := ix.flush(); err != nil {
-		return err
-	}
+	// entries the index has below rel that are no longer on disk: in the
+	// index, or put by this Apply and not yet committed (a commit per
+	// directory, an fsync each, made a renamed tree of a hundred
+	// directories cost a second)
 	var gone []string
 	err = ix.st.WalkTree(rel, func(p string, e state.Entry) error {
 		if p == rel {
@@ -385,6 +386,11 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, o := range ix.batch {
+		if !o.erase && o.rel != rel && parentOf(o.rel) == rel && !onDisk[o.rel] && !slices.Contains(gone, o.rel) {
+			gone = append(gone, o.rel)
+		}
 	}
 	for _, p := range gone {
 		if err := ix.removeTree(p); err != nil {
@@ -427,39 +433,49 @@ func (ix *Indexer) removeTree(rel string) error { return ix.remove(rel, true) }
 func (ix *Indexer) removeBelow(rel string) error { return ix.remove(rel, false) }
 
 func (ix *Indexer) remove(rel string, self bool) error {
-	if err := ix.flush(); err != nil {
-		return err
+	within := func(p string) bool {
+		return p != "" && (self || p != rel) && (rel == "" || p == rel || strings.HasPrefix(p, rel+"/"))
 	}
-	type goneEntry struct {
-		rel string
-		e   state.Entry
-	}
-	var gone []goneEntry
+	types := map[string]string{} // what is gone, and its type
 	err := ix.st.WalkTree(rel, func(p string, e state.Entry) error {
-		if !e.Deleted && p != "" && (self || p != rel) {
-			gone = append(gone, goneEntry{p, state.Entry{Type: e.Type}})
+		if !e.Deleted && within(p) {
+			types[p] = e.Type
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	for _, o := range ix.batch { // put by this Apply, not yet committed
+		if !o.erase && within(o.rel) {
+			types[o.rel] = o.e.Type
+		}
+	}
 	ix.ok(rel)
-	// WalkTree lists a directory before what is in it; deleted the other
-	// way round, everything in a directory gets a lower sequence number
-	// than the directory, so a peer that takes the changes in batches
-	// never meets a directory's delete before those of its contents (it
-	// could not remove it yet, and would retry later).
+	// Deleted in reverse order of their paths: everything in a directory
+	// (a longer path with it as prefix) gets a lower sequence number than
+	// the directory, so a peer that takes the changes in batches never
+	// meets a directory's delete before those of its contents (it could
+	// not remove it yet, and would retry later).
 	if ix.goneSet == nil {
 		ix.goneSet = map[string]bool{}
 	}
-	for _, g := range slices.Backward(gone) {
-		if !ix.goneSet[g.rel] {
-			ix.goneSet[g.rel] = true
-			ix.deferred = append(ix.deferred, op{rel: g.rel, e: g.e, erase: true})
+	gone := slices.Sorted(maps.Keys(types))
+	for _, p := range slices.Backward(gone) {
+		if !ix.goneSet[p] {
+			ix.goneSet[p] = true
+			ix.deferred = append(ix.deferred, op{rel: p, e: state.Entry{Type: types[p]}, erase: true})
 		}
 	}
 	return nil
+}
+
+// parentOf is the directory of rel, "" for the folder root.
+func parentOf(rel string) string {
+	if d := path.Dir(rel); d != "." {
+		return d
+	}
+	return ""
 }
 
 // put records e for rel unless the index already has it.
