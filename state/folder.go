@@ -116,6 +116,31 @@ func (f *Folder) Get(rel string) (Entry, bool, error) {
 	return e, ok, err
 }
 
+// GetEach calls fn with the entry of each of rels, in order, as Get would
+// return it, all read in one transaction (a receiver planning a batch of
+// a thousand entries, a Get each, spent more on opening transactions than
+// on reading). fn must not call Update. An error of fn stops the reads
+// and is returned.
+func (f *Folder) GetEach(rels []string, fn func(i int, e Entry, ok bool) error) error {
+	for _, rel := range rels {
+		if err := checkPath(rel); err != nil {
+			return err
+		}
+	}
+	return f.view(func(b *buckets) error {
+		for i, rel := range rels {
+			e, ok, err := f.get(b, pathKey(rel))
+			if err != nil {
+				return err
+			}
+			if err := fn(i, e, ok); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func (f *Folder) get(b *buckets, key []byte) (Entry, bool, error) {
 	v := b.entries.Get(key)
 	if v == nil {

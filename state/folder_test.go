@@ -387,3 +387,38 @@ func TestWalkTreeStaysInsideTheSubtree(t *testing.T) {
 		t.Errorf("WalkTree(a) = %v, want %v", got, want)
 	}
 }
+
+// GetEach reads, in one transaction, what Get reads path by path; a path
+// Get would refuse makes it fail without calling fn.
+func TestGetEach(t *testing.T) {
+	f := openTest(t).Folder("f1")
+	err := f.Update(func(tx *Tx) error {
+		if err := tx.Put("a", fullEntry()); err != nil {
+			return err
+		}
+		if err := tx.Put("gone", Entry{Type: "file"}); err != nil {
+			return err
+		}
+		return tx.Delete("gone")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rels := []string{"gone", "missing", "a"}
+	var got []string
+	err = f.GetEach(rels, func(i int, e Entry, ok bool) error {
+		want, wok, werr := f.Get(rels[i])
+		if werr != nil || ok != wok || !reflect.DeepEqual(e, want) {
+			t.Errorf("%s: GetEach %+v %v, Get %+v %v %v", rels[i], e, ok, want, wok, werr)
+		}
+		got = append(got, fmt.Sprintf("%s %v %v", rels[i], ok, e.Deleted))
+		return nil
+	})
+	if err != nil || !slices.Equal(got, []string{"gone true true", "missing false false", fmt.Sprintf("a true %v", fullEntry().Deleted)}) {
+		t.Errorf("GetEach: %q, %v", got, err)
+	}
+	called := false
+	if err := f.GetEach([]string{"a", "../up"}, func(int, Entry, bool) error { called = true; return nil }); err == nil || called {
+		t.Errorf("a path outside the folder: err %v, fn called %v", err, called)
+	}
+}

@@ -147,8 +147,9 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 	}
 	look := r.f.lookup()
 	pb := &prepared{es: es, t0: time.Now(), at: r.f.at()}
-	for _, e := range es {
-		a, err := r.plan(e, look)
+	locals := r.localEntries(es)
+	for i, e := range es {
+		a, err := r.plan(e, look, locals[i])
 		switch {
 		case err != nil:
 			pb.fails = append(pb.fails, failure{e: e, err: err})
@@ -312,14 +313,42 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 // ms rounds d to milliseconds, for logs.
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
+// localEntry is the index's entry of a path, as Get returns it.
+type localEntry struct {
+	e    state.Entry
+	have bool
+	err  error
+}
+
+// localEntries reads the index's entries of the paths of es in one
+// transaction, or one by one if that fails (then each fails alone).
+func (r *receiver) localEntries(es []wire.Entry) []localEntry {
+	out := make([]localEntry, len(es))
+	paths := make([]string, len(es))
+	for i := range es {
+		paths[i] = es[i].Path
+	}
+	err := r.f.State.GetEach(paths, func(i int, e state.Entry, ok bool) error {
+		out[i] = localEntry{e, ok, nil}
+		return nil
+	})
+	if err != nil {
+		for i, p := range paths {
+			e, ok, err := r.f.State.Get(p)
+			out[i] = localEntry{e, ok, err}
+		}
+	}
+	return out
+}
+
 // plan decides what the peer's entry e takes here: nothing (nil, we have
-// it or something newer), or an action.
-func (r *receiver) plan(e wire.Entry, look *atdir.Dirs) (*action, error) {
+// it or something newer), or an action. le is what the index holds of it.
+func (r *receiver) plan(e wire.Entry, look *atdir.Dirs, le localEntry) (*action, error) {
 	isDir := e.Type == "dir" && !e.Deleted
 	if r.f.ignored(e.Path, isDir) {
 		return nil, nil
 	}
-	local, have, err := r.f.State.Get(e.Path)
+	local, have, err := le.e, le.have, le.err
 	if err != nil {
 		return nil, err
 	}
@@ -397,11 +426,16 @@ func (r *receiver) plan(e wire.Entry, look *atdir.Dirs) (*action, error) {
 // index (the indexer recorded a local change) or on disk (a local change
 // not yet indexed). Those wait and are planned again.
 func (r *receiver) recheck(acts []*action) {
-	for _, a := range acts {
+	es := make([]wire.Entry, len(acts))
+	for i, a := range acts {
+		es[i] = a.e
+	}
+	nows := r.localEntries(es)
+	for i, a := range acts {
 		if a.err != nil {
 			continue
 		}
-		now, have, err := r.f.State.Get(a.e.Path)
+		now, have, err := nows[i].e, nows[i].have, nows[i].err
 		switch {
 		case err != nil:
 			a.err = err
@@ -497,7 +531,9 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			}
 			off += int64(n)
 		}
-		if a.err == nil {
+		// A new file gets every byte written (the chunks add up to its
+		// size: wire.Entry.Check); a resumed or reserved one may be longer.
+		if a.err == nil && (resumed || short) {
 			if err := f.Truncate(a.e.Size); err != nil {
 				a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
 			}
