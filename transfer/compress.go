@@ -44,7 +44,7 @@ const (
 	slowFactor  = 4
 	requestTime = time.Second
 	requestMin  = 64 << 10
-	requestInit = requestBytes // before any response is measured
+	requestInit = probeMin // before a response of the kind asked for is measured: small, to be measured soon
 )
 
 // chooser picks raw or compressed blocks for one peer's responses. Safe
