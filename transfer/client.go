@@ -184,7 +184,7 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 	}
 	if err == nil {
 		defer br.Close()
-		err = readBlocks(br, q, fn)
+		err = readBlocks(br, q, func(b wire.Block) uint32 { return b.Length }, fn)
 	}
 	if abandoned.Load() {
 		err = errAbandoned
@@ -218,23 +218,7 @@ func (c *client) segmentSums(ctx context.Context, folder string, q *wire.BlockRe
 		return err
 	}
 	defer fr.Close()
-	var buf []byte
-	for i, f := range q.Files {
-		for j, b := range f.Blocks {
-			data, ok, err := fr.Next(buf, uint32(wire.SumSize*wire.Segments(b.Offset, b.Length)))
-			if err != nil {
-				return err
-			}
-			buf = data[:0]
-			if err := fn(i, j, data, ok); err != nil {
-				return err
-			}
-		}
-	}
-	if _, _, err := fr.Next(buf, 0); err == nil {
-		return errors.New("sums: more blocks than asked for")
-	}
-	return nil
+	return readBlocks(fr, q, func(b wire.Block) uint32 { return uint32(wire.SumSize * wire.Segments(b.Offset, b.Length)) }, fn)
 }
 
 // errAbandoned ends a raw block response that slowed down (see
@@ -314,12 +298,13 @@ func (c *countReader) waited() int64 {
 	return w
 }
 
-// readBlocks reads the blocks of q from br and calls fn with each.
-func readBlocks(br blockReader, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
+// readBlocks reads what q asks of each block from br, size(block) bytes,
+// and calls fn with each.
+func readBlocks(br blockReader, q *wire.BlockRequest, size func(wire.Block) uint32, fn func(i, j int, data []byte, ok bool) error) error {
 	var buf []byte
 	for i, f := range q.Files {
 		for j, b := range f.Blocks {
-			data, ok, err := br.Next(buf, b.Length)
+			data, ok, err := br.Next(buf, size(b))
 			if err != nil {
 				return err
 			}
