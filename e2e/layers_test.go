@@ -42,6 +42,7 @@ var allowed = map[string][]string{
 	"internal/atdir":      {},
 	"indexer":             {"state", "chunkstore", "chunkstore/backend", "crypto", "internal/binread", "internal/health", "internal/ownname"},
 	"state":               {"chunkstore", "chunkstore/backend", "crypto", "internal/binread"},
+	"localfolder":         {"state", "chunkstore", "chunkstore/backend", "crypto", "internal/binread", "internal/clock"},
 }
 
 func TestImportLayers(t *testing.T) {
