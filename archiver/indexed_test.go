@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/syncd/syncd/indexer"
+	"github.com/syncd/syncd/localfolder"
 	"github.com/syncd/syncd/restorer"
 	"github.com/syncd/syncd/state"
 )
@@ -29,7 +30,7 @@ func TestSnapshotIndexed(t *testing.T) {
 	}
 	os.Symlink("index.php", filepath.Join(root, "link"))
 	st := db.Folder("www")
-	ix := indexer.New(indexer.Folder{ID: "www", Root: root}, st, repo.NewSplitter(), nil)
+	ix := indexer.New(indexer.Folder{ID: "www", Root: root}, localfolder.New(root, st, nil), repo.NewSplitter(), nil)
 	if err := ix.Scan(ctx); err != nil {
 		t.Fatal(err)
 	}

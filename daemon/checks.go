@@ -134,7 +134,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) ([]Problem, string
 			add("folder/"+f.cfg.ID, alert.FolderFailed, sev, fmt.Sprintf("folder %s %s: %s", f.cfg.ID, cs[0].State, cs[0].Reason))
 		}
 		if f.cfg.Mode == config.ReceiveOnly {
-			if n, ok := f.st.LocalChanged(); ok && n > 0 {
+			if n, ok := f.local.Index().LocalChanged(); ok && n > 0 {
 				add("local-changes/"+f.cfg.ID, alert.LocalChanges, alert.Warning,
 					fmt.Sprintf("receive-only folder %s has %d local change(s); syncd revert %s throws them away", f.cfg.ID, n, f.cfg.ID))
 			}

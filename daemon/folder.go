@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/indexer"
 	"github.com/syncd/syncd/internal/health"
-	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/localfolder"
 	"github.com/syncd/syncd/transfer"
 	"github.com/syncd/syncd/watcher"
 )
@@ -24,16 +23,15 @@ var guardEvery = 2 * time.Second
 // folder is one configured folder: its guard, watcher and indexer.
 type folder struct {
 	cfg     config.Folder
-	st      *state.Folder
+	local   *localfolder.Folder // its index and lock, shared by ix and tf
 	ix      *indexer.Indexer
 	tf      *transfer.Folder
-	mu      sync.Mutex   // held while the indexer or the receiver apply a batch
 	pending atomic.Int64 // paths handed over and not yet indexed
 	scanned atomic.Bool  // the first full scan is done
 	health  *health.Conditions
 	match   func(rel string, isDir bool) bool
 	confirm chan chan error             // confirm-deletes requests
-	dev     uint64                      // the folder's device when its guard first passed (under mu)
+	dev     uint64                      // the folder's device when its guard first passed (under local's lock)
 	watch   atomic.Pointer[watchCounts] // the watcher's counters, for /metrics (metrics.go)
 }
 
@@ -43,16 +41,16 @@ func (d *Daemon) newFolder(fc config.Folder) (*folder, error) {
 		return nil, fmt.Errorf("folder %s: %w", fc.ID, err)
 	}
 	hc := health.NewConditions(nil)
-	st := d.db.Folder(fc.ID)
+	lf := localfolder.New(fc.Path, d.db.Folder(fc.ID), d.clk)
 	ch := d.chunking()
 	var sp *chunkstore.Splitter // nil: metadata only, for a folder neither mirrored nor backed up
 	if d.repo != nil || len(fc.Peers) > 0 {
 		sp = ch.NewSplitter()
 	}
-	f := &folder{cfg: fc, st: st, health: hc, match: m.Match, confirm: make(chan chan error)}
+	f := &folder{cfg: fc, local: lf, health: hc, match: m.Match, confirm: make(chan chan error)}
 	f.ix = indexer.New(indexer.Folder{ID: fc.ID, Root: fc.Path, Ignore: m.Match, MaxDelete: fc.MaxDelete,
-		MinHeld: config.MinHeldDeletes, Check: func() error { return d.check(f) }}, st, sp, d.log.With("folder", fc.ID))
-	f.tf = &transfer.Folder{Config: fc, State: st, Chunking: ch, Ignore: m.Match, Lock: &f.mu, Health: hc}
+		MinHeld: config.MinHeldDeletes, Check: func() error { return d.check(f) }}, lf, sp, d.log.With("folder", fc.ID))
+	f.tf = &transfer.Folder{Config: fc, Local: lf, Chunking: ch, Ignore: m.Match, Health: hc}
 	return f, nil
 }
 
@@ -80,9 +78,9 @@ func (d *Daemon) waitGuard(ctx context.Context, f *folder) bool {
 	t := time.NewTicker(guardEvery)
 	defer t.Stop()
 	for {
-		f.mu.Lock()
+		f.local.Lock()
 		err := d.check(f)
-		f.mu.Unlock()
+		f.local.Unlock()
 		if err == nil {
 			return true
 		}
@@ -139,9 +137,9 @@ func (d *Daemon) watchFolder(ctx context.Context, f *folder) error {
 			}
 			b = bb
 		case <-t.C:
-			f.mu.Lock()
+			f.local.Lock()
 			err := d.check(f)
-			f.mu.Unlock()
+			f.local.Unlock()
 			if err != nil {
 				return nil
 			}
@@ -176,11 +174,11 @@ func (d *Daemon) indexBatch(ctx context.Context, f *folder, b watcher.Batch) err
 	if b.Rescan {
 		f.pending.Store(-1) // unknown until the scan is done
 	}
-	f.mu.Lock()
+	f.local.Lock()
 	paths := b.Paths
 	if !b.Rescan {
 		// under the lock: what the receiver wrote is recorded by now
-		paths = f.tf.NotOwn(paths)
+		paths = f.local.NotOwn(paths)
 	}
 	var err error
 	start := time.Now()
@@ -188,12 +186,12 @@ func (d *Daemon) indexBatch(ctx context.Context, f *folder, b watcher.Batch) err
 	if indexed {
 		err = f.ix.Apply(ctx, paths, b.Rescan)
 	}
-	f.mu.Unlock()
+	f.local.Unlock()
 	d.log.Debug("indexed", "folder", f.cfg.ID, "reported", len(b.Paths), "not_own", len(paths),
 		"sample", paths[:min(len(paths), 4)], "rescan", b.Rescan, "took", time.Since(start).Round(time.Millisecond))
 	if indexed {
 		// (the receiver tells the peers of its own writes itself)
-		d.node.Notify(f.cfg.ID)
+		f.local.Notify()
 	}
 	f.pending.Store(0)
 	var held *indexer.HeldError

@@ -54,7 +54,7 @@ func markerKey(id string) string { return "marker/" + id }
 // and the directory is empty: that is a disk that did not mount. check
 // sets or clears the guard's conditions and logs when they change; it
 // returns a *guardError while the folder must stay stopped. The caller
-// holds f.mu.
+// holds f.local's lock.
 func (d *Daemon) check(f *folder) error {
 	err := d.checkFolder(f)
 	var ge *guardError
@@ -126,7 +126,7 @@ func (d *Daemon) firstMarker(f *folder) error {
 	if had != nil {
 		return missing
 	}
-	if f.st.Seq() > 0 {
+	if f.local.Index().Seq() > 0 {
 		// Indexed before markers existed: mark it, unless it is empty.
 		empty, err := emptyDir(path)
 		if err != nil {

@@ -250,7 +250,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, f := range c.d.folders {
 		id := f.cfg.ID
-		files, bytes := f.st.Totals()
+		files, bytes := f.local.Index().Totals()
 		gauge(c.files, float64(files), id)
 		gauge(c.bytes, float64(bytes), id)
 		gauge(c.pending, float64(f.pending.Load()), id)
@@ -260,7 +260,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.failed, float64(len(f.ix.Failed())), id)
 		if f.cfg.Mode == config.ReceiveOnly {
-			if n, ok := f.st.LocalChanged(); ok {
+			if n, ok := f.local.Index().LocalChanged(); ok {
 				gauge(c.local, float64(n), id)
 			}
 		}

@@ -134,7 +134,7 @@ func update(t testing.TB, f *state.Folder, fn func(tx *state.Tx) error) {
 func TestMetrics(t *testing.T) {
 	d := metricsDaemon(t, true)
 	www, rep := d.folders[0], d.folders[1]
-	update(t, www.st, func(tx *state.Tx) error {
+	update(t, www.local.Index(), func(tx *state.Tx) error {
 		for i, size := range []int64{10, 20, 30} {
 			if err := tx.Put(fmt.Sprintf("a/f%d", i), state.Entry{Type: "file", Size: size}); err != nil {
 				return err
@@ -142,20 +142,20 @@ func TestMetrics(t *testing.T) {
 		}
 		return tx.Put("a", state.Entry{Type: "dir", Mode: 0o755})
 	})
-	update(t, www.st, func(tx *state.Tx) error { return tx.Delete("a/f1") })
+	update(t, www.local.Index(), func(tx *state.Tx) error { return tx.Delete("a/f1") })
 	// rep: one path changed here (a local change), one the peer's. The
 	// folder is new, so it adopts its peers' versions; the test is of a
 	// folder past that (its first scan done, caught up with its peer).
-	if err := rep.st.AdoptionScanned(); err != nil {
+	if err := rep.local.Index().AdoptionScanned(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rep.st.EndAdoption(nil); err != nil {
+	if _, err := rep.local.Index().EndAdoption(nil); err != nil {
 		t.Fatal(err)
 	}
-	update(t, rep.st, func(tx *state.Tx) error {
+	update(t, rep.local.Index(), func(tx *state.Tx) error {
 		return tx.Put("mine", state.Entry{Type: "file", Size: 5})
 	})
-	update(t, rep.st, func(tx *state.Tx) error {
+	update(t, rep.local.Index(), func(tx *state.Tx) error {
 		return tx.Put("theirs", state.Entry{Type: "file", Size: 7, Vector: state.Vector{{Node: 99, Value: 1}}})
 	})
 	www.scanned.Store(true)
@@ -465,7 +465,7 @@ func TestWatchCounts(t *testing.T) {
 func TestScrapeDuringScan(t *testing.T) {
 	d := metricsDaemon(t, false)
 	f := d.folders[0]
-	f.mu.Lock()
+	f.local.Lock()
 	rec := httptest.NewRecorder()
 	done := make(chan struct{})
 	go func() {
@@ -477,7 +477,7 @@ func TestScrapeDuringScan(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("a scrape waits for the folder's lock")
 	}
-	f.mu.Unlock()
+	f.local.Unlock()
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `syncd_folder_files{folder="www"} 0`) {
 		t.Fatalf("GET /metrics with the lock held: %d\n%s", rec.Code, rec.Body)
 	}
@@ -543,7 +543,7 @@ func BenchmarkScrape(b *testing.B) {
 	f := d.folders[0]
 	const n, batch = 100_000, 10_000
 	for lo := 0; lo < n; lo += batch {
-		update(b, f.st, func(tx *state.Tx) error {
+		update(b, f.local.Index(), func(tx *state.Tx) error {
 			for i := lo; i < lo+batch; i++ {
 				if err := tx.Put(fmt.Sprintf("d%03d/f%05d", i/1000, i), state.Entry{Type: "file", Size: int64(i)}); err != nil {
 					return err
@@ -564,7 +564,7 @@ func BenchmarkScrape(b *testing.B) {
 		}
 	}
 	serve()
-	if files, _ := f.st.Totals(); files != n {
+	if files, _ := f.local.Index().Totals(); files != n {
 		b.Fatalf("%d files in the index, want %d", files, n)
 	}
 	if got, want := len(d.node.PeerMetrics()), 1+len(more); got != want {

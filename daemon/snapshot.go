@@ -77,7 +77,7 @@ func (d *Daemon) snapshot(ctx context.Context, scheduled bool) (*SnapshotInfo, e
 		if full {
 			since = 0
 		}
-		folders = append(folders, archiver.IndexedFolder{Path: f.cfg.Path, State: f.st, Since: since})
+		folders = append(folders, archiver.IndexedFolder{Path: f.cfg.Path, State: f.local.Index(), Since: since})
 	}
 	// Parent: the newest snapshot of this host and these paths, for the
 	// record; the index, not the parent, decides what is read.

@@ -66,8 +66,8 @@ func (d *Daemon) Status() Status {
 		if cs := f.health.List(); len(cs) > 0 {
 			fs.State, fs.Error, fs.Conditions = cs[0].State, cs[0].Reason, cs
 		}
-		fs.Files, fs.Bytes = f.st.Totals()
-		if n, ok := f.st.LocalChanged(); ok && f.cfg.Mode == config.ReceiveOnly {
+		fs.Files, fs.Bytes = f.local.Index().Totals()
+		if n, ok := f.local.Index().LocalChanged(); ok && f.cfg.Mode == config.ReceiveOnly {
 			fs.LocalChanges = int(n)
 		} else if lc, err := d.node.LocalChanges(f.cfg.ID); err == nil {
 			fs.LocalChanges = len(lc) // not counted yet for this node: a walk

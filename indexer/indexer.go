@@ -25,6 +25,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/ownname"
+	"github.com/syncd/syncd/localfolder"
 	"github.com/syncd/syncd/state"
 )
 
@@ -94,13 +95,14 @@ type op struct {
 // amortize bbolt's commit (an fsync), small enough to bound memory.
 const flushEvery = 2000
 
-// New returns an indexer of f, recording into st and cutting files with sp
-// (nil: metadata only, for a node without a repository).
-func New(f Folder, st *state.Folder, sp *chunkstore.Splitter, log *slog.Logger) *Indexer {
+// New returns an indexer of f, recording into the index of lf and cutting
+// files with sp (nil: metadata only, for a node without a repository). Its
+// caller holds lf's lock while Apply runs (see [localfolder.Folder.Lock]).
+func New(f Folder, lf *localfolder.Folder, sp *chunkstore.Splitter, log *slog.Logger) *Indexer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Indexer{f: f, st: st, sp: sp, log: log, failed: map[string]error{}}
+	return &Indexer{f: f, st: lf.Index(), sp: sp, log: log, failed: map[string]error{}}
 }
 
 // Stats are the indexer's counters since it was made.

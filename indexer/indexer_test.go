@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/repotest"
+	"github.com/syncd/syncd/localfolder"
 	"github.com/syncd/syncd/state"
 )
 
@@ -34,7 +35,7 @@ func setup(t *testing.T, ignore func(string, bool) bool) *fixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	f := &fixture{root: t.TempDir(), repo: repo, st: db.Folder("www")}
-	f.ix = New(Folder{ID: "www", Root: f.root, Ignore: ignore}, f.st, repo.NewSplitter(), nil)
+	f.ix = New(Folder{ID: "www", Root: f.root, Ignore: ignore}, localfolder.New(f.root, f.st, nil), repo.NewSplitter(), nil)
 	return f
 }
 
@@ -226,7 +227,7 @@ func TestStaleTempRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ix := New(Folder{ID: "f", Root: root}, db.Folder("f"), nil, nil)
+	ix := New(Folder{ID: "f", Root: root}, localfolder.New(root, db.Folder("f"), nil), nil, nil)
 	defer func(d time.Duration) { staleAfter = d }(staleAfter)
 	staleAfter = 0 // every temporary file counts as old
 	if err := ix.Apply(context.Background(), nil, true); err != nil {

@@ -33,7 +33,7 @@ const adoptPoll = 100 * time.Millisecond
 
 // beginAdoption makes f adopt its peers' versions if its index is new.
 func (n *Node) beginAdoption(f *Folder) error {
-	adopting, err := f.State.BeginAdoption()
+	adopting, err := f.Local.Index().BeginAdoption()
 	if err != nil {
 		return fmt.Errorf("folder %s: %w", f.Config.ID, err)
 	}
@@ -50,7 +50,7 @@ func (n *Node) beginAdoption(f *Folder) error {
 func (p *puller) firstScan(ctx context.Context) error {
 	f := p.f
 	logged := false
-	for f.adopting.Load() && f.State.Adoption() == state.Scanning && !emptyFolder(f.Config.Path) {
+	for f.adopting.Load() && f.Local.Index().Adoption() == state.Scanning && !emptyFolder(f.Config.Path) {
 		if !logged {
 			p.log.Info("waiting for the folder's first scan before taking the peer's versions")
 			logged = true
@@ -99,13 +99,13 @@ func (p *puller) endAdoption() error {
 	if !f.adopting.Load() {
 		return nil // another puller ended it
 	}
-	n, err := f.State.EndAdoption(f.Lock)
+	n, err := f.Local.Index().EndAdoption(f.Local)
 	if err != nil {
 		return fmt.Errorf("end adoption: %w", err)
 	}
 	f.adopting.Store(false)
 	p.log.Info("caught up with the peer: its versions are adopted; the paths no peer has are this node's own", "own_paths", n)
-	f.bell.Ring()
+	f.Local.Notify()
 	return nil
 }
 

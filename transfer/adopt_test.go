@@ -100,7 +100,7 @@ func TestAdoptRestoredCopy(t *testing.T) {
 	eventually(t, "c waiting for its first scan", func() bool {
 		return strings.Contains(c.log.String(), "waiting for the folder's first scan")
 	})
-	if got := c.f.State.Seq(); got != 0 {
+	if got := c.f.Local.Index().Seq(); got != 0 {
 		t.Fatalf("c recorded %d changes before its first scan, want none", got)
 	}
 	c.index(t)
@@ -130,7 +130,7 @@ func TestAdoptRestoredCopy(t *testing.T) {
 	if limit := round * 11 / 10; int64(m.FetchedBytes) > limit || m.FetchedBytes == 0 {
 		t.Errorf("c fetched %d bytes from a, want about the %d bytes changed since the copy", m.FetchedBytes, round)
 	}
-	if c.f.State.Adoption() != state.NotAdopting {
+	if c.f.Local.Index().Adoption() != state.NotAdopting {
 		t.Errorf("c still adopts after catching up")
 	}
 }

@@ -250,8 +250,8 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	ts := time.Now()
 	at := r.f.at()
 	defer at.Close()
-	r.f.Lock.Lock()
-	defer r.f.Lock.Unlock()
+	r.f.Local.Lock()
+	defer r.f.Local.Unlock()
 	t4 := time.Now()
 	if r.f.Health.Failed() {
 		r.cleanup(pb)
@@ -271,7 +271,7 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 		return nil, err
 	}
 	t6 := time.Now()
-	err := r.f.State.Update(func(tx *state.Tx) error {
+	err := r.f.Local.Index().Update(func(tx *state.Tx) error {
 		for _, a := range acts {
 			if a.err != nil || !a.done {
 				continue
@@ -294,7 +294,7 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	now := time.Now()
 	for _, a := range acts {
 		if a.err == nil && a.done && a.kind != actMerge && !a.touched {
-			r.f.own.note(a.e.Path, a.rec)
+			r.f.Local.RecordOwn(a.e.Path, a.rec)
 			r.count.applied(&a.e, now)
 		}
 	}
@@ -303,7 +303,7 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 			fails = append(fails, failure{e: a.e, err: a.err})
 		}
 	}
-	r.f.bell.Ring()
+	r.f.Local.Notify()
 	r.log.Debug("batch applied", "entries", len(pb.es), "actions", len(acts), "failed", len(fails),
 		"plan", ms(pb.t1.Sub(pb.t0)), "build", ms(pb.t2.Sub(pb.t1)), "queued", ms(tc.Sub(pb.t3)), "sync", ms(ts.Sub(tc)), "lock_wait", ms(t4.Sub(ts)),
 		"place", ms(t5.Sub(t4)), "durable", ms(t6.Sub(t5)), "record", ms(time.Since(t6)))
@@ -328,13 +328,13 @@ func (r *receiver) localEntries(es []wire.Entry) []localEntry {
 	for i := range es {
 		paths[i] = es[i].Path
 	}
-	err := r.f.State.GetEach(paths, func(i int, e state.Entry, ok bool) error {
+	err := r.f.Local.Index().GetEach(paths, func(i int, e state.Entry, ok bool) error {
 		out[i] = localEntry{e, ok, nil}
 		return nil
 	})
 	if err != nil {
 		for i, p := range paths {
-			e, ok, err := r.f.State.Get(p)
+			e, ok, err := r.f.Local.Index().Get(p)
 			out[i] = localEntry{e, ok, err}
 		}
 	}

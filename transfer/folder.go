@@ -21,20 +21,20 @@ import (
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/internal/health"
-	"github.com/syncd/syncd/state"
+	"github.com/syncd/syncd/localfolder"
 )
 
 // Folder is a local folder as the transfer service needs it.
 type Folder struct {
 	Config   config.Folder
-	State    *state.Folder
 	Chunking chunkstore.Chunking
 	Ignore   func(rel string, isDir bool) bool // nil: nothing ignored
 
-	// Lock is held by the indexer while it applies a batch and by the
-	// receiver while it applies one, so that the indexer never sees a file
-	// the receiver has put in place but not yet recorded in the index.
-	Lock *sync.Mutex
+	// Local is the node's own copy of the folder, shared with its indexer:
+	// the index the service serves and records into, the lock under which
+	// the receiver applies a batch, the record of what it wrote, and the
+	// notification the server's long polls wait on. Required.
+	Local *localfolder.Folder
 
 	// Health holds the folder's lasting conditions, shared with the
 	// daemon's status: the receiver reports a full disk here (degraded),
@@ -57,22 +57,18 @@ type Folder struct {
 	src     *sources
 
 	rootp atomic.Pointer[os.Root] // nil: the folder could not be opened
-	bell  *bell
-	own   ownWrites
+	clk   clock.Clock             // the node's (set by New)
 }
 
 func (f *Folder) open() error {
-	if f.Lock == nil {
-		f.Lock = new(sync.Mutex)
+	if f.Local == nil {
+		return fmt.Errorf("folder %s: no local folder", f.Config.ID)
 	}
 	if f.Health == nil {
 		f.Health = health.NewConditions(nil)
 	}
-	if f.bell == nil {
-		f.bell = newBell()
-	}
-	if f.own.clk == nil {
-		f.own.clk = clock.System
+	if f.clk == nil {
+		f.clk = clock.System
 	}
 	if f.rootp.Load() != nil {
 		return nil
@@ -89,19 +85,19 @@ func (f *Folder) close() {
 	}
 }
 
-// root returns the folder's open directory. Every file operation of the
-// transfer service goes through it, so that none follows a symlink out of
-// the folder, and so that a folder whose disk was unmounted under it is
-// never written through its old path: Reopen swaps it.
 // clock is the folder's clock (its node's; clock.System for a folder not
 // opened by a node).
 func (f *Folder) clock() clock.Clock {
-	if f.own.clk != nil {
-		return f.own.clk
+	if f.clk != nil {
+		return f.clk
 	}
 	return clock.System
 }
 
+// root returns the folder's open directory. Every file operation of the
+// transfer service goes through it, so that none follows a symlink out of
+// the folder, and so that a folder whose disk was unmounted under it is
+// never written through its old path: Reopen swaps it.
 func (f *Folder) root() *os.Root {
 	if r := f.rootp.Load(); r != nil {
 		return r
@@ -173,28 +169,6 @@ func (f *Folder) receives() bool { return f.Config.Mode != config.SendOnly }
 
 func (f *Folder) ignored(rel string, isDir bool) bool {
 	return f.Ignore != nil && f.Ignore(rel, isDir)
-}
-
-// bell wakes those waiting for a folder to change: Wait returns a channel
-// that is closed by the next Ring.
-type bell struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newBell() *bell { return &bell{ch: make(chan struct{})} }
-
-func (b *bell) Wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ch
-}
-
-func (b *bell) Ring() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	close(b.ch)
-	b.ch = make(chan struct{})
 }
 
 // sources returns the folder's chunk sources, made on first use.

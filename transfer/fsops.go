@@ -77,7 +77,7 @@ func (f *Folder) checkParents(rel string, seen *dirCache, at *atdir.Dirs) error 
 			// the watcher's report of it is ours (its entry is recorded
 			// when the batch that holds it is committed)
 			if fi, err := at.Lstat(p); err == nil && fi.IsDir() {
-				f.own.note(p, state.EntryOf(fi))
+				f.Local.RecordOwn(p, state.EntryOf(fi))
 			}
 			seen.add(p)
 			continue

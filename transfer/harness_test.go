@@ -21,6 +21,7 @@ import (
 	"github.com/syncd/syncd/indexer"
 	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/internal/clock/clocktest"
+	"github.com/syncd/syncd/localfolder"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/tlsid"
 )
@@ -104,8 +105,9 @@ func newTestNode(t *testing.T, name string, mode config.Mode) *testNode {
 		Folders: []config.Folder{{ID: "www", Path: n.dir, Mode: mode}}}
 	st := n.db.Folder("www")
 	ch := chunkstore.MirrorChunking()
-	n.f = &Folder{Config: n.cfg.Folders[0], State: st, Chunking: ch, Lock: new(sync.Mutex)}
-	n.ix = indexer.New(indexer.Folder{ID: "www", Root: n.dir}, st, ch.NewSplitter(), nil)
+	lf := localfolder.New(n.dir, st, nil)
+	n.f = &Folder{Config: n.cfg.Folders[0], Local: lf, Chunking: ch}
+	n.ix = indexer.New(indexer.Folder{ID: "www", Root: n.dir}, lf, ch.NewSplitter(), nil)
 	return n
 }
 
@@ -150,19 +152,17 @@ func (n *testNode) start(t *testing.T) {
 	})
 }
 
-// index runs the indexer over the whole folder, as the daemon does after
-// a change, and tells the service.
+// index runs the indexer over the whole folder under the folder's lock,
+// as the daemon does after a change, and tells the service.
 func (n *testNode) index(t *testing.T) {
 	t.Helper()
-	n.f.Lock.Lock()
+	n.f.Local.Lock()
 	err := n.ix.Apply(context.Background(), nil, true)
-	n.f.Lock.Unlock()
+	n.f.Local.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.node != nil {
-		n.node.Notify("www")
-	}
+	n.f.Local.Notify()
 }
 
 func (n *testNode) write(t *testing.T, rel, content string) {

@@ -125,12 +125,12 @@ func TestMirror(t *testing.T) {
 	// changes, indexing both again changes neither index (and a change
 	// that bounced back and forth would keep them from settling at all)
 	eventually(t, "a and b settled (a change bouncing between them keeps them apart)", func() bool { return settled(a, b) })
-	seqA, seqB := a.f.State.Seq(), b.f.State.Seq()
+	seqA, seqB := a.f.Local.Index().Seq(), b.f.Local.Index().Seq()
 	a.index(t)
 	b.index(t)
 	eventually(t, "a and b settled again", func() bool { return settled(a, b) })
-	if a.f.State.Seq() != seqA || b.f.State.Seq() != seqB {
-		t.Errorf("indexes keep changing: a %d→%d, b %d→%d", seqA, a.f.State.Seq(), seqB, b.f.State.Seq())
+	if a.f.Local.Index().Seq() != seqA || b.f.Local.Index().Seq() != seqB {
+		t.Errorf("indexes keep changing: a %d→%d, b %d→%d", seqA, a.f.Local.Index().Seq(), seqB, b.f.Local.Index().Seq())
 	}
 	if strings.Contains(a.log.String()+b.log.String(), "level=ERROR") {
 		t.Errorf("errors logged:\n%s\n%s", a.log, b.log)

@@ -105,7 +105,7 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		return nil, err
 	}
 	for _, f := range folders {
-		f.own.clk = clk
+		f.clk = clk
 		if err := f.open(); err != nil {
 			n.Close()
 			return nil, err
@@ -161,14 +161,6 @@ func (n *Node) nodeName(short uint64) string {
 		return s
 	}
 	return fmt.Sprintf("%016X", short)[:7]
-}
-
-// Notify tells the service that the local index of folder changed, so
-// that peers waiting for a change hear of it at once.
-func (n *Node) Notify(folder string) {
-	if f, ok := n.folders[folder]; ok {
-		f.bell.Ring()
-	}
 }
 
 // Run serves the peer protocol on node.listen and runs the pullers until
@@ -247,6 +239,28 @@ type peerState struct {
 	// back rings when the peer opens a connection to this node: a puller
 	// of it waiting out its backoff tries again at once (the link is back)
 	back *bell
+}
+
+// bell wakes those waiting for an event (a peer's connection): Wait
+// returns a channel that is closed by the next Ring.
+type bell struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newBell() *bell { return &bell{ch: make(chan struct{})} }
+
+func (b *bell) Wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *bell) Ring() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.ch)
+	b.ch = make(chan struct{})
 }
 
 // connState counts the connections each peer has open to this node

@@ -50,7 +50,7 @@ func TestOutvotedVersionTakenWhenOursChanges(t *testing.T) {
 	t1 := time.Now().Add(-time.Minute)
 	os.Chtimes(filepath.Join(b.dir, "f.txt"), t1, t1)
 	b.index(t)
-	drive(t, clk, "a asked for b's edit", func() bool { return cursorPast(a, b.f.State.Seq()) })
+	drive(t, clk, "a asked for b's edit", func() bool { return cursorPast(a, b.f.Local.Index().Seq()) })
 	if got, _ := os.ReadFile(filepath.Join(a.dir, "f.txt")); string(got) != "a's edit, the later one" {
 		t.Fatalf("a took b's edit (%q): the test needs a's edit to win", got)
 	}
@@ -59,8 +59,8 @@ func TestOutvotedVersionTakenWhenOursChanges(t *testing.T) {
 	if st := a.node.Status()[0]; st.LagFiles != 0 || st.Behind != 0 {
 		t.Errorf("a's status of b: lag %d files, behind %d", st.LagFiles, st.Behind)
 	}
-	if v, ok, err := a.db.GetMeta(cursorPrefix + b.id.ID.String() + "/www"); err != nil || !ok || binary.BigEndian.Uint64(v) >= b.f.State.Seq() {
-		t.Errorf("a's stored cursor of b %x (%v, %v): past b's edit, seq %d", v, ok, err, b.f.State.Seq())
+	if v, ok, err := a.db.GetMeta(cursorPrefix + b.id.ID.String() + "/www"); err != nil || !ok || binary.BigEndian.Uint64(v) >= b.f.Local.Index().Seq() {
+		t.Errorf("a's stored cursor of b %x (%v, %v): past b's edit, seq %d", v, ok, err, b.f.Local.Index().Seq())
 	}
 	os.Remove(filepath.Join(a.dir, "f.txt"))
 	a.index(t)

@@ -28,7 +28,7 @@ func (n *Node) LocalChanges(folder string) ([]string, error) {
 	}
 	me := n.id.ID.Uint64()
 	var out []string
-	err := f.State.Walk("", func(rel string, e state.Entry) error {
+	err := f.Local.Index().Walk("", func(rel string, e state.Entry) error {
 		if rel != "" && e.Vector.Get(me) > 0 {
 			out = append(out, rel)
 		}
@@ -49,8 +49,8 @@ func (n *Node) Revert(folder string) ([]string, error) {
 	if f.Config.Mode != config.ReceiveOnly {
 		return nil, fmt.Errorf("folder %s is %s: only a receive-only folder can be reverted", folder, f.Config.Mode)
 	}
-	f.Lock.Lock()
-	defer f.Lock.Unlock()
+	f.Local.Lock()
+	defer f.Local.Unlock()
 	paths, err := n.LocalChanges(folder)
 	if err != nil {
 		return nil, err
@@ -59,7 +59,7 @@ func (n *Node) Revert(folder string) ([]string, error) {
 	slices.SortFunc(paths, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 	var done []string
 	for _, p := range paths {
-		e, _, err := f.State.Get(p)
+		e, _, err := f.Local.Index().Get(p)
 		if err != nil {
 			return done, err
 		}
@@ -75,7 +75,7 @@ func (n *Node) Revert(folder string) ([]string, error) {
 				return done, fmt.Errorf("revert %s: %w", p, err)
 			}
 		}
-		if err := f.State.Update(func(tx *state.Tx) error { return tx.Forget(p) }); err != nil {
+		if err := f.Local.Index().Update(func(tx *state.Tx) error { return tx.Forget(p) }); err != nil {
 			return done, err
 		}
 		done = append(done, p)

@@ -96,7 +96,7 @@ func (n *Node) serveHello(w http.ResponseWriter, r *http.Request) {
 		if sharedWith(f, peer) {
 			fp := f.Chunking.Fingerprint()
 			h.Folders = append(h.Folders, wire.HelloFolder{ID: f.Config.ID, Mode: string(f.Config.Mode),
-				Seq: f.State.Seq(), Chunking: fp.String(), Index: n.indexID})
+				Seq: f.Local.Index().Seq(), Chunking: fp.String(), Index: n.indexID})
 		}
 	}
 	n.seen(peer)
@@ -120,12 +120,12 @@ func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.acked(peer, f.Config.ID, since)
-	if f.sends() && since > f.State.Seq() {
+	if f.sends() && since > f.Local.Index().Seq() {
 		since = 0 // our index is newer than the peer's cursor: it was rebuilt
 	}
 	wait := min(time.Duration(waitMS)*time.Millisecond, maxWait)
-	ring := f.bell.Wait()
-	seq := f.State.Seq()
+	ring := f.Local.Changed()
+	seq := f.Local.Index().Seq()
 	if !f.sends() {
 		seq = since // a receive-only folder announces nothing of its own
 	}
@@ -138,7 +138,7 @@ func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 		}
 		t.Stop()
 		if f.sends() {
-			seq = f.State.Seq()
+			seq = f.Local.Index().Seq()
 		}
 	}
 	var batch []wire.Entry
@@ -146,7 +146,7 @@ func (n *Node) serveIndex(w http.ResponseWriter, r *http.Request) {
 	errFull := errors.New("full")
 	if f.sends() && seq > since {
 		last := since
-		err := f.State.Changed(since, func(rel string, e state.Entry) error {
+		err := f.Local.Index().Changed(since, func(rel string, e state.Entry) error {
 			if e.Version <= last {
 				return nil
 			}
@@ -314,7 +314,7 @@ func (n *Node) openServed(f *Folder, rel string) *os.File {
 	if !f.sends() {
 		return nil
 	}
-	e, ok, err := f.State.Get(rel)
+	e, ok, err := f.Local.Index().Get(rel)
 	if err != nil || !ok || e.Deleted || e.Type != "file" {
 		return nil
 	}

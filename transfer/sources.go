@@ -85,13 +85,13 @@ func (s *sources) lookup(id chunkstore.ID) (place, bool) {
 // rebuild reads the index anew if it changed and the map is old; s.mu is
 // held.
 func (s *sources) rebuild() {
-	seq, now := s.f.State.Seq(), s.f.clock().Now()
+	seq, now := s.f.Local.Index().Seq(), s.f.clock().Now()
 	if s.m != nil && (seq == s.seq || now.Sub(s.built) < rebuildAfter) {
 		return
 	}
 	s.m = map[chunkstore.ID]place{}
 	s.seq, s.built = seq, now
-	s.f.State.Walk("", func(rel string, e state.Entry) error {
+	s.f.Local.Index().Walk("", func(rel string, e state.Entry) error {
 		if e.Type != "file" || e.Deleted {
 			return nil
 		}

@@ -101,7 +101,7 @@ func (n *Node) Status() []PeerStatus {
 			if f == nil || !f.sends() {
 				continue
 			}
-			f.State.Changed(since, func(_ string, e state.Entry) error {
+			f.Local.Index().Changed(since, func(_ string, e state.Entry) error {
 				ps.SendFiles++
 				if !e.Deleted {
 					ps.SendBytes += e.Size

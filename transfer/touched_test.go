@@ -39,14 +39,14 @@ func TestChmodRightAfterPlaceIsIndexed(t *testing.T) {
 	b.start(t)
 	<-placed
 	eventually(t, "f.txt recorded on b", func() bool {
-		e, ok, err := b.f.State.Get("f.txt")
+		e, ok, err := b.f.Local.Index().Get("f.txt")
 		return err == nil && ok && !e.Deleted
 	})
-	if got := b.f.NotOwn([]string{"f.txt"}); len(got) != 1 {
+	if got := b.f.Local.NotOwn([]string{"f.txt"}); len(got) != 1 {
 		t.Errorf("the watcher's report of the chmod was taken for the receiver's own write")
 	}
 	b.index(t)
-	e, _, _ := b.f.State.Get("f.txt")
+	e, _, _ := b.f.Local.Index().Get("f.txt")
 	if e.Mode&0o777 != 0o600 {
 		t.Fatalf("b's index has mode %o after the local chmod, want 600", e.Mode&0o777)
 	}

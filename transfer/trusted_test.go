@@ -28,7 +28,7 @@ func TestReadTrustsOnlyAnUnchangedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.f.Release()
-	e, ok, err := n.f.State.Get("src.bin")
+	e, ok, err := n.f.Local.Index().Get("src.bin")
 	if err != nil || !ok || len(e.Content) < 2 {
 		t.Fatalf("index entry %+v, %v, %v: want a file of several chunks", e, ok, err)
 	}
