@@ -247,7 +247,7 @@ func (p *planner) planFile(rel string, n chunkstore.Node) {
 		}
 	}
 	p.tmpN++
-	f := &file{path: rel, tmp: path.Join(path.Dir(rel), fmt.Sprintf("%srestore-%d", ownname.Prefix, p.tmpN)), node: n}
+	f := &file{path: rel, tmp: ownname.RestoreTemp(rel, p.tmpN), node: n}
 	var off int64
 	var targets []*blobJob
 	var offs []int64

@@ -17,6 +17,7 @@ import (
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/internal/atdir"
+	"github.com/syncd/syncd/internal/ownname"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/wire"
 )
@@ -498,7 +499,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			}
 		}
 		if f == nil {
-			a.tmp = tempName(a.e.Path)
+			a.tmp = ownname.TempBeside(a.e.Path)
 			var err error
 			if f, err = at.OpenFile(a.tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
 				a.err, a.tmp = err, ""

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncd/syncd/internal/atdir"
-	"github.com/syncd/syncd/internal/ownname"
 	"github.com/syncd/syncd/state"
 )
 
@@ -119,11 +118,6 @@ func (c *dirCache) add(dir string) {
 		c.m = map[string]bool{}
 	}
 	c.m[dir] = true
-}
-
-// tempName returns a new temporary name beside rel.
-func tempName(rel string) string {
-	return path.Join(path.Dir(rel), ownname.Temp())
 }
 
 // lstater is the part of os.Root (or an atdir.Dirs) that looks at a path.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/atdir"
+	"github.com/syncd/syncd/internal/ownname"
 	"github.com/syncd/syncd/state"
 )
 
@@ -46,7 +47,7 @@ func (r *receiver) place(a *action, at *atdir.Dirs) {
 			if err = r.f.checkParents(p, nil, at); err != nil {
 				break
 			}
-			a.tmp = tempName(p)
+			a.tmp = ownname.TempBeside(p)
 			if err = r.f.root().Symlink(a.e.Target, a.tmp); err != nil {
 				break
 			}

@@ -9,6 +9,8 @@ package ownname
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"path"
+	"strconv"
 	"strings"
 )
 
@@ -20,6 +22,9 @@ const Marker = Prefix + "folder"
 
 // tempPrefix starts the names of the receiver's temporary files.
 const tempPrefix = Prefix + "tmp-"
+
+// restorePrefix starts the names of the restorer's temporary files.
+const restorePrefix = Prefix + "restore-"
 
 // Is reports whether the base name name is syncd's own.
 func Is(name string) bool { return strings.HasPrefix(name, Prefix) }
@@ -33,4 +38,15 @@ func Temp() string {
 	var b [6]byte
 	rand.Read(b[:])
 	return tempPrefix + hex.EncodeToString(b[:])
+}
+
+// TempBeside returns a new, random name for a temporary file of the
+// receiver in the directory of rel, a slash-separated path.
+func TempBeside(rel string) string { return path.Join(path.Dir(rel), Temp()) }
+
+// RestoreTemp returns the name of the restorer's n-th temporary file, in
+// the directory of rel, a slash-separated path. It is syncd's own name
+// (see [Is]) but not a receiver's temporary one (see [IsTemp]).
+func RestoreTemp(rel string, n int) string {
+	return path.Join(path.Dir(rel), restorePrefix+strconv.Itoa(n))
 }
