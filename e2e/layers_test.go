@@ -31,8 +31,8 @@ var allowed = map[string][]string{
 	"internal/span":          {},
 	"watcher":                {"internal/health", "internal/clock", "internal/ownname"},
 	"daemon": {"archiver", "chunkstore", "chunkstore/backend", "config", "copier", "crypto", "indexer", "retention", "state",
-		"transfer", "transfer/tlsid", "transfer/wire", "watcher", "internal/binread", "internal/health", "internal/version", "alert", "internal/clock", "internal/span", "internal/ownname", "internal/atdir", "localfolder"},
-	"transfer":            {"chunkstore", "chunkstore/backend", "config", "crypto", "state", "transfer/tlsid", "transfer/wire", "internal/binread", "internal/health", "internal/span", "internal/ownname", "internal/atdir", "internal/clock", "localfolder"},
+		"transfer", "transfer/tlsid", "transfer/wire", "watcher", "internal/binread", "internal/health", "internal/version", "alert", "internal/clock", "internal/span", "internal/ownname", "internal/atdir", "localfolder", "internal/bell"},
+	"transfer":            {"chunkstore", "chunkstore/backend", "config", "crypto", "state", "transfer/tlsid", "transfer/wire", "internal/binread", "internal/health", "internal/span", "internal/ownname", "internal/atdir", "internal/clock", "localfolder", "internal/bell"},
 	"transfer/wire":       {"chunkstore", "chunkstore/backend", "crypto", "state", "internal/binread", "internal/ownname"},
 	"internal/binread":    {},
 	"internal/health":     {},
@@ -40,9 +40,10 @@ var allowed = map[string][]string{
 	"internal/faultproxy": {},
 	"internal/ownname":    {},
 	"internal/atdir":      {},
-	"indexer":             {"state", "chunkstore", "chunkstore/backend", "crypto", "internal/binread", "internal/health", "internal/ownname", "localfolder", "internal/clock"},
+	"indexer":             {"state", "chunkstore", "chunkstore/backend", "crypto", "internal/binread", "internal/health", "internal/ownname", "localfolder", "internal/clock", "internal/bell"},
 	"state":               {"chunkstore", "chunkstore/backend", "crypto", "internal/binread"},
-	"localfolder":         {"state", "chunkstore", "chunkstore/backend", "crypto", "internal/binread", "internal/clock"},
+	"localfolder":         {"state", "chunkstore", "chunkstore/backend", "crypto", "internal/binread", "internal/clock", "internal/bell"},
+	"internal/bell":       {},
 }
 
 func TestImportLayers(t *testing.T) {

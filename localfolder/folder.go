@@ -15,6 +15,7 @@
 package localfolder
 
 import (
+	"github.com/syncd/syncd/internal/bell"
 	"sync"
 
 	"github.com/syncd/syncd/internal/clock"
@@ -27,7 +28,7 @@ type Folder struct {
 	root  string
 	index *state.Folder
 	mu    sync.Mutex // the batch lock (Lock, Unlock)
-	bell  bell
+	bell  bell.Bell
 	own   ownWrites
 }
 
@@ -40,7 +41,6 @@ func New(root string, index *state.Folder, clk clock.Clock) *Folder {
 	}
 	f := &Folder{root: root, index: index}
 	f.own.clk = clk
-	f.bell.ch = make(chan struct{})
 	return f
 }
 
@@ -70,29 +70,9 @@ func (f *Folder) Unlock() { f.mu.Unlock() }
 // change (a long poll) then hears at once of what is new, or that the
 // index is up to date, which is how it learns that it has caught up.
 // Notify may be called with or without the lock held.
-func (f *Folder) Notify() { f.bell.ring() }
+func (f *Folder) Notify() { f.bell.Ring() }
 
 // Changed returns a channel that is closed by the next [Folder.Notify].
 // Take the channel before reading the index, so that no change falls
 // between the two.
-func (f *Folder) Changed() <-chan struct{} { return f.bell.wait() }
-
-// bell wakes those waiting for the folder to change: wait returns a
-// channel that is closed by the next ring.
-type bell struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (b *bell) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ch
-}
-
-func (b *bell) ring() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	close(b.ch)
-	b.ch = make(chan struct{})
-}
+func (f *Folder) Changed() <-chan struct{} { return f.bell.Wait() }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/syncd/syncd/internal/bell"
 	"log/slog"
 	"net"
 	"net/http"
@@ -98,7 +99,7 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		}
 		n.peers[pid] = p
 		n.names[pid.Uint64()] = pid.Short()
-		n.peerSt[p.Name] = &peerState{sendLim: newLimiter(p.MaxSendRate), recvLim: newLimiter(p.MaxRecvRate), back: newBell()}
+		n.peerSt[p.Name] = &peerState{sendLim: newLimiter(p.MaxSendRate), recvLim: newLimiter(p.MaxRecvRate), back: new(bell.Bell)}
 	}
 	var err error
 	if n.indexID, err = indexID(db); err != nil {
@@ -238,29 +239,7 @@ type peerState struct {
 	sendLim, recvLim *rate.Limiter // the peer's max_send_rate, max_recv_rate; nil: none
 	// back rings when the peer opens a connection to this node: a puller
 	// of it waiting out its backoff tries again at once (the link is back)
-	back *bell
-}
-
-// bell wakes those waiting for an event (a peer's connection): Wait
-// returns a channel that is closed by the next Ring.
-type bell struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newBell() *bell { return &bell{ch: make(chan struct{})} }
-
-func (b *bell) Wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ch
-}
-
-func (b *bell) Ring() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	close(b.ch)
-	b.ch = make(chan struct{})
+	back *bell.Bell
 }
 
 // connState counts the connections each peer has open to this node
