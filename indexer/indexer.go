@@ -390,7 +390,9 @@ func (ix *Indexer) dir(ctx context.Context, rel string) error {
 		return err
 	}
 	for _, o := range ix.batch {
-		if !o.erase && o.rel != rel && parentOf(o.rel) == rel && !onDisk[o.rel] && !slices.Contains(gone, o.rel) {
+		// (the prefix test first: this runs for every directory of a scan)
+		if len(o.rel) > len(rel) && strings.HasPrefix(o.rel, rel) && !o.erase && parentOf(o.rel) == rel &&
+			!onDisk[o.rel] && !slices.Contains(gone, o.rel) {
 			gone = append(gone, o.rel)
 		}
 	}
