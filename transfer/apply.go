@@ -146,7 +146,11 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 	}
 	look := r.f.lookup()
 	pb := &prepared{es: es, t0: time.Now(), at: r.f.at()}
-	locals := r.localEntries(es)
+	paths := make([]string, len(es))
+	for i := range es {
+		paths[i] = es[i].Path
+	}
+	locals := r.localEntries(paths)
 	for i, e := range es {
 		a, err := r.plan(e, look, locals[i])
 		switch {
@@ -325,14 +329,10 @@ type localEntry struct {
 	err  error
 }
 
-// localEntries reads the index's entries of the paths of es in one
-// transaction, or one by one if that fails (then each fails alone).
-func (r *receiver) localEntries(es []wire.Entry) []localEntry {
-	out := make([]localEntry, len(es))
-	paths := make([]string, len(es))
-	for i := range es {
-		paths[i] = es[i].Path
-	}
+// localEntries reads the index's entries of paths in one transaction, or
+// one by one if that fails (then each fails alone).
+func (r *receiver) localEntries(paths []string) []localEntry {
+	out := make([]localEntry, len(paths))
 	err := r.f.Local.Index().GetEach(paths, func(i int, e state.Entry, ok bool) error {
 		out[i] = localEntry{e, ok, nil}
 		return nil
@@ -431,11 +431,11 @@ func (r *receiver) plan(e wire.Entry, look *atdir.Dirs, le localEntry) (*action,
 // index (the indexer recorded a local change) or on disk (a local change
 // not yet indexed). Those wait and are planned again.
 func (r *receiver) recheck(acts []*action) {
-	es := make([]wire.Entry, len(acts))
+	paths := make([]string, len(acts))
 	for i, a := range acts {
-		es[i] = a.e
+		paths[i] = a.e.Path
 	}
-	nows := r.localEntries(es)
+	nows := r.localEntries(paths)
 	for i, a := range acts {
 		if a.err != nil {
 			continue
