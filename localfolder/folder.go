@@ -15,9 +15,9 @@
 package localfolder
 
 import (
-	"github.com/syncd/syncd/internal/bell"
 	"sync"
 
+	"github.com/syncd/syncd/internal/bell"
 	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/state"
 )
