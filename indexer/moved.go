@@ -78,10 +78,8 @@ func (ix *Indexer) lookupOrigin(dir string) string {
 	}
 	if ix.mv.dirs == nil {
 		ix.mv.dirs = map[devIno]string{}
-		err := ix.st.Walk("", func(rel string, e state.Entry) error {
-			if e.Type == "dir" && !e.Deleted {
-				ix.mv.dirs[devIno{e.Device, e.Inode}] = rel
-			}
+		err := ix.st.Dirs(func(rel string, e state.Entry) error {
+			ix.mv.dirs[devIno{e.Device, e.Inode}] = rel
 			return nil
 		})
 		if err != nil {

@@ -252,6 +252,43 @@ func (f *Folder) Walk(prefix string, fn func(rel string, e Entry) error) error {
 	}
 }
 
+// Dirs calls fn for every live directory entry (no tombstones), in path
+// order. It reads the folder in one transaction and decodes only the
+// directories' entries (a file's is skipped by its type byte), so it
+// costs a few milliseconds where Walk of a large folder costs tens: the
+// indexer looks for a renamed directory's old name by its inode with it.
+// fn runs outside the transaction.
+func (f *Folder) Dirs(fn func(rel string, e Entry) error) error {
+	var dirs []item
+	err := f.view(func(b *buckets) error {
+		c := b.entries.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(v) < 3 || v[1]&flagDeleted != 0 || int(v[2]) >= len(typeNames) || typeNames[v[2]] != "dir" {
+				continue // a damaged entry is left to the readers that decode it
+			}
+			rel, err := keyPath(k)
+			if err != nil {
+				return damaged(f.db.path, fmt.Errorf("folder %q: %w", f.id, err))
+			}
+			e, err := decodeEntry(v)
+			if err != nil {
+				return f.entryError(k, err)
+			}
+			dirs = append(dirs, item{rel, e})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, it := range dirs {
+		if err := fn(it.rel, it.e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Changed calls fn for every entry with a Version above since, tombstones
 // included, in version order, and returns fn's first error. Its cost
 // follows the number of such entries, not the size of the folder. fn runs

@@ -422,3 +422,41 @@ func TestGetEach(t *testing.T) {
 		t.Errorf("a path outside the folder: err %v, fn called %v", err, called)
 	}
 }
+
+// Dirs lists what Walk lists of the live directories, and nothing else.
+func TestDirs(t *testing.T) {
+	f := openTest(t).Folder("f1")
+	err := f.Update(func(tx *Tx) error {
+		for _, p := range []string{"a", "a/b", "gone", "z"} {
+			if err := tx.Put(p, Entry{Type: "dir", Mode: 0o755, Inode: uint64(len(p))}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Put("a/f", Entry{Type: "file"}); err != nil {
+			return err
+		}
+		if err := tx.Put("a/l", Entry{Type: "symlink", Target: "f"}); err != nil {
+			return err
+		}
+		return tx.Delete("gone")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got []string
+	f.Walk("", func(rel string, e Entry) error {
+		if e.Type == "dir" && !e.Deleted {
+			want = append(want, fmt.Sprintf("%s %d", rel, e.Inode))
+		}
+		return nil
+	})
+	if err := f.Dirs(func(rel string, e Entry) error {
+		got = append(got, fmt.Sprintf("%s %d", rel, e.Inode))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) || len(got) != 3 {
+		t.Errorf("Dirs = %q, want %q (a, a/b, z)", got, want)
+	}
+}
