@@ -8,7 +8,6 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/internal/atdir"
 	"github.com/syncd/syncd/transfer/wire"
@@ -31,17 +30,6 @@ type sumsFunc func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, 
 
 // errNoSums is what a sumsFunc returns for a peer that serves none.
 var errNoSums = errors.New("the peer serves no segment sums")
-
-// segmentSums appends to dst the sums of the segments of data, the block at
-// off.
-func segmentSums(ch chunkstore.Chunking, h *crypto.Hasher, off int64, data []byte, dst []byte) []byte {
-	for k := range wire.Segments(off, uint32(len(data))) {
-		so, sl := wire.Segment(off, uint32(len(data)), k)
-		id := ch.ID(h, data[so-off:so-off+int64(sl)])
-		dst = append(dst, id[:wire.SumSize]...)
-	}
-	return dst
-}
 
 // pieced is a block that delta put together from local segments and
 // pieces asked for: it is checked whole once they came.
@@ -136,7 +124,7 @@ func (r *receiver) delta(ctx context.Context, q *wire.BlockRequest, owners []*ac
 		if err != nil && !errors.Is(err, io.EOF) {
 			continue
 		}
-		mine = segmentSums(r.f.Chunking, h, b.Offset, buf[:got], mine[:0])
+		mine = wire.SegmentSums(r.f.Chunking, h, b.Offset, buf[:got], mine[:0])
 		ps, err := r.narrow(a, b, buf[:got], sums[n], mine)
 		if err != nil {
 			a.err = err

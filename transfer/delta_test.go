@@ -79,7 +79,7 @@ func TestPiecedBlockNotMatchingItsIDAskedWhole(t *testing.T) {
 				for j, blk := range fb.Blocks {
 					data := make([]byte, blk.Length)
 					n, _ := f.ReadAt(data, blk.Offset)
-					if err := fn(i, j, segmentSums(r.f.Chunking, h, blk.Offset, data[:n], nil), true); err != nil {
+					if err := fn(i, j, wire.SegmentSums(r.f.Chunking, h, blk.Offset, data[:n], nil), true); err != nil {
 						f.Close()
 						return err
 					}
@@ -122,7 +122,7 @@ func TestServeSegmentSums(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := segmentSums(a.f.Chunking, crypto.NewHasher(a.f.Chunking.Key), blk.Offset, []byte(data[blk.Offset:]), nil)
+	want := wire.SegmentSums(a.f.Chunking, crypto.NewHasher(a.f.Chunking.Key), blk.Offset, []byte(data[blk.Offset:]), nil)
 	if len(got) != 2 || !oks[0] || string(got[0]) != string(want) || oks[1] {
 		t.Errorf("sums %x (ok %v), want %x for db.sql and none for a file the peer does not have", got, oks, want)
 	}

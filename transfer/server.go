@@ -265,7 +265,7 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 				if _, err := file.ReadAt(data, b.Offset); err != nil {
 					data = nil
 				} else if h != nil {
-					sumBuf = segmentSums(f.Chunking, h, b.Offset, data, sumBuf[:0])
+					sumBuf = wire.SegmentSums(f.Chunking, h, b.Offset, data, sumBuf[:0])
 					data = sumBuf
 				} else {
 					n.blocksServed.Add(int64(len(data)))

@@ -1,5 +1,10 @@
 package wire
 
+import (
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/crypto"
+)
+
 // FeatureSums says that a node answers a framed block request with
 // sums=1 (see PROTOCOL.md "Segment sums"): for each block, instead of its
 // bytes, the SumSize-byte sums of its segments, so that a receiver that
@@ -33,4 +38,16 @@ func Segment(off int64, length uint32, k int) (int64, uint32) {
 	start := max(off, (off/SumSegment+int64(k))*SumSegment)
 	end := min(off+int64(length), (off/SumSegment+int64(k)+1)*SumSegment)
 	return start, uint32(end - start)
+}
+
+// SegmentSums appends to dst the sums of the segments of data, the block at
+// off, as ch hashes them with h: what a node serves for the block, and
+// what a receiver compares them with.
+func SegmentSums(ch chunkstore.Chunking, h *crypto.Hasher, off int64, data []byte, dst []byte) []byte {
+	for k := range Segments(off, uint32(len(data))) {
+		so, sl := Segment(off, uint32(len(data)), k)
+		id := ch.ID(h, data[so-off:so-off+int64(sl)])
+		dst = append(dst, id[:SumSize]...)
+	}
+	return dst
 }
