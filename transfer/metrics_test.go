@@ -91,7 +91,7 @@ func TestApplyErrorsByReason(t *testing.T) {
 	f := &Folder{Config: config.Folder{ID: "www", Path: t.TempDir()}, Health: health.NewConditions(clk.Now)}
 	c := new(pfCounters)
 	p := &puller{n: &Node{clk: clk}, f: f, peer: config.Peer{Name: "a"},
-		retry: map[string]failure{}, r: &receiver{f: f, count: c}, rep: new(reporters),
+		retry: map[string]failure{}, r: &receiver{f: f, count: c}, rep: new(reporters), count: c,
 		log: slog.New(slog.NewTextHandler(new(bytes.Buffer), nil))}
 	want := map[string]uint64{}
 	for i, tc := range cases {

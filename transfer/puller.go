@@ -30,6 +30,8 @@ type puller struct {
 	rep  *reporters // shared by the folder's pullers
 	down lasting    // sessions with the peer fail (owned by run)
 
+	count *pfCounters // the (peer, folder)'s counters: the puller counts the apply errors
+
 	next      uint64             // the peer's sequence number to ask after
 	peerIndex string             // the peer's index ID that next counts in
 	retry     map[string]failure // entries that failed, by path
@@ -88,10 +90,10 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 	}
 	pl := &puller{n: n, peer: p, f: f, c: c, retry: map[string]failure{},
 		log: n.log.With("peer", p.Name, "folder", f.Config.ID),
-		key: cursorPrefix + pid.String() + "/" + f.Config.ID, rep: n.reps[f]}
+		key: cursorPrefix + pid.String() + "/" + f.Config.ID, rep: n.reps[f], count: n.pf[pfKey{p.Name, f.Config.ID}]}
 	pl.down = lasting{log: pl.log, clk: n.clk}
 	c.comp = newChooser(p.Compression, n.clk, pl.log)
-	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, self: n.id.ID.Uint64(), log: pl.log, count: n.pf[pfKey{p.Name, f.Config.ID}],
+	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, self: n.id.ID.Uint64(), log: pl.log, count: pl.count,
 		fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 			return c.blocks(ctx, f.Config.ID, q, fn)
 		},

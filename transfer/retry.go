@@ -243,7 +243,7 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 			}
 			continue
 		}
-		p.r.count.applyError(fl.err)
+		p.count.applyError(fl.err)
 		if errors.Is(fl.err, errDirNotEmpty) {
 			if fl.tries > dirTries {
 				p.log.Info("deleted directory kept: it holds something not deleted", "path", fl.e.Path)
