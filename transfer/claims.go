@@ -3,7 +3,6 @@ package transfer
 import (
 	"errors"
 	"sync"
-	"time"
 )
 
 // Several peers of a folder may offer the same version of a path, and a
@@ -11,22 +10,14 @@ import (
 // from every peer, and an edit reaches it from each. So that a file is
 // fetched once, and different files from different peers, the receiver
 // claims the path of each file it is about to build; another puller that
-// plans the same path meanwhile puts its entry aside (errClaimed) and
-// plans it again a moment later (see claimRetry), when it usually finds
-// the version applied. The claim is dropped when the batch
-// that holds it is committed or abandoned.
+// plans the same path meanwhile puts its entry aside (errClaimed), and
+// its puller plans it again a moment later, when it usually finds the
+// version applied. The claim is dropped when the batch that holds it is
+// committed or abandoned.
 
 // errClaimed files a peer's version of a path whose file another puller
 // of the folder is building: not a failure, and planned again soon.
 var errClaimed = errors.New("another peer's version of the path is being fetched")
-
-// A claimed path is planned again claimRetry later, then after twice as
-// long each time it is still claimed, up to claimRetryMax: a new node
-// puts thousands aside at first, and each plan is an index read.
-const (
-	claimRetry    = 250 * time.Millisecond
-	claimRetryMax = 2 * time.Second
-)
 
 // claims are the paths being built by the folder's pullers, each with the
 // batch that builds it. The zero value is ready to use; safe for

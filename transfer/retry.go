@@ -29,6 +29,15 @@ const (
 	remindEvery = 10 * time.Minute // a lasting condition is logged again this often
 )
 
+// A path another puller claimed (errClaimed, see claims.go) is planned
+// again claimRetry later, then after twice as long each time it is still
+// claimed, up to claimRetryMax: a new node puts thousands aside at first,
+// and each plan is an index read.
+const (
+	claimRetry    = 250 * time.Millisecond
+	claimRetryMax = 2 * time.Second
+)
+
 // The folder conditions the receiver reports (see [Folder.Health]).
 const (
 	condDiskFull  = "disk-full"  // ENOSPC, EDQUOT
