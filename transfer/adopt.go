@@ -108,15 +108,3 @@ func (p *puller) endAdoption() error {
 	f.Local.Notify()
 	return nil
 }
-
-// keepUnversioned reports whether the local version of a path, replaced
-// by the peer's version remote, is to be kept as a conflict copy although
-// the peer's version is newer: local has no version (it was found while
-// the folder adopted), is a file whose bytes differ from remote's, and
-// was modified after remote. A restored file is older than the version
-// that replaced it on the peers; a newer one may be an edit the peers
-// never had (a node whose index was lost before its change travelled).
-func keepUnversioned(local, remote state.Entry) bool {
-	return len(local.Vector) == 0 && !local.Deleted && local.Type == "file" && !remote.Deleted &&
-		!sameBytes(local, remote) && local.ModTime > remote.ModTime
-}

@@ -48,6 +48,20 @@ func remoteWins(l, r state.Entry) bool {
 	return contentLess(l, r)
 }
 
+// keepUnversioned reports whether the local version of a path, replaced
+// by the peer's version remote, is to be kept as a conflict copy although
+// the peer's version is newer: local has no version (it was found while
+// the folder adopted its peers' versions: see
+// [state.Folder.BeginAdoption]), is a file whose bytes differ from
+// remote's, and was modified after remote. A restored file is older than
+// the version that replaced it on the peers; a newer one may be an edit
+// the peers never had (a node whose index was lost before its change
+// travelled).
+func keepUnversioned(local, remote state.Entry) bool {
+	return len(local.Vector) == 0 && !local.Deleted && local.Type == "file" && !remote.Deleted &&
+		!sameBytes(local, remote) && local.ModTime > remote.ModTime
+}
+
 // contentLess orders two versions by what they hold.
 func contentLess(l, r state.Entry) bool {
 	if l.Mode != r.Mode {
