@@ -23,10 +23,10 @@ import (
 // first full scan has indexed what is on disk (before, every restored
 // file would look like a local change not yet indexed, and would not be a
 // source of chunks); they take them all at once, each fetching the files
-// the others have not claimed (see claims.go), so a new node pulls from
-// every peer. The adoption ends when one puller has caught up with its
-// peer with nothing left to retry: what is still unversioned then is what
-// no peer knows, and becomes this node's own change.
+// the others have not claimed (see receive/claims.go), so a new node
+// pulls from every peer. The adoption ends when one puller has caught up
+// with its peer with nothing left to retry: what is still unversioned
+// then is what no peer knows, and becomes this node's own change.
 
 // adoptPoll is how often a puller looks whether the first scan finished.
 const adoptPoll = 100 * time.Millisecond

@@ -56,7 +56,7 @@ func TestNewNodePullsFromEveryPeer(t *testing.T) {
 	if total > files*size*11/10 {
 		t.Errorf("c fetched %d bytes in all for %d bytes of files: the same files from both peers", total, files*size)
 	}
-	if n := c.f.claims.held(); n != 0 {
+	if n := c.f.recv.Claimed(); n != 0 {
 		t.Errorf("%d paths still claimed", n)
 	}
 }

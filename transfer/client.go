@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/syncd/syncd/transfer/receive"
 	"github.com/syncd/syncd/transfer/tlsid"
 	"github.com/syncd/syncd/transfer/wire"
 )
@@ -187,7 +188,7 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 		err = readBlocks(br, q, func(b wire.Block) uint32 { return b.Length }, fn)
 	}
 	if abandoned.Load() {
-		err = errAbandoned
+		err = receive.ErrAbandoned
 	}
 	if framed {
 		if err != nil {
@@ -220,11 +221,6 @@ func (c *client) segmentSums(ctx context.Context, folder string, q *wire.BlockRe
 	defer fr.Close()
 	return readBlocks(fr, q, func(b wire.Block) uint32 { return uint32(wire.SumSize * wire.Segments(b.Offset, b.Length)) }, fn)
 }
-
-// errAbandoned ends a raw block response that slowed down (see
-// chooser.tooSlow): the blocks it has not brought are to be asked for
-// again.
-var errAbandoned = errors.New("blocks: the response slowed down and was abandoned")
 
 // watch calls abandon, once, if the raw response read through body slows
 // down (see chooser.tooSlow) while the receiver waits for its bytes: a
@@ -319,3 +315,6 @@ func readBlocks(br blockReader, q *wire.BlockRequest, size func(wire.Block) uint
 	}
 	return nil
 }
+
+// ms rounds d to milliseconds, for logs.
+func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/internal/clock"
+	"github.com/syncd/syncd/transfer/receive"
 )
 
 // A receiver asks for each block request's blocks raw or compressed
@@ -141,12 +142,12 @@ func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
 
 // requestSize is how many payload bytes the next request should ask for:
 // about requestTime of them at the rate measured for the kind it will ask
-// for (a probe: the other), within [requestMin, requestBytes]. A probe of
-// raw blocks on a slow link is small, so it costs little link time; it is
-// measured by its time (measureMin).
+// for (a probe: the other), within [requestMin, receive.RequestBytes]. A
+// probe of raw blocks on a slow link is small, so it costs little link
+// time; it is measured by its time (measureMin).
 func (c *chooser) requestSize() int64 {
 	if c.setting != config.CompressAuto {
-		return requestBytes
+		return receive.RequestBytes
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -155,7 +156,7 @@ func (c *chooser) requestSize() int64 {
 		k = 1 - k
 	}
 	if r := c.rate[k]; r != 0 {
-		return min(max(int64(r*requestTime.Seconds()), requestMin), requestBytes)
+		return min(max(int64(r*requestTime.Seconds()), requestMin), receive.RequestBytes)
 	}
 	return requestInit
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/internal/clock/clocktest"
 	"github.com/syncd/syncd/internal/faultproxy"
+	"github.com/syncd/syncd/transfer/receive"
 	"github.com/syncd/syncd/transfer/wire"
 )
 
@@ -187,7 +188,7 @@ func TestChooserSlowDown(t *testing.T) {
 	clk := clocktest.New(time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC))
 	for _, s := range []config.Compression{config.CompressNever, config.CompressAlways} {
 		c := newChooser(s, clk, nil)
-		if c.tooSlow(1, 1e9) || c.rawLost(0) || c.requestSize() != requestBytes {
+		if c.tooSlow(1, 1e9) || c.rawLost(0) || c.requestSize() != receive.RequestBytes {
 			t.Errorf("%s: judged a response or sized a request", s)
 		}
 	}
@@ -209,8 +210,8 @@ func TestChooserSlowDown(t *testing.T) {
 	if c.zstd {
 		t.Fatal("compressed on a fast link")
 	}
-	if got := c.requestSize(); got != requestBytes {
-		t.Errorf("fast link: requests of %d bytes, want %d", got, requestBytes)
+	if got := c.requestSize(); got != receive.RequestBytes {
+		t.Errorf("fast link: requests of %d bytes, want %d", got, receive.RequestBytes)
 	}
 	if c.tooSlow(300e6, 0) || c.rawLost(0) {
 		t.Error("a response at 3/8 of the rate measured is judged too slow")

@@ -67,19 +67,19 @@ func TestEditFetchesTheSegmentsThatDiffer(t *testing.T) {
 // peer might send) is asked for whole: the replica still ends equal.
 func TestPiecedBlockNotMatchingItsIDAskedWhole(t *testing.T) {
 	_, b, edit, before := editFixture(t, func(n *Node) {
-		r := n.pullers[0].r
-		r.sums = func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, sums []byte, ok bool) error) error {
+		r, rf := n.pullers[0].r, n.pullers[0].f
+		r.Sums = func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, sums []byte, ok bool) error) error {
 			// the receiver's own sums: everything "matches" its old copy
-			h := crypto.NewHasher(r.f.Chunking.Key)
+			h := crypto.NewHasher(rf.Chunking.Key)
 			for i, fb := range q.Files {
-				f, err := os.Open(filepath.Join(r.f.Config.Path, fb.Path))
+				f, err := os.Open(filepath.Join(rf.Config.Path, fb.Path))
 				if err != nil {
 					return err
 				}
 				for j, blk := range fb.Blocks {
 					data := make([]byte, blk.Length)
 					n, _ := f.ReadAt(data, blk.Offset)
-					if err := fn(i, j, wire.SegmentSums(r.f.Chunking, h, blk.Offset, data[:n], nil), true); err != nil {
+					if err := fn(i, j, wire.SegmentSums(rf.Chunking, h, blk.Offset, data[:n], nil), true); err != nil {
 						f.Close()
 						return err
 					}

@@ -18,6 +18,7 @@ import (
 	"github.com/syncd/syncd/internal/clock/clocktest"
 	"github.com/syncd/syncd/internal/health"
 	"github.com/syncd/syncd/internal/ownname"
+	"github.com/syncd/syncd/transfer/receive"
 	"github.com/syncd/syncd/transfer/wire"
 )
 
@@ -31,16 +32,16 @@ func TestRetryBackoff(t *testing.T) {
 	var logs bytes.Buffer
 	f := &Folder{Config: config.Folder{ID: "www", Path: "/srv/www"}, Health: health.NewConditions(clk.Now)}
 	p := &puller{n: &Node{clk: clk}, f: f, peer: config.Peer{Name: "a"},
-		retry: map[string]failure{}, r: &receiver{f: f}, rep: new(reporters),
+		retry: map[string]failure{}, r: receive.New(&receive.Folder{}, receive.Options{}), rep: new(reporters),
 		log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	e := wire.Entry{Path: "big.bin", Type: "file", Seq: 7, Size: 60 << 20}
-	full := failure{e: e, err: &fs.PathError{Op: "write", Path: "big.bin", Err: syscall.ENOSPC}}
+	full := receive.Failure{Entry: e, Err: &fs.PathError{Op: "write", Path: "big.bin", Err: syscall.ENOSPC}}
 
 	want := []time.Duration{2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300, 300, 300}
 	for i, w := range want {
 		w *= time.Second
 		now := clk.Now()
-		p.settle([]wire.Entry{e}, []failure{full})
+		p.settle([]wire.Entry{e}, []receive.Failure{full})
 		if got := p.retry[e.Path].due.Sub(now); got != w {
 			t.Fatalf("failure %d: next try in %v, want %v", i+1, got, w)
 		}
@@ -51,7 +52,7 @@ func TestRetryBackoff(t *testing.T) {
 		if due, _ := p.due(clk.Now()); len(due) != 1 || due[0].e.Path != e.Path {
 			t.Fatalf("failure %d: due after %v: %v, want big.bin", i+1, w, due)
 		}
-		if c, ok := f.Health.Get(condDiskFull); !ok || c.Severity != health.Degraded ||
+		if c, ok := f.Health.Get(receive.CondDiskFull); !ok || c.Severity != health.Degraded ||
 			!strings.Contains(c.Reason, "big.bin") || !strings.Contains(c.Reason, "no space left") {
 			t.Fatalf("failure %d: condition %+v (set %v), want degraded disk-full naming big.bin", i+1, c, ok)
 		}
@@ -68,13 +69,13 @@ func TestRetryBackoff(t *testing.T) {
 
 	// applied: the condition ends, and the next failure waits 2 s again
 	p.settle([]wire.Entry{e}, nil)
-	if _, ok := f.Health.Get(condDiskFull); ok || len(p.retry) != 0 {
+	if _, ok := f.Health.Get(receive.CondDiskFull); ok || len(p.retry) != 0 {
 		t.Fatalf("after success: condition still set (%v) or %d retries", ok, len(p.retry))
 	}
 	if !strings.Contains(logs.String(), `msg="folder condition resolved" condition=disk-full`) {
 		t.Errorf("the end of the condition is not logged:\n%s", logs.String())
 	}
-	p.settle([]wire.Entry{e}, []failure{full})
+	p.settle([]wire.Entry{e}, []receive.Failure{full})
 	if got := p.retry[e.Path].due.Sub(clk.Now()); got != retryMin {
 		t.Errorf("after a success, next try in %v, want %v", got, retryMin)
 	}
@@ -82,7 +83,7 @@ func TestRetryBackoff(t *testing.T) {
 	// a local change not yet indexed costs no transfer: every 2 s
 	lc := wire.Entry{Path: "local.txt", Type: "file", Seq: 8}
 	for range 5 {
-		p.settle([]wire.Entry{lc}, []failure{{e: lc, err: errLocalChange}})
+		p.settle([]wire.Entry{lc}, []receive.Failure{{Entry: lc, Err: receive.ErrLocalChange}})
 	}
 	if got := p.retry[lc.Path].due.Sub(clk.Now()); got != retryEvery {
 		t.Errorf("local change: next try in %v, want %v", got, retryEvery)
@@ -147,7 +148,7 @@ func TestDiskFullReceiver(t *testing.T) {
 	if want := 62 * time.Second; waited < want || waited > want+pollWait {
 		t.Errorf("six tries took %v of the clock, want %v and at most a long poll more: the backoff", waited, want)
 	}
-	c, ok := b.f.Health.Get(condDiskFull)
+	c, ok := b.f.Health.Get(receive.CondDiskFull)
 	if !ok || b.f.Health.Worst() != health.Degraded || !strings.Contains(c.Reason, "big.bin") ||
 		!strings.Contains(c.Reason, "no space left on device") {
 		t.Errorf("folder condition %+v (set %v), want degraded disk-full naming big.bin and the error", c, ok)
@@ -173,7 +174,7 @@ func TestDiskFullReceiver(t *testing.T) {
 		return err == nil && bytes.Equal(got, big)
 	})
 	drive(t, clk, "the condition cleared", func() bool {
-		_, ok := b.f.Health.Get(condDiskFull)
+		_, ok := b.f.Health.Get(receive.CondDiskFull)
 		return !ok && strings.Contains(b.log.String(), `msg="folder condition resolved" peer=a folder=www condition=disk-full`)
 	})
 	// about 4 MiB of it fitted: what is left is about 2 MiB
@@ -244,7 +245,7 @@ func TestDiskFullSmallFilesGoThrough(t *testing.T) {
 		}
 		return true
 	})
-	if _, ok := b.f.Health.Get(condDiskFull); !ok {
+	if _, ok := b.f.Health.Get(receive.CondDiskFull); !ok {
 		t.Errorf("no disk-full condition while big.bin does not fit")
 	}
 	mountTmpfs(t, "-o", "remount,size=64m", b.dir)
@@ -262,12 +263,12 @@ func TestConditionsSharedByPullers(t *testing.T) {
 		err  error
 		want string
 	}{
-		{syscall.ENOSPC, condDiskFull}, {syscall.EDQUOT, condDiskFull},
-		{syscall.EROFS, condDiskError}, {syscall.EIO, condDiskError},
-		{syscall.EACCES, ""}, {errUnavailable, ""}, {errLocalChange, ""},
+		{syscall.ENOSPC, receive.CondDiskFull}, {syscall.EDQUOT, receive.CondDiskFull},
+		{syscall.EROFS, receive.CondDiskError}, {syscall.EIO, receive.CondDiskError},
+		{syscall.EACCES, ""}, {receive.ErrUnavailable, ""}, {receive.ErrLocalChange, ""},
 	} {
-		if got := failClass(&fs.PathError{Op: "write", Path: "x", Err: tc.err}); got != tc.want {
-			t.Errorf("failClass(%v) = %q, want %q", tc.err, got, tc.want)
+		if got := receive.FailClass(&fs.PathError{Op: "write", Path: "x", Err: tc.err}); got != tc.want {
+			t.Errorf("receive.FailClass(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 
@@ -276,18 +277,18 @@ func TestConditionsSharedByPullers(t *testing.T) {
 	rep := new(reporters)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	p1 := &puller{n: n, f: f, peer: config.Peer{Name: "a"}, retry: map[string]failure{}, r: &receiver{f: f}, rep: rep, log: log}
-	p2 := &puller{n: n, f: f, peer: config.Peer{Name: "c"}, retry: map[string]failure{}, r: &receiver{f: f}, rep: rep, log: log}
+	p1 := &puller{n: n, f: f, peer: config.Peer{Name: "a"}, retry: map[string]failure{}, r: receive.New(&receive.Folder{}, receive.Options{}), rep: rep, log: log}
+	p2 := &puller{n: n, f: f, peer: config.Peer{Name: "c"}, retry: map[string]failure{}, r: receive.New(&receive.Folder{}, receive.Options{}), rep: rep, log: log}
 	e := wire.Entry{Path: "x", Type: "file", Seq: 1, Size: 10}
-	ro := failure{e: e, err: &fs.PathError{Op: "open", Path: "x", Err: syscall.EROFS}}
-	p1.settle([]wire.Entry{e}, []failure{ro})
-	p2.settle([]wire.Entry{e}, []failure{ro})
+	ro := receive.Failure{Entry: e, Err: &fs.PathError{Op: "open", Path: "x", Err: syscall.EROFS}}
+	p1.settle([]wire.Entry{e}, []receive.Failure{ro})
+	p2.settle([]wire.Entry{e}, []receive.Failure{ro})
 	p1.settle([]wire.Entry{e}, nil)
-	if c, ok := f.Health.Get(condDiskError); !ok || !strings.Contains(c.Reason, "read-only file system") {
+	if c, ok := f.Health.Get(receive.CondDiskError); !ok || !strings.Contains(c.Reason, "read-only file system") {
 		t.Fatalf("after one of two pullers recovered: condition %+v (set %v), want disk-error still", c, ok)
 	}
 	p2.settle([]wire.Entry{e}, nil)
-	if _, ok := f.Health.Get(condDiskError); ok {
+	if _, ok := f.Health.Get(receive.CondDiskError); ok {
 		t.Fatal("both pullers recovered: disk-error still set")
 	}
 	if w, r := strings.Count(logs.String(), `msg="folder degraded"`), strings.Count(logs.String(), `msg="folder condition resolved"`); w != 1 || r != 1 {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/syncd/syncd/internal/health"
+	"github.com/syncd/syncd/transfer/receive"
 )
 
 // A folder with a Failed condition (its marker missing: maybe not the
@@ -33,7 +34,7 @@ func TestFailedFolderStops(t *testing.T) {
 	a.index(t)
 	drive(t, clk, "b's puller stopped on the failed folder", func() bool {
 		st := b.node.Status()
-		return len(st) == 1 && strings.Contains(st[0].Error, errFolderFailed.Error())
+		return len(st) == 1 && strings.Contains(st[0].Error, receive.ErrFolderFailed.Error())
 	})
 	if _, err := os.Lstat(filepath.Join(b.dir, "y.txt")); err == nil {
 		t.Errorf("y.txt applied on b although its folder is failed")

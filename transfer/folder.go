@@ -1,7 +1,9 @@
 // Package transfer mirrors folders between peers (DESIGN.md §5,
 // docs/PROTOCOL.md): every node serves its local index and the blocks of
 // its files over HTTP/2 with mutual TLS, and pulls from each peer of each
-// folder the entries it lacks, applying them atomically to its own copy.
+// folder the entries it lacks, which a receiver of package
+// [github.com/syncd/syncd/transfer/receive] applies atomically to its own
+// copy.
 //
 // A node pulls; it never pushes. A peer's entries are asked for by
 // sequence number ("everything after n"), long-polled so that a change
@@ -22,6 +24,7 @@ import (
 	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/internal/health"
 	"github.com/syncd/syncd/localfolder"
+	"github.com/syncd/syncd/transfer/receive"
 )
 
 // Folder is a local folder as the transfer service needs it.
@@ -48,13 +51,9 @@ type Folder struct {
 	adopting atomic.Bool
 	adoptMu  sync.Mutex
 
-	claims claims // the paths the pullers are building (see claims.go)
-
-	// src finds chunks in local files for every puller of the folder: a
-	// file one of them wrote is a source for the others at once, and the
-	// index is walked for one map, not one per peer.
-	srcOnce sync.Once
-	src     *sources
+	// recv is the folder as its pullers' receivers see it, and what they
+	// share (made by open).
+	recv *receive.Folder
 
 	rootp atomic.Pointer[os.Root] // nil: the folder could not be opened
 	clk   clock.Clock             // the node's (set by New)
@@ -70,6 +69,10 @@ func (f *Folder) open() error {
 	if f.clk == nil {
 		f.clk = clock.System
 	}
+	if f.recv == nil {
+		f.recv = &receive.Folder{Config: f.Config, Chunking: f.Chunking, Ignore: f.Ignore, Local: f.Local,
+			Health: f.Health, Root: f.root, Clock: f.clk}
+	}
 	if f.rootp.Load() != nil {
 		return nil
 	}
@@ -83,15 +86,6 @@ func (f *Folder) close() {
 	if r := f.rootp.Swap(nil); r != nil {
 		r.Close()
 	}
-}
-
-// clock is the folder's clock (its node's; clock.System for a folder not
-// opened by a node).
-func (f *Folder) clock() clock.Clock {
-	if f.clk != nil {
-		return f.clk
-	}
-	return clock.System
 }
 
 // root returns the folder's open directory. Every file operation of the
@@ -166,13 +160,3 @@ var deadRoot = sync.OnceValue(func() *os.Root {
 
 func (f *Folder) sends() bool    { return f.Config.Mode != config.ReceiveOnly }
 func (f *Folder) receives() bool { return f.Config.Mode != config.SendOnly }
-
-func (f *Folder) ignored(rel string, isDir bool) bool {
-	return f.Ignore != nil && f.Ignore(rel, isDir)
-}
-
-// sources returns the folder's chunk sources, made on first use.
-func (f *Folder) sources() *sources {
-	f.srcOnce.Do(func() { f.src = newSources(f) })
-	return f.src
-}

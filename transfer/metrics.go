@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/syncd/syncd/transfer/receive"
 	"github.com/syncd/syncd/transfer/wire"
 )
 
@@ -166,23 +167,26 @@ func (c *pfCounters) read(m *PeerMetrics) {
 	m.Latency = c.lat.read()
 }
 
-// The counting methods do nothing on a nil *pfCounters (a receiver
-// made by a test).
+// The counting methods do nothing on a nil *pfCounters (a puller made by
+// a test). The receiver counts through the first three (a
+// [receive.Counter]).
 
-func (c *pfCounters) addFetched(n int) {
+// AddFetched counts n bytes of blocks fetched from the peer.
+func (c *pfCounters) AddFetched(n int) {
 	if c != nil {
 		c.fetched.Add(uint64(n))
 	}
 }
 
-func (c *pfCounters) addConflict() {
+// AddConflict counts a local version kept as a conflict copy.
+func (c *pfCounters) AddConflict() {
 	if c != nil {
 		c.conflicts.Add(1)
 	}
 }
 
-// applied counts an entry applied at now.
-func (c *pfCounters) applied(e *wire.Entry, now time.Time) {
+// Applied counts an entry applied at now.
+func (c *pfCounters) Applied(e *wire.Entry, now time.Time) {
 	if c == nil {
 		return
 	}
@@ -202,16 +206,16 @@ func (c *pfCounters) applyError(err error) {
 
 // errReason returns the index in ApplyErrorReasons of err's reason.
 func errReason(err error) int {
-	switch c := failClass(err); {
-	case c == condDiskFull:
+	switch c := receive.FailClass(err); {
+	case c == receive.CondDiskFull:
 		return 0
-	case c == condDiskError:
+	case c == receive.CondDiskError:
 		return 1
-	case errors.Is(err, errHashMismatch):
+	case errors.Is(err, receive.ErrHashMismatch):
 		return 2
-	case errors.Is(err, errUnavailable):
+	case errors.Is(err, receive.ErrUnavailable):
 		return 3
-	case errors.Is(err, errLocalChange), errors.Is(err, errDirNotEmpty):
+	case errors.Is(err, receive.ErrLocalChange), errors.Is(err, receive.ErrDirNotEmpty):
 		return 4
 	}
 	return len(ApplyErrorReasons) - 1

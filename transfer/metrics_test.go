@@ -15,6 +15,7 @@ import (
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/internal/clock/clocktest"
 	"github.com/syncd/syncd/internal/health"
+	"github.com/syncd/syncd/transfer/receive"
 	"github.com/syncd/syncd/transfer/wire"
 )
 
@@ -81,17 +82,17 @@ func TestApplyErrorsByReason(t *testing.T) {
 		{werr(syscall.EDQUOT), "disk-full"},
 		{werr(syscall.EIO), "disk-error"},
 		{fmt.Errorf("write f: %w", werr(syscall.EROFS)), "disk-error"},
-		{fmt.Errorf("fetch f: block at 0 does not match its ID: %w", errHashMismatch), "hash-mismatch"},
-		{fmt.Errorf("fetch f: %w", errUnavailable), "unavailable"},
-		{errLocalChange, "local-change"},
-		{errDirNotEmpty, "local-change"},
+		{fmt.Errorf("fetch f: block at 0 does not match its ID: %w", receive.ErrHashMismatch), "hash-mismatch"},
+		{fmt.Errorf("fetch f: %w", receive.ErrUnavailable), "unavailable"},
+		{receive.ErrLocalChange, "local-change"},
+		{receive.ErrDirNotEmpty, "local-change"},
 		{errors.New("stream error: connection reset"), "other"},
 	}
 	clk := clocktest.New(time.Unix(1_000_000, 0))
 	f := &Folder{Config: config.Folder{ID: "www", Path: t.TempDir()}, Health: health.NewConditions(clk.Now)}
 	c := new(pfCounters)
 	p := &puller{n: &Node{clk: clk}, f: f, peer: config.Peer{Name: "a"},
-		retry: map[string]failure{}, r: &receiver{f: f, count: c}, rep: new(reporters), count: c,
+		retry: map[string]failure{}, r: receive.New(&receive.Folder{}, receive.Options{Count: c}), rep: new(reporters), count: c,
 		log: slog.New(slog.NewTextHandler(new(bytes.Buffer), nil))}
 	want := map[string]uint64{}
 	for i, tc := range cases {
@@ -99,8 +100,8 @@ func TestApplyErrorsByReason(t *testing.T) {
 			t.Errorf("reason of %v: %s, want %s", tc.err, got, tc.want)
 		}
 		e := wire.Entry{Path: fmt.Sprintf("f%d", i), Type: "file", Seq: uint64(i + 1)}
-		p.settle([]wire.Entry{e}, []failure{{e: e, err: tc.err}})
-		p.settle([]wire.Entry{e}, []failure{{e: e, err: tc.err}}) // a retry failing again counts again
+		p.settle([]wire.Entry{e}, []receive.Failure{{Entry: e, Err: tc.err}})
+		p.settle([]wire.Entry{e}, []receive.Failure{{Entry: e, Err: tc.err}}) // a retry failing again counts again
 		want[tc.want] += 2
 	}
 	var m PeerMetrics

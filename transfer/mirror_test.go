@@ -217,22 +217,6 @@ func TestRenameLargeDirectory(t *testing.T) {
 	}
 }
 
-func TestSameContent(t *testing.T) {
-	big := bytes.Repeat([]byte("x"), 200<<10)
-	other := bytes.Clone(big)
-	other[len(other)-1] = 'y'
-	for _, tc := range []struct {
-		a, b []byte
-		want bool
-	}{
-		{nil, nil, true}, {big, big, true}, {big, other, false}, {big, big[:len(big)-1], false}, {[]byte("a"), nil, false},
-	} {
-		if got := sameContent(bytes.NewReader(tc.a), bytes.NewReader(tc.b)); got != tc.want {
-			t.Errorf("sameContent(%d bytes, %d bytes) = %v", len(tc.a), len(tc.b), got)
-		}
-	}
-}
-
 // A tree of several batches, half of it copies of the other half, is
 // mirrored whole, and a file whose content arrived in an earlier batch is
 // built from the local copy, not fetched again: whether that batch was

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/transfer/receive"
 	"github.com/syncd/syncd/transfer/tlsid"
 	"github.com/syncd/syncd/transfer/wire"
 )
@@ -24,7 +25,7 @@ type puller struct {
 	peer config.Peer
 	f    *Folder
 	c    *client
-	r    *receiver
+	r    *receive.Receiver
 	log  *slog.Logger
 	key  string     // state meta key of the cursor
 	rep  *reporters // shared by the folder's pullers
@@ -93,17 +94,17 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 		key: cursorPrefix + pid.String() + "/" + f.Config.ID, rep: n.reps[f], count: n.pf[pfKey{p.Name, f.Config.ID}]}
 	pl.down = lasting{log: pl.log, clk: n.clk}
 	c.comp = newChooser(p.Compression, n.clk, pl.log)
-	pl.r = &receiver{f: f, peer: p.Name, node: n.nodeName, self: n.id.ID.Uint64(), log: pl.log, count: pl.count,
-		fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
+	pl.r = receive.New(f.recv, receive.Options{Peer: p.Name, NodeName: n.nodeName, Self: n.id.ID.Uint64(), Log: pl.log, Count: pl.count,
+		Fetch: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error {
 			return c.blocks(ctx, f.Config.ID, q, fn)
 		},
-		reqSize: c.comp.requestSize,
-		sums: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, sums []byte, ok bool) error) error {
+		RequestSize: c.comp.requestSize,
+		Sums: func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, sums []byte, ok bool) error) error {
 			if !c.sums.Load() {
-				return errNoSums
+				return receive.ErrNoSums
 			}
 			return c.segmentSums(ctx, f.Config.ID, q, fn)
-		}}
+		}})
 	return pl
 }
 
@@ -111,14 +112,14 @@ func (n *Node) newPuller(p config.Peer, pid tlsid.NodeID, f *Folder) *puller {
 func (p *puller) run(ctx context.Context) {
 	defer p.c.close()
 	// a restart would not resume them: the indexer takes them for a crash's
-	defer p.r.dropPartials(nil, func(string) bool { return false })
+	defer p.r.DropPartials(nil, func(string) bool { return false })
 	p.next = p.loadCursor()
 	backoff := backoffMin
 	for ctx.Err() == nil {
 		if p.f.Health.Failed() {
 			// the folder stopped (whoever set the condition logged it):
 			// nothing is asked or applied until it clears
-			p.setConnected(false, errFolderFailed)
+			p.setConnected(false, receive.ErrFolderFailed)
 			p.sleep(ctx, retryEvery, nil)
 			continue
 		}
@@ -128,7 +129,7 @@ func (p *puller) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, errFolderFailed) {
+		if errors.Is(err, receive.ErrFolderFailed) {
 			continue
 		}
 		if p.n.clk.Now().Sub(start) > backoffMax {
@@ -205,7 +206,7 @@ func (p *puller) session(ctx context.Context) error {
 	var ready *readyBatch  // and prepared while the last was committed
 	defer func() {
 		if ready != nil {
-			p.r.abandon(ready.pb)
+			p.r.Abandon(ready.pb)
 		}
 	}()
 	for {
@@ -241,7 +242,7 @@ func (p *puller) session(ctx context.Context) error {
 		var err error
 		r, ok := p.takeAhead(ahead)
 		if ready != nil && (!ok || ready.since != p.next) {
-			p.r.abandon(ready.pb) // the cursor moved: not the batch that follows
+			p.r.Abandon(ready.pb) // the cursor moved: not the batch that follows
 			ready = nil
 		}
 		if ok {
@@ -273,13 +274,13 @@ func (p *puller) session(ctx context.Context) error {
 					ahead <- fetched{nb, err, last}
 				}()
 			}
-			pb := (*prepared)(nil)
+			pb := (*receive.Prepared)(nil)
 			if ready != nil {
 				pb, ready = ready.pb, nil
-			} else if pb, err = p.r.prepare(ctx, b.Entries); err != nil {
+			} else if pb, err = p.r.Prepare(ctx, b.Entries); err != nil {
 				return err
 			}
-			var next *prepared
+			var next *receive.Prepared
 			if next, ahead, err = p.commitAndPrepare(ctx, pb, last, ahead); err != nil {
 				return err
 			}
@@ -325,7 +326,7 @@ func (p *puller) takeAhead(ahead chan fetched) (fetched, bool) {
 // before it (which ended at since) was committed.
 type readyBatch struct {
 	since uint64
-	pb    *prepared
+	pb    *receive.Prepared
 }
 
 // commitAndPrepare commits pb, the batch ending at sequence last, and
@@ -334,34 +335,34 @@ type readyBatch struct {
 // while this one is moved into place and made durable. It files pb's
 // failures for retry, and returns the batch asked for ahead again (for
 // takeAhead) with what was prepared of it, if anything.
-func (p *puller) commitAndPrepare(ctx context.Context, pb *prepared, last uint64, ahead chan fetched) (*prepared, chan fetched, error) {
-	p.setPending(pb.es)
+func (p *puller) commitAndPrepare(ctx context.Context, pb *receive.Prepared, last uint64, ahead chan fetched) (*receive.Prepared, chan fetched, error) {
+	p.setPending(pb.Entries())
 	defer p.setPending(nil)
 	type result struct {
-		fails []failure
+		fails []receive.Failure
 		err   error
 	}
 	done := make(chan result, 1)
 	go func() {
-		fails, err := p.r.commit(pb)
+		fails, err := p.r.Commit(pb)
 		done <- result{fails, err}
 	}()
-	var next *prepared
+	var next *receive.Prepared
 	if ahead != nil {
 		nb := <-ahead
 		ahead = make(chan fetched, 1)
 		ahead <- nb
-		if nb.err == nil && nb.since == last && len(nb.b.Entries) > 0 && independent(pb.es, nb.b.Entries) {
+		if nb.err == nil && nb.since == last && len(nb.b.Entries) > 0 && independent(pb.Entries(), nb.b.Entries) {
 			// an error here is met again when the batch's turn comes
-			next, _ = p.r.prepare(ctx, nb.b.Entries)
+			next, _ = p.r.Prepare(ctx, nb.b.Entries)
 		}
 	}
 	res := <-done
 	if res.err != nil {
-		p.r.abandon(next)
+		p.r.Abandon(next)
 		return nil, nil, res.err
 	}
-	p.settle(pb.es, res.fails)
+	p.settle(pb.Entries(), res.fails)
 	return next, ahead, nil
 }
 
@@ -398,7 +399,7 @@ func (p *puller) setPending(es []wire.Entry) {
 func (p *puller) applyBatch(ctx context.Context, es []wire.Entry) error {
 	p.setPending(es)
 	defer p.setPending(nil)
-	fails, err := p.r.apply(ctx, es)
+	fails, err := p.r.Apply(ctx, es)
 	if err != nil {
 		return err
 	}
@@ -414,7 +415,7 @@ func (p *puller) applyBatch(ctx context.Context, es []wire.Entry) error {
 func (p *puller) safeCursor(outvoted bool) uint64 {
 	c := p.next
 	for _, fl := range p.retry {
-		if outvoted || !errors.Is(fl.err, errOutvoted) {
+		if outvoted || !errors.Is(fl.err, receive.ErrOutvoted) {
 			c = min(c, fl.e.Seq-1)
 		}
 	}

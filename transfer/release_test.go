@@ -6,7 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/syncd/syncd/transfer/receive"
 )
+
+// releaseFloor is receive's: the size from which the old version of a
+// file is released off the batch's path.
+const releaseFloor = 16 << 20
 
 // deletedFDs lists this process's open files under dir whose names are
 // gone: held old versions not yet released.
@@ -31,7 +37,7 @@ func deletedFDs(t *testing.T, dir string) []string {
 // are freed off the batch's path), and released after, both times.
 func TestLargeOldVersionsReleased(t *testing.T) {
 	a, b := pair(t)
-	data := make([]byte, releaseFloor+1<<20)
+	data := make([]byte, releaseFloor+1<<20) // released off the batch's path
 	rand.Read(data)
 	p := filepath.Join(a.dir, "db.sql")
 	if err := os.WriteFile(p, data, 0o644); err != nil {
@@ -39,7 +45,7 @@ func TestLargeOldVersionsReleased(t *testing.T) {
 	}
 	a.index(t)
 	converge(t, a, b)
-	r0 := released.Load()
+	r0 := receive.Released()
 
 	copy(data[len(data)/2:], "an edit in the middle")
 	if err := os.WriteFile(p, data, 0o644); err != nil {
@@ -47,7 +53,7 @@ func TestLargeOldVersionsReleased(t *testing.T) {
 	}
 	a.index(t)
 	converge(t, a, b)
-	eventually(t, "the replaced version released", func() bool { return released.Load() == r0+1 })
+	eventually(t, "the replaced version released", func() bool { return receive.Released() == r0+1 })
 	eventually(t, "no old version held open", func() bool { return len(deletedFDs(t, b.dir)) == 0 })
 
 	if err := os.Remove(p); err != nil {
@@ -55,6 +61,6 @@ func TestLargeOldVersionsReleased(t *testing.T) {
 	}
 	a.index(t)
 	converge(t, a, b)
-	eventually(t, "the deleted file released", func() bool { return released.Load() == r0+2 })
+	eventually(t, "the deleted file released", func() bool { return receive.Released() == r0+2 })
 	eventually(t, "no old version held open", func() bool { return len(deletedFDs(t, b.dir)) == 0 })
 }

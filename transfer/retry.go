@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/syncd/syncd/internal/health"
+	"github.com/syncd/syncd/transfer/receive"
 	"github.com/syncd/syncd/transfer/wire"
 )
 
@@ -29,38 +29,29 @@ const (
 	remindEvery = 10 * time.Minute // a lasting condition is logged again this often
 )
 
-// A path another puller claimed (errClaimed, see claims.go) is planned
-// again claimRetry later, then after twice as long each time it is still
-// claimed, up to claimRetryMax: a new node puts thousands aside at first,
-// and each plan is an index read.
+// A path another puller's receiver claimed ([receive.ErrClaimed]) is
+// planned again claimRetry later, then after twice as long each time it
+// is still claimed, up to claimRetryMax: a new node puts thousands aside
+// at first, and each plan is an index read.
 const (
 	claimRetry    = 250 * time.Millisecond
 	claimRetryMax = 2 * time.Second
 )
 
-// The folder conditions the receiver reports (see [Folder.Health]).
-const (
-	condDiskFull  = "disk-full"  // ENOSPC, EDQUOT
-	condDiskError = "disk-error" // EROFS, EIO
-)
-
-// failClass returns the folder condition that err is a case of, or "".
-func failClass(err error) string {
-	switch {
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return condDiskFull
-	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EIO):
-		return condDiskError
-	}
-	return ""
+// failure is an entry that could not be applied now; it is tried again.
+type failure struct {
+	e     wire.Entry
+	err   error
+	tries int       // how often its path failed in a row
+	due   time.Time // when it is tried next
 }
 
 // sameTrouble reports whether a path's new failure err is the one it
 // met before, prev: the same condition (whatever file or call), or else
 // the same message.
 func sameTrouble(prev, err error) bool {
-	if c := failClass(prev); c != "" {
-		return c == failClass(err)
+	if c := receive.FailClass(prev); c != "" {
+		return c == receive.FailClass(err)
 	}
 	return prev.Error() == err.Error()
 }
@@ -91,9 +82,9 @@ func (p *puller) due(now time.Time) (due []failure, next time.Time) {
 	// first: they go through while the space there is allows.
 	rank := func(fl failure) int {
 		switch {
-		case errors.Is(fl.err, errDirNotEmpty):
+		case errors.Is(fl.err, receive.ErrDirNotEmpty):
 			return 0
-		case failClass(fl.err) == condDiskFull:
+		case receive.FailClass(fl.err) == receive.CondDiskFull:
 			return 2
 		}
 		return 1
@@ -116,11 +107,11 @@ func (p *puller) due(now time.Time) (due []failure, next time.Time) {
 // failure), is tried next.
 func (p *puller) schedule(fl *failure, prev failure, now time.Time) {
 	fl.tries = prev.tries + 1
-	if errors.Is(fl.err, errClaimed) {
+	if errors.Is(fl.err, receive.ErrClaimed) {
 		fl.due = now.Add(retryDelay(fl.tries, claimRetry, claimRetryMax))
 		return
 	}
-	if errors.Is(fl.err, errLocalChange) || errors.Is(fl.err, errDirNotEmpty) || failClass(fl.err) == "" {
+	if errors.Is(fl.err, receive.ErrLocalChange) || errors.Is(fl.err, receive.ErrDirNotEmpty) || receive.FailClass(fl.err) == "" {
 		// settles by itself, or a race with the peer's next change (a
 		// version the peer no longer has): tried again soon, as before
 		fl.due = now.Add(retryEvery)
@@ -151,7 +142,7 @@ func (p *puller) conditions() {
 	}
 	meet := map[string]*agg{}
 	for _, fl := range p.retry {
-		c := failClass(fl.err)
+		c := receive.FailClass(fl.err)
 		if c == "" {
 			continue
 		}
@@ -172,7 +163,7 @@ func (p *puller) conditions() {
 	if rep.by == nil {
 		rep.by, rep.logged = map[string]map[*puller]bool{}, map[string]time.Time{}
 	}
-	for _, c := range []string{condDiskFull, condDiskError} {
+	for _, c := range []string{receive.CondDiskFull, receive.CondDiskError} {
 		g := meet[c]
 		if g == nil {
 			if rep.by[c][p] {
@@ -189,7 +180,7 @@ func (p *puller) conditions() {
 		rep.by[c][p] = true
 		reason := fmt.Sprintf("%d files (%d bytes) from peer %s cannot be written, e.g. %s: %v; retried with backoff",
 			g.files, g.bytes, p.peer.Name, g.path, g.err)
-		if c == condDiskFull {
+		if c == receive.CondDiskFull {
 			reason = "disk full: " + reason + "; free space in " + f.Config.Path
 		} else {
 			reason = "disk error: " + reason + "; check the disk of " + f.Config.Path
@@ -227,7 +218,7 @@ func (n *Node) available(w http.ResponseWriter, f *Folder) bool {
 // A path's failure is logged when it starts or its error changes, its
 // retries at debug level; what many paths meet (a full disk) is logged
 // once as a condition of the folder (see conditions).
-func (p *puller) settle(es []wire.Entry, fails []failure) {
+func (p *puller) settle(es []wire.Entry, fails []receive.Failure) {
 	prev := map[string]failure{}
 	for _, e := range es {
 		if fl, ok := p.retry[e.Path]; ok {
@@ -236,16 +227,17 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 		delete(p.retry, e.Path) // a newer version supersedes a failed one
 	}
 	now := p.n.clk.Now()
-	for _, fl := range fails {
+	for _, rf := range fails {
+		fl := failure{e: rf.Entry, err: rf.Err}
 		old, again := prev[fl.e.Path]
 		p.schedule(&fl, old, now)
-		if errors.Is(fl.err, errClaimed) {
-			// not a failure: another puller fetches it (see claims.go)
+		if errors.Is(fl.err, receive.ErrClaimed) {
+			// not a failure: another puller fetches it (see receive.ErrClaimed)
 			p.retry[fl.e.Path] = fl
 			continue
 		}
-		if errors.Is(fl.err, errOutvoted) {
-			// not a failure: kept to be planned again (see errOutvoted)
+		if errors.Is(fl.err, receive.ErrOutvoted) {
+			// not a failure: kept to be planned again (see receive.ErrOutvoted)
 			p.retry[fl.e.Path] = fl
 			if !again {
 				p.log.Debug("peer's version loses to ours; asked again while it holds it", "path", fl.e.Path)
@@ -253,7 +245,7 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 			continue
 		}
 		p.count.applyError(fl.err)
-		if errors.Is(fl.err, errDirNotEmpty) {
+		if errors.Is(fl.err, receive.ErrDirNotEmpty) {
 			if fl.tries > dirTries {
 				p.log.Info("deleted directory kept: it holds something not deleted", "path", fl.e.Path)
 				continue
@@ -266,19 +258,19 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 		switch {
 		case again && sameTrouble(old.err, fl.err):
 			level = slog.LevelDebug // logged when it started
-		case failClass(fl.err) != "":
+		case receive.FailClass(fl.err) != "":
 			level = slog.LevelInfo // the folder's condition is the warning
-		case errors.Is(fl.err, errLocalChange):
+		case errors.Is(fl.err, receive.ErrLocalChange):
 			level = slog.LevelInfo
 		}
-		if errors.Is(fl.err, errLocalChange) {
+		if errors.Is(fl.err, receive.ErrLocalChange) {
 			p.log.Log(context.Background(), level, "peer's version waits for a local change to be indexed", "path", fl.e.Path)
 		} else {
 			p.log.Log(context.Background(), level, "could not apply peer's version; will retry", "path", fl.e.Path,
 				"err", fl.err, "tries", fl.tries, "retry_in", fl.due.Sub(now))
 		}
 	}
-	p.r.dropPartials(es, func(rel string) bool { _, ok := p.retry[rel]; return ok })
+	p.r.DropPartials(es, func(rel string) bool { _, ok := p.retry[rel]; return ok })
 	p.conditions()
 	p.countFailed()
 }
@@ -286,7 +278,7 @@ func (p *puller) settle(es []wire.Entry, fails []failure) {
 // forgetRetries drops the failed entries: they are asked for again.
 func (p *puller) forgetRetries() {
 	clear(p.retry)
-	p.r.dropPartials(nil, func(string) bool { return false })
+	p.r.DropPartials(nil, func(string) bool { return false })
 	p.conditions()
 	p.countFailed()
 }
@@ -303,9 +295,9 @@ func (p *puller) retryFailed(ctx context.Context, due []failure) error {
 	var outvoted, dirs, single []wire.Entry
 	for _, fl := range due {
 		switch {
-		case errors.Is(fl.err, errOutvoted), errors.Is(fl.err, errClaimed):
+		case errors.Is(fl.err, receive.ErrOutvoted), errors.Is(fl.err, receive.ErrClaimed):
 			outvoted = append(outvoted, fl.e)
-		case errors.Is(fl.err, errDirNotEmpty):
+		case errors.Is(fl.err, receive.ErrDirNotEmpty):
 			dirs = append(dirs, fl.e)
 		default:
 			single = append(single, fl.e)
@@ -314,7 +306,7 @@ func (p *puller) retryFailed(ctx context.Context, due []failure) error {
 	// Each apply takes its entries out of p.retry (settle) and puts back
 	// the ones that fail again, counting a directory's tries.
 	if len(outvoted) > 0 {
-		fails, err := p.r.apply(ctx, outvoted)
+		fails, err := p.r.Apply(ctx, outvoted)
 		if err != nil {
 			return err
 		}
@@ -337,7 +329,7 @@ func (p *puller) countFailed() {
 	var n int
 	var bytes int64
 	for _, fl := range p.retry {
-		if !errors.Is(fl.err, errOutvoted) && !errors.Is(fl.err, errClaimed) {
+		if !errors.Is(fl.err, receive.ErrOutvoted) && !errors.Is(fl.err, receive.ErrClaimed) {
 			n++
 			bytes += fl.e.Size
 		}
@@ -348,12 +340,12 @@ func (p *puller) countFailed() {
 }
 
 // failing returns how many of the peer's versions wait to be applied
-// (outvoted ones are not waiting: see errOutvoted; claimed ones are, for
-// another puller).
+// (outvoted ones are not waiting: see receive.ErrOutvoted; claimed ones
+// are, for another puller).
 func (p *puller) failing() int {
 	n := 0
 	for _, fl := range p.retry {
-		if !errors.Is(fl.err, errOutvoted) {
+		if !errors.Is(fl.err, receive.ErrOutvoted) {
 			n++
 		}
 	}

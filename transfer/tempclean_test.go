@@ -32,7 +32,7 @@ func TestRenamedDirKeepsNoTemps(t *testing.T) {
 	renamed := make(chan struct{})
 	b.tune = func(n *Node) {
 		r := n.pullers[0].r
-		r.afterBuild = func(es []wire.Entry) {
+		r.Hooks.AfterBuild = func(es []wire.Entry) {
 			for _, e := range es {
 				if strings.HasPrefix(e.Path, "d/") {
 					once.Do(func() {

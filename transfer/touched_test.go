@@ -24,7 +24,7 @@ func TestChmodRightAfterPlaceIsIndexed(t *testing.T) {
 	var once sync.Once
 	placed := make(chan struct{})
 	b.tune = func(n *Node) {
-		n.pullers[0].r.afterPlace = func(rel string) {
+		n.pullers[0].r.Hooks.AfterPlace = func(rel string) {
 			if rel == "f.txt" {
 				once.Do(func() {
 					if err := os.Chmod(filepath.Join(b.dir, "f.txt"), 0o600); err != nil {

@@ -1,14 +1,12 @@
-package transfer
+package receive
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,42 +18,12 @@ import (
 	"github.com/syncd/syncd/transfer/wire"
 )
 
-// receiver applies the entries of one peer to one local folder.
-type receiver struct {
-	f     *Folder
-	peer  string
-	fetch fetchFunc
-	sums  sumsFunc // nil: whole blocks only (see delta.go)
-	// segBytes counts the bytes of changed blocks taken from the local
-	// copy by their segment sums (delta.go), for tests and the debug log
-	segBytes atomic.Int64
-	// reqSize is how many payload bytes a block request should ask for
-	// (nil: requestBytes); the chooser's, which follows the link.
-	reqSize func() int64
-	node    func(uint64) string // a node's ID prefix, for conflict names
-	self    uint64              // this node's vector ID
-	log     *slog.Logger
-	count   *pfCounters // nil: not counted
-
-	src *sources // the folder's, shared by its pullers (see Folder.sources)
-
-	pmu      sync.Mutex          // guards partials
-	partials map[string]*partial // by path: the files kept after a full disk
-
-	afterBuild func(es []wire.Entry) // a test's hook: the batch's files are built, not yet placed
-	afterPlace func(rel string)      // a test's hook: rel was renamed into place, not yet looked at
-}
-
-// fetchFunc asks the peer for blocks and calls fn with each, in the order
-// asked (file i, block j); ok is false for a block the peer no longer has.
-type fetchFunc func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, data []byte, ok bool) error) error
-
-// failure is an entry that could not be applied now; it is tried again.
-type failure struct {
-	e     wire.Entry
-	err   error
-	tries int       // how often its path failed in a row
-	due   time.Time // when it is tried next
+// Failure is an entry of a batch that could not be applied now (a local
+// change not indexed yet, a full disk, a block the peer no longer has),
+// and why: Err. It is for the caller to try again.
+type Failure struct {
+	Entry wire.Entry // the peer's entry, as given
+	Err   error      // why: one of the Err… errors, a disk's (see FailClass), or another
 }
 
 type actionKind int
@@ -94,13 +62,13 @@ const (
 	builders   = 4
 )
 
-// prepared is a batch whose files are built in their temporary files
-// (those of a batch of few, durable too), waiting for commit to make them
-// durable and move them into place.
-type prepared struct {
+// Prepared is a batch whose files are built in their temporary files
+// (those of a batch of few, durable too), waiting for Commit to make them
+// durable and move them into place, or for Abandon.
+type Prepared struct {
 	es             []wire.Entry
 	acts           []*action
-	fails          []failure
+	fails          []Failure
 	few            bool
 	t0, t1, t2, t3 time.Time // start, planned, built, ready (real time: the log's step timings)
 
@@ -110,42 +78,46 @@ type prepared struct {
 	at *atdir.Dirs
 }
 
-// errOutvoted files a peer's version that lost to a concurrent one of
-// ours: it is planned again (see puller.settle) for as long as the peer
-// holds it, so that once ours changes to one that loses (ours deleted
-// before the peer took ours), the peer's is taken. Until then the peer
-// takes ours and its next version supersedes this one.
-var errOutvoted = errors.New("our concurrent version wins")
+// Entries returns the batch's entries, as given to Prepare.
+func (pb *Prepared) Entries() []wire.Entry { return pb.es }
 
-// errFolderFailed stops a batch of a folder that has a Failed condition
+// ErrOutvoted files a peer's version that lost to a concurrent one of
+// ours: it is planned again (see transfer's puller.settle) for as long
+// as the peer holds it, so that once ours changes to one that loses (ours
+// deleted before the peer took ours), the peer's is taken. Until then the
+// peer takes ours and its next version supersedes this one.
+var ErrOutvoted = errors.New("our concurrent version wins")
+
+// ErrFolderFailed stops a batch of a folder that has a Failed condition
 // (see [Folder.Health]): nothing is applied until it clears.
-var errFolderFailed = errors.New("folder failed: applying nothing until it is fixed")
+var ErrFolderFailed = errors.New("folder failed: applying nothing until it is fixed")
 
-// apply applies es, a batch of the peer's entries in its sequence order,
+// Apply applies es, a batch of the peer's entries in its sequence order,
 // and returns those that could not be applied now (a local change not
 // indexed yet, a full disk, a block the peer no longer has). The error is
 // for what stops the whole batch: the index cannot be written, or ctx
 // ended.
-func (r *receiver) apply(ctx context.Context, es []wire.Entry) ([]failure, error) {
-	pb, err := r.prepare(ctx, es)
+func (r *Receiver) Apply(ctx context.Context, es []wire.Entry) ([]Failure, error) {
+	pb, err := r.Prepare(ctx, es)
 	if err != nil {
 		return nil, err
 	}
-	return r.commit(pb)
+	return r.Commit(pb)
 }
 
-// prepare plans es and writes the temporary files. It runs without the
+// Prepare plans es and writes the temporary files. It runs without the
 // folder lock, so that the indexer goes on while data travels, and may
-// run while the previous batch is committed (see puller.session).
-func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, error) {
+// run while the previous batch is committed (see transfer's
+// puller.session).
+func (r *Receiver) Prepare(ctx context.Context, es []wire.Entry) (*Prepared, error) {
 	if r.f.Health.Failed() {
-		return nil, errFolderFailed
+		return nil, ErrFolderFailed
 	}
 	if r.src == nil {
 		r.src = r.f.sources()
 	}
 	look := r.f.lookup()
-	pb := &prepared{es: es, t0: time.Now(), at: r.f.at()}
+	pb := &Prepared{es: es, t0: time.Now(), at: r.f.at()}
 	paths := make([]string, len(es))
 	for i := range es {
 		paths[i] = es[i].Path
@@ -155,9 +127,9 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 		a, err := r.plan(e, look, locals[i])
 		switch {
 		case err != nil:
-			pb.fails = append(pb.fails, failure{e: e, err: err})
+			pb.fails = append(pb.fails, Failure{Entry: e, Err: err})
 		case a != nil && a.kind == actFile && !r.f.claims.take(e.Path, pb):
-			pb.fails = append(pb.fails, failure{e: e, err: errClaimed})
+			pb.fails = append(pb.fails, Failure{Entry: e, Err: ErrClaimed})
 		case a != nil:
 			pb.acts = append(pb.acts, a)
 		}
@@ -204,12 +176,12 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 		files = files[n:]
 	}
 	if err := g.Wait(); err != nil {
-		r.abandon(pb)
+		r.Abandon(pb)
 		return nil, err
 	}
 	pb.t2 = time.Now()
-	if r.afterBuild != nil {
-		r.afterBuild(es)
+	if r.Hooks.AfterBuild != nil {
+		r.Hooks.AfterBuild(es)
 	}
 	// The new files are sources for the next batch, which may be prepared
 	// while this one is committed: under their temporary names, or their
@@ -223,25 +195,25 @@ func (r *receiver) prepare(ctx context.Context, es []wire.Entry) (*prepared, err
 	return pb, nil
 }
 
-// abandon removes the temporary files of a prepared batch that will not
+// Abandon removes the temporary files of a prepared batch that will not
 // be committed.
-func (r *receiver) abandon(pb *prepared) {
+func (r *Receiver) Abandon(pb *Prepared) {
 	if pb != nil {
 		r.cleanup(pb)
 	}
 }
 
-// commit moves a prepared batch into place under the folder lock, after
+// Commit moves a prepared batch into place under the folder lock, after
 // checking again, path by path, that neither the index nor the disk
 // changed since the plan, and records it in the index.
-func (r *receiver) commit(pb *prepared) ([]failure, error) {
+func (r *Receiver) Commit(pb *Prepared) ([]Failure, error) {
 	acts, fails := pb.acts, pb.fails
 	if len(acts) == 0 {
 		// nothing to place or record (a batch of versions we have, or of
 		// outvoted ones planned again)
 		r.cleanup(pb)
 		if r.f.Health.Failed() {
-			return nil, errFolderFailed
+			return nil, ErrFolderFailed
 		}
 		return fails, nil
 	}
@@ -264,7 +236,7 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	t4 := time.Now()
 	if r.f.Health.Failed() {
 		r.cleanup(pb)
-		return nil, errFolderFailed
+		return nil, ErrFolderFailed
 	}
 	r.recheck(acts)
 	r.deletes(acts, at)
@@ -304,16 +276,16 @@ func (r *receiver) commit(pb *prepared) ([]failure, error) {
 	for _, a := range acts {
 		if a.err == nil && a.done && a.kind != actMerge && !a.touched {
 			r.f.Local.RecordOwn(a.e.Path, a.rec)
-			r.count.applied(&a.e, now)
+			r.Count.Applied(&a.e, now)
 		}
 	}
 	for _, a := range acts {
 		if a.err != nil {
-			fails = append(fails, failure{e: a.e, err: a.err})
+			fails = append(fails, Failure{Entry: a.e, Err: a.err})
 		}
 	}
 	r.f.Local.Notify()
-	r.log.Debug("batch applied", "entries", len(pb.es), "actions", len(acts), "failed", len(fails),
+	r.Log.Debug("batch applied", "entries", len(pb.es), "actions", len(acts), "failed", len(fails),
 		"plan", ms(pb.t1.Sub(pb.t0)), "build", ms(pb.t2.Sub(pb.t1)), "queued", ms(tc.Sub(pb.t3)), "sync", ms(ts.Sub(tc)), "lock_wait", ms(t4.Sub(ts)),
 		"place", ms(t5.Sub(t4)), "durable", ms(t6.Sub(t5)), "record", ms(time.Since(t6)))
 	return fails, nil
@@ -331,7 +303,7 @@ type localEntry struct {
 
 // localEntries reads the index's entries of paths in one transaction, or
 // one by one if that fails (then each fails alone).
-func (r *receiver) localEntries(paths []string) []localEntry {
+func (r *Receiver) localEntries(paths []string) []localEntry {
 	out := make([]localEntry, len(paths))
 	err := r.f.Local.Index().GetEach(paths, func(i int, e state.Entry, ok bool) error {
 		out[i] = localEntry{e, ok, nil}
@@ -348,7 +320,7 @@ func (r *receiver) localEntries(paths []string) []localEntry {
 
 // plan decides what the peer's entry e takes here: nothing (nil, we have
 // it or something newer), or an action. le is what the index holds of it.
-func (r *receiver) plan(e wire.Entry, look *atdir.Dirs, le localEntry) (*action, error) {
+func (r *Receiver) plan(e wire.Entry, look *atdir.Dirs, le localEntry) (*action, error) {
 	isDir := e.Type == "dir" && !e.Deleted
 	if r.f.ignored(e.Path, isDir) {
 		return nil, nil
@@ -367,7 +339,7 @@ func (r *receiver) plan(e wire.Entry, look *atdir.Dirs, le localEntry) (*action,
 	if ord == state.Equal && !state.SameContent(local, remote) {
 		// Cannot happen between sound nodes; if it does, resolving it as
 		// a conflict makes every node end with the same content.
-		r.log.Warn("peer's version has our vector but other content", "path", e.Path)
+		r.Log.Warn("peer's version has our vector but other content", "path", e.Path)
 		ord = state.Concurrent
 	}
 	switch ord {
@@ -376,7 +348,7 @@ func (r *receiver) plan(e wire.Entry, look *atdir.Dirs, le localEntry) (*action,
 	case state.Lesser:
 		if have && keepUnversioned(local, remote) {
 			conflictTime = time.Unix(0, local.ModTime)
-			a.conflict = r.node(r.self)
+			a.conflict = r.NodeName(r.Self)
 		}
 	case state.Concurrent:
 		a.rec.Vector = local.Vector.Merge(remote.Vector)
@@ -388,13 +360,13 @@ func (r *receiver) plan(e wire.Entry, look *atdir.Dirs, le localEntry) (*action,
 		if !state.SameContent(local, remote) {
 			if r.f.Config.Mode != config.ReceiveOnly && !remoteWins(local, remote) {
 				// ours wins; the peer keeps its version as a conflict copy
-				return nil, errOutvoted
+				return nil, ErrOutvoted
 			}
 			// Nothing is lost when only metadata differs (the same tree
 			// copied onto two nodes without its mtimes, say).
 			if !local.Deleted && local.Type != "dir" && !sameBytes(local, remote) {
 				conflictTime = time.Unix(0, local.ModTime)
-				a.conflict = r.node(lastChanger(local.Vector))
+				a.conflict = r.NodeName(lastChanger(local.Vector))
 			}
 		}
 	}
@@ -430,7 +402,7 @@ func (r *receiver) plan(e wire.Entry, look *atdir.Dirs, le localEntry) (*action,
 // recheck fails the actions whose path changed since the plan: in the
 // index (the indexer recorded a local change) or on disk (a local change
 // not yet indexed). Those wait and are planned again.
-func (r *receiver) recheck(acts []*action) {
+func (r *Receiver) recheck(acts []*action) {
 	paths := make([]string, len(acts))
 	for i, a := range acts {
 		paths[i] = a.e.Path
@@ -458,13 +430,13 @@ func (r *receiver) recheck(acts []*action) {
 					continue
 				}
 				if ord != state.Lesser && !state.SameContent(now, remote) && !remoteWins(now, remote) {
-					a.err = errOutvoted // ours wins
+					a.err = ErrOutvoted // ours wins
 					continue
 				}
 				a.rec.Vector = remote.Vector.Merge(now.Vector)
 			}
 		case have != a.have || have && now.Version != a.local.Version:
-			a.err = errLocalChange
+			a.err = ErrLocalChange
 		}
 		// the disk is checked right before each move (place, deletes)
 	}
@@ -474,9 +446,9 @@ func (r *receiver) recheck(acts []*action) {
 // matchesDisk), with one allowance: a directory where the peer's version
 // is a directory is no conflicting change, whoever made it (the receiver
 // itself makes the parents of the files it writes).
-func (r *receiver) diskOK(e wire.Entry, local state.Entry, have bool, fsys lstater) error {
+func (r *Receiver) diskOK(e wire.Entry, local state.Entry, have bool, fsys lstater) error {
 	err := matchesDisk(fsys, e.Path, local, have)
-	if err == errLocalChange && e.Type == "dir" && !e.Deleted && (!have || local.Deleted || local.Type == "dir") {
+	if err == ErrLocalChange && e.Type == "dir" && !e.Deleted && (!have || local.Deleted || local.Type == "dir") {
 		if fi, lerr := fsys.Lstat(e.Path); lerr == nil && fi.IsDir() {
 			return nil
 		}
@@ -488,7 +460,7 @@ func (r *receiver) diskOK(e wire.Entry, local state.Entry, have bool, fsys lstat
 // directories it was made in. A temporary file is removed through the
 // directory it was made in, wherever that directory is now: one renamed
 // while the batch was written keeps none.
-func (r *receiver) cleanup(pb *prepared) {
+func (r *Receiver) cleanup(pb *Prepared) {
 	for _, a := range pb.acts {
 		if a.kind == actFile {
 			r.f.claims.drop(a.e.Path, pb)
@@ -514,7 +486,7 @@ func sameBytes(a, b state.Entry) bool {
 
 // durable makes the renames and removals of a batch durable: one syncfs,
 // or for a few actions an fsync of each directory they changed.
-func (r *receiver) durable(acts []*action, few bool) error {
+func (r *Receiver) durable(acts []*action, few bool) error {
 	if !few {
 		return r.f.syncFS()
 	}
@@ -525,7 +497,7 @@ func (r *receiver) durable(acts []*action, few bool) error {
 		}
 	}
 	for dir := range dirs {
-		d, err := r.f.root().Open(dir)
+		d, err := r.f.Root().Open(dir)
 		if err != nil {
 			continue // gone since: nothing to make durable there
 		}

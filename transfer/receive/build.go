@@ -1,4 +1,4 @@
-package transfer
+package receive
 
 import (
 	"context"
@@ -14,10 +14,10 @@ import (
 
 // build writes the temporary files of files: chunks found locally are
 // copied, the others asked of the peer in few large requests.
-func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *srcReader, dirs *dirCache, at *atdir.Dirs) error {
+func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *srcReader, dirs *dirCache, at *atdir.Dirs) error {
 	var q wire.BlockRequest
 	var owners []*action
-	_, short := r.f.Health.Get(condDiskFull)
+	_, short := r.f.Health.Get(CondDiskFull)
 	for _, a := range files {
 		if err := r.f.checkParents(a.e.Path, dirs, at); err != nil {
 			a.err = err
@@ -81,7 +81,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		return err
 	}
 	if rq, ro := r.checkPieced(pcs); len(ro) > 0 {
-		r.log.Debug("blocks put together from segments do not match their IDs: asked for whole", "files", len(ro))
+		r.Log.Debug("blocks put together from segments do not match their IDs: asked for whole", "files", len(ro))
 		if err := r.fetchAll(ctx, rq, ro); err != nil {
 			return err
 		}
@@ -109,7 +109,7 @@ func (r *receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			// At once, not at the end of the batch: on a full disk the
 			// space goes to the files that follow, unless what this one
 			// holds is kept for its next try (see keepPartial).
-			if failClass(a.err) != condDiskFull || !r.keepPartial(a, at) {
+			if FailClass(a.err) != CondDiskFull || !r.keepPartial(a, at) {
 				at.Remove(a.tmp)
 			}
 			a.tmp = ""

@@ -1,4 +1,4 @@
-package transfer
+package receive
 
 import (
 	"errors"
@@ -9,30 +9,30 @@ import (
 // node pulls from all of them at once: a new node joining a fleet pulls
 // from every peer, and an edit reaches it from each. So that a file is
 // fetched once, and different files from different peers, the receiver
-// claims the path of each file it is about to build; another puller that
-// plans the same path meanwhile puts its entry aside (errClaimed), and
-// its puller plans it again a moment later, when it usually finds the
+// claims the path of each file it is about to build; another receiver
+// that plans the same path meanwhile puts its entry aside (ErrClaimed),
+// and its puller plans it again a moment later, when it usually finds the
 // version applied. The claim is dropped when the batch that holds it is
 // committed or abandoned.
 
-// errClaimed files a peer's version of a path whose file another puller
+// ErrClaimed files a peer's version of a path whose file another receiver
 // of the folder is building: not a failure, and planned again soon.
-var errClaimed = errors.New("another peer's version of the path is being fetched")
+var ErrClaimed = errors.New("another peer's version of the path is being fetched")
 
-// claims are the paths being built by the folder's pullers, each with the
+// claims are the paths being built by the folder's receivers, each with the
 // batch that builds it. The zero value is ready to use; safe for
 // concurrent use.
 type claims struct {
 	mu sync.Mutex
-	m  map[string]*prepared
+	m  map[string]*Prepared
 }
 
 // take claims rel for pb; false when another batch holds it.
-func (c *claims) take(rel string, pb *prepared) bool {
+func (c *claims) take(rel string, pb *Prepared) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[string]*prepared{}
+		c.m = map[string]*Prepared{}
 	}
 	if by, ok := c.m[rel]; ok && by != pb {
 		return false
@@ -42,7 +42,7 @@ func (c *claims) take(rel string, pb *prepared) bool {
 }
 
 // drop gives back pb's claim on rel, if it holds it.
-func (c *claims) drop(rel string, pb *prepared) {
+func (c *claims) drop(rel string, pb *Prepared) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m[rel] == pb {

@@ -1,12 +1,11 @@
-package transfer
+package receive
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/syncd/syncd/config"
 )
 
 // TestKeepConflictTwinExists: when the conflict copy of a path already
@@ -17,13 +16,9 @@ import (
 // not replace anything) failed, and the path was retried every 2 s for
 // ever (TestMirrorRandom: "nodes did not settle", lag 1 file).
 func TestKeepConflictTwinExists(t *testing.T) {
-	dir := t.TempDir()
-	f := &Folder{Config: config.Folder{ID: "www", Path: dir}}
-	if err := f.Reopen(); err != nil {
-		t.Fatal(err)
-	}
-	defer f.Release()
-	r := &receiver{f: f}
+	tf := newTestFolder(t)
+	dir := tf.dir
+	r := New(tf.f, Options{})
 	mtime := time.Date(2026, 12, 2, 13, 48, 29, 0, time.UTC)
 	copyName := ConflictNameN("d/f0.txt", mtime, "GD44GK5", 1)
 	os.MkdirAll(filepath.Join(dir, "d"), 0o755)
@@ -41,5 +36,21 @@ func TestKeepConflictTwinExists(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, copyName)); err != nil || string(b) != "the losing version" {
 		t.Errorf("conflict copy: %q, %v", b, err)
+	}
+}
+
+func TestSameContent(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 200<<10)
+	other := bytes.Clone(big)
+	other[len(other)-1] = 'y'
+	for _, tc := range []struct {
+		a, b []byte
+		want bool
+	}{
+		{nil, nil, true}, {big, big, true}, {big, other, false}, {big, big[:len(big)-1], false}, {[]byte("a"), nil, false},
+	} {
+		if got := sameContent(bytes.NewReader(tc.a), bytes.NewReader(tc.b)); got != tc.want {
+			t.Errorf("sameContent(%d bytes, %d bytes) = %v", len(tc.a), len(tc.b), got)
+		}
 	}
 }

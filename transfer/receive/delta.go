@@ -1,4 +1,4 @@
-package transfer
+package receive
 
 import (
 	"context"
@@ -24,12 +24,12 @@ import (
 // is asked for whole.
 const deltaMin = 4 * wire.SumSegment // a missing block shorter than this is asked for whole
 
-// sumsFunc asks the peer for the segment sums of the blocks of q and calls
-// fn with each block's, in order (see client.segmentSums).
-type sumsFunc func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, sums []byte, ok bool) error) error
+// SumsFunc asks the peer for the segment sums of the blocks of q and calls
+// fn with each block's, in order (see transfer's client.segmentSums).
+type SumsFunc func(ctx context.Context, q *wire.BlockRequest, fn func(i, j int, sums []byte, ok bool) error) error
 
-// errNoSums is what a sumsFunc returns for a peer that serves none.
-var errNoSums = errors.New("the peer serves no segment sums")
+// ErrNoSums is what a SumsFunc returns for a peer that serves none.
+var ErrNoSums = errors.New("the peer serves no segment sums")
 
 // pieced is a block that delta put together from local segments and
 // pieces asked for: it is checked whole once they came.
@@ -46,8 +46,8 @@ type pieced struct {
 // as q is now (a file left with nothing to ask for is dropped). Any error
 // leaves q as it was for the blocks not yet narrowed: asking for whole
 // blocks always works.
-func (r *receiver) delta(ctx context.Context, q *wire.BlockRequest, owners []*action, at *atdir.Dirs) ([]pieced, []*action) {
-	if r.sums == nil {
+func (r *Receiver) delta(ctx context.Context, q *wire.BlockRequest, owners []*action, at *atdir.Dirs) ([]pieced, []*action) {
+	if r.Sums == nil {
 		return nil, owners
 	}
 	var dq wire.BlockRequest
@@ -73,7 +73,7 @@ func (r *receiver) delta(ctx context.Context, q *wire.BlockRequest, owners []*ac
 	}
 	sums := make([][]byte, len(where))
 	k := 0
-	err := r.sums(ctx, &dq, func(_, _ int, s []byte, ok bool) error {
+	err := r.Sums(ctx, &dq, func(_, _ int, s []byte, ok bool) error {
 		if ok {
 			sums[k] = append([]byte(nil), s...)
 		}
@@ -81,8 +81,8 @@ func (r *receiver) delta(ctx context.Context, q *wire.BlockRequest, owners []*ac
 		return nil
 	})
 	if err != nil {
-		if !errors.Is(err, errNoSums) && ctx.Err() == nil {
-			r.log.Debug("segment sums not served: whole blocks asked for", "err", err)
+		if !errors.Is(err, ErrNoSums) && ctx.Err() == nil {
+			r.Log.Debug("segment sums not served: whole blocks asked for", "err", err)
 		}
 		return nil, owners
 	}
@@ -156,7 +156,7 @@ func (r *receiver) delta(ctx context.Context, q *wire.BlockRequest, owners []*ac
 		}
 	}
 	q.Files = files
-	r.log.Debug("changed blocks narrowed to the segments that differ", "blocks", len(out), "bytes", whole, "asked", asked)
+	r.Log.Debug("changed blocks narrowed to the segments that differ", "blocks", len(out), "bytes", whole, "asked", asked)
 	return out, left
 }
 
@@ -164,7 +164,7 @@ func (r *receiver) delta(ctx context.Context, q *wire.BlockRequest, owners []*ac
 // local data (the old file's bytes over b's range, possibly shorter)
 // holds as the peer's sums say, and returns pieces for the rest: runs of
 // differing segments.
-func (r *receiver) narrow(a *action, b wire.Block, local, theirs, mine []byte) ([]wire.Block, error) {
+func (r *Receiver) narrow(a *action, b wire.Block, local, theirs, mine []byte) ([]wire.Block, error) {
 	var ps []wire.Block
 	for k := range wire.Segments(b.Offset, b.Length) {
 		so, sl := wire.Segment(b.Offset, b.Length, k)
@@ -190,7 +190,7 @@ func (r *receiver) narrow(a *action, b wire.Block, local, theirs, mine []byte) (
 
 // checkPieced checks each block put together from pieces against its ID,
 // and returns those that fail, to be asked for whole.
-func (r *receiver) checkPieced(ps []pieced) (*wire.BlockRequest, []*action) {
+func (r *Receiver) checkPieced(ps []pieced) (*wire.BlockRequest, []*action) {
 	var q wire.BlockRequest
 	var owners []*action
 	h := crypto.NewHasher(r.f.Chunking.Key)

@@ -1,4 +1,4 @@
-package transfer
+package receive
 
 import (
 	"context"
@@ -13,30 +13,37 @@ import (
 	"github.com/syncd/syncd/transfer/wire"
 )
 
-// Block requests are cut to at most requestBytes (less on a slow link:
-// see chooser.requestSize) and run fetchers at a time: a few large
+// Block requests are cut to at most RequestBytes (less on a slow link:
+// see Options.RequestSize) and run fetchers at a time: a few large
 // requests in flight keep the connection busy without holding much in
 // memory (each block is written out as it arrives).
 const (
-	requestBytes = 16 << 20
+	RequestBytes = 16 << 20 // the most payload a block request asks for
 	fetchers     = 3
 )
 
-var errUnavailable = fmt.Errorf("the peer no longer has this version")
+// ErrUnavailable fails a file one of whose blocks the peer no longer has:
+// its version changed there since it was announced (a newer one follows).
+var ErrUnavailable = fmt.Errorf("the peer no longer has this version")
 
-// errHashMismatch fails a file one of whose blocks does not match its ID;
-// it matches errUnavailable too (the peer's file changed under it, most
+// ErrHashMismatch fails a file one of whose blocks does not match its ID;
+// it matches ErrUnavailable too (the peer's file changed under it, most
 // likely) and reads the same.
-var errHashMismatch = fmt.Errorf("%w", errUnavailable)
+var ErrHashMismatch = fmt.Errorf("%w", ErrUnavailable)
 
 // errAllFailed ends a block request whose files have all failed: the
 // rest of its blocks would be of no use.
 var errAllFailed = errors.New("every file of the request failed")
 
+// ErrAbandoned is what a [FetchFunc] returns when it gave up on a
+// response before its end (a raw block response that slowed down, say):
+// the blocks it has not brought are asked for again.
+var ErrAbandoned = errors.New("blocks: the response slowed down and was abandoned")
+
 // fetchAll gets the blocks of q from the peer and writes each, checked
 // against its ID, into the temporary file of owners[i]. A block that is
 // missing or wrong fails its file, not the batch.
-func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []*action) error {
+func (r *Receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []*action) error {
 	if len(q.Files) == 0 {
 		return nil
 	}
@@ -68,15 +75,15 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 					continue // a full disk, say: nothing to ask for
 				}
 				var next [2]int // the block after the last one that came: file i, block j
-				err := r.fetch(ctx, &p.q, func(i, j int, data []byte, ok bool) error {
+				err := r.Fetch(ctx, &p.q, func(i, j int, data []byte, ok bool) error {
 					next = [2]int{i, j + 1}
 					a, b := p.owners[i], p.q.Files[i].Blocks[j]
 					switch {
 					case !ok:
-						fail(a, fmt.Errorf("fetch %s: %w", a.e.Path, errUnavailable))
+						fail(a, fmt.Errorf("fetch %s: %w", a.e.Path, ErrUnavailable))
 					case b.ID != (chunkstore.ID{}) && r.f.Chunking.ID(h, data) != b.ID:
 						// (a zero ID: a piece of a block, checked once whole; see delta.go)
-						fail(a, fmt.Errorf("fetch %s: block at %d does not match its ID: %w", a.e.Path, b.Offset, errHashMismatch))
+						fail(a, fmt.Errorf("fetch %s: block at %d does not match its ID: %w", a.e.Path, b.Offset, ErrHashMismatch))
 					default:
 						mu.Lock()
 						failed := a.err != nil
@@ -88,7 +95,7 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 							fail(a, fmt.Errorf("write %s: %w", a.e.Path, err))
 						} else {
 							a.wrote(len(data))
-							r.count.addFetched(len(data))
+							r.Count.AddFetched(len(data))
 							return nil
 						}
 					}
@@ -99,10 +106,10 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 				})
 				switch {
 				case errors.Is(err, errAllFailed):
-				case errors.Is(err, errAbandoned) && ctx.Err() == nil:
+				case errors.Is(err, ErrAbandoned) && ctx.Err() == nil:
 					rest := p.rest(next)
 					if rest != nil {
-						r.log.Debug("a raw block response slowed down: what it did not bring is asked for again",
+						r.Log.Debug("a raw block response slowed down: what it did not bring is asked for again",
 							"blocks", rest.blocks())
 					}
 					cut.again(rest)
@@ -121,11 +128,11 @@ func (r *receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 	return g.Wait()
 }
 
-func (r *receiver) requestSize() int64 {
-	if r.reqSize == nil {
-		return requestBytes
+func (r *Receiver) requestSize() int64 {
+	if r.RequestSize == nil {
+		return RequestBytes
 	}
-	return r.reqSize()
+	return r.RequestSize()
 }
 
 // part is one block request of a fetchAll, with the actions that own its

@@ -1,4 +1,4 @@
-package transfer
+package receive
 
 import (
 	"errors"
@@ -20,34 +20,54 @@ import (
 // parent directory of a path is checked to be a real directory, so that a
 // symlink inside the folder cannot redirect a write either.
 
-// errLocalChange marks a path whose disk state differs from the index: a
+// ErrLocalChange marks a path whose disk state differs from the index: a
 // local change the indexer has not recorded yet. The peer's version waits
 // until it has, and is then compared with it.
-var errLocalChange = errors.New("changed locally, not yet indexed")
+var ErrLocalChange = errors.New("changed locally, not yet indexed")
 
-// errDirNotEmpty marks a deleted directory that still holds something.
-var errDirNotEmpty = errors.New("deleted directory not empty")
+// ErrDirNotEmpty marks a deleted directory that still holds something.
+var ErrDirNotEmpty = errors.New("deleted directory not empty")
+
+// The folder conditions a receiver's failures are cases of (see
+// FailClass): its maker reports them in [Folder.Health], and while the
+// disk is full a receiver reserves each file's space before it asks for
+// its blocks (see build).
+const (
+	CondDiskFull  = "disk-full"  // ENOSPC, EDQUOT
+	CondDiskError = "disk-error" // EROFS, EIO
+)
+
+// FailClass returns the folder condition that err is a case of, or "".
+func FailClass(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return CondDiskFull
+	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EIO):
+		return CondDiskError
+	}
+	return ""
+}
 
 // at returns the directories of one step of the receiver (a batch's
 // writes, a reader of local sources), opened as used and closed when the
 // step ends, so that a directory moved away meanwhile is not written
 // through for longer than that (the same window as the checks of
 // checkParents).
-func (f *Folder) at() *atdir.Dirs { return atdir.New(f.root(), 0) }
+func (f *Folder) at() *atdir.Dirs { return atdir.New(f.Root(), 0) }
 
 // lookup returns the directories of a step that only looks (the plan of a
 // batch): they also remember the directories that are not there, which
 // answers for everything under them at once (a new replica plans
 // thousands of files in directories not made yet), and is right only as
 // long as the step makes none.
-func (f *Folder) lookup() *atdir.Dirs { return atdir.NewLookup(f.root()) }
+func (f *Folder) lookup() *atdir.Dirs { return atdir.NewLookup(f.Root()) }
 
 // rename renames from to to in one directory of at; with noReplace,
-// something at to stays and is errLocalChange.
+// something at to stays and is ErrLocalChange.
 func rename(at *atdir.Dirs, from, to string, noReplace bool) error {
 	err := at.Rename(from, to, noReplace)
 	if noReplace && errors.Is(err, fs.ErrExist) {
-		return errLocalChange
+		return ErrLocalChange
 	}
 	return err
 }
@@ -134,13 +154,13 @@ func matchesDisk(fsys lstater, rel string, e state.Entry, have bool) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 		if have && !e.Deleted {
-			return errLocalChange // deleted locally
+			return ErrLocalChange // deleted locally
 		}
 		return nil
 	case err != nil:
 		return err
 	case !have || e.Deleted:
-		return errLocalChange // created locally
+		return ErrLocalChange // created locally
 	}
 	switch e.Type {
 	case "dir":
@@ -160,7 +180,7 @@ func matchesDisk(fsys lstater, rel string, e state.Entry, have bool) error {
 			return nil
 		}
 	}
-	return errLocalChange
+	return ErrLocalChange
 }
 
 // localFacts fills in what only a stat of the applied path knows; a
@@ -177,7 +197,7 @@ func localFacts(e *state.Entry, fi fs.FileInfo) {
 // temporary file of a batch durable before any is renamed into place,
 // and every rename durable before the index records it.
 func (f *Folder) syncFS() error {
-	d, err := f.root().Open(".")
+	d, err := f.Root().Open(".")
 	if err != nil {
 		return err
 	}

@@ -1,30 +1,30 @@
-package transfer
+package receive
 
 import (
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/syncd/syncd/config"
 )
 
 // A file that appeared where the receiver expected nothing (created by
 // somebody between the receiver's last look and its rename) is kept, and
 // the receiver's version waits as a local change.
 func TestRenameNoReplaceKeepsWhatAppeared(t *testing.T) {
-	n := newTestNode(t, "a", config.SendReceive)
-	if err := n.f.open(); err != nil {
+	n := newTestFolder(t)
+	if err := os.Mkdir(filepath.Join(n.dir, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	defer n.f.close()
-	n.write(t, "d/.syncd-tmp-1", "received")
-	n.write(t, "d/f", "made here a moment ago")
+	for rel, content := range map[string]string{"d/.syncd-tmp-1": "received", "d/f": "made here a moment ago"} {
+		if err := os.WriteFile(filepath.Join(n.dir, rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	at := n.f.at()
 	defer at.Close()
 	err := rename(at, "d/.syncd-tmp-1", "d/f", true)
-	if !errors.Is(err, errLocalChange) {
-		t.Fatalf("rename over a file that appeared: %v, want errLocalChange", err)
+	if !errors.Is(err, ErrLocalChange) {
+		t.Fatalf("rename over a file that appeared: %v, want ErrLocalChange", err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(n.dir, "d/f")); string(got) != "made here a moment ago" {
 		t.Errorf("the file that appeared now holds %q", got)

@@ -1,4 +1,4 @@
-package transfer
+package receive
 
 import (
 	"errors"
@@ -39,7 +39,7 @@ func (pt *partial) remove() {
 
 // takePartial returns the partial kept for rel, if any, and forgets it:
 // the caller resumes it or removes it.
-func (r *receiver) takePartial(rel string) *partial {
+func (r *Receiver) takePartial(rel string) *partial {
 	r.pmu.Lock()
 	defer r.pmu.Unlock()
 	pt := r.partials[rel]
@@ -50,7 +50,7 @@ func (r *receiver) takePartial(rel string) *partial {
 // resume opens pt for its path's file to be built into it again, or
 // removes it and returns nil if it is no longer the file that was kept
 // (gone with its directory, swept by the indexer, replaced).
-func (r *receiver) resume(pt *partial, at *atdir.Dirs) *os.File {
+func (r *Receiver) resume(pt *partial, at *atdir.Dirs) *os.File {
 	f, err := at.OpenFile(pt.tmp, os.O_RDWR, 0)
 	if err == nil {
 		var st unix.Stat_t
@@ -102,7 +102,7 @@ func reserve(f *os.File, size int64) error {
 // next try of its path if it holds anything, and makes room for a if
 // other partials take what it needs. It reports whether it kept the
 // file; if not, the caller removes it.
-func (r *receiver) keepPartial(a *action, at *atdir.Dirs) bool {
+func (r *Receiver) keepPartial(a *action, at *atdir.Dirs) bool {
 	dir, name, err := at.Parent(a.tmp)
 	if err != nil {
 		return false
@@ -135,10 +135,10 @@ func (r *receiver) keepPartial(a *action, at *atdir.Dirs) bool {
 
 // makeRoom removes the partials of paths other than rel if rel, a file
 // of size bytes that failed for space, would fit without them: the
-// smaller files go through first (see puller.due), the larger ones fetch
-// again what they held. fd is a directory on the folder's file system;
-// r.pmu is held.
-func (r *receiver) makeRoom(rel string, size int64, fd int) {
+// smaller files go through first (see transfer's puller.due), the larger
+// ones fetch again what they held. fd is a directory on the folder's file
+// system; r.pmu is held.
+func (r *Receiver) makeRoom(rel string, size int64, fd int) {
 	var held, own int64
 	for p, o := range r.partials {
 		if p == rel {
@@ -169,11 +169,11 @@ func (r *receiver) makeRoom(rel string, size int64, fd int) {
 	}
 }
 
-// dropPartials removes the partials of the paths of es, a batch just
+// DropPartials removes the partials of the paths of es, a batch just
 // settled, that keep does not report (those no longer waiting for a
 // retry: applied, or nothing to do); es nil: of every path. The paths of
 // other batches keep theirs (one prepared ahead has not settled yet).
-func (r *receiver) dropPartials(es []wire.Entry, keep func(rel string) bool) {
+func (r *Receiver) DropPartials(es []wire.Entry, keep func(rel string) bool) {
 	r.pmu.Lock()
 	defer r.pmu.Unlock()
 	if len(r.partials) == 0 {

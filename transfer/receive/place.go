@@ -1,4 +1,4 @@
-package transfer
+package receive
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 
 // place moves a's new version into place, keeping a conflicting local
 // version under its conflict name first.
-func (r *receiver) place(a *action, at *atdir.Dirs) {
+func (r *Receiver) place(a *action, at *atdir.Dirs) {
 	p := a.e.Path
 	// once more, right before the rename: a local write a moment ago must
 	// not be replaced (the window left is that of two system calls)
@@ -33,9 +33,9 @@ func (r *receiver) place(a *action, at *atdir.Dirs) {
 			a.err = fmt.Errorf("keep conflict copy of %s: %w", p, err)
 			return
 		}
-		r.count.addConflict()
-		r.log.Warn("conflict: kept the local version as a copy", "folder", r.f.Config.ID, "path", p,
-			"copy", name, "peer", r.peer)
+		r.Count.AddConflict()
+		r.Log.Warn("conflict: kept the local version as a copy", "folder", r.f.Config.ID, "path", p,
+			"copy", name, "peer", r.Peer)
 	}
 	var err error
 	switch a.kind {
@@ -48,7 +48,7 @@ func (r *receiver) place(a *action, at *atdir.Dirs) {
 				break
 			}
 			a.tmp = ownname.TempBeside(p)
-			if err = r.f.root().Symlink(a.e.Target, a.tmp); err != nil {
+			if err = r.f.Root().Symlink(a.e.Target, a.tmp); err != nil {
 				break
 			}
 		}
@@ -87,8 +87,8 @@ func (r *receiver) place(a *action, at *atdir.Dirs) {
 		err = at.ChmodDir(p, chunkstore.FileMode(a.rec.Mode))
 	}
 	if err == nil {
-		if r.afterPlace != nil {
-			r.afterPlace(p)
+		if r.Hooks.AfterPlace != nil {
+			r.Hooks.AfterPlace(p)
 		}
 		err = r.record(a, at)
 	}
@@ -102,7 +102,7 @@ func (r *receiver) place(a *action, at *atdir.Dirs) {
 // clearDir removes an empty directory at p, which a file or a link is
 // about to replace, and says whether it did; a directory with something
 // in it is an error.
-func (r *receiver) clearDir(p string, at *atdir.Dirs) (bool, error) {
+func (r *Receiver) clearDir(p string, at *atdir.Dirs) (bool, error) {
 	fi, err := at.Lstat(p)
 	if err != nil || !fi.IsDir() {
 		return false, nil
@@ -118,7 +118,7 @@ func (r *receiver) clearDir(p string, at *atdir.Dirs) (bool, error) {
 // local chmod or write between the rename and this look) is recorded with
 // no change time, so the indexer looks at it again and indexes the local
 // change, and it is not noted as the receiver's own write.
-func (r *receiver) record(a *action, at *atdir.Dirs) error {
+func (r *Receiver) record(a *action, at *atdir.Dirs) error {
 	fi, err := at.Lstat(a.e.Path)
 	if err != nil {
 		return err
@@ -132,7 +132,7 @@ func (r *receiver) record(a *action, at *atdir.Dirs) error {
 
 // deletes removes what the peer deleted, deepest paths first, so that a
 // directory is empty by the time its turn comes.
-func (r *receiver) deletes(acts []*action, at *atdir.Dirs) {
+func (r *Receiver) deletes(acts []*action, at *atdir.Dirs) {
 	var dels []*action
 	for _, a := range acts {
 		if a.kind == actDelete && a.err == nil {
@@ -155,7 +155,7 @@ func (r *receiver) deletes(acts []*action, at *atdir.Dirs) {
 				// What is in it may be deleted by the next batch: tried
 				// again; the puller gives up after a few tries (then it is
 				// somebody's, and the indexer announces it again).
-				a.err = errDirNotEmpty
+				a.err = ErrDirNotEmpty
 				continue
 			}
 		} else {
@@ -179,7 +179,7 @@ func (r *receiver) deletes(acts []*action, at *atdir.Dirs) {
 
 // dirTimes sets the mtimes of the directories made or changed, deepest
 // first, once nothing more is written into them.
-func (r *receiver) dirTimes(acts []*action, at *atdir.Dirs) {
+func (r *Receiver) dirTimes(acts []*action, at *atdir.Dirs) {
 	var dirs []*action
 	for _, a := range acts {
 		if a.kind == actDir && a.done && a.err == nil {
@@ -201,12 +201,12 @@ func (r *receiver) dirTimes(acts []*action, at *atdir.Dirs) {
 // next free [ConflictNameN]. A copy already there with the same content
 // (another node made the same copy) is kept as it is. It never replaces a
 // file.
-func (r *receiver) keepConflict(p string, mtime time.Time, node string) (string, error) {
+func (r *Receiver) keepConflict(p string, mtime time.Time, node string) (string, error) {
 	for n := 1; n < 1000; n++ {
 		cand := ConflictNameN(p, mtime, node, n)
-		_, err := r.f.root().Lstat(cand)
+		_, err := r.f.Root().Lstat(cand)
 		if errors.Is(err, fs.ErrNotExist) {
-			if err := r.f.root().Rename(p, cand); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := r.f.Root().Rename(p, cand); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return "", err
 			}
 			return cand, nil
@@ -220,7 +220,7 @@ func (r *receiver) keepConflict(p string, mtime time.Time, node string) (string,
 			// still leave p, or the winner can never take its place and
 			// the path is retried forever. Moving it over its twin loses
 			// nothing.
-			if err := r.f.root().Rename(p, cand); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := r.f.Root().Rename(p, cand); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return "", err
 			}
 			return cand, nil
@@ -231,23 +231,23 @@ func (r *receiver) keepConflict(p string, mtime time.Time, node string) (string,
 
 // sameFile reports whether the files or links at a and b hold the same
 // bytes.
-func (r *receiver) sameFile(a, b string) bool {
-	fa, err1 := r.f.root().Lstat(a)
-	fb, err2 := r.f.root().Lstat(b)
+func (r *Receiver) sameFile(a, b string) bool {
+	fa, err1 := r.f.Root().Lstat(a)
+	fb, err2 := r.f.Root().Lstat(b)
 	if err1 != nil || err2 != nil || fa.Mode().Type() != fb.Mode().Type() || fa.Size() != fb.Size() {
 		return false
 	}
 	if fa.Mode()&fs.ModeSymlink != 0 {
-		ta, err1 := r.f.root().Readlink(a)
-		tb, err2 := r.f.root().Readlink(b)
+		ta, err1 := r.f.Root().Readlink(a)
+		tb, err2 := r.f.Root().Readlink(b)
 		return err1 == nil && err2 == nil && ta == tb
 	}
-	fa2, err1 := r.f.root().Open(a)
+	fa2, err1 := r.f.Root().Open(a)
 	if err1 != nil {
 		return false
 	}
 	defer fa2.Close()
-	fb2, err2 := r.f.root().Open(b)
+	fb2, err2 := r.f.Root().Open(b)
 	if err2 != nil {
 		return false
 	}

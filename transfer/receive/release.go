@@ -1,4 +1,4 @@
-package transfer
+package receive
 
 import (
 	"os"
@@ -43,6 +43,11 @@ func holdOld(at *atdir.Dirs, rel string, size int64) *os.File {
 
 // released counts the old files release closed, for tests.
 var released atomic.Int64
+
+// Released returns how many old versions of large files the receivers of
+// this process held open across their replacement or removal, and have
+// closed since (see holdOld).
+func Released() int64 { return released.Load() }
 
 // release closes f, from holdOld, in the background.
 func release(f *os.File) {

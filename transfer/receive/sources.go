@@ -1,4 +1,4 @@
-package transfer
+package receive
 
 import (
 	"io/fs"
@@ -85,7 +85,7 @@ func (s *sources) lookup(id chunkstore.ID) (place, bool) {
 // rebuild reads the index anew if it changed and the map is old; s.mu is
 // held.
 func (s *sources) rebuild() {
-	seq, now := s.f.Local.Index().Seq(), s.f.clock().Now()
+	seq, now := s.f.Local.Index().Seq(), s.f.Clock.Now()
 	if s.m != nil && (seq == s.seq || now.Sub(s.built) < rebuildAfter) {
 		return
 	}
