@@ -202,106 +202,161 @@ func (p *puller) session(ctx context.Context) error {
 	if err := p.firstScan(ctx); err != nil {
 		return err
 	}
-	var ahead chan fetched // the next batch, asked for while the last was applied
-	var ready *readyBatch  // and prepared while the last was committed
-	defer func() {
-		if ready != nil {
-			p.r.Abandon(ready.pb)
-		}
-	}()
+	// Batches are prepared ahead, several at once (see window), and
+	// committed in order. The next index batch is asked for while they
+	// are.
+	w := newWindow(ctx, p.r, max(dirBudget()/max(len(p.n.pullers), 1), guessDirs))
+	defer w.drop()
+	var ahead chan fetched // the batch after the window's, asked for
+	var held *fetched      // one that came but could not be prepared yet
 	for {
-		// (not while a prepared batch waits: its plan must not be overtaken)
-		due, next := p.due(p.n.clk.Now())
-		if ready == nil && len(due) > 0 {
-			if err := p.retryFailed(ctx, due); err != nil {
+		if len(w.stages) == 0 {
+			b, err := p.nextBatch(ctx, held)
+			held = nil
+			if errors.Is(err, errPollCut) {
+				continue
+			}
+			if err != nil {
 				return err
 			}
-			// What the retries applied moves the cursor now, not when the
-			// next poll returns (up to pollWait later).
+			p.seen(b)
+			p.down.over("peer reconnected", "node", h.Node)
+			if len(b.Entries) == 0 {
+				if !b.More && b.Seq > p.next {
+					p.next = b.Seq
+				}
+				if b.Seq < p.next {
+					p.next = 0 // the peer's index was rebuilt: ask again from the start
+				}
+				p.saveCursor()
+				if !b.More {
+					if err := p.endAdoption(); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			w.start(b, p.next)
+			ahead = p.askAhead(ctx, b)
+		}
+		p.setPending(w.pending())
+		head := w.stages[0]
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case r := <-ahead:
+			ahead, held = nil, &r
+			if r.err == nil {
+				p.seen(r.b)
+			}
+		case <-head.ahead.Done():
+			if _, err := head.ahead.Result(); err != nil {
+				w.pop()
+				return err
+			}
+			// the batches prepared by now are committed as one
+			ss := w.popPrepared()
+			pbs := make([]*receive.Prepared, len(ss))
+			var es []wire.Entry
+			for i, s := range ss {
+				pbs[i], _ = s.ahead.Result()
+				es = append(es, s.es...)
+			}
+			fails, err := p.r.Commit(receive.Merge(pbs))
+			if err != nil {
+				return err
+			}
+			p.settle(es, fails)
+			last := ss[len(ss)-1]
+			p.next = last.last
+			if !last.more && last.seq > p.next {
+				p.next = last.seq
+			}
 			p.saveCursor()
-			due, next = p.due(p.n.clk.Now())
 		}
-		wait := pollWait
-		if p.down.active() {
-			wait = 0 // back from a failure: its end is logged at the first answer
+		if p.fromStart.Load() {
+			w.drop() // asked again from the start: what was prepared is not what follows
+			ahead, held = nil, nil
 		}
-		switch {
-		case len(due) > 0 && ready != nil: // not tried while a prepared batch waits
-			wait = retryEvery
-		case len(due) > 0: // due again already (a retry round longer than the backoff)
-			wait = 0
-		case !next.IsZero():
-			// the poll returns when the next retry is due
-			wait = min(wait, max(next.Sub(p.n.clk.Now()), time.Millisecond))
+		// the batch that came is prepared as soon as it fits
+		if held != nil && held.err == nil && len(held.b.Entries) > 0 && len(w.stages) > 0 &&
+			held.since == w.last() && w.fits(held.b.Entries) {
+			w.start(held.b, held.since)
+			ahead, held = p.askAhead(ctx, held.b), nil
 		}
-		if p.fromStart.Swap(false) {
-			p.next = 0
-			p.forgetRetries()
-		}
-		var b wire.IndexBatch
-		var err error
-		r, ok := p.takeAhead(ahead)
-		if ready != nil && (!ok || ready.since != p.next) {
-			p.r.Abandon(ready.pb) // the cursor moved: not the batch that follows
-			ready = nil
-		}
-		if ok {
-			b, err = r.b, r.err
-		} else {
-			pctx, cancel := context.WithCancel(ctx)
-			p.mu.Lock()
-			p.pollCancel = cancel
-			p.mu.Unlock()
-			b, err = p.c.index(pctx, p.f.Config.ID, p.next, wait)
-			cancel()
-		}
-		ahead = nil
-		if err != nil && p.fromStart.Load() && ctx.Err() == nil {
-			continue // the poll was cut by restart
-		}
-		if err != nil {
-			return err
-		}
-		p.seen(b)
-		p.down.over("peer reconnected", "node", h.Node)
-		if len(b.Entries) > 0 {
-			last := b.Entries[len(b.Entries)-1].Seq
-			if b.More {
-				// the next batch travels while this one is applied
-				ahead = make(chan fetched, 1)
-				go func() {
-					nb, err := p.c.index(ctx, p.f.Config.ID, last, 0)
-					ahead <- fetched{nb, err, last}
-				}()
-			}
-			pb := (*receive.Prepared)(nil)
-			if ready != nil {
-				pb, ready = ready.pb, nil
-			} else if pb, err = p.r.Prepare(ctx, b.Entries); err != nil {
-				return err
-			}
-			var next *receive.Prepared
-			if next, ahead, err = p.commitAndPrepare(ctx, pb, last, ahead); err != nil {
-				return err
-			}
-			if next != nil {
-				ready = &readyBatch{since: last, pb: next}
-			}
-			p.next = last
-		}
-		if !b.More && b.Seq > p.next {
-			p.next = b.Seq
-		}
-		if b.Seq < p.next && len(b.Entries) == 0 {
-			p.next = 0 // the peer's index was rebuilt: ask again from the start
-		}
-		p.saveCursor()
-		if !b.More && ready == nil {
-			if err := p.endAdoption(); err != nil {
-				return err
+		if len(w.stages) == 0 {
+			p.setPending(0, 0)
+			if held == nil && ahead == nil && !p.fromStart.Load() {
+				// the last batch the peer listed is applied
+				if err := p.endAdoption(); err != nil {
+					return err
+				}
 			}
 		}
 	}
+}
+
+// errPollCut is a poll cut short by restart.
+var errPollCut = errors.New("poll cut by restart")
+
+// nextBatch returns the batch that follows the cursor: held, if it came
+// ahead and still follows (a restart or a retry round may have moved the
+// cursor meanwhile), or one polled for, after the retries that are due.
+func (p *puller) nextBatch(ctx context.Context, held *fetched) (wire.IndexBatch, error) {
+	due, next := p.due(p.n.clk.Now())
+	if len(due) > 0 {
+		if err := p.retryFailed(ctx, due); err != nil {
+			return wire.IndexBatch{}, err
+		}
+		// What the retries applied moves the cursor now, not when the
+		// next poll returns (up to pollWait later).
+		p.saveCursor()
+		due, next = p.due(p.n.clk.Now())
+	}
+	wait := pollWait
+	if p.down.active() {
+		wait = 0 // back from a failure: its end is logged at the first answer
+	}
+	switch {
+	case len(due) > 0: // due again already (a retry round longer than the backoff)
+		wait = 0
+	case !next.IsZero():
+		// the poll returns when the next retry is due
+		wait = min(wait, max(next.Sub(p.n.clk.Now()), time.Millisecond))
+	}
+	if p.fromStart.Swap(false) {
+		p.next = 0
+		p.forgetRetries()
+		held = nil
+	}
+	if held != nil && held.since == p.next {
+		return held.b, held.err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	p.mu.Lock()
+	p.pollCancel = cancel
+	p.mu.Unlock()
+	b, err := p.c.index(pctx, p.f.Config.ID, p.next, wait)
+	cancel()
+	if err != nil && p.fromStart.Load() && ctx.Err() == nil {
+		return b, errPollCut
+	}
+	return b, err
+}
+
+// askAhead asks for the batch after b, if the peer has more, while b is
+// prepared; nil if it has not.
+func (p *puller) askAhead(ctx context.Context, b wire.IndexBatch) chan fetched {
+	if !b.More {
+		return nil
+	}
+	last := b.Entries[len(b.Entries)-1].Seq
+	ahead := make(chan fetched, 1)
+	go func() {
+		nb, err := p.c.index(ctx, p.f.Config.ID, last, 0)
+		ahead <- fetched{nb, err, last}
+	}()
+	return ahead
 }
 
 // fetched is an index batch asked for ahead.
@@ -311,94 +366,21 @@ type fetched struct {
 	since uint64
 }
 
-// takeAhead waits for the batch asked for ahead, if any, and returns it
-// if it still follows what was applied (a restart or a retry round may
-// have moved the cursor meanwhile).
-func (p *puller) takeAhead(ahead chan fetched) (fetched, bool) {
-	if ahead == nil {
-		return fetched{}, false
-	}
-	r := <-ahead
-	return r, r.since == p.next && !p.fromStart.Load()
-}
-
-// readyBatch is a batch asked for ahead and prepared while the batch
-// before it (which ended at since) was committed.
-type readyBatch struct {
-	since uint64
-	pb    *receive.Prepared
-}
-
-// commitAndPrepare commits pb, the batch ending at sequence last, and
-// meanwhile prepares the next one if it has come (ahead) and does not
-// depend on pb: the next batch's blocks travel and its files are written
-// while this one is moved into place and made durable. It files pb's
-// failures for retry, and returns the batch asked for ahead again (for
-// takeAhead) with what was prepared of it, if anything.
-func (p *puller) commitAndPrepare(ctx context.Context, pb *receive.Prepared, last uint64, ahead chan fetched) (*receive.Prepared, chan fetched, error) {
-	p.setPending(pb.Entries())
-	defer p.setPending(nil)
-	type result struct {
-		fails []receive.Failure
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		fails, err := p.r.Commit(pb)
-		done <- result{fails, err}
-	}()
-	var next *receive.Prepared
-	if ahead != nil {
-		nb := <-ahead
-		ahead = make(chan fetched, 1)
-		ahead <- nb
-		if nb.err == nil && nb.since == last && len(nb.b.Entries) > 0 && independent(pb.Entries(), nb.b.Entries) {
-			// an error here is met again when the batch's turn comes
-			next, _ = p.r.Prepare(ctx, nb.b.Entries)
-		}
-	}
-	res := <-done
-	if res.err != nil {
-		p.r.Abandon(next)
-		return nil, nil, res.err
-	}
-	p.settle(pb.Entries(), res.fails)
-	return next, ahead, nil
-}
-
-// independent reports whether batch b can be prepared before batch a is
-// committed: a deletes nothing (what b plans around must still be
-// there) and no path is in both.
-func independent(a, b []wire.Entry) bool {
-	paths := make(map[string]bool, len(a))
-	for _, e := range a {
-		if e.Deleted {
-			return false
-		}
-		paths[e.Path] = true
-	}
-	for _, e := range b {
-		if paths[e.Path] {
-			return false
-		}
-	}
-	return true
-}
-
-func (p *puller) setPending(es []wire.Entry) {
-	var bytes int64
-	for _, e := range es {
-		bytes += e.Size
-	}
+// setPending notes the files and bytes being applied, for status.
+func (p *puller) setPending(files, bytes int64) {
 	p.mu.Lock()
-	p.stat.pendFiles, p.stat.pendBytes = int64(len(es)), bytes
+	p.stat.pendFiles, p.stat.pendBytes = files, bytes
 	p.mu.Unlock()
 }
 
 // applyBatch applies es and files its failures for retry.
 func (p *puller) applyBatch(ctx context.Context, es []wire.Entry) error {
-	p.setPending(es)
-	defer p.setPending(nil)
+	var bytes int64
+	for _, e := range es {
+		bytes += e.Size
+	}
+	p.setPending(int64(len(es)), bytes)
+	defer p.setPending(0, 0)
 	fails, err := p.r.Apply(ctx, es)
 	if err != nil {
 		return err

@@ -80,6 +80,13 @@ func (d *Dirs) Close() {
 	d.lru.Init()
 }
 
+// Held returns how many directories are open.
+func (d *Dirs) Held() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.open)
+}
+
 // Acquire returns the directory rel ("." or "" for the root), opened
 // through its parents; release it when done. An error is a
 // *fs.PathError naming rel.

@@ -19,13 +19,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/syncd/syncd/transfer/wire"
 )
 
 // Receiver applies the entries of one peer to one local folder. Make it
 // with [New]; its Options and Hooks are set before its first batch and not
-// changed after. It applies one batch at a time, except that one may be
-// prepared while the one before it is committed (see [Receiver.Prepare]).
+// changed after. It commits one batch at a time; batches may be prepared
+// ahead, several at once, while earlier ones are committed (see
+// [Receiver.PrepareAhead]).
 type Receiver struct {
 	Options
 
@@ -38,6 +41,10 @@ type Receiver struct {
 	segBytes atomic.Int64
 
 	src *sources // the folder's, shared by its receivers (see Folder.sources)
+
+	bring     bringing // the chunks batches being prepared may bring (ahead.go)
+	slotsOnce sync.Once
+	slots     *semaphore.Weighted // groups of files being built, across batches
 
 	pmu      sync.Mutex          // guards partials
 	partials map[string]*partial // by path: the files kept after a full disk

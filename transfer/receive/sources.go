@@ -82,6 +82,15 @@ func (s *sources) lookup(id chunkstore.ID) (place, bool) {
 	return p, ok
 }
 
+// has reports whether the map knows a place of chunk id, without
+// rebuilding it.
+func (s *sources) has(id chunkstore.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[id]
+	return ok
+}
+
 // rebuild reads the index anew if it changed and the map is old; s.mu is
 // held.
 func (s *sources) rebuild() {

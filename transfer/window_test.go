@@ -1,0 +1,68 @@
+package transfer
+
+import (
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/transfer/wire"
+)
+
+// A batch prepared while the batch before it still fetches the chunks
+// it needs (a copy of the tree that batch brings) waits for them instead
+// of asking the peer a second time. The sender's uplink is slow, so that
+// the first batch's last files are still on their way when the second
+// is planned.
+func TestLaterBatchWaitsForChunksBeingBrought(t *testing.T) {
+	a := newTestNode(t, "a", config.SendOnly)
+	b := newTestNode(t, "b", config.ReceiveOnly)
+	connect(a, b)
+	a.cfg.Peers[0].MaxSendRate = 2 << 20
+	const n, size = 1000, 4 << 10 // d1 is the first batch, d2 the second
+	buf := make([]byte, size)
+	for i := range n {
+		rand.Read(buf)
+		a.write(t, fmt.Sprintf("d1/f%04d", i), string(buf))
+		a.write(t, fmt.Sprintf("d2/f%04d", i), string(buf))
+	}
+	a.index(t)
+	a.start(t)
+	b.start(t)
+	converge(t, a, b)
+	if got, unique := a.node.blocksServed.Load(), int64(n*size); got != unique {
+		t.Errorf("served %d bytes for %d of distinct content (and as much again copied)", got, unique)
+	}
+}
+
+// Batches are prepared ahead: the blocks of later batches travel while
+// an earlier one is still being built, not only while it is committed.
+// The first batch's build is held until the peer has served the blocks
+// of every file after it.
+func TestBatchesPreparedAhead(t *testing.T) {
+	a := newTestNode(t, "a", config.SendOnly)
+	b := newTestNode(t, "b", config.ReceiveOnly)
+	connect(a, b)
+	const n, size = 1000, 512 // d1 is the first batch, d2 the next two
+	var later int64
+	for i := range n {
+		a.write(t, fmt.Sprintf("d1/f%04d", i), fmt.Sprintf("%0*d", size, i))
+		a.write(t, fmt.Sprintf("d2/f%04d", i), fmt.Sprintf("%0*d", size, n+i))
+		later += size
+	}
+	a.index(t)
+	var once sync.Once
+	b.tune = func(node *Node) {
+		node.pullers[0].r.Hooks.AfterBuild = func(es []wire.Entry) {
+			once.Do(func() {
+				if !poll(func() bool { return a.node.blocksServed.Load() >= 2*later-size }) {
+					t.Errorf("served %d bytes while the first batch was built: the next batches waited for it", a.node.blocksServed.Load())
+				}
+			})
+		}
+	}
+	a.start(t)
+	b.start(t)
+	converge(t, a, b)
+}
