@@ -2,6 +2,7 @@ package receive
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/syncd/syncd/chunkstore"
@@ -30,7 +31,7 @@ type Ahead struct {
 func (r *Receiver) PrepareAhead(ctx context.Context, es []wire.Entry, after *Ahead) *Ahead {
 	a := &Ahead{es: es, done: make(chan struct{}), building: make(chan struct{})}
 	a.scheduled = sync.OnceFunc(func() { close(a.building) })
-	r.bring.add(es, a.done) // before a later batch can look
+	seq := r.bring.add(es, a.done) // before a later batch can look
 	prev := closed
 	if after != nil {
 		prev = after.building
@@ -44,8 +45,8 @@ func (r *Receiver) PrepareAhead(ctx context.Context, es []wire.Entry, after *Ahe
 			a.err = ctx.Err()
 			return
 		}
-		a.pb, a.err = r.prepare(ctx, es, a.done, a.scheduled)
-		r.bring.remove(es, a.done)
+		a.pb, a.err = r.prepare(ctx, es, seq, a.scheduled)
+		r.bring.remove(es, seq)
 	}()
 	return a
 }
@@ -65,63 +66,81 @@ var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c
 // waits for the earlier batch instead of asking the peer for it again
 // (the second copy of a tree, whose chunks the first brings).
 type bringing struct {
-	mu sync.Mutex
-	m  map[chunkstore.ID]chan struct{}
+	mu   sync.Mutex
+	m    map[chunkstore.ID]bringer
+	last uint64 // the number of the last batch added
+}
+
+// bringer is the batch that may bring a chunk: its number, in the order
+// the batches were added, and its done.
+type bringer struct {
+	seq  uint64
+	done chan struct{}
 }
 
 // add notes that the batch es, whose preparation closes done when it
 // ends, may bring the chunks of its files (those already noted keep
-// their earlier batch).
-func (b *bringing) add(es []wire.Entry, done chan struct{}) {
+// their earlier batch), and returns the batch's number.
+func (b *bringing) add(es []wire.Entry, done chan struct{}) uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.m == nil {
-		b.m = map[chunkstore.ID]chan struct{}{}
+		b.m = map[chunkstore.ID]bringer{}
 	}
+	b.last++
 	for _, e := range es {
 		if e.Deleted || e.Type != "file" {
 			continue
 		}
 		for _, id := range e.Content {
 			if _, ok := b.m[id]; !ok {
-				b.m[id] = done
+				b.m[id] = bringer{b.last, done}
 			}
 		}
 	}
+	return b.last
 }
 
-// remove forgets what add noted for the batch es.
-func (b *bringing) remove(es []wire.Entry, done chan struct{}) {
+// remove forgets what add noted for the batch numbered seq, es.
+func (b *bringing) remove(es []wire.Entry, seq uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, e := range es {
 		for _, id := range e.Content {
-			if b.m[id] == done {
+			if b.m[id].seq == seq {
 				delete(b.m, id)
 			}
 		}
 	}
 }
 
-// wait waits until every earlier batch that may bring a chunk of files
-// that have() does not find has ended, or ctx ends. own is the waiting
-// batch's.
-func (b *bringing) wait(ctx context.Context, files []*action, own chan struct{}, have func(chunkstore.ID) bool) {
-	waits := map[chan struct{}]bool{}
-	b.mu.Lock()
-	for _, a := range files {
-		for _, id := range a.e.Content {
-			if ch, ok := b.m[id]; ok && ch != own && !waits[ch] && !have(id) {
-				waits[ch] = true
-			}
-		}
-	}
-	b.mu.Unlock()
-	for ch := range waits {
+// wait waits until every batch that earlier returns has ended, or ctx
+// ends.
+func (b *bringing) wait(ctx context.Context, files []*action, own uint64, have func(chunkstore.ID) bool) {
+	for _, ch := range b.earlier(files, own, have) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// earlier returns the ends of the batches earlier than the one numbered
+// own that may bring a chunk of files that have() does not find. A later
+// batch is never among them: it waits for this one to be scheduled (see
+// PrepareAhead), and may note a chunk that an earlier batch, ended
+// meanwhile, did not bring (another peer's receiver claimed its file).
+func (b *bringing) earlier(files []*action, own uint64, have func(chunkstore.ID) bool) []chan struct{} {
+	var waits []chan struct{}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, a := range files {
+		for _, id := range a.e.Content {
+			if br, ok := b.m[id]; ok && br.seq < own && !slices.Contains(waits, br.done) && !have(id) {
+				waits = append(waits, br.done)
+			}
+		}
+	}
+	return waits
 }

@@ -143,14 +143,14 @@ func (r *Receiver) Apply(ctx context.Context, es []wire.Entry) ([]Failure, error
 // run while the previous batch is committed (see transfer's
 // puller.session).
 func (r *Receiver) Prepare(ctx context.Context, es []wire.Entry) (*Prepared, error) {
-	return r.prepare(ctx, es, nil, func() {})
+	return r.prepare(ctx, es, 0, func() {})
 }
 
-// prepare is Prepare for a batch prepared ahead (see ahead.go), whose
-// preparation closes own when it ends: it first waits for the earlier
-// batches that bring chunks it needs, and calls scheduled once every
-// group of its files is being built.
-func (r *Receiver) prepare(ctx context.Context, es []wire.Entry, own chan struct{}, scheduled func()) (*Prepared, error) {
+// prepare is Prepare for a batch prepared ahead (see ahead.go), the
+// own-th started (0: not one): it first waits for the earlier batches
+// that bring chunks it needs, and calls scheduled once every group of its
+// files is being built.
+func (r *Receiver) prepare(ctx context.Context, es []wire.Entry, own uint64, scheduled func()) (*Prepared, error) {
 	if r.f.Health.Failed() {
 		return nil, ErrFolderFailed
 	}
@@ -202,7 +202,7 @@ func (r *Receiver) prepare(ctx context.Context, es []wire.Entry, own chan struct
 	// on loopback no difference beyond the noise, 9.7-10.0 s against
 	// 8.9-10.4 s).
 	pb.few = len(pb.acts) <= fewActions
-	if own != nil {
+	if own != 0 {
 		r.bring.wait(ctx, files, own, r.src.has)
 	}
 	pb.t1 = time.Now()

@@ -98,8 +98,17 @@ func (s *sources) rebuild() {
 	if s.m != nil && (seq == s.seq || now.Sub(s.built) < rebuildAfter) {
 		return
 	}
+	old := s.m
 	s.m = map[chunkstore.ID]place{}
 	s.seq, s.built = seq, now
+	// The temporary files of batches prepared and not yet committed are
+	// in no index: they stay sources (read under their final names once
+	// renamed; every chunk read is checked).
+	for id, p := range old {
+		if p.alt != "" {
+			s.m[id] = p
+		}
+	}
 	s.f.Local.Index().Walk("", func(rel string, e state.Entry) error {
 		if e.Type != "file" || e.Deleted {
 			return nil
@@ -107,7 +116,7 @@ func (s *sources) rebuild() {
 		var off int64
 		at := facts(e)
 		for i, id := range e.Content {
-			if _, ok := s.m[id]; !ok {
+			if p, ok := s.m[id]; !ok || p.alt != "" {
 				s.m[id] = place{rel, "", off, e.Lengths[i], at}
 			}
 			off += int64(e.Lengths[i])

@@ -7,6 +7,11 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/chunkstore"
+	"github.com/syncd/syncd/crypto"
+	"github.com/syncd/syncd/internal/clock/clocktest"
+	"github.com/syncd/syncd/state"
 )
 
 // A chunk of a local file that is, by its stat, the version the index
@@ -50,5 +55,38 @@ func TestReadTrustsOnlyAnUnchangedFile(t *testing.T) {
 	}
 	if got := s.trusted.Load(); got != int64(e.Lengths[1]) {
 		t.Errorf("a file written after it was indexed was trusted (%d bytes unhashed)", got)
+	}
+}
+
+// The chunks of a batch's temporary files, prepared and not yet
+// committed (so in no index), stay sources when a miss rebuilds the map
+// from the index: batches prepared ahead read them there.
+func TestRebuildKeepsTemporaryFiles(t *testing.T) {
+	n := newTestFolder(t)
+	clk := clocktest.New(time.Unix(1e9, 0))
+	n.f.Clock = clk
+	data := make([]byte, 64<<10)
+	rand.Read(data)
+	if err := os.WriteFile(filepath.Join(n.dir, ".syncd-tmp-x"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ch := n.f.Chunking
+	id := ch.ID(crypto.NewHasher(ch.Key), data)
+	s := newSources(n.f)
+	s.addTemp(".syncd-tmp-x", "new.bin", state.Entry{Type: "file", Size: int64(len(data)),
+		Content: []chunkstore.ID{id}, Lengths: []uint32{uint32(len(data))}})
+	// the index changes, time passes, and a chunk nobody has is looked up
+	if err := os.WriteFile(filepath.Join(n.dir, "other.bin"), []byte("other"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.index(t)
+	clk.Advance(2 * rebuildAfter)
+	rd := s.reader()
+	defer rd.close()
+	if _, ok := rd.read(chunkstore.ID{1}, 5); ok {
+		t.Fatal("a chunk no file holds was read")
+	}
+	if b, ok := rd.read(id, uint32(len(data))); !ok || !bytes.Equal(b, data) {
+		t.Error("the temporary file's chunk was lost when the map was rebuilt")
 	}
 }
