@@ -207,15 +207,11 @@ func (f *Folder) Walk(prefix string, fn func(rel string, e Entry) error) error {
 		err := f.view(func(b *buckets) error {
 			c := b.entries.Cursor()
 			for k, v := c.Seek(seek); k != nil && bytes.HasPrefix(k, pk) && len(batch) < walkBatch; k, v = c.Next() {
-				rel, err := keyPath(k)
+				it, err := f.decodeItem(k, v)
 				if err != nil {
-					return damaged(f.db.path, fmt.Errorf("folder %q: %w", f.id, err))
+					return err
 				}
-				e, err := decodeEntry(v)
-				if err != nil {
-					return f.entryError(k, err)
-				}
-				batch = append(batch, item{rel, e})
+				batch = append(batch, it)
 			}
 			return nil
 		})
@@ -252,6 +248,20 @@ func (f *Folder) Walk(prefix string, fn func(rel string, e Entry) error) error {
 	}
 }
 
+// decodeItem decodes the entry of the key k, value v: its path and its
+// entry, or the error that says the index is damaged.
+func (f *Folder) decodeItem(k, v []byte) (item, error) {
+	rel, err := keyPath(k)
+	if err != nil {
+		return item{}, damaged(f.db.path, fmt.Errorf("folder %q: %w", f.id, err))
+	}
+	e, err := decodeEntry(v)
+	if err != nil {
+		return item{}, f.entryError(k, err)
+	}
+	return item{rel, e}, nil
+}
+
 // Dirs calls fn for every live directory entry (no tombstones), in path
 // order. It reads the folder in one transaction and decodes only the
 // directories' entries (a file's is skipped by its type byte), so it
@@ -266,15 +276,11 @@ func (f *Folder) Dirs(fn func(rel string, e Entry) error) error {
 			if len(v) < 3 || v[1]&flagDeleted != 0 || int(v[2]) >= len(typeNames) || typeNames[v[2]] != "dir" {
 				continue // a damaged entry is left to the readers that decode it
 			}
-			rel, err := keyPath(k)
+			it, err := f.decodeItem(k, v)
 			if err != nil {
-				return damaged(f.db.path, fmt.Errorf("folder %q: %w", f.id, err))
+				return err
 			}
-			e, err := decodeEntry(v)
-			if err != nil {
-				return f.entryError(k, err)
-			}
-			dirs = append(dirs, item{rel, e})
+			dirs = append(dirs, it)
 		}
 		return nil
 	})
