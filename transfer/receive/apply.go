@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/internal/atdir"
@@ -98,18 +97,10 @@ func Merge(pbs []*Prepared) *Prepared {
 	return m
 }
 
-// DirsHeld returns how many directories the batch holds open until it
-// is committed or abandoned.
-func (pb *Prepared) DirsHeld() int {
-	n := 0
-	if pb.at != nil {
-		n = pb.at.Held()
-	}
-	for _, part := range pb.parts {
-		n += part.DirsHeld()
-	}
-	return n
-}
+// DirsHeld returns how many directories the batch, as Prepare or
+// PrepareAhead returned it, holds open until it is committed or
+// abandoned.
+func (pb *Prepared) DirsHeld() int { return pb.at.Held() }
 
 // Entries returns the batch's entries, as given to Prepare.
 func (pb *Prepared) Entries() []wire.Entry { return pb.es }
@@ -207,7 +198,6 @@ func (r *Receiver) prepare(ctx context.Context, es []wire.Entry, own uint64, sch
 	}
 	pb.t1 = time.Now()
 	dirs := new(dirCache) // for the builds only: the placing checks afresh, under the lock
-	r.slotsOnce.Do(func() { r.slots = semaphore.NewWeighted(builders) })
 	g, gctx := errgroup.WithContext(ctx)
 	for len(files) > 0 {
 		// the groups of every batch being prepared take turns, in order

@@ -42,9 +42,8 @@ type Receiver struct {
 
 	src *sources // the folder's, shared by its receivers (see Folder.sources)
 
-	bring     bringing // the chunks batches being prepared may bring (ahead.go)
-	slotsOnce sync.Once
-	slots     *semaphore.Weighted // groups of files being built, across batches
+	bring bringing            // the chunks batches being prepared may bring (ahead.go)
+	slots *semaphore.Weighted // groups of files being built, across batches
 
 	pmu      sync.Mutex          // guards partials
 	partials map[string]*partial // by path: the files kept after a full disk
@@ -106,7 +105,7 @@ func New(f *Folder, o Options) *Receiver {
 	if o.Count == nil {
 		o.Count = uncounted{}
 	}
-	return &Receiver{Options: o, f: f}
+	return &Receiver{Options: o, f: f, slots: semaphore.NewWeighted(builders)}
 }
 
 // uncounted is the Counter of a receiver that counts nothing.
