@@ -154,9 +154,11 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 	params := url.Values{"folder": {folder}}
 	framed, zstd := c.comp != nil && c.frames.Load(), false
 	var turns uint64 // auto's turns to compressed blocks when this was asked
+	var fl flight
 	if framed {
 		zstd, turns = c.comp.pick(), c.comp.turns()
 		params.Set("compress", map[bool]string{false: "raw", true: "zstd"}[zstd])
+		fl = c.comp.begin()
 	}
 	// the response's rate is measured in real time: the node's clock
 	// (the chooser's probe schedule) does not move with the bytes
@@ -166,7 +168,7 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 	resp, err := c.do(ctx, http.MethodPost, "/v1/blocks", params, q.Append(nil))
 	if err != nil {
 		if framed {
-			c.comp.observe(zstd, 0, 0) // a probe that failed is no longer out
+			c.comp.end(fl, zstd, 0) // a probe that failed is no longer out
 		}
 		return err
 	}
@@ -192,9 +194,9 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 	}
 	if framed {
 		if err != nil {
-			c.comp.observe(zstd, 0, 0)
+			c.comp.end(fl, zstd, 0)
 		} else {
-			c.comp.observe(zstd, q.Bytes(), time.Since(start))
+			c.comp.end(fl, zstd, q.Bytes())
 		}
 		if c.comp.log != nil {
 			c.comp.log.Debug("block response", "zstd", zstd, "files", len(q.Files), "payload", q.Bytes(),

@@ -15,16 +15,19 @@ import (
 // its setting for the peer says: never, always, or auto. Auto asks for
 // what brought the blocks faster: it measures the payload bytes per
 // second of each response large enough to tell (probeMin bytes, or
-// measureMin long), and now and
+// measureMin long), times the responses that were out with it on average
+// (with six out, one brings a sixth of what the link carries), and now and
 // then asks for the other kind (a probe) to measure that too: the first
 // right after the first response measured, so that a slow link is found
 // within seconds of the first blocks. A probe that loses doubles the
 // wait until the next one, up to probeMax responses, or probeEvery at
 // most; one that wins switches, and the next probe comes after
-// probeFirst responses. On
-// a fast link (loopback, 10 Gbit/s) raw wins and the sender spends a
-// probe's compression in 256 responses; on a slow or rate-limited link
-// compressed text wins by its ratio.
+// probeFirst responses. A link that brings raw blocks at fastLink or more
+// is never probed with compressed ones: the sender compresses text at
+// about that rate on one core (zstd's fastest level, BENCHMARKS.md), so
+// compressing cannot bring it sooner, and costs the CPU that the two ends
+// share on loopback. On a slow or rate-limited link compressed text wins
+// by its ratio.
 //
 // A link can also slow down under a response: a raw response that brings
 // less than a quarter of the raw rate measured before (or of its own best)
@@ -40,6 +43,7 @@ const (
 	probeMax   = 256
 	probeEvery = 30 * time.Second
 	probeWin   = 1.1 // how much faster the other kind must be to switch
+	fastLink   = 200e6
 
 	slowAfter   = time.Second
 	slowFactor  = 4
@@ -54,10 +58,15 @@ type chooser struct {
 	setting config.Compression
 	clk     clock.Clock  // of the probes every probeEvery
 	log     *slog.Logger // each switch is logged at info level; nil: not logged
+	now     func() time.Time // real time, of the responses out (see begin)
 
 	mu        sync.Mutex
 	zstd      bool       // the kind asked for, probes aside
-	rate      [2]float64 // payload bytes per second, by kind (0 raw, 1 zstd); 0: not measured
+	rate      [2]float64 // payload bytes per second of one response, by kind (0 raw, 1 zstd); 0: not measured
+	link      [2]float64 // and of the link: rate times the responses out with it
+	out       int        // responses out
+	outArea   float64    // the integral of out over real time, in seconds
+	outAt     time.Time  // when out last changed
 	since     int        // measured responses since the last probe
 	wait      int        // responses between probes
 	lastProbe time.Time
@@ -69,7 +78,7 @@ func newChooser(setting config.Compression, clk clock.Clock, log *slog.Logger) *
 	if setting != config.CompressNever && setting != config.CompressAlways {
 		setting = config.CompressAuto // the default, as config sets it
 	}
-	return &chooser{setting: setting, clk: clk, log: log, wait: 1, lastProbe: clk.Now()}
+	return &chooser{setting: setting, clk: clk, log: log, now: time.Now, wait: 1, lastProbe: clk.Now()}
 }
 
 // pick returns whether the next request asks for compressed blocks.
@@ -89,9 +98,56 @@ func (c *chooser) pick() bool {
 	return c.zstd
 }
 
-// observe records a response of the kind zstd: its payload bytes and how
-// long it took from the request to its last block.
+// flight is a response out, as begin noted it.
+type flight struct {
+	start time.Time
+	area  float64
+}
+
+// begin notes a response asked for now; end (or observe) takes it back.
+// The times are real: the node's clock does not move with the bytes.
+func (c *chooser) begin() flight {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	c.advance(now)
+	c.out++
+	return flight{now, c.outArea}
+}
+
+// advance adds out over the time up to now to outArea; c.mu is held.
+func (c *chooser) advance(now time.Time) {
+	if !c.outAt.IsZero() {
+		c.outArea += float64(c.out) * now.Sub(c.outAt).Seconds()
+	}
+	c.outAt = now
+}
+
+// end records the response f of the kind zstd, which brought payload
+// bytes (0: it failed), with how many others were out beside it.
+func (c *chooser) end(f flight, zstd bool, payload int64) {
+	c.mu.Lock()
+	now := c.now()
+	c.advance(now)
+	c.out--
+	d := now.Sub(f.start)
+	out := 1.0
+	if d > 0 {
+		out = max((c.outArea-f.area)/d.Seconds(), 1)
+	}
+	c.mu.Unlock()
+	c.observeOut(zstd, payload, d, out)
+}
+
+// observe records a response of the kind zstd, alone on the link: its
+// payload bytes and how long it took from the request to its last block.
 func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
+	c.observeOut(zstd, payload, d, 1)
+}
+
+// observeOut is observe of a response that had out responses out beside
+// it (itself counted) on average.
+func (c *chooser) observeOut(zstd bool, payload int64, d time.Duration, out float64) {
 	if c.setting != config.CompressAuto {
 		return
 	}
@@ -113,9 +169,9 @@ func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
 	// link speed)
 	r := float64(payload) / d.Seconds()
 	if c.rate[k] == 0 || probe {
-		c.rate[k] = r
+		c.rate[k], c.link[k] = r, r*out
 	} else {
-		c.rate[k] = (c.rate[k] + r) / 2
+		c.rate[k], c.link[k] = (c.rate[k]+r)/2, (c.link[k]+r*out)/2
 	}
 	if !probe {
 		c.since++
@@ -125,7 +181,7 @@ func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
 	if c.zstd {
 		cur = 1
 	}
-	if c.rate[cur] > 0 && c.rate[k] > probeWin*c.rate[cur] {
+	if c.link[cur] > 0 && c.link[k] > probeWin*c.link[cur] {
 		c.zstd, c.wait = zstd, probeFirst // the other kind is faster now
 		if zstd {
 			c.switches++
@@ -133,7 +189,7 @@ func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
 		if c.log != nil {
 			kind := map[bool]string{false: "raw", true: "compressed"}
 			c.log.Info("compression auto: asking for "+kind[zstd]+" blocks, which came faster",
-				kind[zstd]+"_bytes_per_s", int64(c.rate[k]), kind[!zstd]+"_bytes_per_s", int64(c.rate[cur]))
+				kind[zstd]+"_bytes_per_s", int64(c.link[k]), kind[!zstd]+"_bytes_per_s", int64(c.link[cur]))
 		}
 		return
 	}
@@ -163,6 +219,9 @@ func (c *chooser) requestSize() int64 {
 
 // probeDue reports whether the next pick probes; c.mu is held.
 func (c *chooser) probeDue() bool {
+	if !c.zstd && c.link[0] >= fastLink {
+		return false
+	}
 	return !c.probing && (c.since >= c.wait || c.clk.Now().Sub(c.lastProbe) >= probeEvery)
 }
 

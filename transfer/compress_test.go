@@ -261,3 +261,53 @@ func TestRawProbeNotLostByTheTurn(t *testing.T) {
 		t.Error("a raw probe asked for after the turn is lost at once")
 	}
 }
+
+// Auto compares what each kind brings over the link, not one response:
+// a response among six brings a sixth. And a link that brings raw blocks
+// faster than the sender can compress is never probed with compressed
+// ones (loopback, where compressing only costs the CPU both ends share).
+func TestChooserLinkRate(t *testing.T) {
+	clk := clocktest.New(time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC))
+	real := clocktest.New(time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC))
+	c := newChooser(config.CompressAuto, clk, nil)
+	c.now = real.Now
+	// six responses out at once for a second, then each ends: each
+	// measures itself with the six
+	var fs []flight
+	for range 6 {
+		fs = append(fs, c.begin())
+	}
+	real.Advance(time.Second)
+	for _, f := range fs {
+		c.end(f, false, 50e6) // 50 MB/s each, 300 MB/s over the link
+	}
+	if c.out != 0 || c.link[0] < 299e6 || c.link[0] > 301e6 || c.rate[0] != 50e6 {
+		t.Fatalf("six responses of 50 MB/s: %d out, link %.0f, rate %.0f; want 0, 300e6, 50e6", c.out, c.link[0], c.rate[0])
+	}
+	for range 300 {
+		if c.pick() {
+			t.Fatal("a link of 300 MB/s probed with compressed blocks")
+		}
+		c.observeOut(false, 16<<20, time.Second/3, 6)
+	}
+	// a slower link: a compressed probe alone at 10 MB/s against raw
+	// responses of 2 MB/s six at a time (12 MB/s) has lost; it took the
+	// link to itself
+	c = newChooser(config.CompressAuto, clk, nil)
+	c.observeOut(false, 2e6, time.Second, 6)
+	if !c.pick() {
+		t.Fatal("no probe after the first response measured")
+	}
+	c.observeOut(true, 10e6, time.Second, 1)
+	if c.zstd {
+		t.Errorf("switched to compressed blocks that bring 10 MB/s over a link that brings 12 MB/s raw")
+	}
+	// one that brings 5 MB/s among six (30 MB/s) wins
+	for !c.pick() {
+		c.observeOut(false, 2e6, time.Second, 6)
+	}
+	c.observeOut(true, 5e6, time.Second, 6)
+	if !c.zstd {
+		t.Errorf("kept raw blocks at 12 MB/s over compressed ones at 30 MB/s")
+	}
+}
