@@ -56,8 +56,8 @@ const (
 // for concurrent use (a receiver has several requests out at once).
 type chooser struct {
 	setting config.Compression
-	clk     clock.Clock  // of the probes every probeEvery
-	log     *slog.Logger // each switch is logged at info level; nil: not logged
+	clk     clock.Clock      // of the probes every probeEvery
+	log     *slog.Logger     // each switch is logged at info level; nil: not logged
 	now     func() time.Time // real time, of the responses out (see begin)
 
 	mu        sync.Mutex
