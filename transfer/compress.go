@@ -22,12 +22,16 @@ import (
 // within seconds of the first blocks. A probe that loses doubles the
 // wait until the next one, up to probeMax responses, or probeEvery at
 // most; one that wins switches, and the next probe comes after
-// probeFirst responses. A link that brings raw blocks at fastLink or more
-// is never probed with compressed ones: the sender compresses text at
-// about that rate on one core (zstd's fastest level, BENCHMARKS.md), so
-// compressing cannot bring it sooner, and costs the CPU that the two ends
-// share on loopback. On a slow or rate-limited link compressed text wins
-// by its ratio.
+// probeFirst responses. A link that has brought raw blocks at fastLink or
+// more within the last peakHold is not probed with compressed ones: the
+// sender compresses text at about twice that on one core (zstd's fastest
+// level, 245 MB/s: BENCHMARKS.md), so compressing saves little link time
+// and costs CPU, which on loopback the two ends share: there a compressed
+// probe of the bench's text dump came faster than raw responses of media
+// slowed by the receiver's own work (208 against 49 MB/s), and auto then
+// compressed the media too (1 s of the sender's CPU for nothing). A link
+// that slows down turns auto to compressed blocks by tooSlow. On a slow or
+// rate-limited link compressed text wins by its ratio.
 //
 // A link can also slow down under a response: a raw response that brings
 // less than a quarter of the raw rate measured before (or of its own best)
@@ -42,8 +46,9 @@ const (
 	probeFirst = 4
 	probeMax   = 256
 	probeEvery = 30 * time.Second
-	probeWin   = 1.1 // how much faster the other kind must be to switch
-	fastLink   = 200e6
+	probeWin   = 1.1   // how much faster the other kind must be to switch
+	fastLink   = 100e6 // bytes/s, a 1 Gbit/s link's
+	peakHold   = 10 * time.Second
 
 	slowAfter   = time.Second
 	slowFactor  = 4
@@ -67,6 +72,8 @@ type chooser struct {
 	out       int        // responses out
 	outArea   float64    // the integral of out over real time, in seconds
 	outAt     time.Time  // when out last changed
+	peak      float64    // the fastest raw link rate measured since peakAt
+	peakAt    time.Time  // real time
 	since     int        // measured responses since the last probe
 	wait      int        // responses between probes
 	lastProbe time.Time
@@ -168,6 +175,9 @@ func (c *chooser) observeOut(zstd bool, payload int64, d time.Duration, out floa
 	// a probe stands for its kind alone (an older one may be from another
 	// link speed)
 	r := float64(payload) / d.Seconds()
+	if now := c.now(); k == 0 && (r*out >= c.peak || now.Sub(c.peakAt) > peakHold) {
+		c.peak, c.peakAt = r*out, now
+	}
 	if c.rate[k] == 0 || probe {
 		c.rate[k], c.link[k] = r, r*out
 	} else {
@@ -219,7 +229,7 @@ func (c *chooser) requestSize() int64 {
 
 // probeDue reports whether the next pick probes; c.mu is held.
 func (c *chooser) probeDue() bool {
-	if !c.zstd && c.link[0] >= fastLink {
+	if !c.zstd && c.peak >= fastLink {
 		return false
 	}
 	return !c.probing && (c.since >= c.wait || c.clk.Now().Sub(c.lastProbe) >= probeEvery)
@@ -281,7 +291,7 @@ func (c *chooser) tooSlow(recent, peak float64) bool {
 	// On a link this slow compression costs little next to the time it
 	// saves; probes bring raw back if it is faster after all (blocks that
 	// do not compress).
-	c.rate[0] = recent
+	c.rate[0], c.peak, c.peakAt = recent, recent, c.now()
 	c.zstd, c.wait, c.since, c.rate[1] = true, probeFirst, 0, 0
 	c.switches++
 	if c.log != nil {

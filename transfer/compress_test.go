@@ -47,6 +47,7 @@ func TestChooser(t *testing.T) {
 	}
 	var logged logBuffer
 	c := newChooser(config.CompressAuto, clk, slog.New(slog.NewTextHandler(&logged, nil)))
+	c.now = clk.Now // the responses' real time: a second each below
 	probes := 0
 	for range 200 { // loopback: raw is faster
 		if respond(c, 800e6, 150e6) {
@@ -289,6 +290,21 @@ func TestChooserLinkRate(t *testing.T) {
 			t.Fatal("a link of 300 MB/s probed with compressed blocks")
 		}
 		c.observeOut(false, 16<<20, time.Second/3, 6)
+	}
+	// responses slowed by the receiver's own work (one of 8 MB/s among
+	// six) do not make it a slow link; one that stays that slow over
+	// peakHold does
+	probed, fast := false, real.Now()
+	for i := 0; i < 300 && !probed; i++ {
+		probed = c.pick()
+		if probed && real.Now().Sub(fast) <= peakHold {
+			t.Fatalf("probed %v after the link brought 300 MB/s", real.Now().Sub(fast))
+		}
+		c.observeOut(false, 8e6, time.Second, 6)
+		real.Advance(time.Second)
+	}
+	if !probed {
+		t.Fatal("a link of 48 MB/s for 300 s never probed with compressed blocks")
 	}
 	// a slower link: a compressed probe alone at 10 MB/s against raw
 	// responses of 2 MB/s six at a time (12 MB/s) has lost; it took the
