@@ -48,6 +48,9 @@ type Splitter struct {
 	chk *chunker.Chunker
 	buf []byte
 	h   *crypto.Hasher
+
+	buf2 []byte         // the second lane's of verifyOld
+	h2   *crypto.Hasher // made on first use
 }
 
 // NewSplitter returns a Splitter for r.
@@ -126,25 +129,38 @@ func (s *Splitter) Split(f io.ReaderAt, size int64, old []OldChunk, known func(I
 	var out Split
 	k := 0 // the old chunk to try next
 	for out.Size < size {
-		// Try old chunks from k on.
-		for ; k < len(old); k++ {
-			c := old[k]
-			last := k == len(old)-1
-			if out.Size+c.Len > size || (last && out.Size+c.Len != size) {
+		// Try old chunks from k on, a few at once (see verifyOld).
+		for k < len(old) {
+			end, pos := k, out.Size
+			for end < len(old) && end-k < verifyAhead {
+				c := old[end]
+				last := end == len(old)-1
+				if pos+c.Len > size || (last && pos+c.Len != size) {
+					break
+				}
+				pos += c.Len
+				end++
+			}
+			if end == k {
 				break
 			}
-			if int64(cap(s.buf)) < c.Len {
-				s.buf = make([]byte, c.Len)
-			}
-			buf := s.buf[:c.Len]
-			if _, err := f.ReadAt(buf, out.Size); err != nil {
+			n, err := s.verifyOld(f, old[k:end], out.Size)
+			if err != nil {
 				return Split{}, err
 			}
-			if s.c.ID(s.h, buf) != c.ID || (known != nil && !known(c.ID)) {
+			stop := n < end-k
+			for _, c := range old[k : k+n] {
+				if known != nil && !known(c.ID) {
+					stop = true
+					break
+				}
+				out.add(c.ID, c.Len)
+				out.Matched += c.Len
+				k++
+			}
+			if stop {
 				break
 			}
-			out.add(c.ID, c.Len)
-			out.Matched += c.Len
 		}
 		if out.Size >= size {
 			break
@@ -198,4 +214,66 @@ func (r *Repository) OldChunks(content []ID) []OldChunk {
 		out[i] = OldChunk{ID: id, Len: int64(loc.Raw)}
 	}
 	return out
+}
+
+// verifyAhead is how many old chunks verifyOld takes at once: a few MiB,
+// so that what it hashes past a chunk that changed is little.
+const verifyAhead = 8
+
+// verifyOld reads and hashes the old chunks cs, the first at offset off
+// of f, on two goroutines (hashing an unchanged 512 MiB dump took one core
+// 0.6 s), and returns how many of them, from the first, have their old
+// ID; or the error of reading one of those or the first that differs.
+func (s *Splitter) verifyOld(f io.ReaderAt, cs []OldChunk, off int64) (int, error) {
+	if len(cs) == 0 {
+		return 0, nil
+	}
+	offs := make([]int64, len(cs))
+	for i := range cs {
+		offs[i] = off
+		off += cs[i].Len
+	}
+	type result struct {
+		ok  bool
+		err error
+	}
+	res := make([]result, len(cs))
+	check := func(i int, buf *[]byte, h *crypto.Hasher) {
+		if int64(cap(*buf)) < cs[i].Len {
+			*buf = make([]byte, cs[i].Len)
+		}
+		b := (*buf)[:cs[i].Len]
+		if _, err := f.ReadAt(b, offs[i]); err != nil {
+			res[i].err = err
+			return
+		}
+		res[i].ok = s.c.ID(h, b) == cs[i].ID
+	}
+	done := make(chan struct{})
+	if len(cs) > 1 {
+		if s.h2 == nil {
+			s.h2 = crypto.NewHasher(s.c.Key)
+		}
+		go func() {
+			defer close(done)
+			for i := 1; i < len(cs); i += 2 {
+				check(i, &s.buf2, s.h2)
+			}
+		}()
+	} else {
+		close(done)
+	}
+	for i := 0; i < len(cs); i += 2 {
+		check(i, &s.buf, s.h)
+	}
+	<-done
+	for i, r := range res {
+		if r.err != nil {
+			return i, r.err
+		}
+		if !r.ok {
+			return i, nil
+		}
+	}
+	return len(cs), nil
 }
