@@ -326,3 +326,35 @@ func TestRenameNumbersNewBeforeOld(t *testing.T) {
 		t.Errorf("new entries up to %d, old deletes from %d: want every new one first", maxNew, minOld)
 	}
 }
+
+// What has waited flushAfter since the last commit is committed with the
+// next write, so that peers take a file that took long to read while the
+// rest of the Apply is read; writes that follow one another quickly wait
+// for the batch (a commit is an fsync).
+func TestSlowWritesCommittedAtOnce(t *testing.T) {
+	f := setup(t, nil)
+	committed := func(rel string) bool {
+		_, ok, err := f.st.Get(rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	f.ix.batchSince = time.Now()
+	if err := f.ix.put("a", state.Entry{Type: "file", Size: 1, Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if committed("a") {
+		t.Error("a write right after the last commit was committed at once")
+	}
+	f.ix.batchSince = time.Now().Add(-flushAfter)
+	if err := f.ix.put("b", state.Entry{Type: "file", Size: 1, Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if !committed("a") || !committed("b") {
+		t.Errorf("writes %v after the last commit wait (a committed: %v, b: %v)", flushAfter, committed("a"), committed("b"))
+	}
+	if len(f.ix.batch) != 0 || time.Since(f.ix.batchSince) > time.Minute {
+		t.Errorf("after the commit: %d writes pending, last commit %v ago", len(f.ix.batch), time.Since(f.ix.batchSince))
+	}
+}
