@@ -23,7 +23,8 @@ import (
 // wait until the next one, up to probeMax responses, or probeEvery at
 // most; one that wins switches, and the next probe comes after
 // probeFirst responses. A link that has brought raw blocks at fastLink or
-// more within the last peakHold is not probed with compressed ones: the
+// more within the last peakHold (in responses of peakMin or more) is not
+// probed with compressed ones: the
 // sender compresses text at about twice that on one core (zstd's fastest
 // level, 245 MB/s: BENCHMARKS.md), so compressing saves little link time
 // and costs CPU, which on loopback the two ends share: there a compressed
@@ -46,8 +47,9 @@ const (
 	probeFirst = 4
 	probeMax   = 256
 	probeEvery = 30 * time.Second
-	probeWin   = 1.1   // how much faster the other kind must be to switch
-	fastLink   = 100e6 // bytes/s, a 1 Gbit/s link's
+	probeWin   = 1.1     // how much faster the other kind must be to switch
+	fastLink   = 100e6   // bytes/s, a 1 Gbit/s link's
+	peakMin    = 4 << 20 // the payload of a response that can tell a link that fast: a smaller one may come from buffers and a rate limit's burst
 	peakHold   = 10 * time.Second
 
 	slowAfter   = time.Second
@@ -175,7 +177,7 @@ func (c *chooser) observeOut(zstd bool, payload int64, d time.Duration, out floa
 	// a probe stands for its kind alone (an older one may be from another
 	// link speed)
 	r := float64(payload) / d.Seconds()
-	if now := c.now(); k == 0 && (r*out >= c.peak || now.Sub(c.peakAt) > peakHold) {
+	if now := c.now(); k == 0 && payload >= peakMin && (r*out >= c.peak || now.Sub(c.peakAt) > peakHold) {
 		c.peak, c.peakAt = r*out, now
 	}
 	if c.rate[k] == 0 || probe {

@@ -306,6 +306,14 @@ func TestChooserLinkRate(t *testing.T) {
 	if !probed {
 		t.Fatal("a link of 48 MB/s for 300 s never probed with compressed blocks")
 	}
+	// a small response that came from buffers or a rate limit's burst
+	// (1 MiB in 5 ms, four out) does not make a slow link a fast one
+	c = newChooser(config.CompressAuto, clk, nil)
+	c.now = real.Now
+	c.observeOut(false, 1<<20, 5*time.Millisecond, 4)
+	if !c.pick() {
+		t.Fatal("no compressed probe after a small raw response that came at 800 MB/s")
+	}
 	// a slower link: a compressed probe alone at 10 MB/s against raw
 	// responses of 2 MB/s six at a time (12 MB/s) has lost; it took the
 	// link to itself
