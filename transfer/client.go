@@ -156,7 +156,7 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 	var turns uint64 // auto's turns to compressed blocks when this was asked
 	var fl flight
 	if framed {
-		zstd, turns = c.comp.pick(), c.comp.turns()
+		zstd, turns = c.comp.pickFor(q.Bytes()), c.comp.turns()
 		params.Set("compress", map[bool]string{false: "raw", true: "zstd"}[zstd])
 		fl = c.comp.begin()
 	}

@@ -314,6 +314,13 @@ func TestChooserLinkRate(t *testing.T) {
 	if !c.pick() {
 		t.Fatal("no compressed probe after a small raw response that came at 800 MB/s")
 	}
+	// a request for a few small files is no compressed probe; one of
+	// probeMin is
+	c = newChooser(config.CompressAuto, clk, nil)
+	c.observeOut(false, 2e6, time.Second, 6)
+	if c.pickFor(probeMin-1) || !c.pickFor(probeMin) {
+		t.Error("a compressed probe on a request under probeMin, or none on one of probeMin")
+	}
 	// a slower link: a compressed probe alone at 10 MB/s against raw
 	// responses of 2 MB/s six at a time (12 MB/s) has lost; it took the
 	// link to itself
