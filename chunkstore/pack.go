@@ -11,6 +11,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore/backend"
 	"github.com/syncd/syncd/crypto"
+	"github.com/syncd/syncd/internal/freelist"
 )
 
 // A pack's plaintext is its blobs back to back, then a JSON header listing
@@ -218,20 +219,11 @@ func (p *Pack) ReadBlob(dst []byte, id ID, loc Location, h *crypto.Hasher) ([]by
 	if int64(loc.Offset)+int64(loc.Length) > p.size || loc.Raw > maxBlobSize {
 		return nil, fmt.Errorf("%s: blob %s: location out of range: %w", p.name, id.Short(), ErrCorrupt)
 	}
-	var sb []byte
-	select {
-	case sb = <-scratch:
-	default:
-	}
+	sb := scratch.Get()
 	if cap(sb) < int(loc.Length) {
 		sb = make([]byte, loc.Length)
 	}
-	defer func() {
-		select {
-		case scratch <- sb:
-		default:
-		}
-	}()
+	defer func() { scratch.Put(sb) }()
 	stored := sb[:loc.Length]
 	if err := readAt(p.pt, stored, int64(loc.Offset)); err != nil {
 		if errors.Is(err, backend.ErrNotExist) {
@@ -272,8 +264,8 @@ func readAt(r io.ReaderAt, b []byte, off int64) error {
 }
 
 // scratch holds buffers for the stored (compressed) form of blobs being
-// read: a small free list, which unlike a sync.Pool survives collections.
-var scratch = make(chan []byte, 8)
+// read.
+var scratch = freelist.New(8, 0)
 
 // bytesReaderAt serves ReadAt from memory.
 type bytesReaderAt []byte

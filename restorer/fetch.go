@@ -75,17 +75,8 @@ func (p *planner) fetchPack(pj *packJob) error {
 	var err error
 	if pj.needed*4 > pj.size { // most of it: one read of the whole pack
 		var buf []byte
-		select {
-		case buf = <-p.packBufs:
-		default:
-		}
-		pack, buf, err = p.repo.ReadPack(p.ctx, chunkstore.DataBlob, pj.id, pj.size, buf)
-		defer func() {
-			select {
-			case p.packBufs <- buf:
-			default:
-			}
-		}()
+		pack, buf, err = p.repo.ReadPack(p.ctx, chunkstore.DataBlob, pj.id, pj.size, p.packBufs.Get())
+		defer func() { p.packBufs.Put(buf) }()
 	} else {
 		pack, err = p.repo.OpenPack(p.ctx, chunkstore.DataBlob, pj.id, pj.size, false)
 	}

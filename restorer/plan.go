@@ -16,6 +16,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/atdir"
+	"github.com/syncd/syncd/internal/freelist"
 	"github.com/syncd/syncd/internal/ownname"
 )
 
@@ -48,7 +49,7 @@ type planner struct {
 	// whole packs being read, one per worker: a free list rather than a
 	// sync.Pool, which every GC empties (16 MiB allocated and faulted in
 	// again each time)
-	packBufs chan []byte
+	packBufs *freelist.List
 	tmpN     int
 
 	mu  sync.Mutex

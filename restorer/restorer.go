@@ -25,6 +25,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/atdir"
+	"github.com/syncd/syncd/internal/freelist"
 )
 
 // Options configures a restore.
@@ -143,7 +144,7 @@ func restore(ctx context.Context, stop context.CancelCauseFunc, repo *chunkstore
 	p := &planner{ctx: ctx, stop: stop, repo: repo, root: root, opts: opts, includes: includes, fds: atdir.New(root, 1024),
 		packs: make(map[chunkstore.ID]*packJob), links: make(map[[2]uint64]*file), res: &Result{}}
 	defer p.fds.Close()
-	p.packBufs = make(chan []byte, opts.Workers)
+	p.packBufs = freelist.New(opts.Workers, 0)
 	if err := p.walk(sn.Tree, "", 0); err != nil {
 		p.cleanup()
 		return nil, err

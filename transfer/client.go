@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/syncd/syncd/internal/freelist"
 	"github.com/syncd/syncd/transfer/receive"
 	"github.com/syncd/syncd/transfer/tlsid"
 	"github.com/syncd/syncd/transfer/wire"
@@ -299,12 +300,8 @@ func (c *countReader) waited() int64 {
 // readBlocks reads what q asks of each block from br, size(block) bytes,
 // and calls fn with each.
 func readBlocks(br blockReader, q *wire.BlockRequest, size func(wire.Block) uint32, fn func(i, j int, data []byte, ok bool) error) error {
-	var buf []byte
-	select {
-	case buf = <-blockBufs:
-	default:
-	}
-	defer func() { keepBuf(buf) }()
+	buf := blockBufs.Get()
+	defer func() { blockBufs.Put(buf) }()
 	for i, f := range q.Files {
 		for j, b := range f.Blocks {
 			data, ok, err := br.Next(buf, size(b))
@@ -323,24 +320,12 @@ func readBlocks(br blockReader, q *wire.BlockRequest, size func(wire.Block) uint
 	return nil
 }
 
-// blockBufs holds the buffers of block responses read before: a free list,
-// which unlike a sync.Pool survives the collections that the daemon's
-// memory limit makes frequent. Without it each response grew a buffer of
-// its own up to its largest block, 1 GB allocated over the bench's
-// initial mirror, and its collections cost the receiver 0.5 s of CPU.
-var blockBufs = make(chan []byte, 8)
-
-// keepBuf puts buf in blockBufs, unless it is larger than most blocks
-// (the chunker's average is 1 MiB) or the list is full.
-func keepBuf(buf []byte) {
-	if cap(buf) == 0 || cap(buf) > 4<<20 {
-		return
-	}
-	select {
-	case blockBufs <- buf[:0]:
-	default:
-	}
-}
+// blockBufs holds the buffers of block responses read before, up to 4 MiB
+// each (the chunker's average block is 1 MiB). Without it each response
+// grew a buffer of its own up to its largest block, about 1 GB allocated
+// over the bench's initial mirror (readN: 0.30 s of the receiver's CPU
+// profile, 0.12 s with it).
+var blockBufs = freelist.New(8, 4<<20)
 
 // ms rounds d to milliseconds, for logs.
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
