@@ -90,10 +90,8 @@ func newChooser(setting config.Compression, clk clock.Clock, log *slog.Logger) *
 	return &chooser{setting: setting, clk: clk, log: log, now: time.Now, wait: 1, lastProbe: clk.Now()}
 }
 
-// pick returns whether the next request asks for compressed blocks.
-func (c *chooser) pick() bool { return c.pickFor(receive.RequestBytes) }
-
-// pickFor is pick for a request of payload bytes. A request of less than
+// pickFor returns whether the next request, of payload bytes, asks for
+// compressed blocks. A request of less than
 // probeMin is no compressed probe: a group of small files takes about a
 // round trip and its turn behind the responses out, whatever its kind, so
 // it measured compressed blocks slower than raw ones that shared the link
@@ -121,7 +119,7 @@ type flight struct {
 	area  float64
 }
 
-// begin notes a response asked for now; end (or observe) takes it back.
+// begin notes a response asked for now; end takes it back.
 // The times are real: the node's clock does not move with the bytes.
 func (c *chooser) begin() flight {
 	c.mu.Lock()
@@ -156,14 +154,9 @@ func (c *chooser) end(f flight, zstd bool, payload int64) {
 	c.observeOut(zstd, payload, d, out)
 }
 
-// observe records a response of the kind zstd, alone on the link: its
-// payload bytes and how long it took from the request to its last block.
-func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
-	c.observeOut(zstd, payload, d, 1)
-}
-
-// observeOut is observe of a response that had out responses out beside
-// it (itself counted) on average.
+// observeOut records a response of the kind zstd: its payload bytes, how
+// long it took from the request to its last block, and how many
+// responses were out beside it (itself counted) on average.
 func (c *chooser) observeOut(zstd bool, payload int64, d time.Duration, out float64) {
 	if c.setting != config.CompressAuto {
 		return

@@ -342,3 +342,11 @@ func TestChooserLinkRate(t *testing.T) {
 		t.Errorf("kept raw blocks at 12 MB/s over compressed ones at 30 MB/s")
 	}
 }
+
+// pick is pickFor of a request of the largest size.
+func (c *chooser) pick() bool { return c.pickFor(receive.RequestBytes) }
+
+// observe is observeOut of a response alone on the link.
+func (c *chooser) observe(zstd bool, payload int64, d time.Duration) {
+	c.observeOut(zstd, payload, d, 1)
+}
