@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 )
 
@@ -51,7 +52,8 @@ func (p Partial) Error() string { return p.Msg }
 // printing the error as one line prefixed by the program name.
 //
 // With SYNCD_CPUPROFILE=FILE set, a CPU profile of the run is written to
-// FILE (for `go tool pprof`).
+// FILE (for `go tool pprof`); with SYNCD_TRACE=FILE, an execution trace
+// (for `go tool trace`: where goroutines wait, on what system calls).
 func Main(prog string, execute func(context.Context) error) {
 	// Some libraries print to the standard logger (the S3 upload manager
 	// does when a multipart upload fails); the error they also return is
@@ -66,7 +68,14 @@ func Main(prog string, execute func(context.Context) error) {
 			defer f.Close()
 		}
 	}
+	if path := os.Getenv("SYNCD_TRACE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			trace.Start(f)
+			defer f.Close()
+		}
+	}
 	err := execute(ctx)
+	trace.Stop()
 	pprof.StopCPUProfile()
 	stop()
 	os.Exit(report(prog, err))

@@ -15,7 +15,8 @@
 // the file alone. -sections is another name for -backends. The mirror section
 // runs two `syncd run` nodes against rsync to an rsync daemon (rsync must be
 // on PATH; with SYNCD_BENCH_PROFILES=DIR set, each of its nodes writes a
-// CPU profile of its run into DIR). The minio backend runs one MinIO server (bin/minio) for its
+// CPU profile of its run into DIR, with SYNCD_BENCH_TRACES=DIR an execution
+// trace). The minio backend runs one MinIO server (bin/minio) for its
 // section; the server is stopped at the end, on an error, on SIGINT, SIGTERM
 // or SIGHUP, and killed by the kernel if the runner itself dies.
 package main

@@ -91,6 +91,10 @@ func (n *mirrorNode) start(ctx context.Context, rn *runner, syncd, conf string) 
 		// a CPU profile of each node's run, for `go tool pprof`
 		env = append(slices.Clone(env), "SYNCD_CPUPROFILE="+filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", n.name, time.Now().UnixNano())))
 	}
+	if dir := os.Getenv("SYNCD_BENCH_TRACES"); dir != "" {
+		// an execution trace of each node's run, for `go tool trace`
+		env = append(slices.Clone(env), "SYNCD_TRACE="+filepath.Join(dir, fmt.Sprintf("%s-%d.trace", n.name, time.Now().UnixNano())))
+	}
 	d, err := launchDaemon(rn, syncd, n.http, n.dir, n.conf, conf, "node "+n.name+", ", env, extra...)
 	if err != nil {
 		return err
