@@ -240,7 +240,6 @@ func (p *puller) session(ctx context.Context) error {
 			ahead = p.askAhead(ctx, b)
 		}
 		p.setPending(w.pending())
-		head := w.stages[0]
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -249,30 +248,10 @@ func (p *puller) session(ctx context.Context) error {
 			if r.err == nil {
 				p.seen(r.b)
 			}
-		case <-head.ahead.Done():
-			if _, err := head.ahead.Result(); err != nil {
-				w.pop()
+		case <-w.ready:
+			if err := p.commitReady(w); err != nil {
 				return err
 			}
-			// the batches prepared by now are committed as one
-			ss := w.popPrepared()
-			pbs := make([]*receive.Prepared, len(ss))
-			var es []wire.Entry
-			for i, s := range ss {
-				pbs[i], _ = s.ahead.Result()
-				es = append(es, s.es...)
-			}
-			fails, err := p.r.Commit(receive.Merge(pbs))
-			if err != nil {
-				return err
-			}
-			p.settle(es, fails)
-			last := ss[len(ss)-1]
-			p.next = last.last
-			if !last.more && last.seq > p.next {
-				p.next = last.seq
-			}
-			p.saveCursor()
 		}
 		if p.fromStart.Load() {
 			w.drop() // asked again from the start: what was prepared is not what follows
@@ -298,6 +277,55 @@ func (p *puller) session(ctx context.Context) error {
 
 // errPollCut is a poll cut short by restart.
 var errPollCut = errors.New("poll cut by restart")
+
+// commitReady commits what the window has prepared: the oldest batch
+// with those prepared after it, as one, once it is prepared; before that,
+// those after it that may go first (window.early). The cursor moves past
+// a batch once it and every batch before it are committed. It commits
+// once, and asks to be called again, so that the next index batch is
+// taken in between.
+func (p *puller) commitReady(w *window) error {
+	var ss []*stage
+	var last *stage // the newest batch the cursor passes
+	for len(w.stages) > 0 && w.stages[0].committed {
+		last = w.pop()
+	}
+	if len(w.stages) > 0 {
+		select {
+		case <-w.stages[0].ahead.Done():
+			if _, err := w.stages[0].ahead.Result(); err != nil {
+				w.pop()
+				return err
+			}
+			ss, last = w.popPrepared()
+		default:
+			ss = w.early()
+		}
+	}
+	if len(ss) > 0 {
+		pbs := make([]*receive.Prepared, len(ss))
+		var es []wire.Entry
+		for i, s := range ss {
+			pbs[i], _ = s.ahead.Result()
+			es = append(es, s.es...)
+			s.committed = true
+		}
+		fails, err := p.r.Commit(receive.Merge(pbs))
+		if err != nil {
+			return err
+		}
+		p.settle(es, fails)
+		w.poke()
+	}
+	if last != nil {
+		p.next = last.last
+		if !last.more && last.seq > p.next {
+			p.next = last.seq
+		}
+		p.saveCursor()
+	}
+	return nil
+}
 
 // nextBatch returns the batch that follows the cursor: held, if it came
 // ahead and still follows (a restart or a retry round may have moved the

@@ -3,6 +3,9 @@ package transfer
 import (
 	"crypto/rand"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -61,6 +64,38 @@ func TestBatchesPreparedAhead(t *testing.T) {
 			once.Do(func() {
 				if !poll(func() bool { return a.node.blocksServed.Load() >= 2*later-size }) {
 					t.Errorf("served %d bytes while the first batch was built: the next batches waited for it", a.node.blocksServed.Load())
+				}
+			})
+		}
+	}
+	a.start(t)
+	b.start(t)
+	converge(t, a, b)
+}
+
+// A batch that only makes new paths is committed while an earlier batch
+// is still being built (a large file holding it up): the first batch's
+// build is held until the files of the batch after it are in place.
+func TestLaterBatchPlacedFirst(t *testing.T) {
+	a := newTestNode(t, "a", config.SendOnly)
+	b := newTestNode(t, "b", config.ReceiveOnly)
+	connect(a, b)
+	const n = 1000 // d1 is the first batch, d2 the next two
+	for i := range n {
+		a.write(t, fmt.Sprintf("d1/f%04d", i), fmt.Sprint(i))
+		a.write(t, fmt.Sprintf("d2/f%04d", i), fmt.Sprint(n+i))
+	}
+	a.index(t)
+	last := filepath.Join(b.dir, "d2", fmt.Sprintf("f%04d", n-1))
+	var once sync.Once
+	b.tune = func(node *Node) {
+		node.pullers[0].r.Hooks.AfterBuild = func(es []wire.Entry) {
+			if !slices.ContainsFunc(es, func(e wire.Entry) bool { return e.Path == "d1/f0000" }) {
+				return
+			}
+			once.Do(func() {
+				if !poll(func() bool { _, err := os.Stat(last); return err == nil }) {
+					t.Errorf("%s was not placed while the first batch was built: the batches after it waited for it", last)
 				}
 			})
 		}

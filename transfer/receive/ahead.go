@@ -144,3 +144,31 @@ func (b *bringing) earlier(files []*action, own uint64, have func(chunkstore.ID)
 	}
 	return waits
 }
+
+// Independent reports whether pb may be committed before the batches
+// prepared ahead of it, while they are still being built: each of its
+// actions makes a path that is in neither the index nor, but for the
+// parents the receiver made, on disk. It then removes or replaces nothing
+// an earlier batch may still read chunks from or plan around, and it
+// makes no directory the receiver could not write into afterwards.
+// Placed out of order, such a batch is only placed earlier: a restart
+// asks for it again, and its entries are then versions this node has.
+func (pb *Prepared) Independent() bool {
+	if pb.parts != nil {
+		for _, part := range pb.parts {
+			if !part.Independent() {
+				return false
+			}
+		}
+		return true
+	}
+	for _, a := range pb.acts {
+		switch {
+		case a.kind == actDelete, a.have && !a.local.Deleted, a.conflict != "":
+			return false
+		case a.kind == actDir && a.e.Mode&0o200 == 0:
+			return false // its files may still have to be made in it
+		}
+	}
+	return true
+}

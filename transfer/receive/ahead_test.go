@@ -38,3 +38,35 @@ func TestBringingWaitsForEarlierBatchesOnly(t *testing.T) {
 		t.Errorf("l waits for %d batches for a chunk a local file holds", len(got))
 	}
 }
+
+// A batch may be committed before the batches ahead of it only when it
+// makes new paths: it deletes, replaces and keeps aside nothing an
+// earlier batch may still read or plan around, and makes no directory
+// the receiver cannot write into.
+func TestIndependent(t *testing.T) {
+	fresh := func() *action { return &action{kind: actFile, e: wire.Entry{Path: "new", Type: "file"}} }
+	cases := []struct {
+		name string
+		mod  func(a *action)
+		want bool
+	}{
+		{"new file", func(*action) {}, true},
+		{"new path where a deleted one was", func(a *action) { a.have, a.local.Deleted = true, true }, true},
+		{"new directory", func(a *action) { a.kind, a.e.Type, a.e.Mode = actDir, "dir", 0o755 }, true},
+		{"replaces a file", func(a *action) { a.have = true }, false},
+		{"deletes", func(a *action) { a.kind, a.have = actDelete, true }, false},
+		{"keeps a conflict copy", func(a *action) { a.conflict = "ABCDEFG" }, false},
+		{"read-only directory", func(a *action) { a.kind, a.e.Type, a.e.Mode = actDir, "dir", 0o555 }, false},
+	}
+	for _, c := range cases {
+		a := fresh()
+		c.mod(a)
+		pb := &Prepared{acts: []*action{fresh(), a}}
+		if got := pb.Independent(); got != c.want {
+			t.Errorf("%s: Independent = %v, want %v", c.name, got, c.want)
+		}
+		if got := Merge([]*Prepared{{acts: []*action{fresh()}}, pb}).Independent(); got != c.want {
+			t.Errorf("%s, merged: Independent = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
