@@ -21,11 +21,18 @@ import (
 // version under its conflict name first.
 func (r *Receiver) place(a *action, at *atdir.Dirs) {
 	p := a.e.Path
+	// A new file (the index has nothing there) needs no look first: the
+	// rename does not replace what may be there now, and that is a local
+	// change as the look would have found it. Two system calls fewer for
+	// each file of a new replica (27k in the bench's initial mirror).
+	fresh := a.kind == actFile && (!a.have || a.local.Deleted) && a.conflict == ""
 	// once more, right before the rename: a local write a moment ago must
 	// not be replaced (the window left is that of two system calls)
-	if err := r.diskOK(a.e, a.local, a.have, at); err != nil {
-		a.err = err
-		return
+	if !fresh {
+		if err := r.diskOK(a.e, a.local, a.have, at); err != nil {
+			a.err = err
+			return
+		}
 	}
 	if a.conflict != "" {
 		name, err := r.keepConflict(p, a.conflictTime, a.conflict)
@@ -53,11 +60,13 @@ func (r *Receiver) place(a *action, at *atdir.Dirs) {
 			}
 		}
 		var cleared bool
-		if cleared, err = r.clearDir(p, at); err != nil {
-			if at.Remove(a.tmp) == nil {
-				a.tmp = "" // else the batch's cleanup removes it where it is now
+		if !fresh {
+			if cleared, err = r.clearDir(p, at); err != nil {
+				if at.Remove(a.tmp) == nil {
+					a.tmp = "" // else the batch's cleanup removes it where it is now
+				}
+				break
 			}
-			break
 		}
 		// Where nothing should be now (a new path, or the local version
 		// just moved aside), a file made there since the last look is
