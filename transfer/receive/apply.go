@@ -46,6 +46,7 @@ type action struct {
 	conflict     string      // keep the local version as a conflict copy: the node to name it after
 	conflictTime time.Time   // and the time
 	tmp          string      // the temporary file or link
+	tmpAt        state.Entry // the temporary file's stat once built (see trusted.go)
 	file         *os.File
 	err          error // set once the action failed
 	done         bool
@@ -231,7 +232,7 @@ func (r *Receiver) prepare(ctx context.Context, es []wire.Entry, own uint64, sch
 	// final ones once renamed.
 	for _, a := range pb.acts {
 		if a.kind == actFile && a.err == nil && a.tmp != "" {
-			r.src.addTemp(a.tmp, a.e.Path, a.e.State())
+			r.src.addTemp(a.tmp, a.e.Path, a.e.State(), a.tmpAt)
 		}
 	}
 	pb.t3 = time.Now()

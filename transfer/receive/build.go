@@ -9,6 +9,7 @@ import (
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/atdir"
 	"github.com/syncd/syncd/internal/ownname"
+	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/wire"
 )
 
@@ -104,6 +105,11 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		a.file = nil
 		if a.err == nil {
 			a.err = at.Chtimes(a.tmp, time.Unix(0, a.e.ModTime))
+		}
+		if a.err == nil {
+			if fi, err := at.Lstat(a.tmp); err == nil {
+				a.tmpAt = facts(state.EntryOf(fi)) // its stat vouches for it as a source
+			}
 		}
 		if a.err != nil {
 			// At once, not at the end of the batch: on a full disk the

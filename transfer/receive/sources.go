@@ -48,21 +48,21 @@ func newSources(f *Folder) *sources { return &sources{f: f} }
 // add records the chunks of e, a file at rel, in front of what the map
 // knew of them: a file just written or about to be replaced is the
 // likeliest to still hold them.
-func (s *sources) add(rel string, e state.Entry) { s.addAt(rel, "", e) }
+func (s *sources) add(rel string, e state.Entry) { s.addAt(rel, "", e, facts(e)) }
 
 // addTemp records the chunks of e, built in the temporary file tmp, which
 // is about to be renamed to rel: it is read under whichever name it has.
-func (s *sources) addTemp(tmp, rel string, e state.Entry) { s.addAt(tmp, rel, e) }
+// at is the temporary file's stat once built (zero: unknown): while it
+// matches, the file holds the bytes the receiver wrote and verified, and
+// they are not hashed again (see trusted.go); the rename changes its
+// change time, and under rel it is hashed.
+func (s *sources) addTemp(tmp, rel string, e state.Entry, at state.Entry) { s.addAt(tmp, rel, e, at) }
 
-func (s *sources) addAt(rel, alt string, e state.Entry) {
+func (s *sources) addAt(rel, alt string, e state.Entry, at state.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
 		s.rebuild()
-	}
-	var at state.Entry
-	if alt == "" {
-		at = facts(e)
 	}
 	var off int64
 	for i, id := range e.Content {

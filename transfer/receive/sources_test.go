@@ -74,7 +74,7 @@ func TestRebuildKeepsTemporaryFiles(t *testing.T) {
 	id := ch.ID(crypto.NewHasher(ch.Key), data)
 	s := newSources(n.f)
 	s.addTemp(".syncd-tmp-x", "new.bin", state.Entry{Type: "file", Size: int64(len(data)),
-		Content: []chunkstore.ID{id}, Lengths: []uint32{uint32(len(data))}})
+		Content: []chunkstore.ID{id}, Lengths: []uint32{uint32(len(data))}}, state.Entry{})
 	// the index changes, time passes, and a chunk nobody has is looked up
 	if err := os.WriteFile(filepath.Join(n.dir, "other.bin"), []byte("other"), 0o644); err != nil {
 		t.Fatal(err)
@@ -89,4 +89,49 @@ func TestRebuildKeepsTemporaryFiles(t *testing.T) {
 	if b, ok := rd.read(id, uint32(len(data))); !ok || !bytes.Equal(b, data) {
 		t.Error("the temporary file's chunk was lost when the map was rebuilt")
 	}
+}
+
+// The chunks of a temporary file the receiver built are read unhashed
+// while its stat is the one taken once it was built; they are still found
+// once it is renamed into place, and once it changed, they are hashed and
+// a chunk the file no longer holds is not used.
+func TestReadTrustsOwnTemporaryFileWhileUnchanged(t *testing.T) {
+	n := newTestFolder(t)
+	data := make([]byte, 64<<10)
+	rand.Read(data)
+	tmp := filepath.Join(n.dir, ".syncd-tmp-x")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := n.f.Chunking
+	id := ch.ID(crypto.NewHasher(ch.Key), data)
+	e := state.Entry{Type: "file", Size: int64(len(data)), Content: []chunkstore.ID{id}, Lengths: []uint32{uint32(len(data))}}
+	s := newSources(n.f)
+	s.addTemp(".syncd-tmp-x", "new.bin", e, facts(state.EntryOf(fi)))
+	read := func(what string, trusted int64, ok bool) {
+		t.Helper()
+		rd := s.reader()
+		defer rd.close()
+		b, got := rd.read(id, uint32(len(data)))
+		if got != ok || ok && !bytes.Equal(b, data) {
+			t.Fatalf("%s: read ok=%v, want %v with the chunk's bytes", what, got, ok)
+		}
+		if trusted >= 0 && s.trusted.Load() != trusted {
+			t.Fatalf("%s: %d bytes read unhashed in all, want %d", what, s.trusted.Load(), trusted)
+		}
+	}
+	read("as built", int64(len(data)), true)
+	if err := os.Rename(tmp, filepath.Join(n.dir, "new.bin")); err != nil {
+		t.Fatal(err)
+	}
+	read("renamed", -1, true) // hashed where the rename moved its change time
+	was := s.trusted.Load()
+	if err := os.WriteFile(filepath.Join(n.dir, "new.bin"), make([]byte, len(data)+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read("overwritten", was, false)
 }
