@@ -243,3 +243,29 @@ func TestManyBatchesDeduplicated(t *testing.T) {
 		t.Errorf("served %d bytes for %d of distinct content (and as much again copied)", got, unique)
 	}
 }
+
+// A batch that removes (or adds) an entry of a directory it does not
+// apply an entry of itself records the directory's new mtime and ctime:
+// indexing the replica afterwards changes nothing.
+func TestAppliedChangeRecordsItsDirectory(t *testing.T) {
+	a, b := pair(t)
+	a.write(t, "dir/sub/x.txt", "hello")
+	a.write(t, "dir/keep.txt", "kept")
+	a.index(t)
+	converge(t, a, b)
+	eventually(t, "a and b settled", func() bool { return settled(a, b) })
+	os.Remove(filepath.Join(a.dir, "dir/sub/x.txt"))
+	os.Remove(filepath.Join(a.dir, "dir/sub"))
+	a.write(t, "dir/new.txt", "new")
+	a.index(t)
+	eventually(t, "b applied the deletes and the new file", func() bool {
+		_, err1 := os.Lstat(filepath.Join(b.dir, "dir/sub"))
+		_, err2 := os.Lstat(filepath.Join(b.dir, "dir/new.txt"))
+		return os.IsNotExist(err1) && err2 == nil && settled(a, b)
+	})
+	seq := b.f.Local.Index().Seq()
+	b.index(t)
+	if got := b.f.Local.Index().Seq(); got != seq {
+		t.Errorf("indexing b after the batch recorded %d changes (its directory's times were not recorded)", got-seq)
+	}
+}

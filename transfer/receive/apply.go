@@ -294,6 +294,7 @@ func (r *Receiver) Commit(pb *Prepared) ([]Failure, error) {
 		}
 	}
 	r.dirTimes(acts, at)
+	touched := touchedDirs(acts, at)
 	t5 := time.Now()
 	if err := r.durable(acts, pb.few); err != nil {
 		r.cleanup(pb)
@@ -301,6 +302,9 @@ func (r *Receiver) Commit(pb *Prepared) ([]Failure, error) {
 	}
 	t6 := time.Now()
 	err := r.f.Local.Index().Update(func(tx *state.Tx) error {
+		if err := recordDirs(tx, touched); err != nil {
+			return err
+		}
 		for _, a := range acts {
 			if a.err != nil || !a.done {
 				continue

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -283,4 +284,55 @@ func sameContent(a, b io.Reader) bool {
 			return false
 		}
 	}
+}
+
+// touchedDirs returns the directories, other than those acts make or
+// change themselves, that its done actions created, removed or renamed
+// an entry in, with their stat now. Such a change moves a directory's
+// mtime and ctime, which its index entry records; left as they were, the
+// indexer would find the directory changed and record it again (its own
+// rule after an event: refreshDir), a new sequence number for nothing.
+func touchedDirs(acts []*action, at *atdir.Dirs) map[string]fs.FileInfo {
+	own := map[string]bool{}
+	for _, a := range acts {
+		if a.kind == actDir {
+			own[a.e.Path] = true
+		}
+	}
+	dirs := map[string]fs.FileInfo{}
+	for _, a := range acts {
+		if !a.done || a.kind == actMerge || a.kind == actDir {
+			continue
+		}
+		dir := path.Dir(a.e.Path)
+		if _, seen := dirs[dir]; seen || dir == "." || own[dir] {
+			continue
+		}
+		if fi, err := at.Lstat(dir); err == nil && fi.IsDir() {
+			dirs[dir] = fi
+		}
+	}
+	return dirs
+}
+
+// recordDirs records the stat of the directories touchedDirs returned in
+// their index entries, where those are directories.
+func recordDirs(tx *state.Tx, dirs map[string]fs.FileInfo) error {
+	for dir, fi := range dirs {
+		e, ok, err := tx.Get(dir)
+		if err != nil {
+			return err
+		}
+		if !ok || e.Type != "dir" || e.Deleted {
+			continue
+		}
+		was := e
+		localFacts(&e, fi)
+		if e.ModTime != was.ModTime || e.ChTime != was.ChTime {
+			if err := tx.Put(dir, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
