@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -78,13 +79,19 @@ func newWindow(ctx context.Context, r *receive.Receiver, budget int) *window {
 
 // fits reports whether es can be prepared now: the window has room, and
 // es is independent of every batch in it: those delete nothing (what es
-// plans around must still be there) and share no path with it.
+// plans around must still be there) and share no path with it. A batch
+// of deletes alone plans around nothing but its own paths, which it looks
+// at again as it is committed, after the batches before it: it may follow
+// one that deletes, and be committed with it (a removed tree spans
+// several batches; the bench's mutation round ended with two of them,
+// committed one after the other).
 func (w *window) fits(es []wire.Entry) bool {
 	if len(w.stages) >= maxStages || w.dirs() >= w.budget {
 		return false
 	}
+	onlyDeletes := !slices.ContainsFunc(es, func(e wire.Entry) bool { return !e.Deleted })
 	for _, s := range w.stages {
-		if s.deletes {
+		if s.deletes && !onlyDeletes {
 			return false
 		}
 		for _, e := range es {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/syncd/syncd/config"
@@ -102,5 +103,43 @@ func TestLaterBatchPlacedFirst(t *testing.T) {
 	}
 	a.start(t)
 	b.start(t)
+	converge(t, a, b)
+}
+
+// The deletes of a removed tree that spans several batches are planned
+// while the batch before them is still being prepared, and committed with
+// it: the first batch's preparation is held until the last one's is done.
+func TestDeleteBatchesPreparedAhead(t *testing.T) {
+	a := newTestNode(t, "a", config.SendOnly)
+	b := newTestNode(t, "b", config.ReceiveOnly)
+	connect(a, b)
+	const n = 2500 // three batches of deletes
+	for i := range n {
+		a.write(t, fmt.Sprintf("gone/f%04d", i), fmt.Sprint(i))
+	}
+	a.write(t, "kept", "kept")
+	a.index(t)
+	a.start(t)
+	b.start(t)
+	converge(t, a, b)
+	var lastDone atomic.Bool
+	var once sync.Once
+	b.node.pullers[0].r.Hooks.AfterBuild = func(es []wire.Entry) {
+		if slices.ContainsFunc(es, func(e wire.Entry) bool { return e.Path == "gone" && e.Deleted }) {
+			lastDone.Store(true)
+		}
+		if !slices.ContainsFunc(es, func(e wire.Entry) bool { return e.Path == fmt.Sprintf("gone/f%04d", n-1) && e.Deleted }) {
+			return
+		}
+		once.Do(func() {
+			if !poll(lastDone.Load) {
+				t.Errorf("the last batch of deletes was not prepared while the first was: they waited for it")
+			}
+		})
+	}
+	if err := os.RemoveAll(filepath.Join(a.dir, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	a.index(t)
 	converge(t, a, b)
 }
