@@ -59,15 +59,12 @@ func TestBatchesPreparedAhead(t *testing.T) {
 		later += size
 	}
 	a.index(t)
-	var once sync.Once
 	b.tune = func(node *Node) {
-		node.pullers[0].r.Hooks.AfterBuild = func(es []wire.Entry) {
-			once.Do(func() {
-				if !poll(func() bool { return a.node.blocksServed.Load() >= 2*later-size }) {
-					t.Errorf("served %d bytes while the first batch was built: the next batches waited for it", a.node.blocksServed.Load())
-				}
+		node.pullers[0].r.Hooks.AfterBuild = holdFirst(t, func([]wire.Entry) bool { return true },
+			func() bool { return a.node.blocksServed.Load() >= 2*later-size },
+			func() string {
+				return fmt.Sprintf("served %d bytes while the first batch was built: the next batches waited for it", a.node.blocksServed.Load())
 			})
-		}
 	}
 	a.start(t)
 	b.start(t)
@@ -88,18 +85,12 @@ func TestLaterBatchPlacedFirst(t *testing.T) {
 	}
 	a.index(t)
 	last := filepath.Join(b.dir, "d2", fmt.Sprintf("f%04d", n-1))
-	var once sync.Once
 	b.tune = func(node *Node) {
-		node.pullers[0].r.Hooks.AfterBuild = func(es []wire.Entry) {
-			if !slices.ContainsFunc(es, func(e wire.Entry) bool { return e.Path == "d1/f0000" }) {
-				return
-			}
-			once.Do(func() {
-				if !poll(func() bool { _, err := os.Stat(last); return err == nil }) {
-					t.Errorf("%s was not placed while the first batch was built: the batches after it waited for it", last)
-				}
+		node.pullers[0].r.Hooks.AfterBuild = holdFirst(t, holds("d1/f0000", false),
+			func() bool { _, err := os.Stat(last); return err == nil },
+			func() string {
+				return last + " was not placed while the first batch was built: the batches after it waited for it"
 			})
-		}
 	}
 	a.start(t)
 	b.start(t)
@@ -123,23 +114,43 @@ func TestDeleteBatchesPreparedAhead(t *testing.T) {
 	b.start(t)
 	converge(t, a, b)
 	var lastDone atomic.Bool
-	var once sync.Once
+	first := holdFirst(t, holds(fmt.Sprintf("gone/f%04d", n-1), true), lastDone.Load,
+		func() string {
+			return "the last batch of deletes was not prepared while the first was: they waited for it"
+		})
 	b.node.pullers[0].r.Hooks.AfterBuild = func(es []wire.Entry) {
-		if slices.ContainsFunc(es, func(e wire.Entry) bool { return e.Path == "gone" && e.Deleted }) {
+		if holds("gone", true)(es) {
 			lastDone.Store(true)
 		}
-		if !slices.ContainsFunc(es, func(e wire.Entry) bool { return e.Path == fmt.Sprintf("gone/f%04d", n-1) && e.Deleted }) {
-			return
-		}
-		once.Do(func() {
-			if !poll(lastDone.Load) {
-				t.Errorf("the last batch of deletes was not prepared while the first was: they waited for it")
-			}
-		})
+		first(es)
 	}
 	if err := os.RemoveAll(filepath.Join(a.dir, "gone")); err != nil {
 		t.Fatal(err)
 	}
 	a.index(t)
 	converge(t, a, b)
+}
+
+// holdFirst returns an AfterBuild hook that, called with the first batch
+// for which first is true, waits until cond holds (see poll), and fails t
+// with msg() if it does not.
+func holdFirst(t *testing.T, first func([]wire.Entry) bool, cond func() bool, msg func() string) func([]wire.Entry) {
+	var once sync.Once
+	return func(es []wire.Entry) {
+		if !first(es) {
+			return
+		}
+		once.Do(func() {
+			if !poll(cond) {
+				t.Error(msg())
+			}
+		})
+	}
+}
+
+// holds returns whether a batch has an entry of path p, a delete or not.
+func holds(p string, deleted bool) func([]wire.Entry) bool {
+	return func(es []wire.Entry) bool {
+		return slices.ContainsFunc(es, func(e wire.Entry) bool { return e.Path == p && e.Deleted == deleted })
+	}
 }
