@@ -80,6 +80,7 @@ type Prepared struct {
 	at *atdir.Dirs
 
 	parts []*Prepared // of a batch merged from several (see Merge); at is nil
+	built atomic.Bool // its files are built: it reads no local chunk any more
 }
 
 // Merge returns the batches pbs, prepared one after the other, as one to
@@ -224,6 +225,7 @@ func (r *Receiver) prepare(ctx context.Context, es []wire.Entry, own uint64, sch
 		return nil, err
 	}
 	pb.t2 = time.Now()
+	pb.built.Store(true)
 	if r.Hooks.AfterBuild != nil {
 		r.Hooks.AfterBuild(es)
 	}

@@ -3,6 +3,8 @@ package receive
 import (
 	"errors"
 	"sync"
+
+	"github.com/syncd/syncd/chunkstore"
 )
 
 // Several peers of a folder may offer the same version of a path, and a
@@ -55,4 +57,31 @@ func (c *claims) held() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.m)
+}
+
+// wanted returns the chunks of the files claimed by batches still being
+// built: a local file holding one of them may be what such a batch reads
+// it from (a rename seen by two receivers: one builds the new path from
+// the old file while the other deletes it), and is not deleted until they
+// are built (see Receiver.deletes).
+func (c *claims) wanted() map[chunkstore.ID]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids map[chunkstore.ID]bool
+	for _, pb := range c.m {
+		if pb.built.Load() {
+			continue
+		}
+		if ids == nil {
+			ids = map[chunkstore.ID]bool{}
+		}
+		for _, a := range pb.acts {
+			if a.kind == actFile && c.m[a.e.Path] == pb {
+				for _, id := range a.e.Content {
+					ids[id] = true
+				}
+			}
+		}
+	}
+	return ids
 }

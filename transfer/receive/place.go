@@ -152,7 +152,17 @@ func (r *Receiver) deletes(acts []*action, at *atdir.Dirs) {
 	slices.SortFunc(dels, func(a, b *action) int {
 		return strings.Count(b.e.Path, "/") - strings.Count(a.e.Path, "/")
 	})
+	var wanted map[chunkstore.ID]bool
+	if len(dels) > 0 {
+		wanted = r.f.claims.wanted()
+	}
 	for _, a := range dels {
+		if a.local.Type == "file" && slices.ContainsFunc(a.local.Content, func(id chunkstore.ID) bool { return wanted[id] }) {
+			// another receiver may be building a file from it: deleted
+			// when planned again, once that one is built (see claims.wanted)
+			a.err = ErrClaimed
+			continue
+		}
 		if err := r.diskOK(a.e, a.local, a.have, at); err != nil {
 			a.err = err // changed a moment ago: not removed
 			continue
