@@ -68,10 +68,12 @@ func (c *claims) wanted() map[chunkstore.ID]bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var ids map[chunkstore.ID]bool
+	seen := map[*Prepared]bool{} // a batch claims many paths: its files are looked at once
 	for _, pb := range c.m {
-		if pb.built.Load() {
+		if seen[pb] || pb.built.Load() {
 			continue
 		}
+		seen[pb] = true
 		if ids == nil {
 			ids = map[chunkstore.ID]bool{}
 		}
