@@ -20,11 +20,19 @@ import (
 // inodes. A web node's disk has a journal, where that check is off; so, as
 // root, the runner makes the work directory a fresh journaled ext4 on a
 // loop device, and says so in the report.
+//
+// The loop device reads and writes its image with direct I/O. A loop
+// device without it copies every block it is given into the page cache of
+// its image, a second cache no disk has: writing 1 GiB with fdatasync on it
+// cost 0.85–0.95 s of CPU against 0.53–0.63 s with direct I/O (dd,
+// 3 runs each), and in the initial mirror the loop thread's copies took
+// 1.1 s of CPU in 6 s (perf). That is a cost only for the tool that makes
+// its writes durable within the timed interval, which rsync does not.
 
 // scratchFS is a mounted file system made for one run.
 type scratchFS struct {
-	image, mnt string
-	Describe   string // for the report
+	image, mnt, dev string
+	Describe        string // for the report
 }
 
 // scratchSize is the sparse image's size: room for two copies of the data
@@ -48,7 +56,7 @@ func mountScratch(ctx context.Context, mode, mnt string) (*scratchFS, error) {
 		if os.Geteuid() != 0 {
 			return plain, nil
 		}
-		for _, tool := range []string{"mkfs.ext4", "mount", "umount"} {
+		for _, tool := range []string{"mkfs.ext4", "losetup", "mount", "umount"} {
 			if _, err := exec.LookPath(tool); err != nil {
 				return plain, nil
 			}
@@ -63,7 +71,6 @@ func mountScratch(ctx context.Context, mode, mnt string) (*scratchFS, error) {
 		{"truncate", "-s", scratchSize, image},
 		// inode tables written now, not by a lazy-init thread during the run
 		{"mkfs.ext4", "-q", "-F", "-N", "600000", "-E", "lazy_itable_init=0,lazy_journal_init=0", image},
-		{"mount", "-o", "loop,discard", image, mnt},
 	}
 	for _, st := range steps {
 		if out, err := exec.CommandContext(ctx, st[0], st[1:]...).CombinedOutput(); err != nil {
@@ -71,7 +78,17 @@ func mountScratch(ctx context.Context, mode, mnt string) (*scratchFS, error) {
 			return nil, fmt.Errorf("scratch file system: %s: %v: %s", strings.Join(st, " "), err, strings.TrimSpace(string(out)))
 		}
 	}
-	fs.Describe = fmt.Sprintf("the work directory is a fresh ext4 with a journal (data=ordered) on a loop device over a sparse %s image "+
+	out, err := exec.CommandContext(ctx, "losetup", "--find", "--show", "--direct-io=on", image).CombinedOutput()
+	if err != nil {
+		fs.unmount()
+		return nil, fmt.Errorf("scratch file system: losetup --direct-io=on %s: %v: %s", image, err, strings.TrimSpace(string(out)))
+	}
+	fs.dev = strings.TrimSpace(string(out))
+	if out, err := exec.CommandContext(ctx, "mount", "-o", "discard", fs.dev, mnt).CombinedOutput(); err != nil {
+		fs.unmount()
+		return nil, fmt.Errorf("scratch file system: mount %s: %v: %s", fs.dev, err, strings.TrimSpace(string(out)))
+	}
+	fs.Describe = fmt.Sprintf("the work directory is a fresh ext4 with a journal (data=ordered) on a loop device with direct I/O over a sparse %s image "+
 		"on the host's %s, as on a web node; see scratchfs.go for why", scratchSize, fsType(filepath.Dir(mnt)))
 	return fs, nil
 }
@@ -82,12 +99,32 @@ func (fs *scratchFS) unmount() {
 	if fs.image == "" {
 		return
 	}
-	if out, err := exec.Command("umount", fs.mnt).CombinedOutput(); err != nil {
+	if out, err := exec.Command("umount", fs.mnt).CombinedOutput(); err != nil && fs.mounted() {
 		progress("umount %s: %v: %s (the image %s is kept)", fs.mnt, err, strings.TrimSpace(string(out)), fs.image)
 		return
 	}
+	if fs.dev != "" {
+		if out, err := exec.Command("losetup", "-d", fs.dev).CombinedOutput(); err != nil {
+			progress("losetup -d %s: %v: %s (the image %s is kept)", fs.dev, err, strings.TrimSpace(string(out)), fs.image)
+			return
+		}
+	}
 	os.Remove(fs.image)
 	os.Remove(fs.mnt)
+}
+
+// mounted reports whether a file system is mounted at fs.mnt.
+func (fs *scratchFS) mounted() bool {
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return true
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[1] == fs.mnt {
+			return true
+		}
+	}
+	return false
 }
 
 // fsType names the file system holding dir and whether ext4 there has a
