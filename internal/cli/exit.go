@@ -52,7 +52,9 @@ func (p Partial) Error() string { return p.Msg }
 // printing the error as one line prefixed by the program name.
 //
 // With SYNCD_CPUPROFILE=FILE set, a CPU profile of the run is written to
-// FILE (for `go tool pprof`); with SYNCD_TRACE=FILE, an execution trace
+// FILE (for `go tool pprof`); with SYNCD_MEMPROFILE=FILE, a profile of
+// what the run allocated, written as it ends (`go tool pprof
+// -sample_index=alloc_space`); with SYNCD_TRACE=FILE, an execution trace
 // (for `go tool trace`: where goroutines wait, on what system calls).
 func Main(prog string, execute func(context.Context) error) {
 	// Some libraries print to the standard logger (the S3 upload manager
@@ -77,6 +79,12 @@ func Main(prog string, execute func(context.Context) error) {
 	err := execute(ctx)
 	trace.Stop()
 	pprof.StopCPUProfile()
+	if path := os.Getenv("SYNCD_MEMPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	stop()
 	os.Exit(report(prog, err))
 }

@@ -88,8 +88,10 @@ func (n *mirrorNode) start(ctx context.Context, rn *runner, syncd, conf string) 
 	}
 	env := rn.env
 	if dir := os.Getenv("SYNCD_BENCH_PROFILES"); dir != "" {
-		// a CPU profile of each node's run, for `go tool pprof`
-		env = append(slices.Clone(env), "SYNCD_CPUPROFILE="+filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", n.name, time.Now().UnixNano())))
+		// a CPU and an allocation profile of each node's run, for `go tool pprof`
+		stamp := time.Now().UnixNano()
+		env = append(slices.Clone(env), "SYNCD_CPUPROFILE="+filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", n.name, stamp)),
+			"SYNCD_MEMPROFILE="+filepath.Join(dir, fmt.Sprintf("%s-%d.mem.pprof", n.name, stamp)))
 	}
 	if dir := os.Getenv("SYNCD_BENCH_TRACES"); dir != "" {
 		// an execution trace of each node's run, for `go tool trace`
