@@ -99,6 +99,13 @@ func TestIndexStream(t *testing.T) {
 			t.Errorf("cut to %d of %d bytes: no error", n, len(whole))
 		}
 	}
+	// the decoders are kept for the next response, those of the failed
+	// reads above too
+	for range 3 {
+		if b, err := ReadIndex(bytes.NewReader(whole)); err != nil || !reflect.DeepEqual(b.Entries, es) {
+			t.Fatalf("read again after cut responses: %v, %+v", err, b)
+		}
+	}
 	// out of order
 	buf.Reset()
 	iw, _ = NewIndexWriter(&buf)
