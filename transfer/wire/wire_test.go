@@ -106,6 +106,19 @@ func TestIndexStream(t *testing.T) {
 			t.Fatalf("read again after cut responses: %v, %+v", err, b)
 		}
 	}
+	// a writer made after one closed (its encoder kept for reuse) writes
+	// the same response
+	var again bytes.Buffer
+	iw, err = NewIndexWriter(&again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range es {
+		iw.Write(&es[i])
+	}
+	if err := iw.Close(42, true); err != nil || !bytes.Equal(again.Bytes(), whole) {
+		t.Fatalf("the second response differs from the first (%v): %d bytes against %d", err, again.Len(), len(whole))
+	}
 	// out of order
 	buf.Reset()
 	iw, _ = NewIndexWriter(&buf)
