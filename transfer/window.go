@@ -55,7 +55,6 @@ type stage struct {
 	deletes     bool
 	ahead       *receive.Ahead
 	committed   bool // before the batches ahead of it (see window.early)
-	independent int8 // 0: not known yet; 1 or -1: it may or may not go first (see window.early)
 }
 
 // window holds the batches being prepared, oldest first; they are
@@ -205,23 +204,11 @@ func (w *window) early() []*stage {
 		if len(ss) == maxMerged {
 			break
 		}
-		if pb, ok := prepared(s); ok && !s.committed && s.mayGoFirst(pb) {
+		if pb, ok := prepared(s); ok && !s.committed && pb.Independent() {
 			ss = append(ss, s)
 		}
 	}
 	return ss
-}
-
-// mayGoFirst returns pb.Independent() for s's prepared batch pb, looked
-// at once: early runs after every commit, over every batch in the window.
-func (s *stage) mayGoFirst(pb *receive.Prepared) bool {
-	if s.independent == 0 {
-		s.independent = -1
-		if pb.Independent() {
-			s.independent = 1
-		}
-	}
-	return s.independent == 1
 }
 
 // pending returns the files and bytes of the batches in the window.

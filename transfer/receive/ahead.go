@@ -153,7 +153,14 @@ func (b *bringing) earlier(files []*action, own uint64, have func(chunkstore.ID)
 // makes no directory the receiver could not write into afterwards.
 // Placed out of order, such a batch is only placed earlier: a restart
 // asks for it again, and its entries are then versions this node has.
+// It is decided once: the window asks after every commit, for every
+// batch it holds.
 func (pb *Prepared) Independent() bool {
+	pb.indepOnce.Do(func() { pb.indep = pb.independent() })
+	return pb.indep
+}
+
+func (pb *Prepared) independent() bool {
 	if pb.parts != nil {
 		for _, part := range pb.parts {
 			if !part.Independent() {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,6 +82,9 @@ type Prepared struct {
 
 	parts []*Prepared // of a batch merged from several (see Merge); at is nil
 	built atomic.Bool // its files are built: it reads no local chunk any more
+
+	indepOnce sync.Once // Independent, decided once
+	indep     bool
 }
 
 // Merge returns the batches pbs, prepared one after the other, as one to
