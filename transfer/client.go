@@ -300,31 +300,23 @@ func (c *countReader) waited() int64 {
 // readBlocks reads what q asks of each block from br, size(block) bytes,
 // and calls fn with each.
 func readBlocks(br blockReader, q *wire.BlockRequest, size func(wire.Block) uint32, fn func(i, j int, data []byte, ok bool) error) error {
-	buf := blockBufs.Get()
-	defer func() { blockBufs.Put(buf) }()
-	var big []byte // for blocks larger than blockBufs keeps, until the response ends
+	bufs := newResponseBufs(blockBufs)
+	defer bufs.release()
 	for i, f := range q.Files {
 		for j, b := range f.Blocks {
 			n := size(b)
-			into := buf
-			if n > blockBufMax {
-				into = big
-			}
-			data, ok, err := br.Next(into, n)
+			into := bufs.slot(n)
+			data, ok, err := br.Next(*into, n)
 			if err != nil {
 				return err
 			}
-			if n > blockBufMax {
-				big = data[:0]
-			} else {
-				buf = data[:0]
-			}
+			*into = data[:0]
 			if err := fn(i, j, data, ok); err != nil {
 				return err
 			}
 		}
 	}
-	if _, _, err := br.Next(buf, 0); err == nil {
+	if _, _, err := br.Next(nil, 0); err == nil {
 		return errors.New("blocks: more blocks than asked for")
 	}
 	return nil
@@ -339,6 +331,31 @@ var blockBufs = freelist.New(8, blockBufMax)
 
 // blockBufMax is the capacity of the largest buffer blockBufs keeps.
 const blockBufMax = 4 << 20
+
+// responseBufs are the buffers of one block response, read or served: one
+// from a pool for the blocks up to blockBufMax, and one of its own for
+// larger blocks, which would otherwise replace the pooled one and be
+// dropped by the pool at the end.
+type responseBufs struct {
+	pool       *freelist.List
+	small, big []byte
+}
+
+func newResponseBufs(pool *freelist.List) *responseBufs {
+	return &responseBufs{pool: pool, small: pool.Get()}
+}
+
+// slot returns the buffer for a block of n bytes; the caller stores the
+// buffer back into it if it grew it.
+func (rb *responseBufs) slot(n uint32) *[]byte {
+	if n > blockBufMax {
+		return &rb.big
+	}
+	return &rb.small
+}
+
+// release gives the pooled buffer back.
+func (rb *responseBufs) release() { rb.pool.Put(rb.small) }
 
 // ms rounds d to milliseconds, for logs.
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }

@@ -248,9 +248,9 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		}
 		bw, end = frameWriter{fw}, fw.Close
 	}
-	buf := serveBufs.Get()
-	defer func() { serveBufs.Put(buf) }()
-	var big, sumBuf []byte // big: for blocks larger than serveBufs keeps, until the response ends
+	bufs := newResponseBufs(serveBufs)
+	defer bufs.release()
+	var sumBuf []byte
 	var h *crypto.Hasher
 	if sums != "" {
 		h = crypto.NewHasher(f.Chunking.Key)
@@ -261,10 +261,7 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		for _, b := range fb.Blocks {
 			var data []byte
 			if file != nil {
-				into := &buf
-				if b.Length > blockBufMax {
-					into = &big
-				}
+				into := bufs.slot(b.Length)
 				if cap(*into) < int(b.Length) {
 					*into = make([]byte, b.Length)
 				}
