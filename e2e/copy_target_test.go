@@ -142,7 +142,7 @@ func TestCopyTargetBadInput(t *testing.T) {
 		t.Errorf("the error shows the secret key: %s", res.stderr)
 	}
 
-	closed := "http://" + freePort(t)
+	closed := "http://" + miniotest.FreeAddr(t)
 	start := time.Now()
 	res = run(t, env, "syncd", copyArgs("--to-endpoint", closed)...)
 	oneLine(t, "unreachable target endpoint", res, 1, "copy target "+to+" ("+closed+")", "cannot reach endpoint "+closed, "connection refused")
@@ -173,7 +173,7 @@ func TestCopyTargetBadInput(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "www"), 0o755)
 	yaml := fmt.Sprintf("node:\n  name: web1\n  state_dir: %s\n  listen: %s\n  http: %s\nfolders:\n  - {id: www, path: %s}\n"+
 		"repository:\n  url: %s\n  index_key: %s\n  copies:\n    - url: %s\n      endpoint_url: %s\n",
-		filepath.Join(dir, "state"), freePort(t), freePort(t), filepath.Join(dir, "www"), r.url, r.indexKey, to, srv.Endpoint)
+		filepath.Join(dir, "state"), miniotest.FreeAddr(t), miniotest.FreeAddr(t), filepath.Join(dir, "www"), r.url, r.indexKey, to, srv.Endpoint)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestDaemonCopyTargetSettings(t *testing.T) {
 		t.Setenv(k, v) // the daemon's environment: the web node's keys
 	}
 	dir := t.TempDir()
-	n := &node{t: t, r: r, folder: filepath.Join(dir, "www"), http: freePort(t), cfg: filepath.Join(dir, "syncd.yaml")}
+	n := &node{t: t, r: r, folder: filepath.Join(dir, "www"), http: miniotest.FreeAddr(t), cfg: filepath.Join(dir, "syncd.yaml")}
 	os.MkdirAll(n.folder, 0o755)
 	yaml := fmt.Sprintf(`node:
   name: web1
@@ -240,7 +240,7 @@ repository:
       sse_kms_key_id: %s
     - {url: %s, credentials_file: %s, object_lock_mode: GOVERNANCE, object_lock_retain: 1d}
     - {url: %s, credentials_file: %s}
-`, filepath.Join(dir, "state"), freePort(t), n.http, n.folder, r.url, r.indexKey, to, creds, srv.KMSKeyID, locked, rootCreds, bad, open)
+`, filepath.Join(dir, "state"), miniotest.FreeAddr(t), n.http, n.folder, r.url, r.indexKey, to, creds, srv.KMSKeyID, locked, rootCreds, bad, open)
 	if err := os.WriteFile(n.cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/daemon"
+	"github.com/syncd/syncd/internal/miniotest"
 )
 
 // node is a syncd run process with its configuration.
@@ -28,22 +28,12 @@ type node struct {
 	log    *os.File
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // newNode writes a configuration for one folder and a local repository.
 func newNode(t *testing.T) *node {
 	t.Helper()
 	r := newRepo(t)
 	dir := t.TempDir()
-	n := &node{t: t, r: r, folder: filepath.Join(dir, "www"), http: freePort(t), cfg: filepath.Join(dir, "syncd.yaml")}
+	n := &node{t: t, r: r, folder: filepath.Join(dir, "www"), http: miniotest.FreeAddr(t), cfg: filepath.Join(dir, "syncd.yaml")}
 	os.MkdirAll(n.folder, 0o755)
 	yaml := fmt.Sprintf(`node:
   name: web1
@@ -58,7 +48,7 @@ repository:
   url: %s
   index_key: %s
   data_recipients: []
-`, filepath.Join(dir, "state"), freePort(t), n.http, n.folder, r.url, r.indexKey)
+`, filepath.Join(dir, "state"), miniotest.FreeAddr(t), n.http, n.folder, r.url, r.indexKey)
 	if err := os.WriteFile(n.cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/syncd/syncd/daemon"
+	"github.com/syncd/syncd/internal/miniotest"
 )
 
 // runDaemon writes a configuration in dir (node web1 on free loopback
@@ -20,7 +21,7 @@ func runDaemon(t *testing.T, dir string, env []string, rest string) string {
 	t.Helper()
 	cfg := filepath.Join(dir, "syncd.yaml")
 	yaml := fmt.Sprintf("node:\n  name: web1\n  state_dir: %s\n  listen: %s\n  http: %s\n%s",
-		filepath.Join(dir, "state"), freePort(t), freePort(t), rest)
+		filepath.Join(dir, "state"), miniotest.FreeAddr(t), miniotest.FreeAddr(t), rest)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

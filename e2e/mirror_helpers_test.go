@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/daemon"
+	"github.com/syncd/syncd/internal/miniotest"
 	"github.com/syncd/syncd/state"
 )
 
@@ -70,7 +71,7 @@ func newMNode(t *testing.T, name, mode string) *mnode {
 		}
 	}
 	n := &mnode{t: t, name: name, dir: dir, cfg: filepath.Join(dir, "syncd.yaml"), state: filepath.Join(dir, "state"),
-		folder: filepath.Join(dir, "data"), listen: freePort(t), http: freePort(t), mode: mode,
+		folder: filepath.Join(dir, "data"), listen: miniotest.FreeAddr(t), http: miniotest.FreeAddr(t), mode: mode,
 		logf: filepath.Join(dir, "syncd.log")}
 	if err := os.Mkdir(n.folder, 0o755); err != nil {
 		t.Fatal(err)

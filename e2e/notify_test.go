@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/internal/miniotest"
 )
 
 // opsNode is a syncd run configuration without a repository: one folder
@@ -24,7 +26,7 @@ type opsNode struct {
 func newOpsNode(t *testing.T, files int, missing bool) opsNode {
 	t.Helper()
 	dir := t.TempDir()
-	n := opsNode{cfg: filepath.Join(dir, "syncd.yaml"), http: freePort(t), folder: filepath.Join(dir, "www")}
+	n := opsNode{cfg: filepath.Join(dir, "syncd.yaml"), http: miniotest.FreeAddr(t), folder: filepath.Join(dir, "www")}
 	for i := range files {
 		p := filepath.Join(n.folder, fmt.Sprintf("d%02d/f%04d.txt", i%20, i))
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -33,7 +35,7 @@ func newOpsNode(t *testing.T, files int, missing bool) opsNode {
 		}
 	}
 	yaml := fmt.Sprintf("node:\n  name: web1\n  state_dir: %s\n  listen: %s\n  http: %s\nfolders:\n  - id: www\n    path: %s\n",
-		filepath.Join(dir, "state"), freePort(t), n.http, n.folder)
+		filepath.Join(dir, "state"), miniotest.FreeAddr(t), n.http, n.folder)
 	if missing {
 		yaml += fmt.Sprintf("  - id: gone\n    path: %s\n", filepath.Join(dir, "not-mounted"))
 	}

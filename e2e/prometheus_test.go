@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/internal/miniotest"
 )
 
 // promEvery is the scrape and rule evaluation interval of the test's
@@ -47,7 +49,7 @@ scrape_configs:
 	if err := os.WriteFile(cfgf, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &prom{t: t, addr: freePort(t), logf: filepath.Join(dir, "prometheus.log")}
+	p := &prom{t: t, addr: miniotest.FreeAddr(t), logf: filepath.Join(dir, "prometheus.log")}
 	logf, err := os.Create(p.logf)
 	if err != nil {
 		t.Fatal(err)

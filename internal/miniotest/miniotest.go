@@ -15,11 +15,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -81,7 +83,7 @@ func Start(t testing.TB) *Server {
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	bin := findBinary(t)
-	addr := freeAddr(t)
+	addr := FreeAddr(t)
 	tmp := t.TempDir()
 	s := &Server{
 		Endpoint:  "http://" + addr,
@@ -276,9 +278,30 @@ func isExecutable(p string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-// freeAddr returns a loopback address with a port nothing listens on.
-func freeAddr(t testing.TB) string {
+// FreeAddr returns a loopback address with a port nothing listens on, for
+// a process the test starts to listen on. The port is taken below the
+// kernel's range of ephemeral ports: one from that range (what listening
+// on port 0 gives) can be taken by an outgoing connection between this
+// look and the process binding it, which CI met as "bind: address
+// already in use".
+func FreeAddr(t testing.TB) string {
 	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	const from = 10000
+	for i := 0; i < 100 && low > from+1000; i++ {
+		port := from + mrand.IntN(low-from)
+		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			l.Close()
+			return l.Addr().String()
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
