@@ -103,7 +103,7 @@ func (d *Daemon) watchFolder(ctx context.Context, f *folder) error {
 		rescan = -1 // config: 0 = never; watcher: < 0 = never
 	}
 	w, err := watcher.New(watcher.Options{Root: f.cfg.Path, Debounce: f.cfg.Watch.Debounce, Rescan: rescan,
-		Ignore: f.match, Logger: d.log.With("folder", f.cfg.ID), Health: f.health})
+		Ignore: f.match, Arrivals: f.local, Logger: d.log.With("folder", f.cfg.ID), Health: f.health})
 	if err != nil {
 		f.health.Set(condMissing, health.Failed, fmt.Sprintf("folder %s: %v", f.cfg.ID, err))
 		return nil

@@ -2,10 +2,11 @@
 // its local index (a [state.Folder]), the lock under which the indexer and
 // the receiver apply a batch to the disk and the index, the record of what
 // the receiver wrote (so that the watcher's reports of those writes are not
-// indexed a second time), and the notification rung once a batch is
-// recorded, which the peers' long polls wait on. The daemon makes one
-// [Folder] per configured folder and hands the same one to the indexer and
-// to the transfer service.
+// indexed a second time) and of the names it is about to rename files into
+// (so that the watcher can drop those arrivals at once), and the
+// notification rung once a batch is recorded, which the peers' long polls
+// wait on. The daemon makes one [Folder] per configured folder and hands
+// the same one to the indexer, the watcher and the transfer service.
 //
 // The names syncd keeps for itself inside a folder (the ".syncd-" prefix:
 // its marker, the receiver's temporary files) follow internal/ownname, a
@@ -25,11 +26,12 @@ import (
 // Folder is a node's own copy of one folder. Its methods are safe for
 // concurrent use.
 type Folder struct {
-	root  string
-	index *state.Folder
-	mu    sync.Mutex // the batch lock (Lock, Unlock)
-	bell  bell.Bell
-	own   ownWrites
+	root     string
+	index    *state.Folder
+	mu       sync.Mutex // the batch lock (Lock, Unlock)
+	bell     bell.Bell
+	own      ownWrites
+	arrivals arrivals
 }
 
 // New returns the local folder at the directory root (an absolute path)

@@ -6,9 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/transfer/wire"
 )
 
 // The watcher's reports of what the receiver wrote are not indexed again,
@@ -64,4 +67,61 @@ func TestNotOwn(t *testing.T) {
 	if got := b.f.Local.NotOwn([]string{"gone"}); !slices.Equal(got, []string{"gone"}) {
 		t.Errorf("a path made again after the receiver removed it was dropped: %v", got)
 	}
+}
+
+// The receiver announces each file it renames into place, with its inode,
+// for the watcher to drop that rename's event; a rename that fails (a
+// local file made there meanwhile) withdraws its announcement, so that the
+// local file's own arrival is reported.
+func TestArrivalsAnnounced(t *testing.T) {
+	a := newTestNode(t, "a", config.SendOnly)
+	b := newTestNode(t, "b", config.ReceiveOnly)
+	connect(a, b)
+	a.write(t, "new.txt", "from a")
+	a.write(t, "t/taken.txt", "from a, but b has one of its own")
+	a.index(t)
+	var tmpIno uint64
+	b.tune = func(n *Node) {
+		n.pullers[0].r.Hooks.AfterBuild = func(es []wire.Entry) {
+			if tmpIno != 0 || !slices.ContainsFunc(es, func(e wire.Entry) bool { return e.Path == "t/taken.txt" }) {
+				return // (tried again, it is b's local change, and not built)
+			}
+			temps := tempFiles(t, filepath.Join(b.dir, "t"))
+			if len(temps) != 1 {
+				t.Errorf("temporary files in t: %v, want one", temps)
+				return
+			}
+			tmpIno = inodeAt(t, temps[0])
+			b.write(t, "t/taken.txt", "made on b while a's version was built")
+		}
+	}
+	a.start(t)
+	b.start(t)
+	eventually(t, "new.txt on b, and t/taken.txt refused", func() bool {
+		_, err := os.Lstat(filepath.Join(b.dir, "new.txt"))
+		return err == nil && strings.Contains(b.log.String(), `msg="peer's version waits for a local change to be indexed" peer=a folder=www path=t/taken.txt`)
+	})
+	ino := inodeAt(t, filepath.Join(b.dir, "new.txt"))
+	if !b.f.Local.Arrived("new.txt", ino) {
+		t.Error("new.txt was placed without an announcement of its inode")
+	}
+	if tmpIno == 0 {
+		t.Fatal("the hook did not see t/taken.txt built")
+	}
+	if b.f.Local.Arrived("t/taken.txt", tmpIno) {
+		t.Error("the announcement of t/taken.txt outlived its refused rename")
+	}
+	if got, _ := os.ReadFile(filepath.Join(b.dir, "t", "taken.txt")); string(got) != "made on b while a's version was built" {
+		t.Errorf("t/taken.txt on b = %q, want b's own", got)
+	}
+}
+
+// inodeAt returns the inode of the file at p.
+func inodeAt(t *testing.T, p string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }

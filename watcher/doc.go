@@ -24,13 +24,20 @@
 //     watch, those directories (only) are polled every Options.Poll
 //     (default 10s) and their changes reported as ordinary paths; each poll
 //     retries their watches, and Options.Health holds the condition
-//     "watch-limit" (degraded) until every directory is watched. Before an overflow's or the timer's Rescan is sent,
-//     the watcher walks the tree and re-adds every watch, so the
-//     consumer's rescan starts with the tree fully watched again. Such
-//     walks are spaced so that they take at most a tenth of the time.
+//     "watch-limit" (degraded) until every directory is watched. Before an
+//     overflow's or the timer's Rescan is sent, the watcher walks the tree
+//     and re-adds every watch, so the consumer's rescan starts with the
+//     tree fully watched again. Such walks are spaced so that they take at
+//     most a tenth of the time.
 //   - Our own temporary files (Options.IsTemp) are never reported: a
 //     transfer's ".syncd-…" file shows up as the Create of its final name
-//     when it is renamed into place.
+//     when it is renamed into place. With Options.Arrivals, that Create is
+//     dropped too when the receiver announced the rename and the name
+//     holds the inode it announced; every other event of the path (a local
+//     write after the rename, another file moved there) is reported. The
+//     announcements of a directory are forgotten when its watch is added,
+//     and all of them on an overflow or a lost root, as their events may
+//     never come.
 //
 // A Watcher runs as a service, [Watcher.Run], until its context ends.
 package watcher

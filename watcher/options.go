@@ -68,6 +68,11 @@ type Options struct {
 	// never reported (nor watched, for a directory). Default: names starting
 	// with syncd's own prefix (see [ownname.Prefix]).
 	IsTemp func(name string) bool
+	// Arrivals, if not nil, tells the receiver's own arrivals: a file it
+	// renamed into place is announced, with its inode, before the rename,
+	// and the event of that rename (a Create) is dropped as soon as it is
+	// read, not reported. Nil: every arrival is reported.
+	Arrivals Arrivals
 	// Clock is the time source; nil means real time.
 	Clock Clock
 	// Logger receives warnings (overflow, watch limit, root removed) and
@@ -77,6 +82,22 @@ type Options struct {
 	// degraded, while the inotify watch limit leaves directories without a
 	// watch (its reason names the sysctl to raise). Nil: none are reported.
 	Health *health.Conditions
+}
+
+// Arrivals is what a [Watcher] asks of the announcements of the files
+// another writer (the receiver) renames into place (see
+// localfolder.Folder, which implements it). Paths are relative to the root
+// and slash-separated; the root directory is ".".
+type Arrivals interface {
+	// Arrived reports whether the file at rel, just reported created or
+	// moved in, with the inode ino now, is the one announced there; the
+	// announcement ends either way.
+	Arrived(rel string, ino uint64) bool
+	// Forget ends the announcements of the files directly in dir, whose
+	// watch was just added: the events of renames before that never come.
+	Forget(dir string)
+	// ForgetAll ends every announcement: events may have been lost.
+	ForgetAll()
 }
 
 // withDefaults validates o and fills its zero fields.

@@ -123,6 +123,14 @@ func (s *session) watch(dir string) {
 	err := s.w.addWatch(s.n, dir)
 	switch {
 	case err == nil:
+		if _, had := s.dirs[dir]; !had && s.opts.Arrivals != nil {
+			// what was renamed into it before made no event here
+			rel, ok := s.rel(dir)
+			if !ok {
+				rel = "."
+			}
+			s.opts.Arrivals.Forget(rel)
+		}
 		s.dirs[dir] = struct{}{}
 		delete(s.unwatched, dir)
 	case isWatchLimit(err):

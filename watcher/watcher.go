@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -144,6 +145,7 @@ func (s *session) close() {
 // start watches the tree and queues the start Rescan, then arms the
 // periodic rescan.
 func (s *session) start() {
+	s.forgetAll()
 	if fi, err := os.Stat(s.root); err != nil || !fi.IsDir() {
 		s.lostRoot("missing at start")
 	} else {
@@ -230,8 +232,11 @@ func (s *session) event(ev fsnotify.Event) {
 	}
 	created := false
 	if ev.Has(fsnotify.Create) {
-		if fi, err := os.Lstat(name); err == nil && fi.IsDir() {
+		fi, err := os.Lstat(name)
+		if err == nil && fi.IsDir() {
 			isDir, created = true, true
+		} else if err == nil && s.opts.Arrivals != nil && s.opts.Arrivals.Arrived(rel, inode(fi)) {
+			return // the receiver's rename, as it announced it
 		}
 	}
 	if _, seen := s.pending[rel]; !seen && s.ignored(rel, isDir) {
@@ -269,6 +274,7 @@ func (s *session) notifyError(err error) {
 		return
 	}
 	s.w.overflows.Add(1)
+	s.forgetAll()
 	if !s.needRefresh { // once per burst
 		s.log.Warn("watcher: inotify event queue overflowed, events were lost; rescanning the folder "+
 			"(if this recurs, raise fs.inotify.max_queued_events with: sysctl -w fs.inotify.max_queued_events=65536)",
@@ -292,6 +298,7 @@ func (s *session) lostRoot(why string) {
 	}
 	s.log.Warn("watcher: folder root "+why+"; waiting for it to reappear", "root", s.root)
 	s.rootGone = true
+	s.forgetAll()
 	s.dropTree(s.root)
 	s.emitRescan("root removed")
 	s.retryT = s.opts.Clock.NewTimer(rootRetry)
@@ -334,4 +341,19 @@ func joinReason(old, r string) string {
 		return old
 	}
 	return old + "; " + r
+}
+
+// forgetAll ends every announced arrival (see [Arrivals]).
+func (s *session) forgetAll() {
+	if s.opts.Arrivals != nil {
+		s.opts.Arrivals.ForgetAll()
+	}
+}
+
+// inode returns the inode number of fi, or 0.
+func inode(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
 }

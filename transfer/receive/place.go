@@ -77,7 +77,15 @@ func (r *Receiver) place(a *action, at *atdir.Dirs) {
 		if !noReplace && a.local.Type == "file" {
 			old = holdOld(at, p, a.local.Size)
 		}
+		// the watcher drops the event of this rename when it reads it
+		announced := a.kind == actFile && a.tmpAt.Inode != 0
+		if announced {
+			r.f.Local.Arriving(p, a.tmpAt.Inode)
+		}
 		err = rename(at, a.tmp, p, noReplace)
+		if err != nil && announced {
+			r.f.Local.NotArriving(p)
+		}
 		release(old)
 		if err == nil || at.Remove(a.tmp) == nil {
 			a.tmp = "" // else (its directory was renamed) the batch's cleanup removes it
