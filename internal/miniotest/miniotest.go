@@ -15,17 +15,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/syncd/syncd/internal/freeport"
 )
 
 // Region is the region a server runs in unless Options.Region says
@@ -279,35 +278,14 @@ func isExecutable(p string) bool {
 }
 
 // FreeAddr returns a loopback address with a port nothing listens on, for
-// a process the test starts to listen on. The port is taken below the
-// kernel's range of ephemeral ports: one from that range (what listening
-// on port 0 gives) can be taken by an outgoing connection between this
-// look and the process binding it, which CI met as "bind: address
-// already in use".
+// a process the test starts to listen on (see [freeport.Addr]).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				low = n
-			}
-		}
-	}
-	const from = 10000
-	for i := 0; i < 100 && low > from+1000; i++ {
-		port := from + mrand.IntN(low-from)
-		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
-			l.Close()
-			return l.Addr().String()
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 func randomHex(t testing.TB, n int) string {

@@ -8,13 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/syncd/syncd/internal/freeport"
 )
 
 // minioRegion is the region the server runs in and both tools are told.
@@ -175,15 +176,9 @@ func minioVersion(bin string) string {
 	return fmt.Sprintf("%s@%s, built with %s", bi.Main.Path, bi.Main.Version, bi.GoVersion)
 }
 
-// freeAddr returns a loopback address with a port nothing listens on.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+// freeAddr returns a loopback address for a process the bench starts (see
+// freeport.Addr: a port below the ephemeral range).
+func freeAddr() (string, error) { return freeport.Addr() }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
