@@ -160,11 +160,13 @@ func (r *Receiver) deletes(acts []*action, at *atdir.Dirs) {
 	slices.SortFunc(dels, func(a, b *action) int {
 		return strings.Count(b.e.Path, "/") - strings.Count(a.e.Path, "/")
 	})
-	var wanted map[chunkstore.ID]bool
-	if len(dels) > 0 {
-		wanted = r.f.claims.wanted()
-	}
+	var wanted map[chunkstore.ID]bool // built for the first file with content, if any
 	for _, a := range dels {
+		if a.local.Type == "file" && len(a.local.Content) > 0 && wanted == nil {
+			if wanted = r.f.claims.wanted(); wanted == nil {
+				wanted = map[chunkstore.ID]bool{}
+			}
+		}
 		if a.local.Type == "file" && slices.ContainsFunc(a.local.Content, func(id chunkstore.ID) bool { return wanted[id] }) {
 			// another receiver may be building a file from it: deleted
 			// when planned again, once that one is built (see claims.wanted)
