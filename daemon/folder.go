@@ -144,6 +144,13 @@ func (d *Daemon) watchFolder(ctx context.Context, f *folder) error {
 				return nil
 			}
 			continue
+		case <-f.local.UnrecordedReady():
+			// placed by the receiver, whose commit then failed: the
+			// watcher dropped their arrivals as the receiver's own
+			b = watcher.Batch{Paths: f.local.TakeUnrecorded()}
+			if len(b.Paths) == 0 {
+				continue
+			}
 		case reply = <-f.confirm:
 			if _, held := f.health.Get(condHeld); !held {
 				reply <- fmt.Errorf("folder %s holds no deletes back", f.cfg.ID)

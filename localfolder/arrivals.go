@@ -2,6 +2,7 @@ package localfolder
 
 import (
 	"path"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,6 +24,9 @@ type arrivals struct {
 	mu sync.Mutex
 	m  map[string]map[string]arrival // directory → base name → announcement
 	n  int
+
+	unrecorded []string      // placed, announced, and not recorded: for the indexer
+	ready      chan struct{} // holds a value while unrecorded is not empty
 }
 
 type arrival struct {
@@ -139,4 +143,59 @@ func (a *arrivals) expire(now time.Time) {
 // split returns the directory ("." for the root) and base name of rel.
 func split(rel string) (string, string) {
 	return path.Dir(rel), path.Base(rel)
+}
+
+// Unrecorded hands over paths the receiver renamed into place, announced,
+// and then could not record in the index (its commit failed after the
+// renames: a failed syncfs, a failed index write). The watcher may have
+// dropped their arrivals, so the indexer is to look at them as if it had
+// reported them (see [Folder.TakeUnrecorded]); they are indexed as local
+// files then, as they would have been without announcements. At most
+// maxArrivals paths wait; beyond that the folder's periodic rescan finds
+// the rest.
+func (f *Folder) Unrecorded(paths []string) {
+	if len(paths) == 0 {
+		return
+	}
+	a := &f.arrivals
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.unrecorded = append(a.unrecorded, paths[:min(len(paths), maxArrivals-len(a.unrecorded))]...)
+	select {
+	case a.readyC() <- struct{}{}:
+	default:
+	}
+}
+
+// UnrecordedReady returns a channel that holds a value while paths handed
+// over by [Folder.Unrecorded] wait for [Folder.TakeUnrecorded].
+func (f *Folder) UnrecordedReady() <-chan struct{} {
+	a := &f.arrivals
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.readyC()
+}
+
+// TakeUnrecorded returns the paths handed over by [Folder.Unrecorded]
+// since the last call, sorted, each once, and forgets them.
+func (f *Folder) TakeUnrecorded() []string {
+	a := &f.arrivals
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-a.readyC():
+	default:
+	}
+	p := a.unrecorded
+	a.unrecorded = nil
+	slices.Sort(p) // sorted and once each, as the watcher reports paths
+	return slices.Compact(p)
+}
+
+// readyC returns the ready channel, made on first use; a.mu is held.
+func (a *arrivals) readyC() chan struct{} {
+	if a.ready == nil {
+		a.ready = make(chan struct{}, 1)
+	}
+	return a.ready
 }

@@ -2,6 +2,7 @@ package localfolder
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -94,5 +95,41 @@ func TestArrivalsBounded(t *testing.T) {
 	}
 	if f.arrivals.n > maxArrivals {
 		t.Errorf("%d announcements kept, bound %d", f.arrivals.n, maxArrivals)
+	}
+}
+
+// The paths of a failed commit wait for the indexer, sorted and once
+// each, and the ready channel tells when there are any.
+func TestUnrecorded(t *testing.T) {
+	f := newTestFolder(t, nil)
+	ready := func() bool {
+		select {
+		case <-f.UnrecordedReady():
+			return true
+		default:
+			return false
+		}
+	}
+	f.Unrecorded(nil)
+	if ready() {
+		t.Error("ready with nothing handed over")
+	}
+	f.Unrecorded([]string{"b", "a"})
+	f.Unrecorded([]string{"a", "c"})
+	if got := f.TakeUnrecorded(); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("took %v, want [a b c]", got)
+	}
+	if ready() {
+		t.Error("still ready once taken")
+	}
+	if got := f.TakeUnrecorded(); len(got) != 0 {
+		t.Errorf("took %v a second time", got)
+	}
+	f.Unrecorded([]string{"d"})
+	if !ready() {
+		t.Fatal("not ready with d handed over")
+	}
+	if got := f.TakeUnrecorded(); !slices.Equal(got, []string{"d"}) {
+		t.Errorf("took %v, want [d]", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -124,4 +125,38 @@ func inodeAt(t *testing.T, p string) uint64 {
 		t.Fatal(err)
 	}
 	return st.Ino
+}
+
+// A commit that fails after its renames (here at the index write) hands
+// the files it placed to the indexer: their arrivals were announced, the
+// watcher dropped them, and nothing else would report them. Indexed, they
+// are b's local files, and the peer's versions settle with them.
+func TestUnrecordedAfterFailedCommit(t *testing.T) {
+	a := newTestNode(t, "a", config.SendOnly)
+	b := newTestNode(t, "b", config.ReceiveOnly)
+	connect(a, b)
+	a.write(t, "one.txt", "first")
+	a.write(t, "d/two.txt", "second")
+	a.index(t)
+	var failed atomic.Bool
+	b.tune = func(n *Node) {
+		n.pullers[0].r.Hooks.BeforeRecord = func() error {
+			if failed.CompareAndSwap(false, true) {
+				return errors.New("injected: the index write failed")
+			}
+			return nil
+		}
+	}
+	a.start(t)
+	b.start(t)
+	var took []string
+	eventually(t, "the failed commit's files handed to the indexer", func() bool {
+		took = append(took, b.f.Local.TakeUnrecorded()...)
+		return slices.Contains(took, "one.txt") && slices.Contains(took, "d/two.txt")
+	})
+	if e, ok, err := b.f.Local.Index().Get("one.txt"); err != nil || ok && !e.Deleted {
+		t.Fatalf("one.txt in b's index after the failed commit: %+v, %v, %v", e, ok, err)
+	}
+	b.index(t) // the daemon indexes what it takes
+	converge(t, a, b)
 }

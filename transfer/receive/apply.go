@@ -53,6 +53,7 @@ type action struct {
 	done         bool
 	skip         bool         // nothing to do after all (ours turned out newer)
 	touched      bool         // changed by a local writer the moment it was placed: not the receiver's own
+	announced    bool         // renamed into place as announced to the watcher (see localfolder.Folder.Arriving)
 	dirty        atomic.Int64 // bytes written to file since its writeback was last started (see writeback.go)
 }
 
@@ -302,12 +303,17 @@ func (r *Receiver) Commit(pb *Prepared) ([]Failure, error) {
 	r.dirTimes(acts, at)
 	touched := touchedDirs(acts, at)
 	t5 := time.Now()
-	if err := r.durable(acts, pb.few); err != nil {
+	err := r.durable(acts, pb.few)
+	if err == nil && r.Hooks.BeforeRecord != nil {
+		err = r.Hooks.BeforeRecord()
+	}
+	if err != nil {
+		r.unrecorded(acts)
 		r.cleanup(pb)
 		return nil, err
 	}
 	t6 := time.Now()
-	err := r.f.Local.Index().Update(func(tx *state.Tx) error {
+	err = r.f.Local.Index().Update(func(tx *state.Tx) error {
 		if err := recordDirs(tx, touched); err != nil {
 			return err
 		}
@@ -326,6 +332,7 @@ func (r *Receiver) Commit(pb *Prepared) ([]Failure, error) {
 	})
 	r.cleanup(pb)
 	if err != nil {
+		r.unrecorded(acts)
 		return nil, fmt.Errorf("record %s: %w", r.f.Config.ID, err)
 	}
 	// the system's time, not the node's clock: the latency is measured

@@ -86,6 +86,7 @@ func (r *Receiver) place(a *action, at *atdir.Dirs) {
 		if err != nil && announced {
 			r.f.Local.NotArriving(p)
 		}
+		a.announced = announced && err == nil
 		release(old)
 		if err == nil || at.Remove(a.tmp) == nil {
 			a.tmp = "" // else (its directory was renamed) the batch's cleanup removes it
@@ -355,4 +356,17 @@ func recordDirs(tx *state.Tx, dirs map[string]fs.FileInfo) error {
 		}
 	}
 	return nil
+}
+
+// unrecorded hands the files of a commit that failed after their renames
+// to the indexer (see localfolder.Folder.Unrecorded): the watcher dropped
+// the arrivals the receiver announced, and nothing else would report them.
+func (r *Receiver) unrecorded(acts []*action) {
+	var paths []string
+	for _, a := range acts {
+		if a.announced {
+			paths = append(paths, a.e.Path)
+		}
+	}
+	r.f.Local.Unrecorded(paths)
 }

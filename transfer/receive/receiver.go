@@ -82,6 +82,10 @@ type Hooks struct {
 	// AfterPlace is called once rel was renamed into place, before the
 	// receiver looks at it again.
 	AfterPlace func(rel string)
+	// BeforeRecord is called once a batch's files are in place and made
+	// durable, before the index is written; an error it returns fails the
+	// commit there, as a failed index write would.
+	BeforeRecord func() error
 }
 
 // Counter counts what a [Receiver] applies, for metrics. Its methods are
