@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -159,4 +160,38 @@ func TestUnrecordedAfterFailedCommit(t *testing.T) {
 	}
 	b.index(t) // the daemon indexes what it takes
 	converge(t, a, b)
+}
+
+// A file whose own step fails after its rename (here the look at it, as
+// it vanished) is handed to the indexer too; the others of its batch are
+// recorded as usual.
+func TestUnrecordedAfterFailedPlace(t *testing.T) {
+	a := newTestNode(t, "a", config.SendOnly)
+	b := newTestNode(t, "b", config.ReceiveOnly)
+	connect(a, b)
+	a.write(t, "kept.txt", "kept")
+	a.write(t, "gone.txt", "moved away on b the moment it was placed")
+	a.index(t)
+	var once sync.Once
+	b.tune = func(n *Node) {
+		n.pullers[0].r.Hooks.AfterPlace = func(rel string) {
+			if rel == "gone.txt" {
+				once.Do(func() {
+					if err := os.Rename(filepath.Join(b.dir, rel), filepath.Join(b.dir, "elsewhere.txt")); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+		}
+	}
+	a.start(t)
+	b.start(t)
+	var took []string
+	eventually(t, "gone.txt handed to the indexer", func() bool {
+		took = append(took, b.f.Local.TakeUnrecorded()...)
+		return slices.Contains(took, "gone.txt")
+	})
+	if slices.Contains(took, "kept.txt") {
+		t.Errorf("handed over %v: kept.txt was recorded", took)
+	}
 }

@@ -308,7 +308,7 @@ func (r *Receiver) Commit(pb *Prepared) ([]Failure, error) {
 		err = r.Hooks.BeforeRecord()
 	}
 	if err != nil {
-		r.unrecorded(acts)
+		r.unrecorded(acts, true)
 		r.cleanup(pb)
 		return nil, err
 	}
@@ -332,9 +332,10 @@ func (r *Receiver) Commit(pb *Prepared) ([]Failure, error) {
 	})
 	r.cleanup(pb)
 	if err != nil {
-		r.unrecorded(acts)
+		r.unrecorded(acts, true)
 		return nil, fmt.Errorf("record %s: %w", r.f.Config.ID, err)
 	}
+	r.unrecorded(acts, false)
 	// the system's time, not the node's clock: the latency is measured
 	// from the file's mtime, which the peer's system set
 	now := time.Now()

@@ -358,13 +358,16 @@ func recordDirs(tx *state.Tx, dirs map[string]fs.FileInfo) error {
 	return nil
 }
 
-// unrecorded hands the files of a commit that failed after their renames
-// to the indexer (see localfolder.Folder.Unrecorded): the watcher dropped
-// the arrivals the receiver announced, and nothing else would report them.
-func (r *Receiver) unrecorded(acts []*action) {
+// unrecorded hands files the receiver renamed into place as announced,
+// and did not record, to the indexer (see localfolder.Folder.Unrecorded):
+// the watcher dropped their arrivals, and nothing else would report them.
+// With all, the commit failed after the renames and none is recorded;
+// else those whose own step failed after the rename (the look at the file
+// placed).
+func (r *Receiver) unrecorded(acts []*action, all bool) {
 	var paths []string
 	for _, a := range acts {
-		if a.announced {
+		if a.announced && (all || a.err != nil) {
 			paths = append(paths, a.e.Path)
 		}
 	}
