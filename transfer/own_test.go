@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -150,11 +151,7 @@ func TestUnrecordedAfterFailedCommit(t *testing.T) {
 	}
 	a.start(t)
 	b.start(t)
-	var took []string
-	eventually(t, "the failed commit's files handed to the indexer", func() bool {
-		took = append(took, b.f.Local.TakeUnrecorded()...)
-		return slices.Contains(took, "one.txt") && slices.Contains(took, "d/two.txt")
-	})
+	handedOver(t, b, "one.txt", "d/two.txt")
 	if e, ok, err := b.f.Local.Index().Get("one.txt"); err != nil || ok && !e.Deleted {
 		t.Fatalf("one.txt in b's index after the failed commit: %+v, %v, %v", e, ok, err)
 	}
@@ -186,12 +183,20 @@ func TestUnrecordedAfterFailedPlace(t *testing.T) {
 	}
 	a.start(t)
 	b.start(t)
-	var took []string
-	eventually(t, "gone.txt handed to the indexer", func() bool {
-		took = append(took, b.f.Local.TakeUnrecorded()...)
-		return slices.Contains(took, "gone.txt")
-	})
+	took := handedOver(t, b, "gone.txt")
 	if slices.Contains(took, "kept.txt") {
 		t.Errorf("handed over %v: kept.txt was recorded", took)
 	}
+}
+
+// handedOver waits until b's receiver has handed every one of paths to
+// the indexer, and returns all it handed over meanwhile.
+func handedOver(t *testing.T, b *testNode, paths ...string) []string {
+	t.Helper()
+	var took []string
+	eventually(t, fmt.Sprintf("%v handed to the indexer", paths), func() bool {
+		took = append(took, b.f.Local.TakeUnrecorded()...)
+		return !slices.ContainsFunc(paths, func(p string) bool { return !slices.Contains(took, p) })
+	})
+	return took
 }
