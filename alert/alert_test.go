@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/syncd/syncd/alert"
+	"github.com/syncd/syncd/internal/freeport"
 )
 
 // A new alert is one POST of the documented JSON, with the bearer token;
@@ -106,12 +107,10 @@ func TestRepeatAndResolve(t *testing.T) {
 // A receiver that is down is retried with doubling backoff, and gets the
 // message once it is up; the outage is logged when it starts and ends.
 func TestReceiverDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr() // below the ephemeral range: still free when listened on again below
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	tok := tokenFile(t, "s3cret-token", 0o400)
 	a, clk, logs := start(t, alert.Options{Webhooks: []alert.Webhook{{URL: "http://" + addr + "/secret-path", TokenFile: tok}}})
 
@@ -126,7 +125,7 @@ func TestReceiverDown(t *testing.T) {
 		t.Errorf("failed tries = %d, want 2", got)
 	}
 
-	ln, err = net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen again on %s: %v", addr, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/syncd/syncd/indexer"
 	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/internal/clock/clocktest"
+	"github.com/syncd/syncd/internal/freeport"
 	"github.com/syncd/syncd/localfolder"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/tlsid"
@@ -74,14 +75,16 @@ func (l *logBuffer) since(mark int) string {
 	return string(l.buf.Bytes()[mark:])
 }
 
+// freeAddr returns an address for a node to listen on: a port below the
+// ephemeral range, which no outgoing connection of the run can take
+// before the node binds it (see freeport.Addr).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // newTestNode makes a node named name with an empty folder.
