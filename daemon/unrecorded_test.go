@@ -33,7 +33,7 @@ func TestUnrecordedIndexed(t *testing.T) {
 		e, ok, err := f.local.Index().Get(rel)
 		return err == nil && ok && !e.Deleted
 	}
-	waitFor(t, "the first scan", f.scanned.Load)
+	waitFor(t, f, "the first scan", f.scanned.Load)
 
 	tmp := filepath.Join(f.cfg.Path, ownname.Temp())
 	if err := os.WriteFile(tmp, []byte("placed by the receiver"), 0o644); err != nil {
@@ -52,22 +52,32 @@ func TestUnrecordedIndexed(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(f.cfg.Path, "after.txt"), []byte("local"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "after.txt indexed", func() bool { return indexed("after.txt") })
+	waitFor(t, f, "after.txt indexed", func() bool { return indexed("after.txt") })
 	if indexed("placed.txt") {
 		t.Fatal("the announced arrival was indexed: the watcher reported it")
 	}
 	f.local.Unrecorded([]string{"placed.txt"})
-	waitFor(t, "placed.txt indexed once handed over", func() bool { return indexed("placed.txt") })
+	waitFor(t, f, "placed.txt indexed once handed over", func() bool { return indexed("placed.txt") })
 }
 
-// waitFor polls cond every 10 ms for up to 30 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor waits up to 30 s for cond, looking again whenever the folder's
+// index changes (f.local.Changed) and every 20 ms for what does not ring
+// it (the scanned flag is set just after the ring).
+func waitFor(t *testing.T, f *folder, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
+	for {
+		changed := f.local.Changed()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-deadline:
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
