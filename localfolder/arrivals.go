@@ -26,7 +26,7 @@ type arrivals struct {
 	n  int
 
 	unrecorded []string      // placed, announced, and not recorded: for the indexer
-	ready      chan struct{} // holds a value while unrecorded is not empty
+	ready      chan struct{} // made by New, buffered 1: holds a value while unrecorded is not empty
 }
 
 type arrival struct {
@@ -162,19 +162,14 @@ func (f *Folder) Unrecorded(paths []string) {
 	defer a.mu.Unlock()
 	a.unrecorded = append(a.unrecorded, paths[:min(len(paths), maxArrivals-len(a.unrecorded))]...)
 	select {
-	case a.readyC() <- struct{}{}:
+	case a.ready <- struct{}{}:
 	default:
 	}
 }
 
 // UnrecordedReady returns a channel that holds a value while paths handed
 // over by [Folder.Unrecorded] wait for [Folder.TakeUnrecorded].
-func (f *Folder) UnrecordedReady() <-chan struct{} {
-	a := &f.arrivals
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.readyC()
-}
+func (f *Folder) UnrecordedReady() <-chan struct{} { return f.arrivals.ready }
 
 // TakeUnrecorded returns the paths handed over by [Folder.Unrecorded]
 // since the last call, sorted, each once, and forgets them.
@@ -183,19 +178,11 @@ func (f *Folder) TakeUnrecorded() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	select {
-	case <-a.readyC():
+	case <-a.ready:
 	default:
 	}
 	p := a.unrecorded
 	a.unrecorded = nil
 	slices.Sort(p) // sorted and once each, as the watcher reports paths
 	return slices.Compact(p)
-}
-
-// readyC returns the ready channel, made on first use; a.mu is held.
-func (a *arrivals) readyC() chan struct{} {
-	if a.ready == nil {
-		a.ready = make(chan struct{}, 1)
-	}
-	return a.ready
 }

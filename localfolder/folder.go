@@ -43,6 +43,7 @@ func New(root string, index *state.Folder, clk clock.Clock) *Folder {
 	}
 	f := &Folder{root: root, index: index}
 	f.own.clk = clk
+	f.arrivals.ready = make(chan struct{}, 1)
 	return f
 }
 
