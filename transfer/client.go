@@ -35,8 +35,9 @@ const (
 
 // client speaks the protocol to one peer.
 type client struct {
-	hc   *http.Client
-	base string // https://address
+	hc   *http.Client // HTTP/2
+	h1   *http.Client // HTTP/1.1, for blocks (see http1)
+	base string       // https://address
 
 	// comp picks raw or compressed blocks (nil: the single zstd stream of
 	// protocol 1); frames says the peer serves framed responses (its
@@ -45,6 +46,13 @@ type client struct {
 	// sums is set when the peer serves segment sums (wire.FeatureSums).
 	sums   atomic.Bool
 	frames atomic.Bool
+	// http1 is set when the peer serves blocks over HTTP/1.1
+	// (wire.FeatureBlocksHTTP1): block responses then come over h1,
+	// guarded by pings (see guard) every probeAfter, each answered
+	// within probeTimeout (fields, so that tests can shorten them)
+	http1                    atomic.Bool
+	probeAfter, probeTimeout time.Duration
+	pings                    atomic.Int64 // pings sent, for tests
 }
 
 // newClient returns a client of the peer peerID at address whose
@@ -57,17 +65,18 @@ func newClient(id *tlsid.Identity, peerID tlsid.NodeID, address string, send, re
 	if dial == nil {
 		dial = func(ctx context.Context, addr string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) }
 	}
+	dialLimited := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, addr)
+		if err != nil || !send.limited() && !recv.limited() {
+			return c, err
+		}
+		lc := &limitedConn{Conn: c}
+		lc.setLimits(send, recv)
+		return lc, nil
+	}
 	tr := &http.Transport{
-		TLSClientConfig: tlsid.ClientConfig(id, peerID),
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dial(ctx, addr)
-			if err != nil || !send.limited() && !recv.limited() {
-				return c, err
-			}
-			lc := &limitedConn{Conn: c}
-			lc.setLimits(send, recv)
-			return lc, nil
-		},
+		TLSClientConfig:     tlsid.ClientConfig(id, peerID),
+		DialContext:         dialLimited,
 		TLSHandshakeTimeout: dialTimeout,
 		Protocols:           &p,
 		HTTP2: &http.HTTP2Config{
@@ -84,13 +93,18 @@ func newClient(id *tlsid.Identity, peerID tlsid.NodeID, address string, send, re
 	// s, in two runs each on a loaded machine), and a frame the sender has begun is still
 	// short enough to drain on a slow link when a response is abandoned
 	// (1 s at 1 Mbit/s; see TestSlowLink).
-	return &client{hc: &http.Client{Transport: tr}, base: "https://" + address}
+	return &client{hc: &http.Client{Transport: tr}, h1: newHTTP1(tr.TLSClientConfig, dialLimited),
+		base: "https://" + address, probeAfter: probeAfter, probeTimeout: probeTimeout}
 }
 
-func (c *client) close() { c.hc.CloseIdleConnections() }
+func (c *client) close() {
+	c.hc.CloseIdleConnections()
+	c.h1.CloseIdleConnections()
+}
 
-// get issues a request and checks its status; the caller closes the body.
-func (c *client) do(ctx context.Context, method, path string, q url.Values, body []byte) (*http.Response, error) {
+// do issues a request through hc and checks its status; the caller closes
+// the body.
+func (c *client) do(ctx context.Context, hc *http.Client, method, path string, q url.Values, body []byte) (*http.Response, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -103,7 +117,7 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values, body
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +132,7 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values, body
 func (c *client) hello(ctx context.Context) (wire.Hello, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := c.do(ctx, http.MethodGet, "/v1/hello", nil, nil)
+	resp, err := c.do(ctx, c.hc, http.MethodGet, "/v1/hello", nil, nil)
 	if err != nil {
 		return wire.Hello{}, err
 	}
@@ -135,7 +149,7 @@ func (c *client) index(ctx context.Context, folder string, since uint64, wait ti
 	defer cancel()
 	q := url.Values{"folder": {folder}, "since": {strconv.FormatUint(since, 10)},
 		"wait": {strconv.FormatInt(wait.Milliseconds(), 10)}}
-	resp, err := c.do(ctx, http.MethodGet, "/v1/index", q, nil)
+	resp, err := c.do(ctx, c.hc, http.MethodGet, "/v1/index", q, nil)
 	if err != nil {
 		return wire.IndexBatch{}, err
 	}
@@ -164,20 +178,26 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 	// the response's rate is measured in real time: the node's clock
 	// (the chooser's probe schedule) does not move with the bytes
 	start := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	resp, err := c.do(ctx, http.MethodPost, "/v1/blocks", params, q.Append(nil))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	hc, body := c.hc, &countReader{}
+	if c.http1.Load() {
+		hc = c.h1
+		stop := c.guard(body, cancel)
+		defer stop()
+	}
+	resp, err := c.do(ctx, hc, http.MethodPost, "/v1/blocks", params, q.Append(nil))
 	if err != nil {
 		if framed {
 			c.comp.end(fl, zstd, 0) // a probe that failed is no longer out
 		}
-		return err
+		return silent(ctx, err)
 	}
 	defer resp.Body.Close()
-	body := &countReader{r: resp.Body}
+	body.r = resp.Body
 	var abandoned atomic.Bool
 	if framed && !zstd {
-		stop := c.watch(body, turns, func() { abandoned.Store(true); cancel() })
+		stop := c.watch(body, turns, func() { abandoned.Store(true); cancel(nil) })
 		defer stop()
 	}
 	var br blockReader
@@ -193,6 +213,7 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 	if abandoned.Load() {
 		err = receive.ErrAbandoned
 	}
+	err = silent(ctx, err)
 	if framed {
 		if err != nil {
 			c.comp.end(fl, zstd, 0)
@@ -207,12 +228,21 @@ func (c *client) blocks(ctx context.Context, folder string, q *wire.BlockRequest
 	return err
 }
 
+// silent returns the error of a fetch whose guard found the peer silent
+// (see guard), err otherwise.
+func silent(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errLinkSilent) {
+		return cause
+	}
+	return err
+}
+
 // segmentSums asks for the segment sums of the blocks of q (see
 // wire.FeatureSums) and calls fn with each block's, in order: SumSize
 // bytes per segment, or ok false for a block the peer no longer has.
 func (c *client) segmentSums(ctx context.Context, folder string, q *wire.BlockRequest, fn func(i, j int, sums []byte, ok bool) error) error {
 	params := url.Values{"folder": {folder}, "compress": {"raw"}, "sums": {"1"}}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/blocks", params, q.Append(nil))
+	resp, err := c.do(ctx, c.hc, http.MethodPost, "/v1/blocks", params, q.Append(nil))
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,7 @@ func TestServeSegmentSums(t *testing.T) {
 		t.Errorf("%d bytes of sums for %d segments", len(want), n)
 	}
 	for _, params := range []string{"compress=raw&sums=2", "sums=1"} {
-		resp, err := c.do(t.Context(), "POST", "/v1/blocks?folder=www&"+params, nil, q.Append(nil))
+		resp, err := c.do(t.Context(), c.hc, "POST", "/v1/blocks?folder=www&"+params, nil, q.Append(nil))
 		if err == nil {
 			resp.Body.Close()
 			t.Errorf("%s: answered", params)

@@ -245,7 +245,7 @@ func TestHostileRequests(t *testing.T) {
 		t.Errorf("a folder not shared: %v", err)
 	}
 	raw := func(body []byte) string {
-		resp, err := c.do(ctx, http.MethodPost, "/v1/blocks", map[string][]string{"folder": {"www"}}, body)
+		resp, err := c.do(ctx, c.hc, http.MethodPost, "/v1/blocks", map[string][]string{"folder": {"www"}}, body)
 		if err != nil {
 			return err.Error()
 		}

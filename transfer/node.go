@@ -22,6 +22,7 @@ import (
 	"github.com/syncd/syncd/internal/clock"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/tlsid"
+	"github.com/syncd/syncd/transfer/wire"
 )
 
 // Node is the transfer service of one node: the peer protocol's server
@@ -37,6 +38,8 @@ type Node struct {
 	names   map[uint64]string // node short ID → ID prefix, for conflict names
 
 	blocksServed atomic.Int64  // bytes of file content sent to peers
+	blocksHTTP1  atomic.Int64  // block responses served over HTTP/1.1
+	features     []string      // what hello lists (wire.Hello.Features)
 	indexID      string        // this node's index, see wire.HelloFolder.Index
 	serving      chan struct{} // a slot per block response being written
 
@@ -49,6 +52,7 @@ type Node struct {
 	pf     map[pfKey]*pfCounters
 
 	sendLim, recvLim *rate.Limiter // node.max_send_rate, max_recv_rate; nil: none
+	stall            time.Duration // see writeStall; a field, so that tests can shorten it
 
 	// Dial, if set before Run or Serve, connects to a peer's address
 	// instead of TCP: protocol tests run nodes over in-memory pipes.
@@ -90,8 +94,9 @@ func New(cfg *config.Config, id *tlsid.Identity, db *state.DB, folders []*Folder
 		names: map[uint64]string{id.ID.Uint64(): id.ID.Short()}, conns: map[net.Conn]*peerState{},
 		peerSt: map[string]*peerState{}, pf: map[pfKey]*pfCounters{},
 		acks: map[string]map[string]uint64{}, serving: make(chan struct{}, maxServing()),
-		clk: clk, reps: map[*Folder]*reporters{},
-		sendLim: newLimiter(cfg.Node.MaxSendRate), recvLim: newLimiter(cfg.Node.MaxRecvRate)}
+		clk: clk, reps: map[*Folder]*reporters{}, stall: writeStall,
+		features: []string{wire.FeatureFrames, wire.FeatureSums, wire.FeatureBlocksHTTP1},
+		sendLim:  newLimiter(cfg.Node.MaxSendRate), recvLim: newLimiter(cfg.Node.MaxRecvRate)}
 	for _, p := range cfg.Peers {
 		pid, err := tlsid.ParseNodeID(p.ID)
 		if err != nil {
@@ -189,10 +194,12 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener) error {
 	return g.Wait()
 }
 
-// serve runs the HTTP/2 server on ln until ctx ends.
+// serve runs the server on ln until ctx ends: HTTP/2, and HTTP/1.1 for
+// the block requests of peers that ask for it (wire.FeatureBlocksHTTP1).
 func (n *Node) serve(ctx context.Context, ln net.Listener) error {
 	var p http.Protocols
 	p.SetHTTP2(true)
+	p.SetHTTP1(true)
 	srv := &http.Server{
 		Handler:           n.Handler(),
 		TLSConfig:         tlsid.ServerConfig(n.id, n.allowed, n.log),
@@ -217,7 +224,7 @@ func (n *Node) serve(ctx context.Context, ln net.Listener) error {
 			srv.Close()
 		}
 	}()
-	err := srv.Serve(tls.NewListener(limitedListener{ln, n.sendLim, n.recvLim}, srv.TLSConfig))
+	err := srv.Serve(tls.NewListener(limitedListener{ln, n.sendLim, n.recvLim, n.stall}, srv.TLSConfig))
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("node.listen: %w", err)
 	}

@@ -178,6 +178,7 @@ func (p *puller) session(ctx context.Context) error {
 	}
 	p.c.frames.Store(slices.Contains(h.Features, wire.FeatureFrames))
 	p.c.sums.Store(p.c.frames.Load() && slices.Contains(h.Features, wire.FeatureSums))
+	p.c.http1.Store(slices.Contains(h.Features, wire.FeatureBlocksHTTP1))
 	i := slices.IndexFunc(h.Folders, func(hf wire.HelloFolder) bool { return hf.ID == p.f.Config.ID })
 	if i < 0 {
 		return fmt.Errorf("peer does not share folder %s with this node", p.f.Config.ID)

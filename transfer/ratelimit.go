@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
@@ -62,6 +63,9 @@ func (ls *limiters) limited() bool { return ls[0] != nil || ls[1] != nil }
 type limitedConn struct {
 	net.Conn
 	send, recv atomic.Pointer[limiters]
+	// stall, if not 0, fails a write that sends nothing for that long
+	// (see writeStall): each piece written sets the write deadline
+	stall time.Duration
 }
 
 // setLimits sets the limiters c draws on from now on.
@@ -73,13 +77,13 @@ func (c *limitedConn) setLimits(send, recv limiters) {
 func (c *limitedConn) Write(p []byte) (int, error) {
 	ls := c.send.Load()
 	if ls == nil || !ls.limited() {
-		return c.Conn.Write(p)
+		return c.write(p)
 	}
 	written := 0
 	for len(p) > 0 {
 		n := min(len(p), ls.burst())
 		ls.wait(n)
-		m, err := c.Conn.Write(p[:n])
+		m, err := c.write(p[:n])
 		written += m
 		if err != nil {
 			return written, err
@@ -87,6 +91,16 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// write writes p to the connection within c.stall, if set: the deadline
+// is set after the limiters' wait, so a rate limit does not count as a
+// stall.
+func (c *limitedConn) write(p []byte) (int, error) {
+	if c.stall > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *limitedConn) Read(p []byte) (int, error) {
@@ -102,10 +116,12 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 }
 
 // limitedListener wraps each accepted connection in a limitedConn with
-// the node's limiters; connState adds the peer's once it is known.
+// the node's limiters and stall; connState adds the peer's limiters once
+// it is known.
 type limitedListener struct {
 	net.Listener
 	send, recv *rate.Limiter
+	stall      time.Duration
 }
 
 func (l limitedListener) Accept() (net.Conn, error) {
@@ -114,7 +130,7 @@ func (l limitedListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	lowUnsent(c)
-	lc := &limitedConn{Conn: c}
+	lc := &limitedConn{Conn: c, stall: l.stall}
 	lc.setLimits(limiters{l.send}, limiters{l.recv})
 	return lc, nil
 }

@@ -34,6 +34,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/hello", n.serveHello)
 	mux.HandleFunc("GET /v1/index", n.serveIndex)
 	mux.HandleFunc("POST /v1/blocks", n.serveBlocks)
+	mux.HandleFunc("GET /v1/ping", n.servePing)
 	return mux
 }
 
@@ -92,7 +93,7 @@ func (n *Node) serveHello(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := wire.Hello{Protocol: wire.Protocol, Node: n.cfg.Node.Name, Folders: []wire.HelloFolder{},
-		Features: []string{wire.FeatureFrames, wire.FeatureSums}}
+		Features: n.features}
 	for _, f := range n.order {
 		if sharedWith(f, peer) {
 			fp := f.Chunking.Fingerprint()
@@ -230,6 +231,9 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		defer func() { <-n.serving }()
 	case <-r.Context().Done():
 		return
+	}
+	if r.ProtoMajor == 1 {
+		n.blocksHTTP1.Add(1)
 	}
 	w.Header().Set("Content-Type", "application/x-syncd-blocks")
 	var bw interface{ Write([]byte) error }

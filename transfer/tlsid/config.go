@@ -12,8 +12,13 @@ import (
 // whose certificate is not one the configuration allows.
 var ErrUnknownPeer = errors.New("unknown peer")
 
-// ALPN is the only application protocol the configurations offer: HTTP/2.
+// ALPN is the application protocol the configurations offer: HTTP/2.
+// A server also accepts [ALPNHTTP1], which a client asks for on the
+// connections it fetches blocks over (see wire.FeatureBlocksHTTP1).
 const ALPN = "h2"
+
+// ALPNHTTP1 is HTTP/1.1's application protocol name.
+const ALPNHTTP1 = "http/1.1"
 
 // ServerConfig returns the TLS configuration of a node's listener: TLS 1.3
 // only, offering [ALPN], presenting id's certificate and requiring one from
@@ -23,12 +28,14 @@ const ALPN = "h2"
 // ID, and is logged on log at warn level with the remote address, so an
 // operator can add the peer. allowed is called once per handshake, from the
 // handshake's goroutine, so it may consult a configuration that changes.
+// It offers [ALPN] first and [ALPNHTTP1].
 func ServerConfig(id *Identity, allowed func(NodeID) (name string, ok bool), log *slog.Logger) *tls.Config {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	server := func(remote string) *tls.Config {
 		c := baseConfig(id)
+		c.NextProtos = []string{ALPN, ALPNHTTP1}
 		c.ClientAuth = tls.RequireAnyClientCert
 		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
 			peer, err := idOfRaw(raw)
@@ -59,7 +66,8 @@ func ServerConfig(id *Identity, allowed func(NodeID) (name string, ok bool), log
 }
 
 // ClientConfig returns the TLS configuration for dialing the peer whose ID
-// is want: TLS 1.3 only, offering [ALPN], presenting id's certificate. The
+// is want: TLS 1.3 only, offering [ALPN] (a caller may replace NextProtos
+// with [ALPNHTTP1]), presenting id's certificate. The
 // server is authenticated by its pinned ID, not by a certificate authority
 // or a host name: a server with any other key fails the handshake with an
 // error that matches [ErrUnknownPeer] and names both IDs.

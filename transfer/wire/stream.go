@@ -39,6 +39,14 @@ type Hello struct {
 // compress=raw or compress=zstd with a framed response (see FrameWriter).
 const FeatureFrames = "frames"
 
+// FeatureBlocksHTTP1 says that a node also serves the protocol over
+// HTTP/1.1 (TLS ALPN "http/1.1") and answers GET /v1/ping: a puller may
+// then ask for blocks over HTTP/1.1 connections of their own, which
+// carry a block response with fewer copies than an HTTP/2 stream, and
+// proves the link alive by pinging over its HTTP/2 connection while it
+// waits (PROTOCOL.md, "Block responses over HTTP/1.1").
+const FeatureBlocksHTTP1 = "blocks-http1"
+
 // HelloFolder is a folder a node shares with the asking peer.
 type HelloFolder struct {
 	ID       string `json:"id"`

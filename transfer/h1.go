@@ -1,0 +1,131 @@
+package transfer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/syncd/syncd/transfer/tlsid"
+)
+
+// Block responses over HTTP/1.1 (wire.FeatureBlocksHTTP1). An HTTP/2
+// stream brings a block response through two more copies than an
+// HTTP/1.1 connection (the transport's frame buffer and the stream's
+// pipe), and its sender frames it: on the bench's initial mirror that
+// was 0.4–0.6 s of the two daemons' CPU (docs/BENCHMARKS.md, issue 14).
+// A puller whose peer serves it asks for blocks over HTTP/1.1
+// connections of their own and keeps HTTP/2 for the rest.
+//
+// HTTP/1.1 has no PING, so its connection proves nothing while a
+// response is awaited: behind a proxy or a NAT that still acknowledges,
+// a dead link would hold a fetch, and a served response's slot, for as
+// long as TCP keeps it open. Two guards take the PING's place:
+//   - the receiver: while a response brings no byte for probeAfter, it
+//     pings the peer over its HTTP/2 connection (GET /v1/ping), whose
+//     PINGs find a dead link; no answer within probeTimeout cancels the
+//     fetch with errLinkSilent. A peer that is only slow to answer (its
+//     serving slots taken, a busy disk) answers its ping;
+//   - the server: a write to a peer's connection that sends nothing for
+//     writeStall fails (limitedConn.stall), so a response to a peer gone
+//     silent gives its serving slot back.
+const (
+	probeAfter   = 5 * time.Second
+	probeTimeout = 10 * time.Second
+	writeStall   = 30 * time.Second
+)
+
+// errLinkSilent ends a fetch over HTTP/1.1 whose peer did not answer a
+// ping while the response waited.
+var errLinkSilent = errors.New("peer silent: no answer to a ping while a block response waited")
+
+// newHTTP1 returns the client of block requests over HTTP/1.1, with the
+// TLS configuration of the HTTP/2 client (base) but its ALPN and dialing
+// as dial does.
+func newHTTP1(base *tls.Config, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	cfg := base.Clone()
+	cfg.NextProtos = []string{tlsid.ALPNHTTP1}
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     cfg,
+		DialContext:         dial,
+		TLSHandshakeTimeout: dialTimeout,
+		Protocols:           &p,
+		// a connection per response in flight: the receiver's fetchers
+		// of the batches it prepares at once
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}}
+}
+
+// guard watches a response over HTTP/1.1 whose bytes are counted by body,
+// from before its headers come: each time probeAfter passes without a
+// byte, it pings the peer, and if the ping fails, cancels the fetch with
+// errLinkSilent. It stops when stop is called.
+func (c *client) guard(body *countReader, cancel context.CancelCauseFunc) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(c.probeAfter)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			if n := body.n.Load(); n != last {
+				last = n
+				continue
+			}
+			if err := c.ping(done); err != nil {
+				select {
+				case <-done: // the fetch ended meanwhile
+				default:
+					cancel(fmt.Errorf("%w (%v)", errLinkSilent, err))
+				}
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// ping asks the peer for GET /v1/ping over the HTTP/2 connection, within
+// c.probeTimeout or until done is closed.
+func (c *client) ping(done <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.probeTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c.pings.Add(1)
+	resp, err := c.do(ctx, c.hc, http.MethodGet, "/v1/ping", nil, nil)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil
+}
+
+// servePing answers GET /v1/ping: an empty answer, which tells a puller
+// waiting for a block response over HTTP/1.1 that the link is alive.
+func (n *Node) servePing(w http.ResponseWriter, r *http.Request) {
+	peer, err := n.peerName(r)
+	if err != nil {
+		n.refuse(w, r, http.StatusForbidden, err)
+		return
+	}
+	n.seen(peer)
+}
