@@ -60,7 +60,7 @@ type Node struct {
 
 	mu      sync.Mutex
 	pullers []*puller
-	conns   map[net.Conn]*peerState      // open connections from peers, by whom
+	conns   map[net.Conn]*peerState      // open connections from peers, by whom (nil: not counted, see connState)
 	acks    map[string]map[string]uint64 // peer → folder → since it asked for
 }
 
@@ -249,11 +249,14 @@ type peerState struct {
 	back *bell.Bell
 }
 
-// connState counts the connections each peer has open to this node
-// (http.Server.ConnState): the peer's own pullers. One that ends (the
-// peer's process killed, its PING unanswered: see pingAfter) counts at
-// once, so a node that only serves a peer sees it go without waiting
-// for a request that does not come.
+// connState counts the HTTP/2 connections each peer has open to this
+// node (http.Server.ConnState): the peer's own pullers. One that ends
+// (the peer's process killed, its PING unanswered: see pingAfter) counts
+// at once, so a node that only serves a peer sees it go without waiting
+// for a request that does not come. A connection over HTTP/1.1 (a
+// puller's block fetches, see wire.FeatureBlocksHTTP1) gets the peer's
+// rate limits but does not count: it has no PING, and an idle one stays
+// open for minutes after its peer went silent.
 func (n *Node) connState(c net.Conn, s http.ConnState) {
 	switch s {
 	case http.StateActive: // once the handshake is done, and at each stream after idle
@@ -278,16 +281,22 @@ func (n *Node) connState(c net.Conn, s http.ConnState) {
 			lc.setLimits(n.peerLimits(p.Name))
 		}
 		ps := n.peerSt[p.Name]
+		ps.back.Ring()
+		if tc.ConnectionState().NegotiatedProtocol != tlsid.ALPN {
+			n.conns[c] = nil // known, not counted
+			return
+		}
 		n.conns[c] = ps
 		ps.conns.Add(1)
-		ps.back.Ring()
 	case http.StateClosed, http.StateHijacked:
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		if ps, ok := n.conns[c]; ok {
 			delete(n.conns, c)
-			ps.lastIn.Store(n.clk.Now().UnixNano())
-			ps.conns.Add(-1)
+			if ps != nil {
+				ps.lastIn.Store(n.clk.Now().UnixNano())
+				ps.conns.Add(-1)
+			}
 		}
 	}
 }

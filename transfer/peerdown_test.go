@@ -114,9 +114,18 @@ func TestPeerDownShownAtOnce(t *testing.T) {
 // PeerDownAfter of real time. The nodes' clock stands still meanwhile.
 func TestPeerSilentShownWithinPeerDownAfter(t *testing.T) {
 	a, b := newTestNode(t, "a", config.SendOnly), newTestNode(t, "b", config.ReceiveOnly)
+	// a file, so that b fetches blocks and keeps its HTTP/1.1 connections
+	// to a open: they have no PING, and must not keep b shown up on a
+	a.write(t, "f", "content")
+	a.index(t)
 	clk := onFakeClock(a, b)
 	toA, toB := proxied(t, a, b)
-	drive(t, clk, "both connected", func() bool { return connected(t, a) && connected(t, b) })
+	drive(t, clk, "both connected, the file mirrored", func() bool {
+		return connected(t, a) && connected(t, b) && sameTrees(t, a, b)
+	})
+	if a.node.blocksHTTP1.Load() == 0 {
+		t.Fatal("no block response over HTTP/1.1")
+	}
 	toA.Blackhole()
 	toB.Blackhole()
 	slack := 3 * time.Second
