@@ -48,6 +48,10 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		}
 		var missing []wire.Block
 		var off int64
+		var dw *directRun // see direct.go
+		if a.e.Size >= directMin {
+			dw = openDirect(at, a.tmp, f, a.wrote)
+		}
 		for i, id := range a.e.Content {
 			n := a.e.Lengths[i]
 			if resumed && rd.holds(f, id, n, off) {
@@ -55,15 +59,19 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 				continue // received by an earlier try
 			}
 			if data, ok := rd.read(id, n); ok {
-				if _, err := f.WriteAt(data, off); err != nil {
+				if err := writeLocal(f, dw, a, data, off); err != nil {
 					a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
 					break
 				}
-				a.wrote(len(data))
 			} else {
 				missing = append(missing, wire.Block{Offset: off, Length: n, ID: id})
 			}
 			off += int64(n)
+		}
+		if dw != nil {
+			if err := dw.close(); err != nil && a.err == nil {
+				a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
+			}
 		}
 		// A new file gets every byte written (the chunks add up to its
 		// size: wire.Entry.Check); a resumed or reserved one may be longer.
@@ -121,5 +129,18 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			a.tmp = ""
 		}
 	}
+	return nil
+}
+
+// writeLocal writes a chunk found locally at off of a's temporary file f,
+// through dw if it is not nil.
+func writeLocal(f *os.File, dw *directRun, a *action, data []byte, off int64) error {
+	if dw != nil {
+		return dw.write(data, off)
+	}
+	if _, err := f.WriteAt(data, off); err != nil {
+		return err
+	}
+	a.wrote(len(data))
 	return nil
 }
