@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/syncd/syncd/config"
@@ -59,6 +60,19 @@ func TestEditFetchesTheSegmentsThatDiffer(t *testing.T) {
 	}
 	if !strings.Contains(b.log.String(), "narrowed to the segments that differ") {
 		t.Errorf("b did not log the narrowed blocks:\n%s", b.log)
+	}
+}
+
+// A large file's blocks are written to its temporary file with O_DIRECT,
+// both those fetched (its initial mirror) and those copied from the old
+// copy (the edit): more than a 24 MiB file's worth in all.
+func TestLargeFileWrittenDirect(t *testing.T) {
+	var direct atomic.Int64
+	editFixture(t, func(n *Node) {
+		n.pullers[0].r.Hooks.Direct = func(n int64) { direct.Add(n) }
+	})
+	if got := direct.Load(); got < 40<<20 {
+		t.Errorf("%d bytes written with O_DIRECT, want more than 40 MiB of the 2 × 24 MiB built", got)
 	}
 }
 

@@ -51,6 +51,7 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		var dw *directRun // see direct.go
 		if a.e.Size >= directMin {
 			dw = openDirect(at, a.tmp, f, a.wrote)
+			dw.report = r.Hooks.Direct
 		}
 		for i, id := range a.e.Content {
 			n := a.e.Lengths[i]
@@ -86,12 +87,12 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		}
 	}
 	pcs, owners := r.delta(ctx, &q, owners, at)
-	if err := r.fetchAll(ctx, &q, owners); err != nil {
+	if err := r.fetchAll(ctx, &q, owners, at); err != nil {
 		return err
 	}
 	if rq, ro := r.checkPieced(pcs); len(ro) > 0 {
 		r.Log.Debug("blocks put together from segments do not match their IDs: asked for whole", "files", len(ro))
-		if err := r.fetchAll(ctx, rq, ro); err != nil {
+		if err := r.fetchAll(ctx, rq, ro, at); err != nil {
 			return err
 		}
 	}

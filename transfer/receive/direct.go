@@ -37,15 +37,17 @@ var directBufs = freelist.New(builders, directBuf+directAlign)
 // the file's bytes from base, an aligned offset: buf[lo:hi] are those not
 // written yet.
 type directRun struct {
-	fd       *os.File                         // the file, O_DIRECT; nil: refused, all buffered
-	buffered *os.File                         // the file as the builder opened it
-	dirty    func(int)                        // told of the bytes written through the page cache
-	raw      []byte                           // what buf is cut from (given back to directBufs)
-	buf      []byte                           // aligned, directBuf long
-	base     int64                            // the file offset of buf[0]
-	lo, hi   int                              // buf[lo:hi] is not written yet
-	direct   int64                            // bytes written with O_DIRECT, for tests
-	pwrite   func([]byte, int64) (int, error) // the direct write; tests replace it
+	fd       *os.File    // the file, O_DIRECT; nil: refused, all buffered
+	buffered *os.File    // the file as the builder opened it
+	dirty    func(int)   // told of the bytes written through the page cache
+	raw      []byte      // what buf is cut from (given back to directBufs)
+	buf      []byte      // aligned, directBuf long
+	base     int64       // the file offset of buf[0]
+	lo, hi   int         // buf[lo:hi] is not written yet
+	direct   int64       // bytes written with O_DIRECT
+	report   func(int64) // if set, told of direct at close (Hooks.Direct)
+
+	pwrite func([]byte, int64) (int, error) // the direct write; tests replace it
 }
 
 // openDirect returns a direct writer of the temporary file tmp, which the
@@ -155,6 +157,9 @@ func (d *directRun) close() error {
 			err = cerr
 		}
 		d.fd = nil
+	}
+	if d.report != nil && d.direct > 0 {
+		d.report(d.direct)
 	}
 	if d.raw != nil {
 		directBufs.Put(d.raw)

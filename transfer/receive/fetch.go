@@ -10,6 +10,7 @@ import (
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/crypto"
+	"github.com/syncd/syncd/internal/atdir"
 	"github.com/syncd/syncd/transfer/wire"
 )
 
@@ -41,9 +42,10 @@ var errAllFailed = errors.New("every file of the request failed")
 var ErrAbandoned = errors.New("blocks: the response slowed down and was abandoned")
 
 // fetchAll gets the blocks of q from the peer and writes each, checked
-// against its ID, into the temporary file of owners[i]. A block that is
-// missing or wrong fails its file, not the batch.
-func (r *Receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []*action) error {
+// against its ID, into the temporary file of owners[i] (in the
+// directories at; a large file's with O_DIRECT, see direct.go). A block
+// that is missing or wrong fails its file, not the batch.
+func (r *Receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []*action, at *atdir.Dirs) error {
 	if len(q.Files) == 0 {
 		return nil
 	}
@@ -70,6 +72,34 @@ func (r *Receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 	for range fetchers {
 		g.Go(func() error {
 			h := crypto.NewHasher(r.f.Chunking.Key)
+			// the blocks of a large file that come one after the other
+			// are written as a run (see direct.go); it ends with the file
+			// or the response
+			var run *directRun
+			var runOf *action
+			endRun := func() {
+				if run != nil {
+					if err := run.close(); err != nil {
+						fail(runOf, fmt.Errorf("write %s: %w", runOf.e.Path, err))
+					}
+					run, runOf = nil, nil
+				}
+			}
+			write := func(a *action, data []byte, off int64) error {
+				if a.e.Size < directMin {
+					_, err := a.file.WriteAt(data, off)
+					if err == nil {
+						a.wrote(len(data))
+					}
+					return err
+				}
+				if runOf != a {
+					endRun()
+					run, runOf = openDirect(at, a.tmp, a.file, a.wrote), a
+					run.report = r.Hooks.Direct
+				}
+				return run.write(data, off)
+			}
 			for p := cut.next(); p != nil; p = cut.next() {
 				if allFailed(p.owners) {
 					continue // a full disk, say: nothing to ask for
@@ -91,10 +121,9 @@ func (r *Receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 						if failed {
 							break // no more of a failed file: the space is for the others
 						}
-						if _, err := a.file.WriteAt(data, b.Offset); err != nil {
+						if err := write(a, data, b.Offset); err != nil {
 							fail(a, fmt.Errorf("write %s: %w", a.e.Path, err))
 						} else {
-							a.wrote(len(data))
 							r.Count.AddFetched(len(data))
 							return nil
 						}
@@ -104,6 +133,7 @@ func (r *Receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 					}
 					return nil
 				})
+				endRun()
 				switch {
 				case errors.Is(err, errAllFailed):
 				case errors.Is(err, ErrAbandoned) && ctx.Err() == nil:

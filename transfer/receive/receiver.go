@@ -86,6 +86,9 @@ type Hooks struct {
 	// durable, before the index is written; an error it returns fails the
 	// commit there, as a failed index write would.
 	BeforeRecord func() error
+	// Direct is called with the bytes of a large file's run written with
+	// O_DIRECT (see direct.go), from the goroutine that wrote them.
+	Direct func(n int64)
 }
 
 // Counter counts what a [Receiver] applies, for metrics. Its methods are
