@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/syncd/syncd/config"
+	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/wire"
 )
 
@@ -129,6 +131,50 @@ func TestDeleteBatchesPreparedAhead(t *testing.T) {
 	}
 	a.index(t)
 	converge(t, a, b)
+}
+
+// A directory's delete planned before the batches that delete its
+// contents are committed (prepared ahead, committed after them) is not
+// held up: those batches recorded the directory's new mtime (recordDirs),
+// a new sequence number for it but no local change. It waited for one,
+// and was retried 2 s later: the bench's mutation round took 3.4 s
+// instead of 1.2 s in 2 pairs of 5.
+func TestDirDeletePlannedBeforeItsContents(t *testing.T) {
+	a := newTestNode(t, "a", config.SendOnly)
+	b := newTestNode(t, "b", config.ReceiveOnly)
+	connect(a, b)
+	const n = 2500 // three batches of deletes, gone itself in the last
+	for i := range n {
+		a.write(t, fmt.Sprintf("gone/f%04d", i), fmt.Sprint(i))
+	}
+	a.index(t)
+	a.start(t)
+	b.start(t)
+	converge(t, a, b)
+	left := func() int { // gone and its files, still in b's index
+		k := 0
+		b.f.Local.Index().Walk("gone", func(_ string, e state.Entry) error {
+			if !e.Deleted {
+				k++
+			}
+			return nil
+		})
+		return k
+	}
+	b.node.pullers[0].r.Hooks.AfterBuild = holdFirst(t, holds("gone", true),
+		func() bool { return left() <= n-2000+1 }, // gone itself and its last 500
+		func() string {
+			return fmt.Sprintf("the batches before gone's were not committed while it was held: %d files left", left())
+		})
+	if err := os.RemoveAll(filepath.Join(a.dir, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	a.index(t)
+	converge(t, a, b)
+	if log := b.log.String(); strings.Contains(log, "waits for a local change") {
+		t.Errorf("the delete of gone waited for a local change:\n%s", log)
+
+	}
 }
 
 // holdFirst returns an AfterBuild hook that, called with the first batch

@@ -501,11 +501,24 @@ func (r *Receiver) recheck(acts []*action) {
 				}
 				a.rec.Vector = remote.Vector.Merge(now.Vector)
 			}
+		case have && a.have && now.Version != a.local.Version && statOnly(a.local, now):
+			// only the directory's stat was recorded meanwhile: an
+			// earlier batch added or removed entries in it (recordDirs)
+			a.local = now
 		case have != a.have || have && now.Version != a.local.Version:
 			a.err = ErrLocalChange
 		}
 		// the disk is checked right before each move (place, deletes)
 	}
+}
+
+// statOnly reports whether now differs from was, both a directory's
+// index entries, in what its stat says alone (its mtime and ctime, as
+// recordDirs records them): the same version vector and mode, so no
+// change anybody made to it.
+func statOnly(was, now state.Entry) bool {
+	return was.Type == "dir" && now.Type == "dir" && !was.Deleted && !now.Deleted &&
+		was.Mode == now.Mode && was.Vector.Compare(now.Vector) == state.Equal
 }
 
 // diskOK checks that the disk at e.Path is what the index says (see
