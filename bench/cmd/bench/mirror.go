@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/syncd/syncd/internal/faultproxy"
 )
 
@@ -27,6 +29,7 @@ var mirrorMetricDefs = []metric{
 	{id: "mutation-floor", title: "one mutation round: its new random bytes (50 uploads, the 1 MiB overwrite), a floor for any tool, vs rsync's bytes both ways (informational)", unit: byteCount},
 	{id: "initial-bytes", title: "bytes on the wire for the initial mirror, both directions (informational)", unit: byteCount},
 	{id: "initial-z", title: "initial mirror against `rsync -z --compress-choice=zstd`, which compresses as ours does (informational)", unit: seconds},
+	{id: "initial-durable", title: "initial mirror against `rsync -a` followed by a `syncfs` of its destination, which makes its files as durable as ours are when ours is complete (informational; rsync's CPU without the kernel's writeback)", unit: seconds},
 	{id: "mutation-time", title: "one mutation round: start of the mutation to replica complete (informational)", unit: seconds},
 	{id: "initial-from-start", title: "ours: initial mirror from the start of node A's process (informational)", unit: seconds, anchorless: true},
 }
@@ -83,7 +86,9 @@ func mirrorBackend(ver string) Backend {
 			"B's copy (every 2 ms) that finds it at full size (syncd renames a complete file into place); their " +
 			"contents, modes and mtimes are checked afterwards (`sync` runs before the series). The latency rows are the median over pairs of each " +
 			"pair's percentile. `sync` runs before each timed start. Neither tool compresses by default; rsync does " +
-			"not fsync, syncd fsyncs every file (issue 6). Replica comparison: the same paths, types and permission " +
+			"not fsync, syncd fsyncs every file (issue 6); the initial-durable row adds to rsync's initial run a " +
+			"syncfs(2) of its destination's file system, timed right after its exit (its kernel writeback's CPU is " +
+			"not counted). Replica comparison: the same paths, types and permission " +
 			"bits; for files size, mtime (ns) and bytes; for symlinks the target (not directory mtimes, owners or " +
 			"hard links).",
 	}
@@ -189,6 +194,7 @@ func (s *suite) pairMirror(ctx context.Context, p int, rd *rsyncDaemon, rp *faul
 	wall := done.Sub(up).Seconds()
 	bytes := mp.proxy.BytesUp() + mp.proxy.BytesDown()
 	s.recordMirror("initial", 0, wall, cpu)
+	s.recordMirror("initial-durable", 0, wall, cpu)
 	s.record("initial-from-start", 0, done.Sub(startA).Seconds())
 	s.record("initial-bytes", 0, float64(bytes))
 	s.say(p, "initial   ours   %7.2f s (cpu %6.2f s, both daemons), %.2f s from A's start; wire %s (B→A %s, A→B %s)",
@@ -279,6 +285,22 @@ func (s *suite) recordMirror(id string, i int, v, cpu float64) {
 // against (rsync starts when the change has ended).
 var rsyncAlso = map[string][]string{"mutation-time": {"mutation-catchup"}}
 
+// rsyncDurable names the row that times a run of rsync and a syncfs of its
+// destination right after it: ours makes every file durable before it
+// counts the mirror complete, rsync leaves that to the kernel after its
+// exit.
+var rsyncDurable = map[string]string{"initial": "initial-durable"}
+
+// syncFS makes the file system holding dir durable (syncfs(2)).
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
+}
+
 // rsyncRun pushes src to the rsync daemon through the proxy rp, records
 // its wall time under timeID (with the CPU time of the client and of the
 // daemon's receiver), the proxy's count both ways under bytesID and, if
@@ -291,6 +313,15 @@ func (s *suite) rsyncRun(ctx context.Context, p int, rd *rsyncDaemon, rp *faultp
 	if err != nil {
 		return 0, err
 	}
+	var synced time.Duration // the syncfs after the run, for rsyncDurable's row
+	durableID := rsyncDurable[timeID]
+	if durableID != "" {
+		t := time.Now()
+		if err := syncFS(rd.dst); err != nil {
+			return 0, err
+		}
+		synced = time.Since(t)
+	}
 	// The daemon reaps its forked receiver soon after the client ends;
 	// only then is the receiver's CPU time counted in the daemon's.
 	if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
@@ -301,6 +332,10 @@ func (s *suite) rsyncRun(ctx context.Context, p int, rd *rsyncDaemon, rp *faultp
 	s.recordMirror(timeID, 1, res.Wall.Seconds(), cpu)
 	for _, id := range rsyncAlso[timeID] {
 		s.recordMirror(id, 1, res.Wall.Seconds(), cpu)
+	}
+	if durableID != "" {
+		s.recordMirror(durableID, 1, (res.Wall + synced).Seconds(), cpu)
+		s.say(p, "%-9s rsync  its syncfs after the run took %.2f s", timeID, synced.Seconds())
 	}
 	if bytesID != "" {
 		s.record(bytesID, 1, float64(wire))
