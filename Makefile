@@ -46,8 +46,21 @@ fuzz:
 	  done; \
 	done
 
-bench: tools build $(BIN)/syncthing
+bench: tools build $(BIN)/syncthing $(BIN)/rsync
 	$(GO) run ./bench/cmd/bench -bin $(BIN) -out docs/BENCHMARKS.md
+
+# rsync, the mirroring anchor, pinned at the version of the figures in
+# docs/BENCHMARKS.md: Debian's package moved from 3.2.7 to 3.5.0 (slower
+# here) on 2026-12-04. Extracted from Debian's package, not installed.
+RSYNC_DEB_VERSION ?= 3.2.7-1+deb12u6
+$(BIN)/rsync: Makefile
+	@mkdir -p $(BIN) $(TOOLS)/rsync@$(RSYNC_DEB_VERSION)
+	@set -e; d=$(TOOLS)/rsync@$(RSYNC_DEB_VERSION); \
+	if [ ! -x $$d/usr/bin/rsync ]; then \
+	  echo "fetching Debian's rsync $(RSYNC_DEB_VERSION)"; \
+	  (cd $$d && apt-get download rsync=$(RSYNC_DEB_VERSION) && dpkg -x rsync_*.deb . && rm -f rsync_*.deb); \
+	fi
+	@ln -sf $(TOOLS)/rsync@$(RSYNC_DEB_VERSION)/usr/bin/rsync $(BIN)/rsync
 
 tools: $(BIN)/age $(BIN)/restic $(BIN)/minio zstd-cli chromium prometheus
 

@@ -73,7 +73,7 @@ func startRsyncd(ctx context.Context, rn *runner, dir, dst string) (*rsyncDaemon
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("rsync", "--daemon", "--no-detach", "--config", confPath)
+	cmd := exec.Command(rsyncBin, "--daemon", "--no-detach", "--config", confPath)
 	cmd.Env = rn.env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -166,7 +166,7 @@ func parseRsyncStats(out string) (rsyncStats, error) {
 // and returns what it cost and its stats.
 func rsyncPush(ctx context.Context, rn *runner, src, addr, dst string, extra ...string) (runResult, rsyncStats, error) {
 	args := append(append([]string{"-a", "--delete", "--stats"}, extra...), src+"/", fmt.Sprintf("rsync://%s/%s%s/", addr, rsyncModule, dst))
-	res, err := rn.run(ctx, nil, "rsync", args...)
+	res, err := rn.run(ctx, nil, rsyncBin, args...)
 	if err != nil {
 		return res, rsyncStats{}, err
 	}
@@ -174,9 +174,14 @@ func rsyncPush(ctx context.Context, rn *runner, src, addr, dst string, extra ...
 	return res, st, err
 }
 
+// rsyncBin is the rsync the anchor runs: <bin>/rsync if there is one (the
+// Makefile's, pinned: Debian's own moved from 3.2.7 to 3.5.0 on
+// 2026-12-04, and ran slower here), else the one on PATH.
+var rsyncBin = "rsync"
+
 // rsyncVersion is the first line of `rsync --version`.
 func rsyncVersion(ctx context.Context) string {
-	out, err := exec.CommandContext(ctx, "rsync", "--version").Output()
+	out, err := exec.CommandContext(ctx, rsyncBin, "--version").Output()
 	if err != nil {
 		return "rsync (version unknown)"
 	}
