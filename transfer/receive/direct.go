@@ -21,7 +21,12 @@ import (
 // fsync or syncfs as before (O_DIRECT leaves the file's metadata and the
 // device's cache to them). What O_DIRECT cannot write, the parts of a run
 // that do not fill an aligned block, goes through the page cache, as
-// does everything when the file system refuses O_DIRECT.
+// does everything when the file system refuses O_DIRECT. No 4 KiB block
+// is written both ways: a run writes directly only the blocks it fills,
+// and runs do not overlap, so the page cache never holds a stale copy of
+// a block written directly (the collision the kernel warns of). Nothing
+// reads a temporary file while it is being built (sources take it once
+// built).
 const (
 	directMin   = 16 << 20 // a file this large has its local runs written with O_DIRECT
 	directAlign = 4096     // what O_DIRECT needs of offsets, lengths and buffers
