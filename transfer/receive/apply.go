@@ -48,6 +48,7 @@ type action struct {
 	conflictTime time.Time   // and the time
 	tmp          string      // the temporary file or link
 	tmpAt        state.Entry // the temporary file's stat once built (see trusted.go)
+	resumed      bool        // tmp is a partial file kept from an earlier try: no O_DIRECT (see direct.go)
 	file         *os.File
 	err          error // set once the action failed
 	done         bool

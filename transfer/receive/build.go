@@ -28,7 +28,7 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		resumed := false
 		if pt := r.takePartial(a.e.Path); pt != nil {
 			if f = r.resume(pt, at); f != nil {
-				a.tmp, resumed = pt.tmp, true
+				a.tmp, resumed, a.resumed = pt.tmp, true, true
 			}
 		}
 		if f == nil {
@@ -49,7 +49,7 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		var missing []wire.Block
 		var off int64
 		var dw *directRun // see direct.go
-		if a.e.Size >= directMin {
+		if a.direct() {
 			dw = openDirect(at, a.tmp, f, a.wrote)
 			dw.report = r.Hooks.Direct
 		}

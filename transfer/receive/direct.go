@@ -26,12 +26,18 @@ import (
 // and runs do not overlap, so the page cache never holds a stale copy of
 // a block written directly (the collision the kernel warns of). Nothing
 // reads a temporary file while it is being built (sources take it once
-// built).
+// built), except a partial one kept from an earlier try, whose blocks are
+// read back to resume it: such a file is written through the page cache
+// alone, so that no read of it races a direct write.
 const (
 	directMin   = 16 << 20 // a file this large has its local runs written with O_DIRECT
 	directAlign = 4096     // what O_DIRECT needs of offsets, lengths and buffers
 	directBuf   = 4 << 20  // bytes gathered before each write
 )
+
+// direct reports whether a's temporary file has its runs written with
+// O_DIRECT: a large file, not resumed from an earlier try.
+func (a *action) direct() bool { return a.e.Size >= directMin && !a.resumed }
 
 // directBufs holds the aligned buffers of direct writers closed before.
 var directBufs = freelist.New(builders, directBuf+directAlign)

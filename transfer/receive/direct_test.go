@@ -125,3 +125,20 @@ func TestDirectRefused(t *testing.T) {
 		t.Errorf("a failed direct write: %v, want ENOSPC", err)
 	}
 }
+
+// Only a large file built anew is written with O_DIRECT: one resumed from
+// an earlier try has its blocks read back while it is written, and goes
+// through the page cache alone.
+func TestDirectOnlyLargeFilesBuiltAnew(t *testing.T) {
+	for _, c := range []struct {
+		size    int64
+		resumed bool
+		want    bool
+	}{{directMin, false, true}, {directMin - 1, false, false}, {directMin, true, false}} {
+		a := &action{resumed: c.resumed}
+		a.e.Size = c.size
+		if got := a.direct(); got != c.want {
+			t.Errorf("a file of %d bytes, resumed %v: direct %v, want %v", c.size, c.resumed, got, c.want)
+		}
+	}
+}

@@ -86,7 +86,7 @@ func (r *Receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 				}
 			}
 			write := func(a *action, data []byte, off int64) error {
-				if a.e.Size < directMin {
+				if !a.direct() {
 					_, err := a.file.WriteAt(data, off)
 					if err == nil {
 						a.wrote(len(data))
