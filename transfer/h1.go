@@ -71,7 +71,8 @@ func newHTTP1(base *tls.Config, dial func(ctx context.Context, network, addr str
 // byte or an answered ping, it pings the peer, and if the ping fails,
 // cancels the fetch with errLinkSilent. It stops when stop is called.
 func (c *client) guard(body *countReader, cancel context.CancelCauseFunc) (stop func()) {
-	done := make(chan struct{})
+	// ended by stop: the guard's wait and a ping under way
+	gctx, done := context.WithCancel(context.Background())
 	go func() {
 		t := time.NewTicker(c.probeAfter / 3)
 		defer t.Stop()
@@ -79,7 +80,7 @@ func (c *client) guard(body *countReader, cancel context.CancelCauseFunc) (stop 
 		heard := time.Now() // a byte came or a ping was answered
 		for {
 			select {
-			case <-done:
+			case <-gctx.Done():
 				return
 			case <-t.C:
 			}
@@ -90,34 +91,25 @@ func (c *client) guard(body *countReader, cancel context.CancelCauseFunc) (stop 
 			if time.Since(heard) < c.probeAfter {
 				continue
 			}
-			err := c.ping(done)
+			err := c.ping(gctx)
 			if err == nil {
 				heard = time.Now()
 				continue
 			}
-			select {
-			case <-done: // the fetch ended meanwhile
-			default:
+			if gctx.Err() == nil { // else the fetch ended meanwhile
 				cancel(fmt.Errorf("%w (%v)", errLinkSilent, err))
 			}
 			return
 		}
 	}()
-	return func() { close(done) }
+	return done
 }
 
 // ping asks the peer for GET /v1/ping over the HTTP/2 connection, within
-// c.probeTimeout or until done is closed.
-func (c *client) ping(done <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.probeTimeout)
+// c.probeTimeout or until ctx ends.
+func (c *client) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.probeTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	c.pings.Add(1)
 	resp, err := c.do(ctx, c.hc, http.MethodGet, "/v1/ping", nil, nil)
 	if err != nil {

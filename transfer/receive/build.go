@@ -48,11 +48,7 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		}
 		var missing []wire.Block
 		var off int64
-		var dw *directRun // see direct.go
-		if a.direct() {
-			dw = openDirect(at, a.tmp, f, a.wrote)
-			dw.report = r.Hooks.Direct
-		}
+		dw := r.openRun(a, at) // nil: through the page cache (see direct.go)
 		for i, id := range a.e.Content {
 			n := a.e.Lengths[i]
 			if resumed && rd.holds(f, id, n, off) {
@@ -60,7 +56,7 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 				continue // received by an earlier try
 			}
 			if data, ok := rd.read(id, n); ok {
-				if err := writeLocal(f, dw, a, data, off); err != nil {
+				if err := writeAt(a, dw, data, off); err != nil {
 					a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
 					break
 				}
@@ -130,18 +126,5 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			a.tmp = ""
 		}
 	}
-	return nil
-}
-
-// writeLocal writes a chunk found locally at off of a's temporary file f,
-// through dw if it is not nil.
-func writeLocal(f *os.File, dw *directRun, a *action, data []byte, off int64) error {
-	if dw != nil {
-		return dw.write(data, off)
-	}
-	if _, err := f.WriteAt(data, off); err != nil {
-		return err
-	}
-	a.wrote(len(data))
 	return nil
 }

@@ -39,6 +39,30 @@ const (
 // O_DIRECT: a large file, not resumed from an earlier try.
 func (a *action) direct() bool { return a.e.Size >= directMin && !a.resumed }
 
+// openRun returns the direct writer of a's temporary file (in the
+// directories at), or nil when a is not written with O_DIRECT.
+func (r *Receiver) openRun(a *action, at *atdir.Dirs) *directRun {
+	if !a.direct() {
+		return nil
+	}
+	d := openDirect(at, a.tmp, a.file, a.wrote)
+	d.report = r.Hooks.Direct
+	return d
+}
+
+// writeAt writes data at off of a's temporary file: through run if it is
+// not nil, else through the page cache.
+func writeAt(a *action, run *directRun, data []byte, off int64) error {
+	if run != nil {
+		return run.write(data, off)
+	}
+	if _, err := a.file.WriteAt(data, off); err != nil {
+		return err
+	}
+	a.wrote(len(data))
+	return nil
+}
+
 // directBufs holds the aligned buffers of direct writers closed before.
 var directBufs = freelist.New(builders, directBuf+directAlign)
 

@@ -87,18 +87,13 @@ func (r *Receiver) fetchAll(ctx context.Context, q *wire.BlockRequest, owners []
 			}
 			write := func(a *action, data []byte, off int64) error {
 				if !a.direct() {
-					_, err := a.file.WriteAt(data, off)
-					if err == nil {
-						a.wrote(len(data))
-					}
-					return err
+					return writeAt(a, nil, data, off)
 				}
 				if runOf != a {
 					endRun()
-					run, runOf = openDirect(at, a.tmp, a.file, a.wrote), a
-					run.report = r.Hooks.Direct
+					run, runOf = r.openRun(a, at), a
 				}
-				return run.write(data, off)
+				return writeAt(a, run, data, off)
 			}
 			for p := cut.next(); p != nil; p = cut.next() {
 				if allFailed(p.owners) {

@@ -268,8 +268,9 @@ func (c *config) resolve(root string) error {
 	if slices.Contains(c.backends, "minio") || slices.Contains(c.backends, "copy") {
 		need = append(need, "minio")
 	}
-	if p := filepath.Join(c.bin, "rsync"); func() bool { _, err := os.Stat(p); return err == nil }() {
-		rsyncBin = p // the Makefile's pinned anchor
+	pinned := filepath.Join(c.bin, "rsync")
+	if _, err := os.Stat(pinned); err == nil {
+		rsyncBin = pinned // the Makefile's pinned anchor
 	}
 	if slices.Contains(c.backends, "mirror") || slices.Contains(c.backends, "wan") {
 		if _, err := exec.LookPath(rsyncBin); err != nil {
