@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/freelist"
 	"github.com/syncd/syncd/transfer/receive"
 	"github.com/syncd/syncd/transfer/tlsid"
@@ -330,7 +331,7 @@ func (c *countReader) waited() int64 {
 // readBlocks reads what q asks of each block from br, size(block) bytes,
 // and calls fn with each.
 func readBlocks(br blockReader, q *wire.BlockRequest, size func(wire.Block) uint32, fn func(i, j int, data []byte, ok bool) error) error {
-	bufs := newResponseBufs(blockBufs)
+	bufs := newResponseBufs()
 	defer bufs.release()
 	for i, f := range q.Files {
 		for j, b := range f.Blocks {
@@ -352,40 +353,51 @@ func readBlocks(br blockReader, q *wire.BlockRequest, size func(wire.Block) uint
 	return nil
 }
 
-// blockBufs holds the buffers of block responses read before, up to 4 MiB
-// each (the chunker's average block is 1 MiB). Without it each response
-// grew a buffer of its own up to its largest block, about 1 GB allocated
-// over the bench's initial mirror (readN: 0.30 s of the receiver's CPU
-// profile, 0.12 s with it).
-var blockBufs = freelist.New(8, blockBufMax)
-
-// blockBufMax is the capacity of the largest buffer blockBufs keeps.
-const blockBufMax = 4 << 20
+// blockBufs holds the buffers of block responses, read or served: one
+// per response, the size of the chunker's largest block, mapped outside
+// the heap. Without a pool each response grew a buffer of its own up to
+// its largest block, about 1 GB allocated over the bench's initial
+// mirror; pooled in the heap (up to 4 MiB each, larger blocks allocated
+// apart: 82 MB), they held the receiver's heap near its memory limit, so
+// that the collector ran a cycle every ~100 ms (issue 14). Only the pages
+// a response touches take memory.
+var blockBufs = freelist.NewMapped(8, chunkstore.DefaultMaxChunk)
 
 // responseBufs are the buffers of one block response, read or served: one
-// from a pool for the blocks up to blockBufMax, and one of its own for
-// larger blocks, which would otherwise replace the pooled one and be
-// dropped by the pool at the end.
+// from blockBufs for every block it holds, and one of the heap for a
+// larger block (a peer that chunks otherwise) or when nothing could be
+// mapped.
 type responseBufs struct {
-	pool       *freelist.List
-	small, big []byte
+	mapped []byte // from blockBufs, as Get gave it; nil: none
+	small  []byte // mapped, as the reader left it
+	big    []byte
 }
 
-func newResponseBufs(pool *freelist.List) *responseBufs {
-	return &responseBufs{pool: pool, small: pool.Get()}
+func newResponseBufs() *responseBufs {
+	b, err := blockBufs.Get()
+	if err != nil {
+		return &responseBufs{}
+	}
+	return &responseBufs{mapped: b, small: b[:0]}
 }
 
 // slot returns the buffer for a block of n bytes; the caller stores the
 // buffer back into it if it grew it.
 func (rb *responseBufs) slot(n uint32) *[]byte {
-	if n > blockBufMax {
-		return &rb.big
+	if rb.mapped != nil && int(n) <= len(rb.mapped) {
+		return &rb.small
 	}
-	return &rb.small
+	return &rb.big
 }
 
-// release gives the pooled buffer back.
-func (rb *responseBufs) release() { rb.pool.Put(rb.small) }
+// release gives the mapped buffer back; no block read into it may be
+// used after.
+func (rb *responseBufs) release() {
+	if rb.mapped != nil {
+		blockBufs.Put(rb.mapped)
+		rb.mapped, rb.small = nil, nil
+	}
+}
 
 // ms rounds d to milliseconds, for logs.
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/syncd/syncd/config"
 	"github.com/syncd/syncd/crypto"
-	"github.com/syncd/syncd/internal/freelist"
 	"github.com/syncd/syncd/state"
 	"github.com/syncd/syncd/transfer/tlsid"
 	"github.com/syncd/syncd/transfer/wire"
@@ -252,7 +251,7 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		}
 		bw, end = frameWriter{fw}, fw.Close
 	}
-	bufs := newResponseBufs(serveBufs)
+	bufs := newResponseBufs()
 	defer bufs.release()
 	var sumBuf []byte
 	var h *crypto.Hasher
@@ -297,11 +296,6 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 	end()
 	n.seen(peer)
 }
-
-// serveBufs holds the read buffers of block responses served before, up
-// to blockBufMax each: a buffer for each response, grown block by block,
-// came to 367 MB allocated while the bench's initial mirror was served.
-var serveBufs = freelist.New(8, blockBufMax)
 
 // frameWriter is a wire.FrameWriter as serveBlocks writes blocks.
 type frameWriter struct{ *wire.FrameWriter }

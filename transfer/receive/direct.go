@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"syscall"
-	"unsafe"
 
 	"github.com/syncd/syncd/internal/atdir"
 	"github.com/syncd/syncd/internal/freelist"
@@ -63,8 +62,12 @@ func writeAt(a *action, run *directRun, data []byte, off int64) error {
 	return nil
 }
 
-// directBufs holds the aligned buffers of direct writers closed before.
-var directBufs = freelist.New(builders, directBuf+directAlign)
+// directBufs holds the buffers of direct writers closed before, mapped
+// outside the heap (page-aligned, as O_DIRECT needs): kept in the heap,
+// builders of them held 16 MiB of it for good after the first large
+// file, and the collector of a receiver near its memory limit ran that
+// much more often.
+var directBufs = freelist.NewMapped(builders, directBuf)
 
 // directRun writes runs of a temporary file's bytes, each given in order
 // (a run ends where a write does not follow the one before), through a
@@ -75,8 +78,7 @@ type directRun struct {
 	fd       *os.File    // the file, O_DIRECT; nil: refused, all buffered
 	buffered *os.File    // the file as the builder opened it
 	dirty    func(int)   // told of the bytes written through the page cache
-	raw      []byte      // what buf is cut from (given back to directBufs)
-	buf      []byte      // aligned, directBuf long
+	buf      []byte      // aligned, directBuf long (from directBufs)
 	base     int64       // the file offset of buf[0]
 	lo, hi   int         // buf[lo:hi] is not written yet
 	direct   int64       // bytes written with O_DIRECT
@@ -91,15 +93,13 @@ type directRun struct {
 func openDirect(at *atdir.Dirs, tmp string, f *os.File, dirty func(int)) *directRun {
 	d := &directRun{buffered: f, dirty: dirty}
 	if fd, err := at.OpenFile(tmp, os.O_WRONLY|syscall.O_DIRECT|syscall.O_NOFOLLOW, 0); err == nil {
-		d.fd = fd
-		d.pwrite = fd.WriteAt
-		d.raw = directBufs.Get()
-		if cap(d.raw) < directBuf+directAlign {
-			d.raw = make([]byte, directBuf+directAlign)
+		buf, err := directBufs.Get()
+		if err != nil {
+			fd.Close()
+			return d // no memory to map: all through the page cache
 		}
-		d.raw = d.raw[:cap(d.raw)]
-		skip := (directAlign - int(uintptr(unsafe.Pointer(&d.raw[0]))%directAlign)) % directAlign
-		d.buf = d.raw[skip : skip+directBuf]
+		d.fd, d.buf = fd, buf
+		d.pwrite = fd.WriteAt
 	}
 	return d
 }
@@ -196,9 +196,9 @@ func (d *directRun) close() error {
 	if d.report != nil && d.direct > 0 {
 		d.report(d.direct)
 	}
-	if d.raw != nil {
-		directBufs.Put(d.raw)
-		d.raw, d.buf = nil, nil
+	if d.buf != nil {
+		directBufs.Put(d.buf)
+		d.buf = nil
 	}
 	return err
 }

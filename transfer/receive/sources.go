@@ -132,17 +132,21 @@ type srcReader struct {
 	at   *atdir.Dirs // the directories of the files opened, open until done
 	open map[string]*os.File
 	h    *crypto.Hasher
-	buf  []byte
+	buf  []byte // from readBufs; nil: none could be mapped
+	big  []byte // a chunk larger than buf
 }
 
 func (s *sources) reader() *srcReader {
-	return &srcReader{s: s, at: s.f.at(), open: map[string]*os.File{}, h: crypto.NewHasher(s.f.Chunking.Key), buf: readBufs.Get()}
+	buf, _ := readBufs.Get()
+	return &srcReader{s: s, at: s.f.at(), open: map[string]*os.File{}, h: crypto.NewHasher(s.f.Chunking.Key), buf: buf}
 }
 
-// readBufs holds the buffers of readers closed before, up to 4 MiB each
-// (a reader per group of files built: 420 of them in the bench's initial
-// mirror, each growing a buffer to its largest chunk).
-var readBufs = freelist.New(builders, 4<<20)
+// readBufs holds the buffers of readers closed before, the size of the
+// chunker's largest chunk, mapped outside the heap like the block
+// buffers (see transfer's blockBufs): a reader per group of files built,
+// 420 of them in the bench's initial mirror, each grew a buffer of its
+// own to its largest chunk before there was a list.
+var readBufs = freelist.NewMapped(builders, chunkstore.DefaultMaxChunk)
 
 // read returns chunk id of length n from a local file, or false.
 // The slice is reused by the next call.
@@ -155,10 +159,15 @@ func (r *srcReader) read(id chunkstore.ID, n uint32) ([]byte, bool) {
 	if f == nil {
 		return nil, false
 	}
-	if cap(r.buf) < int(p.n) {
-		r.buf = make([]byte, p.n)
+	var b []byte
+	if int(p.n) <= len(r.buf) {
+		b = r.buf[:p.n]
+	} else {
+		if cap(r.big) < int(p.n) {
+			r.big = make([]byte, p.n)
+		}
+		b = r.big[:p.n]
 	}
-	b := r.buf[:p.n]
 	trusted := p.at.Inode != 0 && unchanged(f, p.at)
 	if _, err := f.ReadAt(b, p.off); err != nil {
 		return nil, false
@@ -204,8 +213,10 @@ func (r *srcReader) file(p place) *os.File {
 func (r *srcReader) close() {
 	r.closeFiles()
 	r.at.Close()
-	readBufs.Put(r.buf)
-	r.buf = nil
+	if r.buf != nil {
+		readBufs.Put(r.buf)
+	}
+	r.buf, r.big = nil, nil
 }
 
 // closeFiles closes the files the reader opened.
