@@ -472,6 +472,20 @@ func TestHasher(t *testing.T) {
 	if again := h.Sum(nil, []byte("other")); !bytes.Equal(again, first) {
 		t.Errorf("reused Hasher: same data gave %x then %x", first, again)
 	}
+
+	// Either implementation, on both sides of the size that picks one, the
+	// same IDs as the reference; a Hasher that moves between them too.
+	for _, n := range []int{0, 1, 1023, 1024, 1025, 8 << 10, 16<<10 - 1, 16 << 10, 16<<10 + 1, 100_000, 1<<20 + 17} {
+		d := make([]byte, n)
+		for i := range d {
+			d[i] = byte(i*13 + 5)
+		}
+		ref.Reset()
+		ref.Write(d)
+		if got, want := h.Sum(nil, d), ref.Sum(nil); !bytes.Equal(got, want) {
+			t.Errorf("Sum of %d bytes = %x, want keyed BLAKE3 %x", n, got, want)
+		}
+	}
 }
 
 func TestIndexKeyDerivedKeys(t *testing.T) {

@@ -7,7 +7,8 @@ import (
 	"io"
 
 	"filippo.io/age"
-	"github.com/zeebo/blake3"
+	zeebo "github.com/zeebo/blake3"
+	luke "lukechampine.com/blake3"
 )
 
 // ErrNoKey is matched by errors from opening an object with keys that do
@@ -100,23 +101,46 @@ func (e *Encrypter) Finish() error {
 // Hasher computes keyed chunk IDs: keyed BLAKE3 (256 bits) of the
 // plaintext under the repository's 32-byte chunk ID key. (BLAKE3 hashes
 // twice as fast as HMAC-SHA256 here, and every byte backed up is hashed.)
+// Two implementations of the same function share the work by size:
+// lukechampine.com/blake3 hashes 16 chunks of 1 KiB at once with AVX-512
+// (5.0 GB/s per core from 16 KiB up on the bench machine, against 3.4-3.6
+// for github.com/zeebo/blake3, which uses AVX2); zeebo is the faster one
+// for smaller inputs (3.2 against 2.6 GB/s at 8 KiB).
 // A Hasher is not safe for concurrent use; make one per goroutine.
-type Hasher struct{ h *blake3.Hasher }
+type Hasher struct {
+	small *zeebo.Hasher
+	large *luke.Hasher
+}
+
+// largeInput is the size from which Sum uses the AVX-512 implementation.
+const largeInput = 16 << 10
 
 // NewHasher returns a Hasher for key, which must be 32 bytes.
 func NewHasher(key []byte) *Hasher {
-	h, err := blake3.NewKeyed(key)
+	h, err := zeebo.NewKeyed(key)
 	if err != nil {
 		panic("blake3: " + err.Error()) // only for a key that is not 32 bytes
 	}
-	return &Hasher{h: h}
+	return &Hasher{small: h, large: luke.New(32, key)}
 }
 
 // Sum appends the ID of data to dst.
 func (h *Hasher) Sum(dst, data []byte) []byte {
-	h.h.Reset()
-	h.h.Write(data)
-	return h.h.Sum(dst)
+	if len(data) >= largeInput {
+		h.large.Reset()
+		// in pieces of two 16 KiB buffers: given more at once, it
+		// hashes them on goroutines of its own, one per core, and the
+		// callers already use every core
+		for len(data) > 0 {
+			n := min(len(data), 2*largeInput)
+			h.large.Write(data[:n])
+			data = data[n:]
+		}
+		return h.large.Sum(dst)
+	}
+	h.small.Reset()
+	h.small.Write(data)
+	return h.small.Sum(dst)
 }
 
 // CheckHeader reports whether identities open the age file that starts with
