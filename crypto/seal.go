@@ -109,7 +109,8 @@ func (e *Encrypter) Finish() error {
 // A Hasher is not safe for concurrent use; make one per goroutine.
 type Hasher struct {
 	small *zeebo.Hasher
-	large *luke.Hasher
+	large *luke.Hasher // made on the first large input (it holds 16 KiB)
+	key   []byte
 }
 
 // largeInput is the size from which Sum uses the AVX-512 implementation.
@@ -121,12 +122,15 @@ func NewHasher(key []byte) *Hasher {
 	if err != nil {
 		panic("blake3: " + err.Error()) // only for a key that is not 32 bytes
 	}
-	return &Hasher{small: h, large: luke.New(32, key)}
+	return &Hasher{small: h, key: bytes.Clone(key)}
 }
 
 // Sum appends the ID of data to dst.
 func (h *Hasher) Sum(dst, data []byte) []byte {
 	if len(data) >= largeInput {
+		if h.large == nil {
+			h.large = luke.New(32, h.key)
+		}
 		h.large.Reset()
 		// in pieces of two 16 KiB buffers: given more at once, it
 		// hashes them on goroutines of its own, one per core, and the
