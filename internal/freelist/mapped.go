@@ -1,29 +1,51 @@
 package freelist
 
-import "golang.org/x/sys/unix"
+import (
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/syncd/syncd/internal/clock"
+)
 
 // Mapped holds buffers of one size mapped outside the Go heap (anonymous
 // mmap), for buffers that must be page-aligned (O_DIRECT writes) and
 // that would otherwise sit in the heap between uses: a long-lived buffer
 // there counts against the daemon's soft memory limit and leaves the
 // collector less room, so it runs more often (issue 14: the receiver's
-// pooled buffers held its heap near the limit). A buffer must not be
-// used after Put: one the list has no room for is unmapped at once, and
+// pooled buffers held its heap near the limit). The pages a buffer was
+// given stay with it while it is kept, so the buffers kept are unmapped
+// once no Get has come for a while (a node that caught up with a peer
+// does not hold a transfer's memory for good). A buffer must not be used
+// after Put: it may be unmapped at once (the list is full) or later, and
 // touching it then faults. Its methods are safe for concurrent use.
 type Mapped struct {
 	ch   chan []byte
 	size int
+
+	// Idle is how long the buffers kept stay mapped after the last Get
+	// (DefaultIdle); Clock is the time source. Set them before first use.
+	Idle  time.Duration
+	Clock clock.Clock
+
+	lastGet  atomic.Int64 // UnixNano
+	watching atomic.Bool  // a release goroutine runs
 }
+
+// DefaultIdle is a Mapped list's Idle unless set.
+const DefaultIdle = time.Minute
 
 // NewMapped returns a list that keeps up to n buffers of size bytes
 // (a multiple of the page size).
 func NewMapped(n, size int) *Mapped {
-	return &Mapped{ch: make(chan []byte, n), size: size}
+	return &Mapped{ch: make(chan []byte, n), size: size, Idle: DefaultIdle, Clock: clock.System}
 }
 
 // Get returns a page-aligned buffer of the list's size, given back before
 // or newly mapped.
 func (m *Mapped) Get() ([]byte, error) {
+	m.lastGet.Store(m.Clock.Now().UnixNano())
 	select {
 	case b := <-m.ch:
 		return b, nil
@@ -41,7 +63,38 @@ func (m *Mapped) Put(b []byte) {
 	b = b[:m.size]
 	select {
 	case m.ch <- b:
+		if m.watching.CompareAndSwap(false, true) {
+			go m.release()
+		}
 	default:
 		unix.Munmap(b)
+	}
+}
+
+// Len is how many buffers the list keeps.
+func (m *Mapped) Len() int { return len(m.ch) }
+
+// release unmaps the buffers kept once Idle has passed without a Get,
+// then ends; Put starts it again.
+func (m *Mapped) release() {
+	for {
+		wait := time.Duration(m.lastGet.Load()+int64(m.Idle)) - time.Duration(m.Clock.Now().UnixNano())
+		if wait > 0 {
+			<-m.Clock.NewTimer(wait).C()
+			continue
+		}
+		for drained := false; !drained; {
+			select {
+			case b := <-m.ch:
+				unix.Munmap(b)
+			default:
+				drained = true
+			}
+		}
+		m.watching.Store(false)
+		// a Put since the drain saw the flag still set and started none
+		if len(m.ch) == 0 || !m.watching.CompareAndSwap(false, true) {
+			return
+		}
 	}
 }
