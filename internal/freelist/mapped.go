@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/syncd/syncd/internal/clock"
 )
 
 // Mapped holds buffers of one size mapped outside the Go heap (anonymous
@@ -25,9 +23,13 @@ type Mapped struct {
 	size int
 
 	// Idle is how long the buffers kept stay mapped after the last Get
-	// (DefaultIdle); Clock is the time source. Set them before first use.
+	// (DefaultIdle); Now and After are the time source (the time
+	// package's; a test's fake clock). Set them before first use. (A
+	// list is below internal/clock in the layering: chunkstore uses the
+	// package.)
 	Idle  time.Duration
-	Clock clock.Clock
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 
 	lastGet  atomic.Int64 // UnixNano
 	watching atomic.Bool  // a release goroutine runs
@@ -39,13 +41,13 @@ const DefaultIdle = time.Minute
 // NewMapped returns a list that keeps up to n buffers of size bytes
 // (a multiple of the page size).
 func NewMapped(n, size int) *Mapped {
-	return &Mapped{ch: make(chan []byte, n), size: size, Idle: DefaultIdle, Clock: clock.System}
+	return &Mapped{ch: make(chan []byte, n), size: size, Idle: DefaultIdle, Now: time.Now, After: time.After}
 }
 
 // Get returns a page-aligned buffer of the list's size, given back before
 // or newly mapped.
 func (m *Mapped) Get() ([]byte, error) {
-	m.lastGet.Store(m.Clock.Now().UnixNano())
+	m.lastGet.Store(m.Now().UnixNano())
 	select {
 	case b := <-m.ch:
 		return b, nil
@@ -78,9 +80,9 @@ func (m *Mapped) Len() int { return len(m.ch) }
 // then ends; Put starts it again.
 func (m *Mapped) release() {
 	for {
-		wait := time.Duration(m.lastGet.Load()+int64(m.Idle)) - time.Duration(m.Clock.Now().UnixNano())
+		wait := time.Duration(m.lastGet.Load()+int64(m.Idle)) - time.Duration(m.Now().UnixNano())
 		if wait > 0 {
-			<-m.Clock.NewTimer(wait).C()
+			<-m.After(wait)
 			continue
 		}
 		for drained := false; !drained; {

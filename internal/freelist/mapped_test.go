@@ -23,7 +23,8 @@ func TestMappedReleasedWhenIdle(t *testing.T) {
 	start := time.Date(2026, 12, 4, 21, 0, 0, 0, time.UTC)
 	clk := clocktest.New(start)
 	m := NewMapped(2, 64<<10)
-	m.Clock = clk
+	m.Now = clk.Now
+	m.After = func(d time.Duration) <-chan time.Time { return clk.NewTimer(d).C() }
 	get := func() []byte {
 		b, err := m.Get()
 		if err != nil {
