@@ -331,17 +331,15 @@ func (c *countReader) waited() int64 {
 // readBlocks reads what q asks of each block from br, size(block) bytes,
 // and calls fn with each.
 func readBlocks(br blockReader, q *wire.BlockRequest, size func(wire.Block) uint32, fn func(i, j int, data []byte, ok bool) error) error {
-	bufs := newResponseBufs()
-	defer bufs.release()
+	bufs := blockBufs.Lease()
+	defer bufs.Release()
 	for i, f := range q.Files {
 		for j, b := range f.Blocks {
 			n := size(b)
-			into := bufs.slot(n)
-			data, ok, err := br.Next(*into, n)
+			data, ok, err := br.Next(bufs.Buf(int(n)), n)
 			if err != nil {
 				return err
 			}
-			*into = data[:0]
 			if err := fn(i, j, data, ok); err != nil {
 				return err
 			}
@@ -354,8 +352,9 @@ func readBlocks(br blockReader, q *wire.BlockRequest, size func(wire.Block) uint
 }
 
 // blockBufs holds the buffers of block responses, read or served: one
-// per response, the size of the chunker's largest block, mapped outside
-// the heap. Without a pool each response grew a buffer of its own up to
+// lease per response, the size of the chunker's largest block, mapped
+// outside the heap (a larger block, from a peer that chunks otherwise,
+// gets a buffer of the heap). Without a pool each response grew a buffer of its own up to
 // its largest block, about 1 GB allocated over the bench's initial
 // mirror; pooled in the heap (up to 4 MiB each, larger blocks allocated
 // apart: 82 MB), they held the receiver's heap near its memory limit, so
@@ -364,42 +363,6 @@ func readBlocks(br blockReader, q *wire.BlockRequest, size func(wire.Block) uint
 // cost nothing measurable in the initial mirror and kept the receiver's
 // peak RSS 119-132 MiB instead of 140-144 MiB (118-120 MiB before).
 var blockBufs = freelist.NewMapped(4, chunkstore.DefaultMaxChunk)
-
-// responseBufs are the buffers of one block response, read or served: one
-// from blockBufs for every block it holds, and one of the heap for a
-// larger block (a peer that chunks otherwise) or when nothing could be
-// mapped.
-type responseBufs struct {
-	mapped []byte // from blockBufs, as Get gave it; nil: none
-	small  []byte // mapped, as the reader left it
-	big    []byte
-}
-
-func newResponseBufs() *responseBufs {
-	b, err := blockBufs.Get()
-	if err != nil {
-		return &responseBufs{}
-	}
-	return &responseBufs{mapped: b, small: b[:0]}
-}
-
-// slot returns the buffer for a block of n bytes; the caller stores the
-// buffer back into it if it grew it.
-func (rb *responseBufs) slot(n uint32) *[]byte {
-	if rb.mapped != nil && int(n) <= len(rb.mapped) {
-		return &rb.small
-	}
-	return &rb.big
-}
-
-// release gives the mapped buffer back; no block read into it may be
-// used after.
-func (rb *responseBufs) release() {
-	if rb.mapped != nil {
-		blockBufs.Put(rb.mapped)
-		rb.mapped, rb.small = nil, nil
-	}
-}
 
 // ms rounds d to milliseconds, for logs.
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }

@@ -251,8 +251,8 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		}
 		bw, end = frameWriter{fw}, fw.Close
 	}
-	bufs := newResponseBufs()
-	defer bufs.release()
+	bufs := blockBufs.Lease()
+	defer bufs.Release()
 	var sumBuf []byte
 	var h *crypto.Hasher
 	if sums != "" {
@@ -264,11 +264,7 @@ func (n *Node) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		for _, b := range fb.Blocks {
 			var data []byte
 			if file != nil {
-				into := bufs.slot(b.Length)
-				if cap(*into) < int(b.Length) {
-					*into = make([]byte, b.Length)
-				}
-				data = (*into)[:b.Length]
+				data = bufs.Buf(int(b.Length))
 				if _, err := file.ReadAt(data, b.Offset); err != nil {
 					data = nil
 				} else if h != nil {

@@ -73,6 +73,42 @@ func (m *Mapped) Put(b []byte) {
 	}
 }
 
+// Lease is one user's buffer from a Mapped list: Buf hands out the mapped
+// buffer for what fits in it, and a buffer of the heap, kept for the
+// lease, for more (or for everything when nothing could be mapped). It is
+// not safe for concurrent use.
+type Lease struct {
+	m            *Mapped
+	mapped, heap []byte
+}
+
+// Lease takes a buffer from the list for one user, until Release.
+func (m *Mapped) Lease() *Lease {
+	b, _ := m.Get() // nil: the heap's alone
+	return &Lease{m: m, mapped: b}
+}
+
+// Buf returns n bytes of the lease's buffer, valid until the next Buf or
+// Release.
+func (l *Lease) Buf(n int) []byte {
+	if n <= len(l.mapped) {
+		return l.mapped[:n]
+	}
+	if cap(l.heap) < n {
+		l.heap = make([]byte, n)
+	}
+	return l.heap[:n]
+}
+
+// Release gives the mapped buffer back; nothing Buf returned may be used
+// after.
+func (l *Lease) Release() {
+	if l.mapped != nil {
+		l.m.Put(l.mapped)
+	}
+	l.mapped, l.heap = nil, nil
+}
+
 // Len is how many buffers the list keeps.
 func (m *Mapped) Len() int { return len(m.ch) }
 

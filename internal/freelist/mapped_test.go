@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/syncd/syncd/internal/clock/clocktest"
 )
@@ -59,4 +60,26 @@ func TestMappedReleasedWhenIdle(t *testing.T) {
 	waitFor(t, "a new release timer", func() bool { return clk.Pending(start.Add(150 * time.Second)) })
 	clk.Advance(time.Minute)
 	waitFor(t, "the last buffer unmapped", func() bool { return m.Len() == 0 })
+}
+
+func TestLease(t *testing.T) {
+	m := NewMapped(1, 64<<10)
+	l := m.Lease()
+	small, large := l.Buf(100), l.Buf(100<<10)
+	if len(small) != 100 || len(large) != 100<<10 {
+		t.Fatalf("Buf gave %d and %d bytes, want 100 and %d", len(small), len(large), 100<<10)
+	}
+	if full := l.Buf(64 << 10); &full[0] != &small[0] || uintptr(unsafe.Pointer(&full[0]))%4096 != 0 {
+		t.Errorf("what fits the list's size came from elsewhere than the one page-aligned mapped buffer")
+	}
+	if &large[0] == &small[0] {
+		t.Errorf("more than the list's size came from its buffer")
+	}
+	l.Release()
+	if m.Len() != 1 {
+		t.Errorf("the list keeps %d buffers after Release, want 1", m.Len())
+	}
+	if again := m.Lease().Buf(1); &again[0] != &small[0] {
+		t.Errorf("the next lease did not get the buffer back")
+	}
 }

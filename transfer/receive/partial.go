@@ -70,10 +70,7 @@ func (r *Receiver) resume(pt *partial, at *atdir.Dirs) *os.File {
 
 // holds reports whether f holds chunk id of length n at off.
 func (rd *srcReader) holds(f *os.File, id chunkstore.ID, n uint32, off int64) bool {
-	if cap(rd.buf) < int(n) {
-		rd.buf = make([]byte, n)
-	}
-	b := rd.buf[:n]
+	b := rd.buf.Buf(int(n))
 	if _, err := f.ReadAt(b, off); err != nil {
 		return false
 	}

@@ -132,13 +132,11 @@ type srcReader struct {
 	at   *atdir.Dirs // the directories of the files opened, open until done
 	open map[string]*os.File
 	h    *crypto.Hasher
-	buf  []byte // from readBufs; nil: none could be mapped
-	big  []byte // a chunk larger than buf
+	buf  *freelist.Lease // from readBufs
 }
 
 func (s *sources) reader() *srcReader {
-	buf, _ := readBufs.Get()
-	return &srcReader{s: s, at: s.f.at(), open: map[string]*os.File{}, h: crypto.NewHasher(s.f.Chunking.Key), buf: buf}
+	return &srcReader{s: s, at: s.f.at(), open: map[string]*os.File{}, h: crypto.NewHasher(s.f.Chunking.Key), buf: readBufs.Lease()}
 }
 
 // readBufs holds the buffers of readers closed before, the size of the
@@ -159,15 +157,7 @@ func (r *srcReader) read(id chunkstore.ID, n uint32) ([]byte, bool) {
 	if f == nil {
 		return nil, false
 	}
-	var b []byte
-	if int(p.n) <= len(r.buf) {
-		b = r.buf[:p.n]
-	} else {
-		if cap(r.big) < int(p.n) {
-			r.big = make([]byte, p.n)
-		}
-		b = r.big[:p.n]
-	}
+	b := r.buf.Buf(int(p.n))
 	trusted := p.at.Inode != 0 && unchanged(f, p.at)
 	if _, err := f.ReadAt(b, p.off); err != nil {
 		return nil, false
@@ -213,10 +203,7 @@ func (r *srcReader) file(p place) *os.File {
 func (r *srcReader) close() {
 	r.closeFiles()
 	r.at.Close()
-	if r.buf != nil {
-		readBufs.Put(r.buf)
-	}
-	r.buf, r.big = nil, nil
+	r.buf.Release()
 }
 
 // closeFiles closes the files the reader opened.
