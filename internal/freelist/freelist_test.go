@@ -1,9 +1,6 @@
 package freelist
 
-import (
-	"testing"
-	"unsafe"
-)
+import "testing"
 
 // A buffer given back comes out of the next Get, emptied; one with no
 // capacity, one over the maximum and one past the list's length are
@@ -38,38 +35,4 @@ func TestList(t *testing.T) {
 func (l *List) putGet(b []byte) []byte {
 	l.Put(b)
 	return l.Get()
-}
-
-func TestMapped(t *testing.T) {
-	const size = 64 << 10
-	m := NewMapped(1, size)
-	a, err := m.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := m.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, buf := range [][]byte{a, b} {
-		if len(buf) != size || uintptr(unsafe.Pointer(&buf[0]))%4096 != 0 {
-			t.Fatalf("a buffer of %d bytes at %p, want %d page-aligned", len(buf), &buf[0], size)
-		}
-	}
-	a[0], b[size-1] = 1, 2 // both writable
-	m.Put(a[:10])
-	m.Put(b) // the list is full: unmapped
-	c, err := m.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if &c[0] != &a[0] || len(c) != size || c[0] != 1 {
-		t.Errorf("Get after Put gave a buffer at %p of %d bytes, want a's (%p) at full length", &c[0], len(c), &a[0])
-	}
-	defer func() {
-		if recover() == nil {
-			t.Error("a buffer of another size was taken back")
-		}
-	}()
-	m.Put(make([]byte, 10))
 }

@@ -20,19 +20,47 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// mustGet is m.Get, failing the test on an error.
+func mustGet(t *testing.T, m *Mapped) []byte {
+	t.Helper()
+	b, err := m.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestMapped(t *testing.T) {
+	const size = 64 << 10
+	m := NewMapped(1, size)
+	a, b := mustGet(t, m), mustGet(t, m)
+	for _, buf := range [][]byte{a, b} {
+		if len(buf) != size || uintptr(unsafe.Pointer(&buf[0]))%4096 != 0 {
+			t.Fatalf("a buffer of %d bytes at %p, want %d page-aligned", len(buf), &buf[0], size)
+		}
+	}
+	a[0], b[size-1] = 1, 2 // both writable
+	m.Put(a[:10])
+	m.Put(b) // the list is full: unmapped
+	c := mustGet(t, m)
+	if &c[0] != &a[0] || len(c) != size || c[0] != 1 {
+		t.Errorf("Get after Put gave a buffer at %p of %d bytes, want a's (%p) at full length", &c[0], len(c), &a[0])
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a buffer of another size was taken back")
+		}
+	}()
+	m.Put(make([]byte, 10))
+}
+
 func TestMappedReleasedWhenIdle(t *testing.T) {
 	start := time.Date(2026, 12, 4, 21, 0, 0, 0, time.UTC)
 	clk := clocktest.New(start)
 	m := NewMapped(2, 64<<10)
 	m.Now = clk.Now
 	m.After = func(d time.Duration) <-chan time.Time { return clk.NewTimer(d).C() }
-	get := func() []byte {
-		b, err := m.Get()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	get := func() []byte { return mustGet(t, m) }
 	a, b := get(), get()
 	m.Put(a)
 	m.Put(b)
