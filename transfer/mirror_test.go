@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,12 +89,33 @@ func TestMirror(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(a.dir, "big.bin"), big, 0o640); err != nil {
 		t.Fatal(err)
 	}
+	// modes the receiver's create does not give (a temporary file is
+	// made with its permission bits and owner rw, less the umask): set
+	// afterwards, through the open file
+	modes := map[string]fs.FileMode{"all.txt": 0o666, "suid": 0o755 | fs.ModeSetuid, "ro.txt": 0o444}
+	for name, mode := range modes {
+		p := filepath.Join(a.dir, name)
+		if err := os.WriteFile(p, []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
 	os.Symlink("dir/sub/x.txt", filepath.Join(a.dir, "link"))
 	os.Chmod(filepath.Join(a.dir, "dir"), 0o750)
 	old := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
 	os.Chtimes(filepath.Join(a.dir, "dir/sub/x.txt"), old, old)
 	a.index(t)
 	converge(t, a, b)
+	// on both: a wrong mode on b would be b's change, and travel back
+	for name, mode := range modes {
+		for _, n := range []*testNode{a, b} {
+			if fi, err := os.Stat(filepath.Join(n.dir, name)); err != nil || fi.Mode() != mode {
+				t.Errorf("%s on %s: %v, %v; want %v", name, n.name, fi.Mode(), err, mode)
+			}
+		}
+	}
 
 	b.write(t, "from-b", "b was here")
 	b.index(t)

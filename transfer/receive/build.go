@@ -3,8 +3,8 @@ package receive
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
-	"time"
 
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/internal/atdir"
@@ -34,7 +34,7 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		if f == nil {
 			a.tmp = ownname.TempBeside(a.e.Path)
 			var err error
-			if f, err = at.OpenFile(a.tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			if f, err = at.OpenFile(a.tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, createMode(a.e.Mode)); err != nil {
 				a.err, a.tmp = err, ""
 				continue
 			}
@@ -96,8 +96,13 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		if a.file == nil {
 			continue
 		}
+		// Through the open file, not by path: a lookup fewer for each
+		// (two for 27,000 files in the bench's initial mirror).
 		if a.err == nil {
-			a.err = a.file.Chmod(chunkstore.FileMode(a.e.Mode))
+			a.err = setModTime(a.file, a.tmp, a.e.ModTime)
+		}
+		if a.err == nil {
+			a.tmpAt, a.err = finalMode(a.file, a.e.Mode)
 		}
 		if a.err == nil && fsync {
 			a.err = a.file.Sync()
@@ -108,14 +113,6 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 			a.err = fmt.Errorf("write %s: %w", a.e.Path, err)
 		}
 		a.file = nil
-		if a.err == nil {
-			a.err = at.Chtimes(a.tmp, time.Unix(0, a.e.ModTime))
-		}
-		if a.err == nil {
-			if fi, err := at.Lstat(a.tmp); err == nil {
-				a.tmpAt = facts(state.EntryOf(fi)) // its stat vouches for it as a source
-			}
-		}
 		if a.err != nil {
 			// At once, not at the end of the batch: on a full disk the
 			// space goes to the files that follow, unless what this one
@@ -127,4 +124,34 @@ func (r *Receiver) build(ctx context.Context, files []*action, fsync bool, rd *s
 		}
 	}
 	return nil
+}
+
+// createMode is the mode a temporary file for a file of mode bits is
+// made with: its permission bits, as the umask leaves them, so that most
+// need no chmod (an inotify event and a system call fewer for each), and
+// always readable and writable by the owner, since the receiver opens it
+// again by name (O_DIRECT, a local source for later files).
+func createMode(bits uint32) fs.FileMode {
+	return chunkstore.FileMode(bits).Perm() | 0o600
+}
+
+// finalMode gives the open temporary file f the mode bits, if the umask,
+// a default ACL or a kept partial left it another, and returns its stat
+// facts, which vouch for it as a source (see trusted.go).
+func finalMode(f *os.File, bits uint32) (state.Entry, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return state.Entry{}, err
+	}
+	want := chunkstore.FileMode(bits)
+	if fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) == want {
+		return facts(state.EntryOf(fi)), nil
+	}
+	if err := f.Chmod(want); err != nil {
+		return state.Entry{}, err
+	}
+	if fi, err = f.Stat(); err != nil {
+		return state.Entry{}, nil // the mode is set; only the facts are missing
+	}
+	return facts(state.EntryOf(fi)), nil
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/syncd/syncd/chunkstore"
 	"github.com/syncd/syncd/crypto"
 	"github.com/syncd/syncd/internal/atdir"
@@ -126,17 +128,21 @@ func (s *sources) rebuild() {
 	})
 }
 
-// srcReader reads chunks from local files for one goroutine.
+// srcReader reads chunks from local files for one goroutine. It holds
+// them as bare descriptors, not os.Files: a source opened with O_NONBLOCK
+// (a FIFO must not block the open) made os.NewFile try, and fail, to add
+// it to the poller, and the site copies of the bench's initial mirror
+// open 19,000 of them.
 type srcReader struct {
 	s    *sources
-	at   *atdir.Dirs // the directories of the files opened, open until done
-	open map[string]*os.File
+	at   *atdir.Dirs    // the directories of the files opened, open until done
+	open map[string]int // descriptors by path; -1: cannot be read
 	h    *crypto.Hasher
 	buf  *freelist.Lease // from readBufs
 }
 
 func (s *sources) reader() *srcReader {
-	return &srcReader{s: s, at: s.f.at(), open: map[string]*os.File{}, h: crypto.NewHasher(s.f.Chunking.Key), buf: readBufs.Lease()}
+	return &srcReader{s: s, at: s.f.at(), open: map[string]int{}, h: crypto.NewHasher(s.f.Chunking.Key), buf: readBufs.Lease()}
 }
 
 // readBufs holds the buffers of readers closed before, the size of the
@@ -153,16 +159,16 @@ func (r *srcReader) read(id chunkstore.ID, n uint32) ([]byte, bool) {
 	if !ok || p.n != n {
 		return nil, false
 	}
-	f := r.file(p)
-	if f == nil {
+	fd := r.file(p)
+	if fd < 0 {
 		return nil, false
 	}
 	b := r.buf.Buf(int(p.n))
-	trusted := p.at.Inode != 0 && unchanged(f, p.at)
-	if _, err := f.ReadAt(b, p.off); err != nil {
+	trusted := p.at.Inode != 0 && unchanged(fd, p.at)
+	if !preadFull(fd, b, p.off) {
 		return nil, false
 	}
-	if trusted && unchanged(f, p.at) {
+	if trusted && unchanged(fd, p.at) {
 		r.s.trusted.Add(int64(p.n))
 		return b, true // the version the index lists (see trusted.go)
 	}
@@ -172,31 +178,48 @@ func (r *srcReader) read(id chunkstore.ID, n uint32) ([]byte, bool) {
 	return b, true
 }
 
-// file returns the open file of p (nil: it cannot be opened as a regular
-// file), opening it on first use.
-func (r *srcReader) file(p place) *os.File {
-	f, ok := r.open[p.path]
+// file returns the descriptor of p's file (-1: it cannot be opened as a
+// regular file), opening it on first use.
+func (r *srcReader) file(p place) int {
+	fd, ok := r.open[p.path]
 	if !ok {
 		var err error
-		f, err = r.at.OpenFile(p.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		fd, err = r.at.OpenFd(p.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil && p.alt != "" {
-			f, err = r.at.OpenFile(p.alt, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+			fd, err = r.at.OpenFd(p.alt, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		}
 		if err == nil {
-			if fi, err2 := f.Stat(); err2 != nil || !fi.Mode().IsRegular() {
-				f.Close()
-				f, err = nil, fs.ErrInvalid
+			var st unix.Stat_t
+			if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+				unix.Close(fd)
+				err = fs.ErrInvalid
 			}
 		}
 		if err != nil {
-			f = nil
+			fd = -1
 		}
 		if len(r.open) > 64 {
 			r.closeFiles()
 		}
-		r.open[p.path] = f
+		r.open[p.path] = fd
 	}
-	return f
+	return fd
+}
+
+// preadFull reads len(b) bytes of fd at off; false: an error, or the file
+// ended first.
+func preadFull(fd int, b []byte, off int64) bool {
+	for len(b) > 0 {
+		n, err := unix.Pread(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return false
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return true
 }
 
 // close closes the files and directories the reader opened.
@@ -208,9 +231,9 @@ func (r *srcReader) close() {
 
 // closeFiles closes the files the reader opened.
 func (r *srcReader) closeFiles() {
-	for k, f := range r.open {
-		if f != nil {
-			f.Close()
+	for k, fd := range r.open {
+		if fd >= 0 {
+			unix.Close(fd)
 		}
 		delete(r.open, k)
 	}
