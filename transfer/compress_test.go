@@ -314,6 +314,19 @@ func TestChooserLinkRate(t *testing.T) {
 	if !c.pick() {
 		t.Fatal("no compressed probe after a small raw response that came at 800 MB/s")
 	}
+	// nor does a compressed probe win against raw blocks that came at
+	// fastLink or more, small responses though they were: on loopback
+	// the ends share the cores, and a probe came faster by chance
+	c = newChooser(config.CompressAuto, clk, nil)
+	c.now = real.Now
+	c.observeOut(false, 1<<20, (1<<20)*time.Second/63e6, 4) // 252 MB/s
+	if !c.pick() {
+		t.Fatal("no compressed probe after the first raw response measured")
+	}
+	c.observeOut(true, 1<<20, (1<<20)*time.Second/70e6, 4) // 280 MB/s
+	if c.zstd {
+		t.Errorf("switched to compressed blocks at 280 MB/s from raw ones at 252 MB/s")
+	}
 	// a request for a few small files is no compressed probe; one of
 	// probeMin is
 	c = newChooser(config.CompressAuto, clk, nil)
