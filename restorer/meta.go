@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/syncd/syncd/internal/atdir"
 )
 
 // asRoot tells whether ownership is restored: only root may chown.
@@ -28,5 +30,8 @@ func setFileMeta(fd int, size int64, uid, gid uint32, mode uint32, mtime time.Ti
 	if err := unix.Fchmod(fd, mode&0o7777); err != nil {
 		return &os.PathError{Op: "chmod", Path: "", Err: err}
 	}
-	return futimens(fd, unix.NsecToTimespec(mtime.UnixNano()))
+	if err := atdir.Futimens(fd, mtime.UnixNano()); err != nil {
+		return &os.PathError{Op: "futimens", Path: "", Err: err}
+	}
+	return nil
 }

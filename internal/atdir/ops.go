@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -91,6 +92,22 @@ func (d *Dirs) Chtimes(rel string, t time.Time) error {
 	return d.do("chtimes", rel, func(dirfd int, name string) error {
 		return unix.UtimesNanoAt(dirfd, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
 	})
+}
+
+// Futimens sets both times of the open file fd to ns since the epoch:
+// utimensat(fd, NULL, times, 0), which x/sys does not offer by name. The
+// error is the bare errno, for the caller to name the file.
+func Futimens(fd int, ns int64) error {
+	ts := [2]unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+		if e != unix.EINTR {
+			if e == 0 {
+				return nil
+			}
+			return e
+		}
+	}
 }
 
 // Rename renames from to to, which must be in the same directory,

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -221,21 +219,4 @@ func removeDir(at *atdir.Dirs, rel string) (bool, error) {
 		return false, nil
 	}
 	return false, err
-}
-
-// setModTime sets both times of the open file f, the temporary file tmp,
-// to ns since the epoch: utimensat(2) with no path changes the file of
-// the descriptor itself, as futimens(3) does.
-func setModTime(f *os.File, tmp string, ns int64) error {
-	ts := [2]unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
-	for {
-		_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
-		switch e {
-		case 0:
-			return nil
-		case unix.EINTR:
-			continue
-		}
-		return &fs.PathError{Op: "chtimes", Path: tmp, Err: e}
-	}
 }
