@@ -101,3 +101,20 @@ func TestProcCPU(t *testing.T) {
 		t.Errorf("procCPU(-5) = %v, want -1", c)
 	}
 }
+
+func TestPageReporting(t *testing.T) {
+	dir := t.TempDir()
+	if got := pageReporting(dir); got != "" {
+		t.Errorf("no counter: %q, want nothing", got)
+	}
+	for _, v := range []string{"0\n", "x\n"} {
+		os.WriteFile(filepath.Join(dir, "reported_kib"), []byte(v), 0o644)
+		if got := pageReporting(dir); got != "" {
+			t.Errorf("counter %q: %q, want nothing", v, got)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "reported_kib"), []byte("483543452\n"), 0o644)
+	if got := pageReporting(dir); !strings.Contains(got, "free page reporting: 461.14 GiB so far") {
+		t.Errorf("counter 483543452 KiB: %q", got)
+	}
+}

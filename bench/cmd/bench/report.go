@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -64,6 +66,30 @@ func loadAvg() string {
 		return strings.Join(f[:3], " ")
 	}
 	return "unknown"
+}
+
+// pageReportingDir holds the parameters of the kernel's free page
+// reporting (a VM's guest handing free memory back to its host).
+const pageReportingDir = "/sys/module/page_reporting/parameters"
+
+// pageReporting describes, for the report header, a kernel that has
+// handed free memory back to its host, from its counter in dir: on such a
+// VM a page the host took back faults on the host when it is next used,
+// so a tool that fills new page-cache pages (rsync's receiver above all)
+// runs faster or slower with the host's state, from run to run. It is ""
+// where the kernel has no such counter or has reported nothing.
+func pageReporting(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "reported_kib"))
+	if err != nil {
+		return ""
+	}
+	kib, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || kib <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" The kernel hands free memory back to the host (free page reporting: %s so far); a page "+
+		"the host took back faults on the host when next used, so writing into new page-cache pages (rsync's "+
+		"receiver above all) is faster or slower from run to run with the host's state.", iec(kib<<10))
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.
@@ -170,8 +196,8 @@ func section(e *envInfo, s *suite) string {
 		anchor, anchorVersion = s.backend.Anchor, s.backend.AnchorVersion
 	}
 	fmt.Fprintf(&b, "<!-- bench:%s:begin -->\n## %s\n\n", name, s.backend.Title)
-	fmt.Fprintf(&b, "Measured %s on `%s`, %s, %d cores (load average at start %s, at end %s).\n",
-		e.date, e.uname, e.cpu, e.nproc, e.load, loadAvg())
+	fmt.Fprintf(&b, "Measured %s on `%s`, %s, %d cores (load average at start %s, at end %s).%s\n",
+		e.date, e.uname, e.cpu, e.nproc, e.load, loadAvg(), pageReporting(pageReportingDir))
 	fmt.Fprintf(&b, "Ours: %s (repository HEAD during the run: %s). Anchor: %s. Runner: %s.\n\n", e.ours, e.tree, anchorVersion, e.goVersion)
 	fmt.Fprintf(&b, "Data set: %s. File system: %s.\n\n", e.data, e.fs)
 	if s.backend.Procedure != "" {
