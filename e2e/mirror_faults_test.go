@@ -110,8 +110,8 @@ func (w *targetWatch) end() []string {
 }
 
 // TestMirrorKilledMidTransfer kills a node with SIGKILL in the middle of
-// the transfer of a 64 MiB file from A to B (the proxy between them is
-// blackholed once some of the file has gone through, so the kill lands
+// the transfer of a 64 MiB file from A to B (the proxy between them
+// blackholes itself once 8 MiB have gone through, so the kill lands
 // mid-transfer): first the receiver, then, in another run, the sender. At
 // no time is the file visible on B at its path unless complete, and after
 // a restart the transfer completes and no temporary file is left.
@@ -127,13 +127,16 @@ func TestMirrorKilledMidTransfer(t *testing.T) {
 			a.start()
 			b.start()
 			const size = 64 << 20
+			// The proxy stalls itself 8 MiB into the file, wherever the
+			// test is: a loaded machine may not schedule it before the
+			// rest of the file has gone through.
+			toA.BlackholeAtDown(toA.BytesDown() + 8<<20)
 			sum := randomFile(t, a.path("big/file.bin"), size, 1)
 			w := watchTarget(b.path("big/file.bin"), size, sum)
 			if !waitFor(converge, func() bool { return toA.BytesDown() > 8<<20 }) {
 				w.end()
 				t.Fatalf("the transfer did not start: %d bytes from A; log of b:\n%s", toA.BytesDown(), b.logTail())
 			}
-			toA.Blackhole()
 			if !waitFor(converge, w.temp.Load) {
 				t.Errorf("no temporary file seen on B during the transfer")
 			}

@@ -25,6 +25,10 @@ type Proxy struct {
 
 	up, down atomic.Int64 // bytes forwarded client→target, target→client
 
+	// tripDown, when above 0, is the BytesDown at which the proxy
+	// blackholes itself (BlackholeAtDown).
+	tripDown atomic.Int64
+
 	upLink, downLink wireLink // the shaped link each way (Shape)
 
 	mu     sync.Mutex
@@ -104,15 +108,36 @@ func (p *Proxy) Blackhole() {
 	p.setMode(blackhole)
 }
 
+// BlackholeAtDown arms the proxy to [Proxy.Blackhole] itself once it has
+// forwarded n bytes from the target to clients in all (BytesDown), with
+// at most one read (32 KiB) more per connection: a fault at a point of a transfer that
+// does not depend on how fast the test notices it got there. It fires
+// once; [Proxy.Heal] ends it as it ends any blackhole.
+func (p *Proxy) BlackholeAtDown(n int64) { p.tripDown.Store(n) }
+
 // Heal ends a [Proxy.Cut] or [Proxy.Blackhole]: connections are forwarded
-// again, stalled ones resume.
+// again, stalled ones resume. It disarms [Proxy.BlackholeAtDown].
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return
 	}
+	p.tripDown.Store(0)
 	p.setMode(forward)
+}
+
+// pass waits until a packet of l counted on n, a direction's counter,
+// may be delivered: first it blackholes the proxy if it is armed to at a
+// BytesDown reached, then it waits out any blackhole. It returns false if
+// l was closed meanwhile.
+func (p *Proxy) pass(l *link, n *atomic.Int64) bool {
+	if n == &p.down {
+		if t := p.tripDown.Load(); t > 0 && n.Load() >= t && p.tripDown.CompareAndSwap(t, 0) {
+			p.Blackhole()
+		}
+	}
+	return p.wait(l)
 }
 
 // setMode switches to m; p.mu is held.
@@ -286,7 +311,7 @@ func (p *Proxy) deliver(l *link, dst net.Conn, q *flightQueue, n *atomic.Int64) 
 		if !ok {
 			return
 		}
-		if !s.until(pk.arrive, l.done) || !p.wait(l) {
+		if !s.until(pk.arrive, l.done) || !p.pass(l, n) {
 			if pk.buf != nil {
 				bufPool.Put(pk.buf)
 			}
