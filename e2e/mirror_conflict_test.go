@@ -104,13 +104,17 @@ func TestMirrorLocalWriteDuringFetch(t *testing.T) {
 	waitSame(t, a, b)
 
 	before := toA.BytesDown()
+	// The proxy stalls itself 4 MiB into the new version, so the edit
+	// below lands while B's fetch is under way however the test is
+	// scheduled.
+	stall := before + 4<<20
+	toA.BlackholeAtDown(stall)
 	randomFile(t, a.path("doc.bin"), 32<<20, 4)
-	if !waitFor(converge, func() bool { return toA.BytesDown() > before+4<<20 }) {
+	if !waitFor(converge, func() bool { return toA.BytesDown() >= stall }) {
 		t.Fatalf("the transfer did not start; log of b:\n%s", b.logTail())
 	}
-	toA.Blackhole()
-	if m, _ := filepath.Glob(b.path(".syncd-*")); len(m) == 0 {
-		t.Logf("no temporary file on B: the fetch may be over already")
+	if !waitFor(converge, func() bool { m, _ := filepath.Glob(b.path(".syncd-tmp-*")); return len(m) > 0 }) {
+		t.Fatalf("no temporary file on B while the fetch is stalled; log of b:\n%s", b.logTail())
 	}
 	edit := "edited on B while it fetched A's version\n"
 	b.write("doc.bin", []byte(edit))

@@ -130,10 +130,11 @@ func TestMirrorKilledMidTransfer(t *testing.T) {
 			// The proxy stalls itself 8 MiB into the file, wherever the
 			// test is: a loaded machine may not schedule it before the
 			// rest of the file has gone through.
-			toA.BlackholeAtDown(toA.BytesDown() + 8<<20)
+			stall := toA.BytesDown() + 8<<20
+			toA.BlackholeAtDown(stall)
 			sum := randomFile(t, a.path("big/file.bin"), size, 1)
 			w := watchTarget(b.path("big/file.bin"), size, sum)
-			if !waitFor(converge, func() bool { return toA.BytesDown() > 8<<20 }) {
+			if !waitFor(converge, func() bool { return toA.BytesDown() >= stall }) {
 				w.end()
 				t.Fatalf("the transfer did not start: %d bytes from A; log of b:\n%s", toA.BytesDown(), b.logTail())
 			}
