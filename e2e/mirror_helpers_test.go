@@ -81,6 +81,21 @@ func newMNode(t *testing.T, name, mode string) *mnode {
 	return n
 }
 
+// scratchDir returns a new directory on the file system of the nodes'
+// directories (see newMNode), for a file to be renamed into a folder.
+func scratchDir(t *testing.T) string {
+	t.Helper()
+	keep := os.Getenv("SYNCD_E2E_KEEP")
+	if keep == "" {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp(keep, "scratch-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // mesh makes nodes named names in mode, each a peer of every other.
 func mesh(t *testing.T, mode string, names ...string) []*mnode {
 	t.Helper()
