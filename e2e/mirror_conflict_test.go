@@ -108,7 +108,7 @@ func TestMirrorLocalWriteDuringFetch(t *testing.T) {
 	// below lands while B's fetch is under way however the test is
 	// scheduled.
 	stall := before + 4<<20
-	toA.BlackholeAtDown(stall)
+	toA.AtDown(stall, toA.Blackhole)
 	randomFile(t, a.path("doc.bin"), 32<<20, 4)
 	if !waitFor(converge, func() bool { return toA.BytesDown() >= stall }) {
 		t.Fatalf("the transfer did not start; log of b:\n%s", b.logTail())

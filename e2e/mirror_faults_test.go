@@ -139,7 +139,7 @@ func TestMirrorKilledMidTransfer(t *testing.T) {
 			// test is: a loaded machine may not schedule it before the
 			// rest of the file has gone through.
 			stall := toA.BytesDown() + 8<<20
-			toA.BlackholeAtDown(stall)
+			toA.AtDown(stall, toA.Blackhole)
 			sum := randomFile(t, a.path("big/file.bin"), size, 1)
 			w := watchTarget(b.path("big/file.bin"), size, sum)
 			if !waitFor(converge, func() bool { return toA.BytesDown() >= stall }) {

@@ -3,6 +3,7 @@ package transfer
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,12 +42,23 @@ func TestSlowLink(t *testing.T) {
 	toA, toB := proxied(t, a, b)
 	toA.Shape(fast, delay)
 	toB.Shape(fast, delay)
+	// The link slows by the proxy's own count, a quarter of the tree in,
+	// not when the test gets to look: a loaded runner could let the
+	// whole tree through fast meanwhile.
+	type mark struct {
+		at   time.Time
+		down int64
+	}
+	var slowedAt atomic.Pointer[mark]
+	toA.AtDown(toA.BytesDown()+int64(raw/4), func() {
+		toA.Shape(slow, delay)
+		toB.Shape(slow, delay)
+		slowedAt.Store(&mark{time.Now(), toA.BytesDown()})
+	})
 	a.index(t)
 
-	eventually(t, "a quarter of the tree on the wire", func() bool { return toA.BytesDown() >= int64(raw/4) })
-	toA.Shape(slow, delay)
-	toB.Shape(slow, delay)
-	slowed, down0 := time.Now(), toA.BytesDown()
+	eventually(t, "a quarter of the tree on the wire", func() bool { return slowedAt.Load() != nil })
+	slowed, down0 := slowedAt.Load().at, slowedAt.Load().down
 	t.Logf("slowed to 1 Mbit/s after %d bytes", down0)
 
 	tick := time.NewTicker(100 * time.Millisecond)

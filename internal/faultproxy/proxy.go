@@ -25,9 +25,8 @@ type Proxy struct {
 
 	up, down atomic.Int64 // bytes forwarded client→target, target→client
 
-	// tripDown, when above 0, is the BytesDown at which the proxy
-	// blackholes itself (BlackholeAtDown).
-	tripDown atomic.Int64
+	// atDown is what to do at a BytesDown (AtDown); nil: nothing.
+	atDown atomic.Pointer[trigger]
 
 	upLink, downLink wireLink // the shaped link each way (Shape)
 
@@ -108,33 +107,40 @@ func (p *Proxy) Blackhole() {
 	p.setMode(blackhole)
 }
 
-// BlackholeAtDown arms the proxy to [Proxy.Blackhole] itself once it has
-// forwarded n bytes from the target to clients in all (BytesDown), with
-// at most one read (32 KiB) more per connection: a fault at a point of a transfer that
-// does not depend on how fast the test notices it got there. It fires
-// once; [Proxy.Heal] ends it as it ends any blackhole.
-func (p *Proxy) BlackholeAtDown(n int64) { p.tripDown.Store(n) }
+// AtDown arms the proxy to call f once it has forwarded n bytes from the
+// target to clients in all (BytesDown), with at most one read (32 KiB)
+// more per connection: a fault at a point of a transfer that does not
+// depend on how soon the test notices it got there. f runs once, on the
+// proxy's goroutine about to forward the next bytes down, before they
+// go: a [Proxy.Blackhole] it calls holds them, a [Proxy.Shape] paces
+// what is read next. Arming again replaces what was armed.
+func (p *Proxy) AtDown(n int64, f func()) { p.atDown.Store(&trigger{at: n, f: f}) }
+
+// trigger is what AtDown armed.
+type trigger struct {
+	at int64
+	f  func()
+}
 
 // Heal ends a [Proxy.Cut] or [Proxy.Blackhole]: connections are forwarded
-// again, stalled ones resume. It disarms [Proxy.BlackholeAtDown].
+// again, stalled ones resume.
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return
 	}
-	p.tripDown.Store(0)
 	p.setMode(forward)
 }
 
 // pass waits until a packet of l counted on n, a direction's counter,
-// may be delivered: first it blackholes the proxy if it is armed to at a
-// BytesDown reached, then it waits out any blackhole. It returns false if
-// l was closed meanwhile.
+// may be delivered: first it runs what AtDown armed if the BytesDown it
+// waits for is reached, then it waits out any blackhole. It returns false
+// if l was closed meanwhile.
 func (p *Proxy) pass(l *link, n *atomic.Int64) bool {
 	if n == &p.down {
-		if t := p.tripDown.Load(); t > 0 && n.Load() >= t && p.tripDown.CompareAndSwap(t, 0) {
-			p.Blackhole()
+		if tr := p.atDown.Load(); tr != nil && n.Load() >= tr.at && p.atDown.CompareAndSwap(tr, nil) {
+			tr.f()
 		}
 	}
 	return p.wait(l)

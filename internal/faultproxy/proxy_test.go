@@ -179,7 +179,7 @@ func TestBlackhole(t *testing.T) {
 	}
 }
 
-// A proxy armed with BlackholeAtDown stalls the stream itself at the
+// A proxy armed with AtDown to blackhole stalls the stream itself at the
 // count it was given, however fast the stream runs, and Heal lets the
 // rest through.
 func TestBlackholeAtDown(t *testing.T) {
@@ -187,7 +187,7 @@ func TestBlackholeAtDown(t *testing.T) {
 	p := newProxy(t, e.ln.Addr().String())
 	c := dial(t, p)
 	const at = 256 << 10
-	p.BlackholeAtDown(at)
+	p.AtDown(at, p.Blackhole)
 	msg := make([]byte, 4<<20)
 	rand.Read(msg)
 	go c.Write(msg)
@@ -197,7 +197,7 @@ func TestBlackholeAtDown(t *testing.T) {
 		io.ReadFull(c, b)
 		got <- b
 	}()
-	eventually(func() bool { return p.tripDown.Load() == 0 && p.held.Load() > 0 })
+	eventually(func() bool { return p.atDown.Load() == nil && p.held.Load() > 0 })
 	// One connection: the delivery that tripped is the one held, so the
 	// count is final until Heal.
 	if down := p.BytesDown(); down < at || down > at+chunkMax {
