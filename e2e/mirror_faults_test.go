@@ -29,7 +29,7 @@ func randomFile(t *testing.T, p string, size int, seed uint64) string {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tmp := filepath.Join(scratchDir(t), filepath.Base(p))
+	tmp := filepath.Join(keptDir(t, "scratch-"), filepath.Base(p)) // on the nodes' file system
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		t.Fatal(err)
 	}

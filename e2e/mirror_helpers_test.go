@@ -63,13 +63,7 @@ type mpeer struct {
 // identity (syncd id); the configuration is written by setPeers.
 func newMNode(t *testing.T, name, mode string) *mnode {
 	t.Helper()
-	dir := t.TempDir()
-	if keep := os.Getenv("SYNCD_E2E_KEEP"); keep != "" { // to look at a failure's nodes afterwards
-		var err error
-		if dir, err = os.MkdirTemp(keep, t.Name()+"-"+name+"-"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := keptDir(t, t.Name()+"-"+name+"-")
 	n := &mnode{t: t, name: name, dir: dir, cfg: filepath.Join(dir, "syncd.yaml"), state: filepath.Join(dir, "state"),
 		folder: filepath.Join(dir, "data"), listen: miniotest.FreeAddr(t), http: miniotest.FreeAddr(t), mode: mode,
 		logf: filepath.Join(dir, "syncd.log")}
@@ -81,15 +75,16 @@ func newMNode(t *testing.T, name, mode string) *mnode {
 	return n
 }
 
-// scratchDir returns a new directory on the file system of the nodes'
-// directories (see newMNode), for a file to be renamed into a folder.
-func scratchDir(t *testing.T) string {
+// keptDir returns a new directory for a test: its own temporary one, or,
+// with SYNCD_E2E_KEEP set, one named pattern (as os.MkdirTemp) in that
+// directory, kept to look at a failure's nodes afterwards.
+func keptDir(t *testing.T, pattern string) string {
 	t.Helper()
 	keep := os.Getenv("SYNCD_E2E_KEEP")
 	if keep == "" {
 		return t.TempDir()
 	}
-	dir, err := os.MkdirTemp(keep, "scratch-")
+	dir, err := os.MkdirTemp(keep, pattern)
 	if err != nil {
 		t.Fatal(err)
 	}
