@@ -36,3 +36,28 @@ func TestAddr(t *testing.T) {
 		l.Close()
 	}
 }
+
+// A port once given is not given again, even when nothing listens on it
+// (its process has not bound it yet, or has stopped for a while): every
+// port of a small range comes once, then the kernel's.
+func TestAddrNotGivenTwice(t *testing.T) {
+	const from, n = 20000, 20
+	seen := map[string]bool{}
+	for range n {
+		a, err := addr(from, from+n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[a] {
+			t.Fatalf("%s given twice", a)
+		}
+		seen[a] = true
+	}
+	a, err := addr(from, from+n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, port, _ := net.SplitHostPort(a); seen[a] || port == "" {
+		t.Errorf("with every port of the range given: %s, want one the kernel picks", a)
+	}
+}
